@@ -1,0 +1,6 @@
+"""Protocol adapters (IMAP, Microsoft Graph, SMTP, identity platform), shipped as ``wicbox_bridge.adapters``.
+
+Each adapter implements one contract of :mod:`wicbox_bridge.adapters.base` and translates its
+library's errors into :mod:`wicbox_bridge.errors`. Only the CLI builds adapters from configuration;
+the core receives them ready-made.
+"""

@@ -1,0 +1,110 @@
+"""The small contracts between the core and the protocol adapters.
+
+The core (filing, runs, the outbox) depends only on these protocols; the CLI builds concrete
+adapters from the validated settings and injects them. Keep them small: a new protocol is a new
+adapter, not a new method here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from wicbox_bridge.secret import Secret
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """An OAuth2 access token as the token layer hands it out.
+
+    ``claims`` are the decoded, non-secret claims that diagnostics show (aud, scp/roles, upn/appid,
+    tid, exp); ``from_cache`` tells whether the identity platform was asked.
+    """
+
+    value: Secret
+    expires_at: float
+    from_cache: bool
+    claims: dict[str, object]
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """The token seam, in the style of aiosmtplib's ``oauth_token_generator``.
+
+    Calling it returns a valid access token for one account and one protocol. ``force_refresh``
+    skips the cached access token (used after a server said the token expired or was revoked).
+    Raises :class:`wicbox_bridge.errors.AuthenticationError` or ``ConnectionFailure``.
+    """
+
+    def __call__(self, *, force_refresh: bool = False) -> AccessToken: ...
+
+
+@dataclass(frozen=True)
+class MailRef:
+    """One mail as listed on the server, before its bytes are fetched.
+
+    ``key`` is the server's stable identity within ``folder``: an IMAP UID (as text) under
+    ``validity`` (UIDVALIDITY), or a Graph immutable id (``validity`` empty).
+    """
+
+    mailbox: str
+    folder: str
+    validity: str
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    """A mail's exact bytes as received from the server."""
+
+    ref: MailRef
+    raw: bytes
+    received_at: float | None
+
+
+class MailboxSession(Protocol):
+    """An open, authenticated connection to one mailbox folder."""
+
+    def list_pending(self, limit: int) -> list[MailRef]:
+        """The oldest ``limit`` mails still in the source folder, oldest first."""
+        ...
+
+    def fetch(self, refs: list[MailRef]) -> list[FetchedMail]:
+        """The exact bytes of ``refs``, in the same order, without marking them read."""
+        ...
+
+    def acknowledge(self, ref: MailRef) -> None:
+        """Apply the configured after-process action (move, delete or mark seen) to a filed mail."""
+        ...
+
+    def quarantine(self, ref: MailRef, reason: str) -> None:
+        """Move a mail that could not be filed to the failed folder; never deletes it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MailboxAdapter(Protocol):
+    """Opens mailbox sessions for one protocol (IMAP or Graph)."""
+
+    protocol: str
+
+    def open(self, mailbox: str, tokens: TokenProvider | None) -> MailboxSession:
+        """Log in to ``mailbox`` with a token from ``tokens`` (None means Basic authentication)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the server answered to a submission."""
+
+    message_id: str
+    accepted: tuple[str, ...]
+    server_reply: str
+
+
+class Sender(Protocol):
+    """Submits one complete RFC 5322 message."""
+
+    def send(self, raw: bytes, sender: str, recipients: list[str]) -> SendResult: ...

@@ -1,0 +1,1 @@
+"""Test-bed fixtures: dovecot (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Test-bed fixtures: idp (filled in by its owner)."""

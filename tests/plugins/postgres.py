@@ -1,0 +1,1 @@
+"""Test-bed fixtures: postgres (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Test-bed fixtures: smtp (filled in by its owner)."""
