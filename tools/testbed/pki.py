@@ -82,13 +82,15 @@ def _ca_certificate(key: rsa.RSAPrivateKey, now: dt.datetime) -> x509.Certificat
 
 
 def _server_certificate(
-    key: rsa.RSAPrivateKey, ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, now: dt.datetime
+    key: rsa.RSAPrivateKey,
+    ca_key: rsa.RSAPrivateKey,
+    ca_cert: x509.Certificate,
+    now: dt.datetime,
+    extra_ips: tuple[str, ...],
 ) -> x509.Certificate:
-    names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
+    addresses = ("127.0.0.1", "::1", *extra_ips)
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    names += [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
     return (
         x509.CertificateBuilder()
         .subject_name(_name("localhost"))
@@ -107,14 +109,17 @@ def _server_certificate(
     )
 
 
-def create_loopback_pki(directory: Path) -> LoopbackPki:
-    """Generate a CA, a loopback server certificate and a token-signing key under ``directory``."""
+def create_loopback_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> LoopbackPki:
+    """Generate a CA, a loopback server certificate and a token-signing key under ``directory``.
+
+    The server certificate names ``localhost``, ``127.0.0.1``, ``::1`` and ``extra_ips``.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = _new_key()
     ca_cert = _ca_certificate(ca_key, now)
     server_key = _new_key()
-    server_cert = _server_certificate(server_key, ca_key, ca_cert, now)
+    server_cert = _server_certificate(server_key, ca_key, ca_cert, now, extra_ips)
     signing_key = _new_key()
     public_pem = signing_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
