@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from wicbox_bridge.errors import BridgeError
+
 
 class CheckStatus(str, Enum):
     OK = "OK"
@@ -15,12 +17,17 @@ class CheckStatus(str, Enum):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One diagnostic: what was checked, how it went, details, and the fix when it failed."""
+    """One diagnostic: what was checked, how it went, details, and the fix when it failed.
+
+    ``exit_code`` is what ``wicbox check`` returns when this is the first failing check (the
+    documented codes: 2 configuration, 3 authentication, 4 connection, 1 otherwise).
+    """
 
     name: str
     status: CheckStatus
     detail: str
     fix: str | None = None
+    exit_code: int = 1
 
     @property
     def passed(self) -> bool:
@@ -31,3 +38,16 @@ class CheckResult:
         if self.fix and self.status is not CheckStatus.OK:
             line += f"\n       fix: {self.fix}"
         return line
+
+
+def failed(name: str, error: BridgeError) -> CheckResult:
+    """A FAIL result from one of the project's errors: its message, fix and exit code."""
+    return CheckResult(name, CheckStatus.FAIL, error.message, error.fix, int(error.exit_code))
+
+
+def overall_exit_code(results: list[CheckResult]) -> int:
+    """0 when every check passed, else the exit code of the first failure."""
+    for result in results:
+        if not result.passed:
+            return result.exit_code
+    return 0

@@ -1,0 +1,67 @@
+"""Secrets never reach log output, by value or by shape."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from wicbox_bridge.redact import Redactor, RedactingFilter, mask_tokens
+from wicbox_bridge.secret import MASK, Secret, mask
+
+JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2lnbmF0dXJlLWJ5dGVz"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"token {JWT} end", "token ********** end".replace("**********", MASK)),
+        ("Authorization: Bearer abcdefgh12345678", f"Authorization: Bearer {MASK}"),
+        ("user=a@b\x01auth=Bearer abcdefgh12345678\x01\x01", f"user=a@b\x01auth=Bearer {MASK}\x01\x01"),
+        ("AUTHENTICATE XOAUTH2 dXNlcj1hQGIBYXV0aD1CZWFyZXI=", f"AUTHENTICATE XOAUTH2 {MASK}"),
+        ("client_secret=s3cr3t-value&scope=x", f"client_secret={MASK}&scope=x"),
+        ('{"refresh_token": "0.AAAA-bbb"}', f'{{"refresh_token": "{MASK}"}}'),
+        ("password=hunter22 user=x", f"password={MASK} user=x"),
+        ("nothing secret here", "nothing secret here"),
+    ],
+)
+def test_mask_tokens_by_shape(text: str, kept: str) -> None:
+    assert mask_tokens(text) == kept
+
+
+def test_registered_values_are_masked_longest_first() -> None:
+    redactor = Redactor()
+    redactor.register([Secret("Zomer2026!"), "Zomer2026!-extra", None, "abc"])
+    assert redactor.redact("a Zomer2026!-extra b Zomer2026! c abc") == f"a {MASK} b {MASK} c abc"
+
+
+def test_filter_masks_message_args_and_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    redactor = Redactor()
+    redactor.register([Secret("Wachtwoord-42")])
+    logger = logging.getLogger("wicbox.test.redact")
+    handler = caplog.handler
+    handler.addFilter(RedactingFilter(redactor))
+    try:
+        with caplog.at_level(logging.INFO, logger="wicbox.test.redact"):
+            logger.info("login with %s and %s", "Wachtwoord-42", JWT)
+            try:
+                raise ValueError("bad password Wachtwoord-42")
+            except ValueError:
+                logger.exception("failed")
+    finally:
+        handler.removeFilter(handler.filters[-1])
+    assert "Wachtwoord-42" not in caplog.text
+    assert JWT not in caplog.text
+    assert caplog.text.count(MASK) >= 3
+
+
+def test_secret_never_shows_its_value() -> None:
+    secret = Secret("Geheim-123")
+    for shown in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret):
+        assert "Geheim-123" not in shown
+    assert secret.reveal() == "Geheim-123"
+    assert secret == Secret("Geheim-123")
+    assert secret != Secret("other")
+    assert mask("x") == MASK
+    assert mask(None) == ""
+    assert not Secret("")

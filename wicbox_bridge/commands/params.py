@@ -1,0 +1,135 @@
+"""``wicbox params list|get|set|migrate``: the WICMan parameters, with secrets shown masked."""
+
+from __future__ import annotations
+
+import click
+
+from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.params import PARAMETER_SPECS, find_spec, is_secret_parameter, validate_value
+from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.secret import mask
+from wicbox_bridge.store.parameters import get_parameter, read_parameters, set_parameter
+from wicbox_bridge.store.schema import require_schema
+from wicbox_bridge.store.wicman_migration import migrate_parameters
+
+
+@click.group("params")
+def params_group() -> None:
+    """Show and change the WICMan parameters that wicbox-bridge reads."""
+
+
+def _shown(name: str, value: str | None) -> str:
+    if is_secret_parameter(name):
+        return mask(value)
+    return "" if value is None else value
+
+
+@params_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also list every known parameter that is not set.")
+@pass_runtime
+def params_list(runtime: Runtime, show_all: bool) -> int:
+    """List the parameters in the database (secrets masked), marking legacy and unknown names."""
+    store = runtime.open_store()
+    try:
+        require_schema(store)
+        stored = read_parameters(store)
+    finally:
+        store.close()
+    relevant = {name: value for name, value in stored.items() if _is_wicbox_name(name)}
+    rows = [(name, _shown(name, value), _note(name)) for name, value in sorted(relevant.items())]
+    if show_all:
+        present = {name.upper() for name in relevant}
+        rows += [
+            (spec.name, "", f"not set (default: {spec.default or 'none'})")
+            for spec in PARAMETER_SPECS
+            if spec.name.upper() not in present
+        ]
+    width = max((len(name) for name, _, _ in rows), default=10)
+    for name, value, note in rows:
+        click.echo(f"{name:<{width}}  {value}{'  # ' + note if note else ''}")
+    return 0
+
+
+def _is_wicbox_name(name: str) -> bool:
+    upper = name.upper()
+    return upper.startswith("WICBOX") or upper == "ACCOUNTMODE"
+
+
+def _note(name: str) -> str:
+    spec = find_spec(name)
+    if spec is None:
+        return "unknown to wicbox-bridge"
+    if spec.legacy:
+        return "legacy"
+    return ""
+
+
+@params_group.command("get")
+@click.argument("name")
+@pass_runtime
+def params_get(runtime: Runtime, name: str) -> int:
+    """Print one parameter's value (a secret is shown masked); exit 1 when it is not set."""
+    store = runtime.open_store()
+    try:
+        require_schema(store)
+        found = get_parameter(store, name)
+    finally:
+        store.close()
+    if found is None:
+        click.echo(f"{name} is not set.", err=True)
+        return 1
+    stored_name, value = found
+    click.echo(f"{stored_name} = {_shown(stored_name, value)}")
+    return 0
+
+
+@params_group.command("set")
+@click.argument("name")
+@click.argument("value", required=False)
+@click.option(
+    "--prompt",
+    "prompt_value",
+    is_flag=True,
+    help="Ask for the value without echoing it (use this for passwords and secrets).",
+)
+@click.option("--clear", is_flag=True, help="Set the parameter to empty (NULL).")
+@pass_runtime
+def params_set(runtime: Runtime, name: str, value: str | None, prompt_value: bool, clear: bool) -> int:
+    """Set a parameter (matched case-insensitively; created when missing)."""
+    given = sum([value is not None, prompt_value, clear])
+    if given != 1:
+        raise click.UsageError("give exactly one of: VALUE, --prompt or --clear")
+    if prompt_value:
+        value = click.prompt(name, hide_input=True, confirmation_prompt=True)
+    if value is not None:
+        value = value.strip()
+        if is_secret_parameter(name):
+            runtime.redactor.register([value])
+        validate_value(name, value)
+    if find_spec(name) is None:
+        click.echo(f"warning: {name} is not a parameter wicbox-bridge reads (typo?).", err=True)
+    store = runtime.open_store()
+    try:
+        require_schema(store)
+        stored_name = set_parameter(store, name, value or None)
+    finally:
+        store.close()
+    click.echo(f"{stored_name} = {_shown(stored_name, value)}")
+    return 0
+
+
+@params_group.command("migrate")
+@pass_runtime
+def params_migrate(runtime: Runtime) -> int:
+    """Add the WICBOX_MAILCLIENT_* parameters and rename ACCOUNTMODE to WICBOXACCOUNTMODE (safe twice)."""
+    store = runtime.open_store()
+    try:
+        require_schema(store)
+        report = migrate_parameters(store)
+    finally:
+        store.close()
+    for line in report.lines():
+        click.echo(line)
+    return 0
+
+

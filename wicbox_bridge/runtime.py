@@ -1,0 +1,77 @@
+"""What one ``wicbox`` invocation works with: where the configuration is, and loading it once.
+
+The CLI builds a :class:`Runtime` from its options and the process environment; commands ask it for
+the global configuration, the database and the validated WICMan parameters. Nothing here is global:
+tests build their own runtimes with their own environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from wicbox_bridge.config import ConfigLocation, GlobalConfig, load_global_config, locate_config
+from wicbox_bridge.config import embedded_default_config
+from wicbox_bridge.params import ParsedParameters, parse_parameters
+from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.redact import Redactor
+from wicbox_bridge.store import Store, open_store
+from wicbox_bridge.store.parameters import read_parameters
+from wicbox_bridge.store.schema import require_schema
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The inputs of one command line: the --config option, the environment, where it runs."""
+
+    config_option: Path | None
+    env: Mapping[str, str]
+    cwd: Path
+    executable_dir: Path
+
+    @classmethod
+    def from_process(cls, config_option: Path | None, env: Mapping[str, str]) -> Invocation:
+        return cls(
+            config_option=config_option,
+            env=env,
+            cwd=Path.cwd(),
+            executable_dir=Path(sys.argv[0]).resolve().parent,
+        )
+
+
+class Runtime:
+    """Loads the configuration on first use and remembers it for the rest of the command."""
+
+    def __init__(self, invocation: Invocation, redactor: Redactor) -> None:
+        self.invocation = invocation
+        self.redactor = redactor
+
+    @functools.cached_property
+    def location(self) -> ConfigLocation:
+        inv = self.invocation
+        return locate_config(inv.config_option, inv.env, inv.cwd, inv.executable_dir)
+
+    @functools.cached_property
+    def config(self) -> GlobalConfig:
+        if self.location.path is None:
+            return embedded_default_config(env=self.invocation.env)
+        return load_global_config(self.location.path, env=self.invocation.env)
+
+    @property
+    def state_dir(self) -> Path:
+        return state_dir_for(self.location.path, env=self.invocation.env)
+
+    def open_store(self) -> Store:
+        return open_store(self.config.database)
+
+    def load_parameters(self, store: Store) -> ParsedParameters:
+        """Reads and validates the WICMan parameters; registers their secrets for redaction."""
+        require_schema(store)
+        raw = read_parameters(store)
+        parsed = parse_parameters(raw)
+        params = parsed.parameters
+        self.redactor.register([params.password, params.client_secret])
+        return parsed
