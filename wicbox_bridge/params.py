@@ -7,10 +7,17 @@ or raises :class:`~wicbox_bridge.errors.ParameterError` naming the parameter and
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 
 
@@ -87,3 +94,784 @@ class Parameters:
     def permission_type(self) -> PermissionType:
         """A client secret means application permissions; none means delegated."""
         return PermissionType.APPLICATION if self.client_secret else PermissionType.DELEGATED
+
+
+@dataclass(frozen=True)
+class ParsedParameters:
+    """The validated parameters and what an administrator should still look at (never secrets)."""
+
+    parameters: Parameters
+    warnings: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- names and registry
+
+SCOPE = "WICBOX_MAILCLIENT_SCOPE"
+CLIENT_ID = "WICBOX_MAILCLIENT_CLIENTID"
+CLIENT_SECRET = "WICBOX_MAILCLIENT_CLIENTSECRET"  # noqa: S105 - a parameter name
+TENANT_ID = "WICBOX_MAILCLIENT_TENANTID"
+USERNAME = "WICBOX_MAILCLIENT_USERNAME"
+PASSWORD = "WICBOX_MAILCLIENT_PASSWORD"  # noqa: S105 - a parameter name
+LEGACY_USERNAME = "WICBOXUsername"
+LEGACY_PASSWORD = "WICBOXPassword"  # noqa: S105 - a parameter name
+ACCOUNT_MODE = "WICBOXACCOUNTMODE"
+LEGACY_ACCOUNT_MODE = "ACCOUNTMODE"
+METHOD = "WICBOXMethod"
+PROTOCOL = "WICBOX_MAILCLIENT_PROTOCOL"
+AUTHORITY_HOST = "WICBOX_MAILCLIENT_AUTHORITYHOST"
+IMAP_HOST = "WICBOX_MAILCLIENT_IMAPHOST"
+IMAP_TLS = "WICBOX_MAILCLIENT_IMAPTLS"
+SMTP_HOST = "WICBOX_MAILCLIENT_SMTPHOST"
+SMTP_TLS = "WICBOX_MAILCLIENT_SMTPTLS"
+GRAPH_URL = "WICBOX_MAILCLIENT_GRAPHURL"
+CA_BUNDLE = "WICBOX_MAILCLIENT_CABUNDLE"
+FOLDER = "WICBOX_MAILCLIENT_FOLDER"
+AFTER_PROCESS = "WICBOX_MAILCLIENT_AFTERPROCESS"
+PROCESSED_FOLDER = "WICBOX_MAILCLIENT_PROCESSEDFOLDER"
+FAILED_FOLDER = "WICBOX_MAILCLIENT_FAILEDFOLDER"
+WORKERS = "WICBOX_MAILCLIENT_WORKERS"
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_IMAP_HOST = "outlook.office365.com:993"
+DEFAULT_SMTP_HOST = "smtp.office365.com:587"
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
+DEFAULT_FOLDER = "INBOX"
+DEFAULT_PROCESSED_FOLDER = "WICBOX/Processed"
+DEFAULT_FAILED_FOLDER = "WICBOX/Failed"
+DEFAULT_WORKERS = 4
+MAX_WORKERS = 16
+
+AZURE_APP_PAGE = (
+    "Azure portal > Microsoft Entra ID (Azure Active Directory) > App registrations > "
+    "the WICBox app > Overview"
+)
+MIGRATE_HINT = "run `wicbox params migrate`"
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One WICMan parameter wicbox-bridge knows, for `wicbox params list/set` and the documentation."""
+
+    name: str
+    description: str
+    default: str | None
+    example: str
+    secret: bool = False
+    legacy: bool = False
+    choices: tuple[str, ...] = ()
+
+
+PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        SCOPE,
+        "Permissions to request, e.g. the Graph permission from the vendor's guide",
+        None,
+        "Mail.ReadWrite",
+    ),
+    ParameterSpec(
+        CLIENT_ID,
+        "Application (client) ID of the WICBox app registration (a GUID)",
+        None,
+        "0b6e3f4c-1a2d-4e5f-8a9b-0c1d2e3f4a5b",
+    ),
+    ParameterSpec(
+        CLIENT_SECRET,
+        "Client secret value; set = application permissions, empty = delegated",
+        None,
+        "(the secret's Value column)",
+        secret=True,
+    ),
+    ParameterSpec(
+        TENANT_ID,
+        "Directory (tenant) ID (a GUID) or a verified domain of the tenant",
+        None,
+        "5f1c7d2e-8b4a-4c3e-9a6f-2d7e1b0c9a41",
+    ),
+    ParameterSpec(USERNAME, "The global WICBOX mailbox (e-mail address / UPN)", None, "wicbox@klant.example"),
+    ParameterSpec(
+        PASSWORD, "Password of the global mailbox (delegated permissions only)", None, "", secret=True
+    ),
+    ParameterSpec(
+        ACCOUNT_MODE,
+        "Which mailboxes are read: SINGLE, MULTIPLE or MIX",
+        "SINGLE",
+        "SINGLE",
+        choices=("SINGLE", "MULTIPLE", "MIX"),
+    ),
+    ParameterSpec(
+        METHOD,
+        "How to log in to the mail server: OAuth2 or Basic",
+        "OAuth2",
+        "OAuth2",
+        choices=("OAuth2", "Basic"),
+    ),
+    ParameterSpec(
+        PROTOCOL, "How mail is read: AUTO, IMAP or GRAPH", "AUTO", "AUTO", choices=("AUTO", "IMAP", "GRAPH")
+    ),
+    ParameterSpec(
+        AUTHORITY_HOST,
+        "Identity platform address (https://, no path)",
+        DEFAULT_AUTHORITY_HOST,
+        DEFAULT_AUTHORITY_HOST,
+    ),
+    ParameterSpec(
+        IMAP_HOST,
+        "IMAP server as host[:port]; 993 implicit TLS, 143 STARTTLS",
+        DEFAULT_IMAP_HOST,
+        DEFAULT_IMAP_HOST,
+    ),
+    ParameterSpec(
+        IMAP_TLS,
+        "TLS mode for an IMAP port other than 993/143: IMPLICIT or STARTTLS",
+        "IMPLICIT",
+        "IMPLICIT",
+        choices=("IMPLICIT", "STARTTLS"),
+    ),
+    ParameterSpec(
+        SMTP_HOST,
+        "SMTP submission server as host[:port]; 587/25 STARTTLS, 465 implicit TLS",
+        DEFAULT_SMTP_HOST,
+        DEFAULT_SMTP_HOST,
+    ),
+    ParameterSpec(
+        SMTP_TLS,
+        "TLS mode for an SMTP port other than 587/25/465: IMPLICIT or STARTTLS",
+        "STARTTLS",
+        "STARTTLS",
+        choices=("IMPLICIT", "STARTTLS"),
+    ),
+    ParameterSpec(
+        GRAPH_URL, "Microsoft Graph address (https://, no path)", DEFAULT_GRAPH_URL, DEFAULT_GRAPH_URL
+    ),
+    ParameterSpec(
+        CA_BUNDLE,
+        "PEM file of extra CA certificates (corporate TLS inspection)",
+        None,
+        r"C:\WIC\certs\proxy-ca.pem",
+    ),
+    ParameterSpec(FOLDER, "Folder mail is read from", DEFAULT_FOLDER, DEFAULT_FOLDER),
+    ParameterSpec(
+        AFTER_PROCESS,
+        "What happens to a filed mail: MOVE, DELETE or SEEN",
+        "MOVE",
+        "MOVE",
+        choices=("MOVE", "DELETE", "SEEN"),
+    ),
+    ParameterSpec(
+        PROCESSED_FOLDER,
+        "Folder filed mails are moved to (AFTERPROCESS=MOVE)",
+        DEFAULT_PROCESSED_FOLDER,
+        DEFAULT_PROCESSED_FOLDER,
+    ),
+    ParameterSpec(
+        FAILED_FOLDER,
+        "Folder mails that cannot be filed are moved to",
+        DEFAULT_FAILED_FOLDER,
+        DEFAULT_FAILED_FOLDER,
+    ),
+    ParameterSpec(WORKERS, f"Mailboxes read in parallel (1..{MAX_WORKERS})", str(DEFAULT_WORKERS), "4"),
+    ParameterSpec(
+        LEGACY_USERNAME,
+        "Legacy global mailbox user; used when WICBOX_MAILCLIENT_USERNAME is empty",
+        None,
+        "wicbox@klant.example",
+        legacy=True,
+    ),
+    ParameterSpec(
+        LEGACY_PASSWORD,
+        "Legacy global mailbox password; used when WICBOX_MAILCLIENT_PASSWORD is empty",
+        None,
+        "",
+        secret=True,
+        legacy=True,
+    ),
+    ParameterSpec(
+        LEGACY_ACCOUNT_MODE,
+        "Legacy account mode; replaced by WICBOXACCOUNTMODE",
+        None,
+        "SINGLE",
+        legacy=True,
+        choices=("SINGLE", "MULTIPLE", "MIX"),
+    ),
+)
+_SPECS_BY_NAME = {spec.name.upper(): spec for spec in PARAMETER_SPECS}
+
+
+def find_spec(name: str) -> ParameterSpec | None:
+    """The registry entry of a parameter, matched case-insensitively."""
+    return _SPECS_BY_NAME.get(name.strip().upper())
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a parameter's value must never be shown (passwords, client secrets)."""
+    upper = name.strip().upper()
+    spec = _SPECS_BY_NAME.get(upper)
+    return (spec is not None and spec.secret) or upper.endswith(("PASSWORD", "SECRET"))
+
+
+def canonical_name(name: str) -> str:
+    """The registry's spelling of a known parameter, otherwise the name as given."""
+    spec = find_spec(name)
+    return spec.name if spec else name.strip()
+
+
+# --------------------------------------------------------------------------- raw values
+
+
+def normalize_raw(raw: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Upper-cased names -> stripped values (``None`` when empty). Two rows that differ only in the
+    case of their names must agree, otherwise it is not clear which one is meant."""
+    values: dict[str, str | None] = {}
+    spelled: dict[str, str] = {}
+    for name, value in raw.items():
+        key = name.strip().upper()
+        stripped = value.strip() if value is not None else ""
+        cleaned = stripped or None
+        if key in values and values[key] != cleaned:
+            raise ParameterError(
+                canonical_name(name),
+                f"exists twice with different values ({spelled[key]!r} and {name.strip()!r}); "
+                "it is not clear which one is meant",
+                fix="delete one of the two rows in WICMan (names are compared without regard to case)",
+            )
+        values[key] = cleaned
+        spelled[key] = name.strip()
+    return values
+
+
+def _value(values: Mapping[str, str | None], name: str) -> str | None:
+    return values.get(name.upper())
+
+
+# --------------------------------------------------------------------------- single values
+
+_GUID = re.compile(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?$", re.IGNORECASE)
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$", re.IGNORECASE
+)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$",
+    re.IGNORECASE,
+)
+_MAILBOX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EnumT = TypeVar("_EnumT", bound=Enum)
+
+
+def shown(value: str) -> str:
+    """A non-secret value quoted for a message; one that may carry credentials (``user:pw@``) is not shown."""
+    return "the value" if "@" in value else repr(value)
+
+
+def as_guid(value: str) -> str | None:
+    """The lower-case GUID in ``value`` (braces allowed), or ``None``."""
+    match = _GUID.match(value.strip())
+    return match.group(1).lower() if match else None
+
+
+def parse_choice(name: str, value: str, aliases: Mapping[str, _EnumT]) -> _EnumT:
+    """An enumerated value: case, spaces, dots, dashes and underscores do not matter."""
+    found = aliases.get(re.sub(r"[\s._-]", "", value.lower()))
+    if found is None:
+        accepted = ", ".join(dict.fromkeys(member.value for member in aliases.values()))
+        raise ParameterError(
+            name, f"{value!r} is not one of: {accepted}", fix=f"set {name} to one of: {accepted}"
+        )
+    return found
+
+
+_ACCOUNT_MODES = {mode.value.lower(): mode for mode in AccountMode}
+_METHODS = {
+    **dict.fromkeys(
+        ("oauth2", "oauth", "oauth20", "modern", "modernauth", "modernauthentication"), AuthMethod.OAUTH2
+    ),
+    **dict.fromkeys(("basic", "basicauth", "basicauthentication"), AuthMethod.BASIC),
+}
+_PROTOCOLS = {protocol.value.lower(): protocol for protocol in MailProtocol}
+_AFTER_PROCESS = {action.value.lower(): action for action in AfterProcess}
+_TLS_MODES = {
+    "implicit": TlsMode.IMPLICIT,
+    "ssl": TlsMode.IMPLICIT,
+    "tls": TlsMode.IMPLICIT,
+    "starttls": TlsMode.STARTTLS,
+}
+
+
+def parse_workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise ParameterError(
+            WORKERS,
+            f"{value!r} is not a whole number from 1 to {MAX_WORKERS}",
+            fix=f"set {WORKERS} to a number from 1 to {MAX_WORKERS} (default {DEFAULT_WORKERS})",
+        )
+    return int(value)
+
+
+def parse_https_base(name: str, value: str) -> str:
+    """An ``https://host[:port]`` address without path, query or credentials; normalized."""
+    fix = f"set {name} to https:// and a host name only, for example {_default_of(name)}"
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ParameterError(name, f"{shown(value)} is not an https:// address", fix=fix)
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ParameterError(
+            name, f"{shown(value)} must be https:// and a host only (no path, query or user)", fix=fix
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ParameterError(name, f"{shown(value)} has an invalid port", fix=fix) from None
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"https://{host}" + (f":{port}" if port else "")
+
+
+def _default_of(name: str) -> str:
+    spec = find_spec(name)
+    return spec.default or spec.example if spec else ""
+
+
+def parse_host_port(name: str, value: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[IPv6]`` or ``[IPv6]:port``; the host without brackets."""
+    fix = f"set {name} to host[:port], for example {_default_of(name)} or [2001:db8::1]:993"
+    text = value.strip()
+    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d*))?", text)
+    if "://" in text:
+        raise ParameterError(
+            name, f"{shown(value)} must be host[:port] without a scheme such as imaps://", fix=fix
+        )
+    if bracketed:
+        host, port_text = bracketed.group(1), bracketed.group(2)
+        _require_ipv6(name, host, fix)
+    elif text.count(":") > 1:
+        raise ParameterError(name, f"{shown(value)}: an IPv6 address must be written in brackets", fix=fix)
+    else:
+        host, _, port_text = text.partition(":")
+        port_text = port_text if ":" in text else None
+        if not (_HOSTNAME.match(host) or _is_ipv4(host)):
+            raise ParameterError(name, f"{shown(value)} is not a valid host name or address", fix=fix)
+    port = default_port if port_text is None else _port(name, value, port_text, fix)
+    return host.lower().rstrip("."), port
+
+
+def _require_ipv6(name: str, host: str, fix: str) -> None:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ParameterError(name, f"[{host}] is not a valid IPv6 address", fix=fix) from None
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _port(name: str, value: str, port_text: str, fix: str) -> int:
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ParameterError(name, f"{shown(value)} has an invalid port (1-65535)", fix=fix)
+    return int(port_text)
+
+
+@dataclass(frozen=True)
+class EndpointRule:
+    """How a mail server parameter is read: its default, the ports whose TLS mode is fixed, and the rest."""
+
+    host_parameter: str
+    tls_parameter: str
+    default: str
+    default_port: int
+    fixed_ports: Mapping[int, TlsMode]
+    other_ports: TlsMode
+
+
+IMAP_RULE = EndpointRule(
+    IMAP_HOST,
+    IMAP_TLS,
+    DEFAULT_IMAP_HOST,
+    993,
+    {993: TlsMode.IMPLICIT, 143: TlsMode.STARTTLS},
+    TlsMode.IMPLICIT,
+)
+SMTP_RULE = EndpointRule(
+    SMTP_HOST,
+    SMTP_TLS,
+    DEFAULT_SMTP_HOST,
+    587,
+    {587: TlsMode.STARTTLS, 25: TlsMode.STARTTLS, 465: TlsMode.IMPLICIT},
+    TlsMode.STARTTLS,
+)
+
+
+def parse_endpoint(rule: EndpointRule, host_value: str | None, tls_value: str | None) -> Endpoint:
+    host, port = parse_host_port(rule.host_parameter, host_value or rule.default, rule.default_port)
+    explicit = parse_choice(rule.tls_parameter, tls_value, _TLS_MODES) if tls_value else None
+    fixed = rule.fixed_ports.get(port)
+    if fixed is not None and explicit is not None and explicit is not fixed:
+        raise ParameterError(
+            rule.tls_parameter,
+            f"is {explicit.value} but port {port} of {rule.host_parameter} always uses {fixed.value} TLS",
+            fix=f"clear {rule.tls_parameter}, or give {rule.host_parameter} the port your server uses",
+        )
+    return Endpoint(host, port, fixed or explicit or rule.other_ports)
+
+
+def folder_key(folder: str) -> str:
+    """Exchange compares folder names without regard to case; a trailing separator does not count."""
+    return folder.strip().rstrip("/").casefold()
+
+
+# --------------------------------------------------------------------------- account mode and method
+
+
+def resolve_method_and_mode(
+    values: Mapping[str, str | None], warnings: list[str]
+) -> tuple[AuthMethod, AccountMode]:
+    """WICBOXMethod and the account mode, reading the guide's "WICBOXMETHOD op MULTIPLE" as a mode."""
+    method_text = _value(values, METHOD)
+    mode_in_method: AccountMode | None = None
+    method = AuthMethod.OAUTH2
+    if method_text and method_text.lower() in _ACCOUNT_MODES:
+        mode_in_method = _ACCOUNT_MODES[method_text.lower()]
+        warnings.append(
+            f"{METHOD} is {mode_in_method.value}, an account mode: taken as "
+            f"{ACCOUNT_MODE}={mode_in_method.value} "
+            f"and the method as OAuth2. Set {ACCOUNT_MODE} to {mode_in_method.value} and {METHOD} to OAuth2."
+        )
+    elif method_text:
+        method = parse_choice(METHOD, method_text, _METHODS)
+    return method, _resolve_mode(values, mode_in_method, warnings)
+
+
+def _resolve_mode(
+    values: Mapping[str, str | None], mode_in_method: AccountMode | None, warnings: list[str]
+) -> AccountMode:
+    mode_text = _value(values, ACCOUNT_MODE)
+    legacy_text = _value(values, LEGACY_ACCOUNT_MODE)
+    if mode_text:
+        mode = parse_choice(ACCOUNT_MODE, mode_text, _ACCOUNT_MODES)
+        if mode_in_method is not None and mode_in_method is not mode:
+            raise ParameterError(
+                METHOD,
+                f"holds the account mode {mode_in_method.value}, but {ACCOUNT_MODE} is {mode.value}",
+                fix=f"set {METHOD} to OAuth2 and keep the account mode in {ACCOUNT_MODE} only",
+            )
+        if legacy_text and legacy_text.upper() != mode.value:
+            warnings.append(
+                f"{LEGACY_ACCOUNT_MODE} (legacy) differs from {ACCOUNT_MODE}; {ACCOUNT_MODE}="
+                f"{mode.value} is used. {MIGRATE_HINT} or clear {LEGACY_ACCOUNT_MODE}."
+            )
+        return mode
+    if mode_in_method is not None:
+        return mode_in_method
+    if legacy_text:
+        mode = parse_choice(LEGACY_ACCOUNT_MODE, legacy_text, _ACCOUNT_MODES)
+        warnings.append(
+            f"{ACCOUNT_MODE} is not set: the legacy {LEGACY_ACCOUNT_MODE}={mode.value} is used; "
+            f"{MIGRATE_HINT} to move it to {ACCOUNT_MODE}."
+        )
+        return mode
+    warnings.append(
+        f"neither {ACCOUNT_MODE} nor {LEGACY_ACCOUNT_MODE} is set: SINGLE is used; "
+        f"set {ACCOUNT_MODE} to SINGLE, MULTIPLE or MIX."
+    )
+    return AccountMode.SINGLE
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: Secret | None
+    tenant_id: str
+    username: str
+    password: Secret | None
+
+
+def _with_fallback(
+    values: Mapping[str, str | None], name: str, legacy: str, warnings: list[str]
+) -> str | None:
+    value = _value(values, name)
+    if value is None and _value(values, legacy) is not None:
+        warnings.append(
+            f"{name} is empty: the legacy {legacy} is used instead; {MIGRATE_HINT} or set {name}."
+        )
+        return _value(values, legacy)
+    return value
+
+
+def parse_client_id(value: str | None) -> str:
+    where = f"copy the 'Application (client) ID' from {AZURE_APP_PAGE} into {CLIENT_ID}"
+    if value is None:
+        raise ParameterError(CLIENT_ID, "is required for OAuth2", fix=where)
+    guid = as_guid(value)
+    if guid is None:
+        raise ParameterError(CLIENT_ID, "is not a GUID (8-4-4-4-12 hexadecimal digits)", fix=where)
+    return guid
+
+
+def parse_tenant_id(value: str | None, *, application: bool) -> str:
+    where = f"copy the 'Directory (tenant) ID' from {AZURE_APP_PAGE} into {TENANT_ID}"
+    if value is None:
+        raise ParameterError(TENANT_ID, "is required for OAuth2", fix=where)
+    lowered = value.lower()
+    if lowered in ("common", "consumers"):
+        raise ParameterError(
+            TENANT_ID, f"{lowered!r} is not allowed: the mailboxes are work accounts of one tenant", fix=where
+        )
+    if lowered == "organizations" and application:
+        raise ParameterError(
+            TENANT_ID,
+            "'organizations' cannot be used with application permissions "
+            f"({CLIENT_SECRET} is set): an app token is issued by one tenant",
+            fix=where,
+        )
+    if lowered == "organizations" or as_guid(value) or _DOMAIN.match(value):
+        return as_guid(value) or lowered
+    raise ParameterError(
+        TENANT_ID,
+        f"{shown(value)} is neither a GUID nor a domain name such as contoso.onmicrosoft.com",
+        fix=where,
+    )
+
+
+def parse_username(name: str, value: str | None) -> str:
+    if value is None:
+        return ""
+    if not _MAILBOX.match(value):
+        raise ParameterError(
+            name,
+            "must be the mailbox's e-mail address / user principal name",
+            fix=f"set {name} to an address such as wicbox@contoso.com",
+        )
+    return value
+
+
+def _require(present: object, name: str, message: str, fix: str) -> None:
+    if not present:
+        raise ParameterError(name, message, fix=fix)
+
+
+def _secret_warning(secret: str, warnings: list[str]) -> None:
+    if as_guid(secret):
+        warnings.append(
+            f"{CLIENT_SECRET} looks like a secret ID (a GUID), not a secret value; Azure will refuse it. "
+            "Fix: in Certificates & secrets, copy the secret's Value column, not the Secret ID "
+            "(the value is shown only right after it is created; create a new secret if needed)."
+        )
+
+
+def _oauth2_credentials(
+    values: Mapping[str, str | None], mode: AccountMode, warnings: list[str]
+) -> Credentials:
+    secret = _value(values, CLIENT_SECRET)
+    client_id = parse_client_id(_value(values, CLIENT_ID))
+    tenant_id = parse_tenant_id(_value(values, TENANT_ID), application=secret is not None)
+    needs_mailbox = mode in (AccountMode.SINGLE, AccountMode.MIX)
+    if secret is not None:
+        _secret_warning(secret, warnings)
+        if _value(values, PASSWORD) is not None:
+            raise ParameterError(
+                PASSWORD,
+                "application permissions do not use WICBOX_MAILCLIENT_PASSWORD",
+                fix=f"clear it, or clear {CLIENT_SECRET} to use delegated permissions",
+            )
+        username = parse_username(USERNAME, _with_fallback(values, USERNAME, LEGACY_USERNAME, warnings))
+        _require(
+            username or not needs_mailbox,
+            USERNAME,
+            f"is required in {mode.value} mode: it names the mailbox to open with application permissions",
+            fix=f"set {USERNAME} to the global mailbox",
+        )
+        return Credentials(client_id, Secret(secret), tenant_id, username, None)
+    username, password = _mailbox_login(
+        values,
+        mode,
+        warnings,
+        "delegated OAuth2 permissions",
+        f"set {CLIENT_SECRET} to use application permissions",
+    )
+    return Credentials(client_id, None, tenant_id, username, password)
+
+
+def _mailbox_login(
+    values: Mapping[str, str | None], mode: AccountMode, warnings: list[str], what: str, alternative: str = ""
+) -> tuple[str, Secret | None]:
+    username = parse_username(USERNAME, _with_fallback(values, USERNAME, LEGACY_USERNAME, warnings))
+    password = _with_fallback(values, PASSWORD, LEGACY_PASSWORD, warnings)
+    if mode in (AccountMode.SINGLE, AccountMode.MIX):
+        fix_tail = f", or {alternative}" if alternative else ""
+        _require(
+            username,
+            USERNAME,
+            f"is required for {what} in {mode.value} mode",
+            fix=f"set {USERNAME} to the global mailbox{fix_tail}",
+        )
+        _require(
+            password,
+            PASSWORD,
+            f"is required for {what} in {mode.value} mode",
+            fix=f"set {PASSWORD} to the global mailbox's password{fix_tail}",
+        )
+    return username, Secret(password) if password is not None else None
+
+
+def _basic_credentials(
+    values: Mapping[str, str | None], mode: AccountMode, warnings: list[str]
+) -> Credentials:
+    if _value(values, CLIENT_SECRET) is not None:
+        warnings.append(f"{CLIENT_SECRET} is set but {METHOD} is Basic: the client secret is ignored.")
+    username, password = _mailbox_login(values, mode, warnings, "Basic authentication")
+    return Credentials(
+        _value(values, CLIENT_ID) or "", None, _value(values, TENANT_ID) or "", username, password
+    )
+
+
+# --------------------------------------------------------------------------- folders and the rest
+
+
+@dataclass(frozen=True)
+class Folders:
+    source: str
+    after_process: AfterProcess
+    processed: str
+    failed: str
+
+
+def parse_folders(values: Mapping[str, str | None]) -> Folders:
+    after_text = _value(values, AFTER_PROCESS)
+    folders = Folders(
+        source=_value(values, FOLDER) or DEFAULT_FOLDER,
+        after_process=parse_choice(AFTER_PROCESS, after_text, _AFTER_PROCESS)
+        if after_text
+        else AfterProcess.MOVE,
+        processed=_value(values, PROCESSED_FOLDER) or DEFAULT_PROCESSED_FOLDER,
+        failed=_value(values, FAILED_FOLDER) or DEFAULT_FAILED_FOLDER,
+    )
+    if folders.after_process is AfterProcess.MOVE and folder_key(folders.processed) == folder_key(
+        folders.source
+    ):
+        raise ParameterError(
+            PROCESSED_FOLDER,
+            f"is the source folder ({FOLDER}); filed mails would be read again",
+            fix=f"set {PROCESSED_FOLDER} to another folder, e.g. {DEFAULT_PROCESSED_FOLDER}",
+        )
+    for other, label in ((folders.source, FOLDER), (folders.processed, PROCESSED_FOLDER)):
+        if folder_key(folders.failed) == folder_key(other):
+            raise ParameterError(
+                FAILED_FOLDER,
+                f"must differ from {label}",
+                fix=f"set {FAILED_FOLDER} to its own folder, e.g. {DEFAULT_FAILED_FOLDER}",
+            )
+    return folders
+
+
+def parse_ca_bundle(value: str | None) -> Path | None:
+    """A path as written; quotes pasted from Explorer ("Copy as path") are removed."""
+    return Path(value.strip().strip('"')) if value else None
+
+
+def _unknown_name_warnings(values: Mapping[str, str | None]) -> list[str]:
+    """Names that look like a misspelt wicbox parameter (WICMan holds many parameters of WIC itself)."""
+    known = list(_SPECS_BY_NAME)
+    warnings = []
+    for name in values:
+        if name.startswith("WICBOX") and name not in _SPECS_BY_NAME:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            if close:
+                warnings.append(
+                    f"{name} is not a parameter wicbox-bridge reads; did you mean "
+                    f"{_SPECS_BY_NAME[close[0]].name}?"
+                )
+    return warnings
+
+
+def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
+    """Validate the WICMan parameters (names case-insensitive, empty = not set) into :class:`Parameters`."""
+    values = normalize_raw(raw)
+    warnings = _unknown_name_warnings(values)
+    method, mode = resolve_method_and_mode(values, warnings)
+    protocol_text = _value(values, PROTOCOL)
+    protocol = parse_choice(PROTOCOL, protocol_text, _PROTOCOLS) if protocol_text else MailProtocol.AUTO
+    if method is AuthMethod.BASIC:
+        if protocol is MailProtocol.GRAPH:
+            raise ParameterError(
+                PROTOCOL,
+                "GRAPH needs OAuth2; Microsoft Graph has no Basic authentication",
+                fix=f"set {METHOD} to OAuth2, or {PROTOCOL} to IMAP",
+            )
+        credentials = _basic_credentials(values, mode, warnings)
+    else:
+        credentials = _oauth2_credentials(values, mode, warnings)
+    folders = parse_folders(values)
+    workers_text = _value(values, WORKERS)
+    parameters = Parameters(
+        scope=_value(values, SCOPE) or "",
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        tenant_id=credentials.tenant_id,
+        username=credentials.username,
+        password=credentials.password,
+        account_mode=mode,
+        method=method,
+        protocol=protocol,
+        authority_host=parse_https_base(
+            AUTHORITY_HOST, _value(values, AUTHORITY_HOST) or DEFAULT_AUTHORITY_HOST
+        ),
+        imap=parse_endpoint(IMAP_RULE, _value(values, IMAP_HOST), _value(values, IMAP_TLS)),
+        smtp=parse_endpoint(SMTP_RULE, _value(values, SMTP_HOST), _value(values, SMTP_TLS)),
+        graph_url=parse_https_base(GRAPH_URL, _value(values, GRAPH_URL) or DEFAULT_GRAPH_URL),
+        ca_bundle=parse_ca_bundle(_value(values, CA_BUNDLE)),
+        source_folder=folders.source,
+        after_process=folders.after_process,
+        processed_folder=folders.processed,
+        failed_folder=folders.failed,
+        workers=parse_workers(workers_text) if workers_text else DEFAULT_WORKERS,
+    )
+    return ParsedParameters(parameters, tuple(warnings))
+
+
+# --------------------------------------------------------------------------- `wicbox params set`
+
+
+def _validate_method(value: str) -> None:
+    if value.lower() in _ACCOUNT_MODES:
+        raise ParameterError(
+            METHOD,
+            f"{value.upper()} is an account mode, not a method",
+            fix=f"set {ACCOUNT_MODE} to {value.upper()} and {METHOD} to OAuth2",
+        )
+    parse_choice(METHOD, value, _METHODS)
+
+
+_VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
+    ACCOUNT_MODE: lambda v: parse_choice(ACCOUNT_MODE, v, _ACCOUNT_MODES),
+    LEGACY_ACCOUNT_MODE: lambda v: parse_choice(LEGACY_ACCOUNT_MODE, v, _ACCOUNT_MODES),
+    METHOD: _validate_method,
+    PROTOCOL: lambda v: parse_choice(PROTOCOL, v, _PROTOCOLS),
+    AFTER_PROCESS: lambda v: parse_choice(AFTER_PROCESS, v, _AFTER_PROCESS),
+    IMAP_TLS: lambda v: parse_choice(IMAP_TLS, v, _TLS_MODES),
+    SMTP_TLS: lambda v: parse_choice(SMTP_TLS, v, _TLS_MODES),
+    WORKERS: parse_workers,
+    CLIENT_ID: parse_client_id,
+    TENANT_ID: lambda v: parse_tenant_id(v, application=False),
+    USERNAME: lambda v: parse_username(USERNAME, v),
+    AUTHORITY_HOST: lambda v: parse_https_base(AUTHORITY_HOST, v),
+    GRAPH_URL: lambda v: parse_https_base(GRAPH_URL, v),
+    IMAP_HOST: lambda v: parse_host_port(IMAP_HOST, v, IMAP_RULE.default_port),
+    SMTP_HOST: lambda v: parse_host_port(SMTP_HOST, v, SMTP_RULE.default_port),
+}
+
+
+def validate_value(name: str, value: str | None) -> None:
+    """Refuse a value `wicbox params set` must not store (a typo in an enumerated or numeric parameter,
+    a malformed GUID, host or URL). Empty values (clearing) and unknown names are not checked here."""
+    spec = find_spec(name)
+    if spec is None or value is None or not value.strip():
+        return
+    validator = _VALUE_VALIDATORS.get(spec.name)
+    if validator is not None:
+        validator(value.strip())
