@@ -67,19 +67,22 @@ class MailboxSession(Protocol):
     """An open, authenticated connection to one mailbox folder."""
 
     def list_pending(self, limit: int) -> list[MailRef]:
-        """The oldest ``limit`` mails still in the source folder, oldest first."""
+        """The oldest ``limit`` mails still to be processed in the source folder, oldest first."""
         ...
 
     def fetch(self, refs: list[MailRef]) -> list[FetchedMail]:
-        """The exact bytes of ``refs``, in the same order, without marking them read."""
+        """The exact bytes of ``refs`` (one batch), in the same order, without marking them read.
+
+        A mail that vanished from the server since it was listed is left out of the result.
+        """
         ...
 
-    def acknowledge(self, ref: MailRef) -> None:
-        """Apply the configured after-process action (move, delete or mark seen) to a filed mail."""
+    def acknowledge(self, refs: list[MailRef]) -> None:
+        """Apply the after-process action (move, delete or mark seen) to mails already filed."""
         ...
 
-    def quarantine(self, ref: MailRef, reason: str) -> None:
-        """Move a mail that could not be filed to the failed folder; never deletes it."""
+    def quarantine(self, refs: list[MailRef]) -> None:
+        """Move mails that could not be filed to the failed folder; never deletes them."""
         ...
 
     def close(self) -> None: ...
