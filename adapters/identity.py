@@ -1,0 +1,636 @@
+"""OAuth2 access tokens from the Microsoft identity platform, with msal.
+
+* Delegated permissions (no client secret): :class:`DelegatedTokenProvider`, msal's
+  PublicClientApplication with the username/password grant (ROPC) for the mailbox account, as the
+  vendor's guide configures it ("Allow public client flows").
+* Application permissions (client secret): :class:`ApplicationTokenProvider`, msal's
+  ConfidentialClientApplication with client credentials: one token for the app, which then opens
+  every mailbox it is permitted to.
+
+Both ask the persisted token cache first and the identity platform only when needed; a warm run
+makes no request at all (the tenant's OpenID configuration is cached next to the token cache).
+msal's error replies and the network's exceptions are translated here into the project's errors.
+Build providers through :class:`TokenService` (one per configuration and run).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from wicbox_bridge.adapters.base import AccessToken, TokenProvider
+from wicbox_bridge.adapters.token_cache import (
+    FINGERPRINTS_FILE_NAME,
+    CredentialFingerprints,
+    forget_app_tokens,
+    forget_user,
+    make_private_file,
+    open_token_cache,
+)
+
+from wicbox_bridge import params as params_module
+from wicbox_bridge.aadsts import (
+    CLIENT_ID_PARAMETER,
+    TENANT_ID_PARAMETER,
+    CredentialNames,
+    error_from_reply,
+)
+from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ParameterError
+from wicbox_bridge.params import Parameters, PermissionType
+from wicbox_bridge.scopes import TokenProtocol, scopes_for
+from wicbox_bridge.secret import MASK, Secret
+
+CA_BUNDLE_PARAMETER = params_module.CA_BUNDLE
+AUTHORITY_PARAMETER = params_module.AUTHORITY_HOST
+DISCOVERY_CACHE_FILE_NAME = "identity_discovery.json"
+DISCOVERY_LIFETIME = 24 * 3600.0
+MICROSOFT_AUTHORITY_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "sts.windows.net",
+        "login.microsoftonline.us",
+        "login-us.microsoftonline.com",
+        "login.usgovcloudapi.net",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+        "login.microsoftonline.de",
+    }
+)
+RETRYABLE_STATUSES = frozenset({429, 503})
+# Claims worth showing in diagnostics; none of them is secret.
+REPORTED_CLAIMS = (
+    "aud", "iss", "tid", "oid", "sub", "scp", "roles", "upn", "unique_name", "name",
+    "appid", "app_displayname", "iat", "nbf", "exp", "ver",
+)
+_ROPC_DEPRECATION = r"This API has been deprecated for public client flows"
+_SSL_REASON = re.compile(r"\[SSL[^\]]*\][^')\"]*")
+
+
+@dataclass(frozen=True)
+class IdentityPlatform:
+    """Where tokens come from: authority host, tenant, app, and how to reach it over HTTPS."""
+
+    authority_host: str
+    tenant_id: str
+    client_id: str
+    ca_bundle: Path | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_retry_wait: float = 30.0
+
+    @property
+    def base_url(self) -> str:
+        host = self.authority_host.strip().rstrip("/")
+        return host if "://" in host else f"https://{host}"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.base_url}/{self.tenant_id}"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or self.base_url
+
+    @property
+    def is_microsoft(self) -> bool:
+        return self.host.lower() in MICROSOFT_AUTHORITY_HOSTS
+
+    @classmethod
+    def from_parameters(cls, params: Parameters) -> IdentityPlatform:
+        return cls(params.authority_host, params.tenant_id, params.client_id, params.ca_bundle)
+
+
+def tls_verify_setting(ca_bundle: Path | None, env: Mapping[str, str]) -> str | bool:
+    """What requests must verify against: the configured CA bundle wins over the environment."""
+    if ca_bundle is not None:
+        if not ca_bundle.is_file():
+            raise ParameterError(
+                CA_BUNDLE_PARAMETER,
+                f"the CA bundle file {ca_bundle} does not exist.",
+                fix="point it at a PEM file with the CA certificate(s) to trust, or leave it empty",
+            )
+        return str(ca_bundle)
+    return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    """A stored reply in the shape msal reads (status_code, text, headers)."""
+
+    status_code: int
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise requests.HTTPError(f"HTTP {self.status_code}")
+
+
+class DiscoveryCache:
+    """The tenant's OpenID configuration (public, no secrets), kept for a day in the state dir."""
+
+    def __init__(self, path: Path, lifetime: float = DISCOVERY_LIFETIME) -> None:
+        self.path = path
+        self.lifetime = lifetime
+
+    @staticmethod
+    def applies_to(url: str) -> bool:
+        return url.split("?", maxsplit=1)[0].endswith("/.well-known/openid-configuration")
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, url: str) -> CachedResponse | None:
+        entry = self._load().get(url)
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            return None
+        if not 0 <= time.time() - float(entry.get("fetched_at", 0)) < self.lifetime:
+            return None
+        return CachedResponse(200, entry["text"], {"content-type": "application/json"})
+
+    def put(self, url: str, text: str) -> None:
+        data = self._load()
+        data[url] = {"fetched_at": time.time(), "text": text}
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
+        make_private_file(partial)
+        partial.write_text(json.dumps(data), encoding="utf-8")
+        partial.replace(self.path)
+
+
+class PlatformBusy(requests.exceptions.RequestException):
+    """The identity platform still throttles (429) or is unavailable (503) after the bounded wait."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class IdentityHttpClient:
+    """The ``http_client`` msal uses: a requests.Session that ignores the environment's CA variables.
+
+    ``trust_env`` is off, so REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE cannot override the configured CA
+    bundle; HTTPS_PROXY / NO_PROXY are read explicitly per request. Timeouts are always set,
+    429/503 replies are retried after Retry-After within a bounded total wait, the port of the
+    authority is kept (msal drops it from the user-realm URL), and the OpenID configuration is
+    served from :class:`DiscoveryCache`. The last error reply is kept for error messages.
+    """
+
+    def __init__(
+        self,
+        platform: IdentityPlatform,
+        *,
+        discovery: DiscoveryCache | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.platform = platform
+        self.discovery = discovery
+        self.env = dict(os.environ if env is None else env)
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = tls_verify_setting(platform.ca_bundle, self.env)
+        self.requests_sent = 0
+        self.last_error_reply: dict[str, Any] | None = None
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+        if self.discovery is not None and self.discovery.applies_to(url):
+            cached = self.discovery.get(url)
+            if cached is not None:
+                return cached
+        response = self._send("GET", url, params=params, headers=headers, **kwargs)
+        if self.discovery is not None and self.discovery.applies_to(url) and response.status_code == 200:
+            self.discovery.put(url, response.text)
+        return response
+
+    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+        return self._send("POST", url, params=params, data=data, headers=headers, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def error_reply(self) -> dict[str, Any] | None:
+        """The last error reply (OAuth JSON, or the HTTP status) since :meth:`forget_error_reply`."""
+        return self.last_error_reply
+
+    def forget_error_reply(self) -> None:
+        self.last_error_reply = None
+
+    def _with_authority_port(self, url: str) -> str:
+        authority = urlsplit(self.platform.base_url)
+        target = urlsplit(url)
+        if authority.port and target.hostname == authority.hostname and target.port is None:
+            return target._replace(netloc=authority.netloc).geturl()
+        return url
+
+    def _proxies(self, url: str) -> dict[str, str]:
+        no_proxy = self.env.get("NO_PROXY") or self.env.get("no_proxy")
+        if requests.utils.should_bypass_proxies(url, no_proxy=no_proxy):
+            return {}
+        proxy = self.env.get("HTTPS_PROXY") or self.env.get("https_proxy")
+        return {"https": proxy} if proxy else {}
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        url = self._with_authority_port(url)
+        kwargs.setdefault("timeout", (self.platform.connect_timeout, self.platform.read_timeout))
+        kwargs["proxies"] = self._proxies(url)
+        waited = 0.0
+        while True:
+            self.requests_sent += 1
+            response = self.session.request(method, url, **kwargs)
+            delay = _retry_delay(response)
+            if delay is None:
+                self._remember_error(response)
+                return response
+            if waited + delay > self.platform.max_retry_wait:
+                raise PlatformBusy(response.status_code, delay)
+            time.sleep(delay)
+            waited += delay
+
+    def _remember_error(self, response: requests.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            reply = {"error": f"HTTP {response.status_code}"}
+        self.last_error_reply = reply
+
+
+def _retry_delay(response: requests.Response) -> float | None:
+    """Seconds to wait before retrying a throttled (429) or unavailable (503) reply; None: no retry."""
+    if response.status_code not in RETRYABLE_STATUSES:
+        return None
+    value = response.headers.get("Retry-After", "1")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
+
+
+def decode_claims(token: str) -> dict[str, object]:
+    """The reported claims of a JWT's payload, not verified (opaque tokens give no claims)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        return {}
+    if not isinstance(claims, dict):
+        return {}
+    return {name: claims[name] for name in REPORTED_CLAIMS if name in claims}
+
+
+def access_token_from_result(result: Mapping[str, Any]) -> AccessToken:
+    """The project's token from msal's successful result dict."""
+    value = str(result["access_token"])
+    claims = decode_claims(value)
+    exp = claims.get("exp")
+    expires_at = float(exp) if isinstance(exp, (int, float)) else time.time() + float(result["expires_in"])
+    return AccessToken(
+        value=Secret(value),
+        expires_at=expires_at,
+        from_cache=result.get("token_source") == "cache",
+        claims=claims,
+    )
+
+
+def _scrub(reply: Mapping[str, Any], secrets: tuple[Secret, ...]) -> dict[str, Any]:
+    """A copy of an error reply with any secret value masked (the identity platform never echoes
+    them, but a message must not depend on that)."""
+    return {
+        key: _mask_in(value, secrets) if isinstance(value, str) else value for key, value in reply.items()
+    }
+
+
+def _mask_in(text: str, secrets: tuple[Secret, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret.reveal(), MASK)
+    return text
+
+
+def _tls_reason(exc: BaseException) -> str:
+    match = _SSL_REASON.search(str(exc))
+    return match.group(0).strip() if match else "certificate not trusted"
+
+
+def _connection_failure(exc: requests.RequestException, platform: IdentityPlatform) -> ConnectionFailure:
+    host = platform.host
+    if isinstance(exc, requests.exceptions.SSLError):
+        setting = f"{CA_BUNDLE_PARAMETER} is {platform.ca_bundle}" if platform.ca_bundle else (
+            f"{CA_BUNDLE_PARAMETER} is empty")
+        return ConnectionFailure(
+            f"TLS with the identity platform {host} failed: {_tls_reason(exc)}.",
+            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
+            f"{CA_BUNDLE_PARAMETER} to it ({setting})",
+        )
+    if isinstance(exc, PlatformBusy):
+        wait = f"; it asks to wait {exc.retry_after:.0f} s" if exc.retry_after else ""
+        return ConnectionFailure(
+            f"The identity platform {host} is busy (HTTP {exc.status}){wait}.",
+            fix="nothing to change: the next scheduled run tries again",
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        reason = "no answer in time"
+    elif isinstance(exc, requests.exceptions.ProxyError):
+        reason = "the proxy refused or failed"
+    else:
+        reason = "the connection failed"
+    return ConnectionFailure(
+        f"Cannot reach the identity platform {host}: {reason}.",
+        fix=f"check the network, DNS, firewall and HTTPS_PROXY/NO_PROXY for {host}",
+    )
+
+
+@dataclass(frozen=True)
+class _Translation:
+    """What an error message needs: whose sign-in, which platform, which secrets to mask."""
+
+    names: CredentialNames
+    platform: IdentityPlatform
+    client: IdentityHttpClient
+    secrets: tuple[Secret, ...]
+
+
+@contextlib.contextmanager
+def _translated_errors(context: _Translation) -> Iterator[None]:
+    """Turn requests' and msal's exceptions into ConnectionFailure / AuthenticationError."""
+    context.client.forget_error_reply()
+    try:
+        yield
+    except requests.RequestException as exc:
+        raise _connection_failure(exc, context.platform) from exc
+    except ValueError as exc:  # msal: the authority's OpenID configuration could not be read
+        reply = context.client.error_reply()
+        if reply and reply.get("error"):
+            raise error_from_reply(_scrub(reply, context.secrets), context.names) from exc
+        raise AuthenticationError(
+            f"The identity platform {context.platform.host} gave no usable configuration for tenant "
+            f"{context.platform.tenant_id}.",
+            fix=f"check {TENANT_ID_PARAMETER} and {AUTHORITY_PARAMETER}",
+        ) from exc
+
+
+def _msal_options(platform: IdentityPlatform, cache: Any, client: IdentityHttpClient) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "authority": platform.authority,
+        "token_cache": cache,
+        "http_client": client,
+    }
+    if not platform.is_microsoft:
+        options["instance_discovery"] = False
+    return options
+
+
+class _ProviderBase:
+    """Shared parts: the msal app (built on first use), fingerprint check, error translation."""
+
+    permission_type: PermissionType
+
+    def __init__(self, service: TokenService, scopes: tuple[str, ...], names: CredentialNames) -> None:
+        self.service = service
+        self.scopes = scopes
+        self.names = names
+        self._app: Any = None
+        self._fingerprint_checked = False
+
+    @property
+    def platform(self) -> IdentityPlatform:
+        return self.service.platform
+
+    def _secrets(self) -> tuple[Secret, ...]:
+        return ()
+
+    def _translation(self) -> _Translation:
+        return _Translation(self.names, self.platform, self.service.http_client, self._secrets())
+
+    def _fail(self, result: Mapping[str, Any] | None) -> AuthenticationError:
+        reply = _scrub(result or {"error": "no token"}, self._secrets())
+        return error_from_reply(reply, self.names)
+
+    def _fingerprint_material(self) -> str:
+        platform = self.platform
+        parts = [platform.base_url.lower(), platform.tenant_id.lower(), platform.client_id.lower()]
+        return "\0".join([*parts, *(secret.reveal() for secret in self._secrets())])
+
+    def _check_fingerprint(self, key: str) -> bool:
+        """True when the credentials changed (or were never seen) since the last good token."""
+        if self._fingerprint_checked:
+            return False
+        self._fingerprint_checked = True
+        return self.service.fingerprints.matches(key, self._fingerprint_material()) is not True
+
+    def _remember_fingerprint(self, key: str) -> None:
+        self.service.fingerprints.remember(key, self._fingerprint_material())
+
+
+class DelegatedTokenProvider(_ProviderBase):
+    """Tokens for one mailbox account with its password (delegated permissions, ROPC)."""
+
+    permission_type = PermissionType.DELEGATED
+
+    def __init__(
+        self, service: TokenService, scopes: tuple[str, ...], username: str, password: Secret,
+        names: CredentialNames,
+    ) -> None:
+        super().__init__(service, scopes, names)
+        self.username = username
+        self._password = password
+
+    def __repr__(self) -> str:
+        return f"DelegatedTokenProvider(username={self.username!r}, scopes={self.scopes!r})"
+
+    def _secrets(self) -> tuple[Secret, ...]:
+        return (self._password,)
+
+    @property
+    def _fingerprint_key(self) -> str:
+        return f"user:{self.username.casefold()}"
+
+    def _application(self) -> Any:
+        if self._app is None:
+            options = _msal_options(self.platform, self.service.cache, self.service.http_client)
+            self._app = msal.PublicClientApplication(self.platform.client_id, **options)
+        return self._app
+
+    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
+        with _translated_errors(self._translation()):
+            app = self._application()
+            if self._check_fingerprint(self._fingerprint_key):
+                forget_user(self.service.cache, self.username)
+            result = self._silent(app, force_refresh)
+            if not result or "access_token" not in result:
+                result = self._password_grant(app)
+        if "access_token" not in result:
+            raise self._fail(result)
+        self._remember_fingerprint(self._fingerprint_key)
+        return access_token_from_result(result)
+
+    def _silent(self, app: Any, force_refresh: bool) -> dict[str, Any] | None:
+        accounts = app.get_accounts(username=self.username)
+        if not accounts:
+            return None
+        result: dict[str, Any] | None = app.acquire_token_silent_with_error(
+            list(self.scopes), accounts[0], force_refresh=force_refresh
+        )
+        return result
+
+    def _password_grant(self, app: Any) -> dict[str, Any]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_ROPC_DEPRECATION, category=DeprecationWarning)
+            result: dict[str, Any] = app.acquire_token_by_username_password(
+                self.username, self._password.reveal(), scopes=list(self.scopes)
+            )
+        return result
+
+
+class ApplicationTokenProvider(_ProviderBase):
+    """One token for the app itself (application permissions, client credentials)."""
+
+    permission_type = PermissionType.APPLICATION
+    fingerprint_key = "app"
+
+    def __init__(
+        self, service: TokenService, scopes: tuple[str, ...], client_secret: Secret, names: CredentialNames
+    ) -> None:
+        super().__init__(service, scopes, names)
+        self._client_secret = client_secret
+
+    def __repr__(self) -> str:
+        return f"ApplicationTokenProvider(client_id={self.platform.client_id!r}, scopes={self.scopes!r})"
+
+    def _secrets(self) -> tuple[Secret, ...]:
+        return (self._client_secret,)
+
+    def _application(self) -> Any:
+        if self._app is None:
+            options = _msal_options(self.platform, self.service.cache, self.service.http_client)
+            self._app = msal.ConfidentialClientApplication(
+                self.platform.client_id, client_credential=self._client_secret.reveal(), **options
+            )
+        return self._app
+
+    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
+        with _translated_errors(self._translation()):
+            app = self._application()
+            if self._check_fingerprint(self.fingerprint_key):
+                forget_app_tokens(self.service.cache)
+            if force_refresh:
+                forget_app_tokens(self.service.cache, client_id=self.platform.client_id, scopes=self.scopes)
+            result: dict[str, Any] = app.acquire_token_for_client(list(self.scopes))
+        if "access_token" not in result:
+            raise self._fail(result)
+        self._remember_fingerprint(self.fingerprint_key)
+        return access_token_from_result(result)
+
+
+class TokenService:
+    """The token layer of one configuration: its identity platform, token cache and HTTP client.
+
+    ``cache_path`` is ``state_dir_for(config_path) / "msal_token_cache.bin"``; the fingerprints and
+    the cached OpenID configuration live next to it. Make one per run and ask it for providers.
+    """
+
+    def __init__(
+        self,
+        platform: IdentityPlatform,
+        cache_path: Path,
+        *,
+        encrypt_cache: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.platform = platform
+        self.cache_path = cache_path
+        self.cache = open_token_cache(cache_path, encrypt=encrypt_cache)
+        self.fingerprints = CredentialFingerprints(cache_path.parent / FINGERPRINTS_FILE_NAME)
+        discovery = DiscoveryCache(cache_path.parent / DISCOVERY_CACHE_FILE_NAME)
+        self.http_client = IdentityHttpClient(platform, discovery=discovery, env=env)
+
+    @classmethod
+    def from_parameters(
+        cls, params: Parameters, cache_path: Path, *, encrypt_cache: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> TokenService:
+        return cls(IdentityPlatform.from_parameters(params), cache_path, encrypt_cache=encrypt_cache, env=env)
+
+    def close(self) -> None:
+        self.http_client.close()
+
+    def delegated(
+        self, scopes: tuple[str, ...], username: str, password: Secret | None,
+        names: CredentialNames | None = None,
+    ) -> DelegatedTokenProvider:
+        names = names or CredentialNames(account=username, scopes=scopes)
+        if not password:
+            raise ParameterError(
+                names.password_parameter,
+                f"is empty, but delegated permissions sign in {username} with a password.",
+                fix=f"fill in {names.password_parameter}, or set WICBOX_MAILCLIENT_CLIENTSECRET to use "
+                "application permissions",
+            )
+        return DelegatedTokenProvider(self, scopes, username, password, names)
+
+    def application(self, scopes: tuple[str, ...], client_secret: Secret) -> ApplicationTokenProvider:
+        names = CredentialNames(account=None, scopes=scopes)
+        return ApplicationTokenProvider(self, scopes, client_secret, names)
+
+    def for_protocol(
+        self,
+        params: Parameters,
+        protocol: TokenProtocol,
+        *,
+        username: str | None = None,
+        password: Secret | None = None,
+        names: CredentialNames | None = None,
+    ) -> TokenProvider:
+        """The provider ``protocol`` uses under ``params``.
+
+        Application permissions: one app token (``username``/``password`` unused). Delegated: the
+        account ``username`` with ``password`` (default: WICBOX_MAILCLIENT_USERNAME / _PASSWORD;
+        MULTIPLE mode passes a project's own mailbox account and ``names`` for its columns).
+        """
+        scopes = scopes_for(params.scope, protocol, params.permission_type)
+        if not params.client_id:
+            raise ParameterError(CLIENT_ID_PARAMETER, "is empty.",
+                                 fix="copy the Application (client) ID of the app registration")
+        if params.client_secret:  # application permissions
+            return self.application(scopes, params.client_secret)
+        account = username or params.username
+        return self.delegated(scopes, account, password if username else params.password, names)
+
+
+def build_token_provider(
+    params: Parameters,
+    protocol: TokenProtocol,
+    *,
+    cache_path: Path,
+    username: str | None = None,
+    password: Secret | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TokenProvider:
+    """One provider without keeping the service (``wicbox token``); see :meth:`TokenService.for_protocol`."""
+    service = TokenService.from_parameters(params, cache_path, env=env)
+    return service.for_protocol(params, protocol, username=username, password=password)
