@@ -1,0 +1,176 @@
+"""The command line end to end, in-process, against SQLite and PostgreSQL over ODBC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.clihelp import WicboxCli, write_config
+from tests.plugins.postgres import PgDatabase
+from wicbox_bridge import __version__
+from wicbox_bridge.paths import embedded_database_path
+
+SECRET = "Zeer-Geheim-Wachtwoord-7731"
+
+
+@pytest.fixture
+def wicbox(tmp_path: Path) -> WicboxCli:
+    home = tmp_path / "home"
+    cwd = tmp_path / "work"
+    home.mkdir()
+    cwd.mkdir()
+    return WicboxCli(home=home, cwd=cwd)
+
+
+@pytest.fixture(params=["sqlite", "postgresql-odbc"])
+def configured(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A WicGlobal.config naming a fresh database of each backend."""
+    if request.param == "sqlite":
+        connection = f"sqlite:///{tmp_path / 'wic.db'}"
+    else:
+        database: PgDatabase = request.getfixturevalue("pg_database")
+        connection = database.connection_string
+    return write_config(tmp_path / "WicGlobal.config", connection, max_mails="250")
+
+
+def test_version(wicbox: WicboxCli) -> None:
+    result = wicbox("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_help_lists_every_command(wicbox: WicboxCli) -> None:
+    result = wicbox("--help")
+    assert result.exit_code == 0
+    for command in ("run", "check", "params", "db", "token"):
+        assert f"  {command}" in result.output
+
+
+def test_db_init_is_idempotent_on_each_backend(wicbox: WicboxCli, configured: Path) -> None:
+    first = wicbox("db", "init", config=configured)
+    assert first.exit_code == 0, first.output
+    assert "Schema initialised at version" in first.output
+    second = wicbox("db", "init", config=configured)
+    assert second.exit_code == 0
+    assert "nothing to do" in second.output
+    upgrade = wicbox("db", "upgrade", config=configured)
+    assert upgrade.exit_code == 0
+    assert "nothing to do" in upgrade.output
+
+
+def test_params_set_get_list_mask_secrets(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    assert wicbox("params", "set", "wicbox_mailclient_password", SECRET, config=configured).exit_code == 0
+    assert wicbox("params", "set", "WICBOX_MAILCLIENT_USERNAME", "wicbox@klant.example", config=configured).exit_code == 0
+    got = wicbox("params", "get", "WICBOX_MAILCLIENT_PASSWORD", config=configured)
+    assert got.exit_code == 0
+    assert "********" in got.output
+    listed = wicbox("params", "list", "--all", config=configured)
+    assert listed.exit_code == 0
+    assert "wicbox@klant.example" in listed.output
+    assert "WICBOX_MAILCLIENT_CLIENTID" in listed.output  # known but not set
+    for result in (got, listed):
+        assert SECRET not in result.output
+
+
+def test_params_set_prompt_hides_the_value(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    result = wicbox(
+        "params", "set", "WICBOX_MAILCLIENT_CLIENTSECRET", "--prompt", config=configured, input=f"{SECRET}\n{SECRET}\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+
+
+def test_params_set_rejects_an_invalid_value(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    result = wicbox("params", "set", "WICBOXACCOUNTMODE", "SINGEL", config=configured)
+    assert result.exit_code == 2
+    assert "WICBOXACCOUNTMODE" in result.stderr
+
+
+def test_params_get_missing_exits_1(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    result = wicbox("params", "get", "WICBOX_MAILCLIENT_SCOPE", config=configured)
+    assert result.exit_code == 1
+    assert "not set" in result.stderr
+
+
+def test_params_migrate_renames_accountmode_and_is_safe_twice(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    assert wicbox("params", "set", "ACCOUNTMODE", "MULTIPLE", config=configured).exit_code == 0
+    first = wicbox("params", "migrate", config=configured)
+    assert first.exit_code == 0, first.output
+    assert "renamed ACCOUNTMODE to WICBOXACCOUNTMODE" in first.output
+    assert "added WICBOX_MAILCLIENT_SCOPE" in first.output
+    second = wicbox("params", "migrate", config=configured)
+    assert "nothing to change" in second.output
+    got = wicbox("params", "get", "wicboxaccountmode", config=configured)
+    assert "WICBOXACCOUNTMODE = MULTIPLE" in got.output
+
+
+def test_commands_before_db_init_say_to_run_it(wicbox: WicboxCli, configured: Path) -> None:
+    result = wicbox("params", "list", config=configured)
+    assert result.exit_code == 2
+    assert "wicbox db init" in result.stderr
+
+
+def test_missing_config_file_names_the_path_and_the_option(wicbox: WicboxCli, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "WicGlobal.config"
+    result = wicbox("check", config=missing)
+    assert result.exit_code == 2
+    assert str(missing) in result.output
+    assert "--config" in result.output
+
+
+def test_malformed_config_names_file_and_line(wicbox: WicboxCli, tmp_path: Path) -> None:
+    config = tmp_path / "WicGlobal.config"
+    config.write_text('<configuration>\n<appSettings>\n<add key="x" value="1">\n</configuration>\n', encoding="utf-8")
+    result = wicbox("db", "init", config=config)
+    assert result.exit_code == 2
+    assert str(config) in result.stderr
+    assert "line" in result.stderr
+
+
+def test_cap_out_of_range_is_a_configuration_error(wicbox: WicboxCli, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "WicGlobal.config", f"sqlite:///{tmp_path / 'x.db'}", max_mails="0")
+    result = wicbox("check", config=config)
+    assert result.exit_code == 2
+    assert "WicBoxMaxMailsPerRun" in result.output
+
+
+def test_embedded_default_is_used_without_any_config(wicbox: WicboxCli) -> None:
+    result = wicbox("db", "init")
+    assert result.exit_code == 0, result.output
+    expected = embedded_database_path({"WICBOX_HOME": str(wicbox.home)})
+    assert str(expected) in result.output
+    assert expected.exists()
+    check = wicbox("check")
+    assert "embedded defaults" in check.output
+    assert "mail cap: at most 100 mails per run" in check.output
+
+
+def test_config_in_working_directory_is_found(wicbox: WicboxCli) -> None:
+    write_config(wicbox.cwd / "WicGlobal.config", f"sqlite:///{wicbox.cwd / 'found.db'}")
+    result = wicbox("db", "init")
+    assert result.exit_code == 0, result.output
+    assert (wicbox.cwd / "found.db").exists()
+
+
+def test_check_reports_each_step_and_fails_on_missing_parameters(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    result = wicbox("check", config=configured)
+    assert "[OK  ] configuration" in result.output
+    assert "[OK  ] database" in result.output
+    assert "[FAIL] parameters" in result.output
+    assert "WICBOX_MAILCLIENT_CLIENTID" in result.output
+    assert result.exit_code == 2
+
+
+def test_no_command_means_run(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    result = wicbox(config=configured)
+    # No parameters yet: the run stops before any network call with a configuration error.
+    assert result.exit_code == 2
+    assert "WICBOX_MAILCLIENT_CLIENTID" in result.stderr
