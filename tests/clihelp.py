@@ -47,9 +47,14 @@ def write_config(path: Path, connection_string: str | None, *, max_mails: str | 
         if connection_string is not None
         else ""
     )
-    settings = f'<appSettings><add key="WicBoxMaxMailsPerRun" value="{max_mails}"/></appSettings>' if max_mails else ""
+    settings = (
+        f'<appSettings><add key="WicBoxMaxMailsPerRun" value="{max_mails}"/></appSettings>'
+        if max_mails
+        else ""
+    )
     path.write_text(
-        f'<?xml version="1.0" encoding="utf-8"?>\n<configuration>\n{connection}\n{settings}\n</configuration>\n',
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f"<configuration>\n{connection}\n{settings}\n</configuration>\n",
         encoding="utf-8",
     )
     return path

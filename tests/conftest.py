@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.plugins.dovecot",
     "tests.plugins.postgres",
     "tests.plugins.smtp",
+    "tests.plugins.wic",
 ]

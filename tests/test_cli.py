@@ -62,7 +62,12 @@ def test_db_init_is_idempotent_on_each_backend(wicbox: WicboxCli, configured: Pa
 def test_params_set_get_list_mask_secrets(wicbox: WicboxCli, configured: Path) -> None:
     assert wicbox("db", "init", config=configured).exit_code == 0
     assert wicbox("params", "set", "wicbox_mailclient_password", SECRET, config=configured).exit_code == 0
-    assert wicbox("params", "set", "WICBOX_MAILCLIENT_USERNAME", "wicbox@klant.example", config=configured).exit_code == 0
+    assert (
+        wicbox(
+            "params", "set", "WICBOX_MAILCLIENT_USERNAME", "wicbox@klant.example", config=configured
+        ).exit_code
+        == 0
+    )
     got = wicbox("params", "get", "WICBOX_MAILCLIENT_PASSWORD", config=configured)
     assert got.exit_code == 0
     assert "********" in got.output
@@ -77,7 +82,12 @@ def test_params_set_get_list_mask_secrets(wicbox: WicboxCli, configured: Path) -
 def test_params_set_prompt_hides_the_value(wicbox: WicboxCli, configured: Path) -> None:
     assert wicbox("db", "init", config=configured).exit_code == 0
     result = wicbox(
-        "params", "set", "WICBOX_MAILCLIENT_CLIENTSECRET", "--prompt", config=configured, input=f"{SECRET}\n{SECRET}\n"
+        "params",
+        "set",
+        "WICBOX_MAILCLIENT_CLIENTSECRET",
+        "--prompt",
+        config=configured,
+        input=f"{SECRET}\n{SECRET}\n",
     )
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
@@ -126,7 +136,9 @@ def test_missing_config_file_names_the_path_and_the_option(wicbox: WicboxCli, tm
 
 def test_malformed_config_names_file_and_line(wicbox: WicboxCli, tmp_path: Path) -> None:
     config = tmp_path / "WicGlobal.config"
-    config.write_text('<configuration>\n<appSettings>\n<add key="x" value="1">\n</configuration>\n', encoding="utf-8")
+    config.write_text(
+        '<configuration>\n<appSettings>\n<add key="x" value="1">\n</configuration>\n', encoding="utf-8"
+    )
     result = wicbox("db", "init", config=config)
     assert result.exit_code == 2
     assert str(config) in result.stderr

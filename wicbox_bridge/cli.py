@@ -13,6 +13,11 @@ from pathlib import Path
 import click
 
 from wicbox_bridge import __version__
+from wicbox_bridge.commands.check import check_command
+from wicbox_bridge.commands.db import db_group
+from wicbox_bridge.commands.params import params_group
+from wicbox_bridge.commands.run import run_command
+from wicbox_bridge.commands.token import token_command
 from wicbox_bridge.errors import BridgeError, ExitCode
 from wicbox_bridge.logsetup import LOGGER_NAME, configure_logging
 from wicbox_bridge.redact import Redactor
@@ -73,8 +78,6 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> int | Non
     configure_logging(verbose, redactor)
     ctx.obj = Runtime(Invocation.from_process(config_path, os.environ), redactor)
     if ctx.invoked_subcommand is None:
-        from wicbox_bridge.commands.run import run_command
-
         return int(ctx.invoke(run_command))
     return None
 
@@ -86,21 +89,8 @@ def _exit_with_code(ctx: click.Context, /, exit_code: int | None, **_: object) -
     ctx.exit(int(exit_code or ExitCode.OK))
 
 
-def _register_commands() -> None:
-    from wicbox_bridge.commands.check import check_command
-    from wicbox_bridge.commands.db import db_group
-    from wicbox_bridge.commands.params import params_group
-    from wicbox_bridge.commands.run import run_command
-    from wicbox_bridge.commands.token import token_command
-
-    cli.add_command(run_command)
-    cli.add_command(check_command)
-    cli.add_command(params_group)
-    cli.add_command(db_group)
-    cli.add_command(token_command)
-
-
-_register_commands()
+for command in (run_command, check_command, params_group, db_group, token_command):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,11 +27,11 @@ class LoadedSettings:
     parameters: Parameters
 
 
-AccountChecks = Callable[[Runtime, LoadedSettings, Store], Iterator[CheckResult]]
+AccountChecks = Callable[[LoadedSettings, Store], Iterator[CheckResult]]
 
 
-def run_checks(runtime: Runtime, account_checks: list[AccountChecks]) -> list[CheckResult]:
-    """Configuration, database and parameters, then each of ``account_checks`` in order."""
+def run_checks(runtime: Runtime, account_checks: AccountChecks | None = None) -> list[CheckResult]:
+    """Configuration, database and parameters, then ``account_checks`` (protocol, tokens, logins)."""
     results: list[CheckResult] = []
     config = _check_config(runtime, results)
     if config is None:
@@ -44,10 +44,8 @@ def run_checks(runtime: Runtime, account_checks: list[AccountChecks]) -> list[Ch
         return results
     try:
         parameters = _check_database_and_parameters(runtime, store, results)
-        if parameters is not None:
-            settings = LoadedSettings(config, parameters)
-            for checks in account_checks:
-                results.extend(checks(runtime, settings, store))
+        if parameters is not None and account_checks is not None:
+            results.extend(account_checks(LoadedSettings(config, parameters), store))
     finally:
         store.close()
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from wicbox_bridge.redact import Redactor, RedactingFilter
+from wicbox_bridge.redact import RedactingFilter, Redactor
 
 LOGGER_NAME = "wicbox"
 

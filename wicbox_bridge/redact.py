@@ -23,7 +23,9 @@ _TOKEN_PATTERNS = (
     re.compile(r"(?i)(auth=Bearer\s+)[^\x01\s]+"),
     re.compile(r"(?i)(AUTHENTICATE\s+XOAUTH2\s+)[A-Za-z0-9+/=]{8,}"),
     # OAuth form fields and JSON members that carry secrets.
-    re.compile(r"(?i)((?:client_secret|password|refresh_token|access_token|id_token)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"),
+    re.compile(
+        r"(?i)((?:client_secret|password|refresh_token|access_token|id_token)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
+    ),
 )
 
 

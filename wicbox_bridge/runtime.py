@@ -13,12 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wicbox_bridge.config import ConfigLocation, GlobalConfig, load_global_config, locate_config
-from wicbox_bridge.config import embedded_default_config
-from wicbox_bridge.params import ParsedParameters, parse_parameters
+from wicbox_bridge.config import (
+    ConfigLocation,
+    GlobalConfig,
+    embedded_default_config,
+    load_global_config,
+    locate_config,
+)
+from wicbox_bridge.params import ParsedParameters, is_secret_parameter, parse_parameters
 from wicbox_bridge.paths import state_dir_for
 from wicbox_bridge.redact import Redactor
-from wicbox_bridge.store import Store, open_store
+from wicbox_bridge.store import DbApiStore, Store, open_store
 from wicbox_bridge.store.parameters import read_parameters
 from wicbox_bridge.store.schema import require_schema
 
@@ -64,14 +69,12 @@ class Runtime:
     def state_dir(self) -> Path:
         return state_dir_for(self.location.path, env=self.invocation.env)
 
-    def open_store(self) -> Store:
+    def open_store(self) -> DbApiStore:
         return open_store(self.config.database)
 
     def load_parameters(self, store: Store) -> ParsedParameters:
         """Reads and validates the WICMan parameters; registers their secrets for redaction."""
         require_schema(store)
         raw = read_parameters(store)
-        parsed = parse_parameters(raw)
-        params = parsed.parameters
-        self.redactor.register([params.password, params.client_secret])
-        return parsed
+        self.redactor.register(value for name, value in raw.items() if is_secret_parameter(name))
+        return parse_parameters(raw)

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import click
 
-from wicbox_bridge.checks import overall_exit_code
+from wicbox_bridge.account_checks import plan_checks, protocol_check, token_checks
+from wicbox_bridge.accounts import plan_accounts
+from wicbox_bridge.checks import CheckResult, failed, overall_exit_code
 from wicbox_bridge.commands import pass_runtime
-from wicbox_bridge.diagnostics import run_checks
+from wicbox_bridge.commands._build import provider_factory, register_account_secrets, token_service
+from wicbox_bridge.diagnostics import AccountChecks, LoadedSettings, run_checks
+from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.store import Store
+
+
+def _account_checks(runtime: Runtime) -> AccountChecks:
+    def checks(settings: LoadedSettings, store: Store) -> Iterator[CheckResult]:
+        params = settings.parameters
+        result, protocol = protocol_check(params)
+        yield result
+        try:
+            plan = plan_accounts(params, store)
+        except BridgeError as error:
+            yield failed("mailbox", error)
+            return
+        register_account_secrets(runtime, plan)
+        yield from plan_checks(plan)
+        if protocol is None:
+            return
+        with token_service(runtime, params) as service:
+            yield from token_checks(params, plan, protocol, provider_factory(service, params))
+
+    return checks
 
 
 @click.command("check")
@@ -18,7 +45,7 @@ def check_command(runtime: Runtime) -> int:
     Run it right after following the Azure steps of the guide: the first FAIL line says what to
     change. Nothing is read from or sent to any mailbox.
     """
-    results = run_checks(runtime, account_checks=[])
+    results = run_checks(runtime, _account_checks(runtime))
     for result in results:
         click.echo(result.render())
     code = overall_exit_code(results)

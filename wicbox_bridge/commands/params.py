@@ -131,5 +131,3 @@ def params_migrate(runtime: Runtime) -> int:
     for line in report.lines():
         click.echo(line)
     return 0
-
-

@@ -20,5 +20,7 @@ def run_command(runtime: Runtime) -> int:
         store.close()
     for warning in parsed.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo("wicbox: configuration and parameters are valid; no mailbox adapter is built in yet.", err=True)
+    click.echo(
+        "wicbox: configuration and parameters are valid; no mailbox adapter is built in yet.", err=True
+    )
     return int(ExitCode.PARTIAL)

@@ -1,0 +1,111 @@
+"""A WIC installation for end-to-end tests: WicGlobal.config, a database with the schema, and
+WICMan parameters pointing at the loopback test bed (identity-platform emulator, Dovecot, SMTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from tests.clihelp import WicboxCli, write_config
+from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
+from tools.testbed.pki import LoopbackPki
+from wicbox_bridge.dbtarget import SqliteTarget
+from wicbox_bridge.store import DbApiStore, init_schema, open_store
+from wicbox_bridge.store.parameters import set_parameter
+
+
+@dataclass
+class WicInstallation:
+    """One test's WIC: its config file, database and CLI, with helpers to set parameters."""
+
+    config: Path
+    database: Path
+    cli_runner: WicboxCli
+    directory: SeededDirectory
+
+    def cli(self, *args: str, input: str | None = None) -> Result:
+        return self.cli_runner(*args, config=self.config, input=input)
+
+    def store(self) -> DbApiStore:
+        return open_store(SqliteTarget(self.database))
+
+    def set_params(self, values: Mapping[str, str | None]) -> None:
+        with self.store() as store:
+            for name, value in values.items():
+                set_parameter(store, name, value)
+
+    def add_project(
+        self,
+        project_id: int,
+        code: str,
+        *,
+        mailbox: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        account_mode: str | None = None,
+        active: bool = True,
+    ) -> None:
+        with self.store() as store:
+            store.execute(
+                "INSERT INTO WIC_PROJECT (PROJECT_ID, CODE, NAME, ACTIVE, WICBOX_MAILBOX, WICBOX_USERNAME, "
+                "WICBOX_PASSWORD, WICBOX_ACCOUNTMODE) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (project_id, code, f"Project {code}", int(active), mailbox, username, password, account_mode),
+            )
+
+
+def delegated_parameters(
+    idp: IdentityPlatformEmulator, directory: SeededDirectory, pki: LoopbackPki
+) -> dict[str, str | None]:
+    """SINGLE mode, OAuth2, delegated permissions on the global mailbox, against the emulator."""
+    return {
+        "WICBOXACCOUNTMODE": "SINGLE",
+        "WICBOXMETHOD": "OAuth2",
+        "WICBOX_MAILCLIENT_SCOPE": "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "WICBOX_MAILCLIENT_CLIENTID": directory.public_client_id,
+        "WICBOX_MAILCLIENT_TENANTID": directory.tenant_id,
+        "WICBOX_MAILCLIENT_USERNAME": directory.mailbox.upn,
+        "WICBOX_MAILCLIENT_PASSWORD": directory.mailbox.password,
+        "WICBOX_MAILCLIENT_AUTHORITYHOST": idp.base_url,
+        "WICBOX_MAILCLIENT_CABUNDLE": str(pki.ca_cert),
+    }
+
+
+def application_parameters(
+    idp: IdentityPlatformEmulator, directory: SeededDirectory, pki: LoopbackPki
+) -> dict[str, str | None]:
+    """The same installation with application permissions (client secret, no password)."""
+    values = delegated_parameters(idp, directory, pki)
+    values.update(
+        {
+            "WICBOX_MAILCLIENT_CLIENTID": directory.confidential_client_id,
+            "WICBOX_MAILCLIENT_CLIENTSECRET": directory.confidential_client_secret,
+            "WICBOX_MAILCLIENT_PASSWORD": None,
+            "WICBOX_MAILCLIENT_SCOPE": "https://outlook.office365.com/.default",
+        }
+    )
+    return values
+
+
+@pytest.fixture
+def wic(
+    tmp_path: Path,
+    idp_clean: IdentityPlatformEmulator,
+    idp_directory: SeededDirectory,
+    loopback_pki: LoopbackPki,
+) -> Iterator[WicInstallation]:
+    """A WIC installation on SQLite with the schema and delegated SINGLE-mode parameters."""
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    database = tmp_path / "wic.db"
+    config = write_config(tmp_path / "WicGlobal.config", f"sqlite:///{database}")
+    installation = WicInstallation(config, database, WicboxCli(home=home, cwd=work), idp_directory)
+    with installation.store() as store:
+        init_schema(store)
+    installation.set_params(delegated_parameters(idp_clean, idp_directory, loopback_pki))
+    yield installation

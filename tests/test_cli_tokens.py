@@ -1,0 +1,115 @@
+"""`wicbox check` and `wicbox token` against the identity-platform emulator with the real msal."""
+
+from __future__ import annotations
+
+import re
+
+from tests.plugins.wic import WicInstallation, application_parameters
+from tools.testbed.idp import IdentityPlatformEmulator
+from tools.testbed.pki import LoopbackPki
+
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.")
+
+
+def _assert_no_secrets(output: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in output
+    assert not JWT_SHAPE.search(output), "a token reached the output"
+
+
+def test_check_passes_for_delegated_single_mode(
+    wic: WicInstallation, idp_clean: IdentityPlatformEmulator
+) -> None:
+    result = wic.cli("check")
+    assert result.exit_code == 0, result.output
+    assert "[OK  ] protocol: IMAP" in result.output
+    assert (
+        "[OK  ] token (global mailbox): acquired for wicbox@klant.example from the identity platform"
+        in result.output
+    )
+    assert "IMAP.AccessAsUser.All" in result.output
+    assert idp_clean.request_log.count(grant_type="password") == 1
+    _assert_no_secrets(result.output, wic.directory.mailbox.password)
+
+
+def test_second_check_is_served_from_the_persisted_cache(
+    wic: WicInstallation, idp_clean: IdentityPlatformEmulator
+) -> None:
+    assert wic.cli("check").exit_code == 0
+    idp_clean.request_log.clear()
+    again = wic.cli("check")
+    assert again.exit_code == 0
+    assert "from the token cache" in again.output
+    assert idp_clean.request_log.count() == 0
+
+
+def test_wrong_password_names_the_parameter_and_exits_3(wic: WicInstallation) -> None:
+    wic.set_params({"WICBOX_MAILCLIENT_PASSWORD": "Fout-Wachtwoord-99"})
+    result = wic.cli("check")
+    assert result.exit_code == 3, result.output
+    assert "[FAIL] token (global mailbox)" in result.output
+    assert "AADSTS50126" in result.output
+    assert "WICBOX_MAILCLIENT_PASSWORD" in result.output
+    _assert_no_secrets(result.output, "Fout-Wachtwoord-99")
+
+
+def test_typo_in_client_id_is_named(wic: WicInstallation) -> None:
+    wic.set_params({"WICBOX_MAILCLIENT_CLIENTID": "0d6e8c1a-1111-2222-3333-444455556666"})
+    result = wic.cli("check")
+    assert result.exit_code == 3
+    assert "AADSTS700016" in result.output
+    assert "WICBOX_MAILCLIENT_CLIENTID" in result.output
+
+
+def test_application_permissions_print_the_exchange_steps(
+    wic: WicInstallation, idp_clean: IdentityPlatformEmulator, loopback_pki: LoopbackPki
+) -> None:
+    wic.set_params(application_parameters(idp_clean, wic.directory, loopback_pki))
+    result = wic.cli("check")
+    assert result.exit_code == 0, result.output
+    assert "New-ServicePrincipal" in result.output
+    assert wic.directory.confidential_client_sp_id in result.output
+    assert "Add-MailboxPermission -Identity wicbox@klant.example" in result.output
+    assert idp_clean.request_log.count(grant_type="client_credentials") == 1
+    _assert_no_secrets(result.output, wic.directory.confidential_client_secret)
+
+
+def test_vendor_guide_scope_selects_graph(wic: WicInstallation) -> None:
+    wic.set_params({"WICBOX_MAILCLIENT_SCOPE": "Mail.ReadWrite"})
+    result = wic.cli("check")
+    assert "[OK  ] protocol: GRAPH" in result.output
+    assert result.exit_code == 0, result.output
+
+
+def test_graph_scope_with_imap_protocol_is_a_configuration_error(wic: WicInstallation) -> None:
+    wic.set_params({"WICBOX_MAILCLIENT_SCOPE": "Mail.ReadWrite", "WICBOX_MAILCLIENT_PROTOCOL": "IMAP"})
+    result = wic.cli("check")
+    assert result.exit_code == 2
+    assert "[FAIL] protocol" in result.output
+    assert "IMAP.AccessAsUser.All" in result.output
+
+
+def test_token_command_shows_claims_never_the_token(wic: WicInstallation) -> None:
+    result = wic.cli("token")
+    assert result.exit_code == 0, result.output
+    assert "https://outlook.office.com" in result.output
+    assert "IMAP.AccessAsUser.All" in result.output
+    assert "wicbox@klant.example" in result.output
+    _assert_no_secrets(result.output, wic.directory.mailbox.password)
+
+
+def test_token_for_a_project_account(wic: WicInstallation) -> None:
+    user = wic.directory.project_users[0]
+    wic.add_project(1, "ALPHA", mailbox=user.upn, username=user.upn, password=user.password)
+    result = wic.cli("token", "--project", "alpha")
+    assert result.exit_code == 0, result.output
+    assert user.upn in result.output
+    _assert_no_secrets(result.output, user.password)
+
+
+def test_highest_verbosity_leaks_no_secret(wic: WicInstallation) -> None:
+    secrets = (wic.directory.mailbox.password,)
+    for args in (("-vvv", "check"), ("-vvv", "token"), ("-vvv", "params", "list")):
+        result = wic.cli(*args)
+        assert result.exit_code == 0, result.output
+        _assert_no_secrets(result.output, *secrets)

@@ -1,0 +1,43 @@
+"""Builds the adapters from the validated settings: the only place that does (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from wicbox_bridge.account_checks import ProviderFactory
+from wicbox_bridge.accounts import AccountPlan, MailboxAccount
+from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.adapters.identity import TokenService
+from wicbox_bridge.adapters.token_cache import token_cache_path
+from wicbox_bridge.params import Parameters
+from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.scopes import TokenProtocol
+
+
+@contextmanager
+def token_service(runtime: Runtime, params: Parameters) -> Iterator[TokenService]:
+    """The token layer of this configuration, with its persisted cache in the state directory."""
+    service = TokenService.from_parameters(
+        params, token_cache_path(runtime.state_dir), env=dict(runtime.invocation.env)
+    )
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def provider_factory(service: TokenService, params: Parameters) -> ProviderFactory:
+    """Token providers per account: the account's own sign-in (delegated) or the app's (application)."""
+
+    def provider_for(account: MailboxAccount, protocol: TokenProtocol) -> TokenProvider:
+        return service.for_protocol(
+            params, protocol, username=account.username, password=account.password, names=account.names
+        )
+
+    return provider_for
+
+
+def register_account_secrets(runtime: Runtime, plan: AccountPlan) -> None:
+    """Project passwords come from WIC_PROJECT: mask them in logs like the global ones."""
+    runtime.redactor.register([account.password for account in plan.accounts])

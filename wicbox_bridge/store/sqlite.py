@@ -1,0 +1,95 @@
+"""The embedded store: a SQLite file through the standard library's sqlite3.
+
+The connection runs in autocommit mode; :meth:`SqliteStore.transaction` starts with
+``BEGIN IMMEDIATE`` so a transaction takes the write lock up front and concurrent writers wait
+(up to the busy timeout) instead of failing halfway. WAL journal, foreign keys on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from wicbox_bridge.dbtarget import SqliteTarget
+from wicbox_bridge.errors import DatabaseError, SchemaError
+from wicbox_bridge.store.base import SqlParams
+from wicbox_bridge.store.dbapi import Cursor, DbApiStore
+
+
+class SqliteStore(DbApiStore):
+    def __init__(self, connection: sqlite3.Connection, target: SqliteTarget, timeout_s: float) -> None:
+        super().__init__("sqlite", target.describe())
+        self._connection = connection
+        self._path = target.path
+        self._timeout_s = timeout_s
+
+    @property
+    def _driver_errors(self) -> tuple[type[Exception], ...]:
+        return (sqlite3.Error,)
+
+    def _cursor_for(self, sql: str, params: SqlParams) -> Cursor:
+        return self._connection.execute(sql, tuple(params))
+
+    def _begin(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
+
+    def _close(self) -> None:
+        self._connection.close()
+
+    def _translate(self, exc: Exception, action: str) -> DatabaseError:
+        return translate_sqlite_error(exc, self._path, action, self._timeout_s)
+
+
+def translate_sqlite_error(exc: Exception, path: Path, action: str, timeout_s: float) -> DatabaseError:
+    text = str(exc)
+    where = f"SQLite database {path}"
+    if text.startswith("no such table"):
+        return SchemaError(f"{where}: {text} (while running: {action})", fix="run `wicbox db init`")
+    if "locked" in text or "busy" in text:
+        return DatabaseError(
+            f"{where} stayed locked by another process for {timeout_s:g} s (while running: {action})",
+            fix="wait for the other wicbox process to finish, or stop it, and retry",
+        )
+    if "unable to open" in text or "readonly" in text or "disk I/O" in text:
+        return DatabaseError(
+            f"{where} cannot be opened for writing: {text}",
+            fix="check that the directory exists, is writable for this account and is not on a full disk",
+        )
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return DatabaseError(
+            f"{where} is not a SQLite database: {text}", fix="point the configuration at the right file"
+        )
+    return DatabaseError(f"{where}: {text} (while running: {action})")
+
+
+def open_sqlite(target: SqliteTarget, timeout_s: float) -> SqliteStore:
+    """Open (creating the directory and the file when missing) with WAL and foreign keys.
+
+    ``timeout_s`` is sqlite3's busy timeout: how long a statement waits for another writer.
+    """
+    try:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the directory {target.path.parent} for the SQLite database: {exc.strerror}",
+            fix="create it, or give this account write access to its parent",
+        ) from exc
+    try:
+        connection = sqlite3.connect(target.path, timeout=timeout_s, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise translate_sqlite_error(exc, target.path, "open", timeout_s) from exc
+    store = SqliteStore(connection, target, timeout_s)
+    try:
+        store.execute("PRAGMA journal_mode = WAL")
+        store.execute("PRAGMA foreign_keys = ON")
+    except DatabaseError:
+        store.close()
+        raise
+    return store
