@@ -1,0 +1,233 @@
+"""How IMAP failures become the project's errors, and how Exchange Online's special answers are read.
+
+imapclient raises imaplib's exceptions (``IMAP4.error`` for NO/BAD, ``IMAP4.abort`` when the server
+ended the session), and the network raises ``OSError``/``ssl.SSLError``. Everything here is pure:
+it turns those into :mod:`wicbox_bridge.errors` with the cause and the fix, and recognises
+Exchange's throttling reply and its ``BYE Session invalidated - AccessTokenExpired``. Messages name
+parameters and hosts, never a token or a password.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+import ssl
+from collections.abc import Mapping
+
+from wicbox_bridge import params as names
+from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, MailboxError
+from wicbox_bridge.params import Endpoint
+
+CA_BUNDLE_PARAMETER = names.CA_BUNDLE
+HOST_PARAMETER = names.IMAP_HOST
+TLS_PARAMETER = names.IMAP_TLS
+PASSWORD_PARAMETER = names.PASSWORD
+METHOD_PARAMETER = names.METHOD
+
+DEFAULT_BACKOFF_S = 1.0
+_BACKOFF = re.compile(r"Suggested\s+Backoff\s+Time:\s*(\d+)\s*ms", re.IGNORECASE)
+_THROTTLED = re.compile(r"\bthrottled\b", re.IGNORECASE)
+_TOKEN_EXPIRED = "AccessTokenExpired"  # noqa: S105 - the name of Exchange's reason
+_SERVER_TEXT = re.compile(r"b'(.*)'$|b\"(.*)\"$")
+
+
+def server_text(exc: BaseException) -> str:
+    """The server's words from an imaplib/imapclient error, without Python's b'...' wrapping."""
+    text = str(exc).strip()
+    match = _SERVER_TEXT.search(text)
+    if match:
+        prefix = text[: match.start()]
+        text = prefix + (match.group(1) if match.group(1) is not None else match.group(2))
+    return text.replace("\\r\\n", " ").strip()
+
+
+def throttle_backoff_s(exc: BaseException) -> float | None:
+    """Seconds Exchange asks to wait (``BAD/NO Request is throttled. Suggested Backoff Time: N ms``).
+
+    ``None`` when ``exc`` is not a throttling answer.
+    """
+    if isinstance(exc, imaplib.IMAP4.abort) or not isinstance(exc, imaplib.IMAP4.error):
+        return None
+    text = str(exc)
+    if not _THROTTLED.search(text):
+        return None
+    match = _BACKOFF.search(text)
+    return int(match.group(1)) / 1000.0 if match else DEFAULT_BACKOFF_S
+
+
+def is_token_expired(exc: BaseException, bye: str = "") -> bool:
+    """Exchange ended the session because the access token expired (``* BYE ... AccessTokenExpired``).
+
+    ``bye`` is the text of a BYE the client received: some commands report only the closed
+    connection ("socket error: EOF") although the server said why just before.
+    """
+    if not isinstance(exc, imaplib.IMAP4.abort):
+        return False
+    return _TOKEN_EXPIRED.lower() in f"{exc} {bye}".lower()
+
+
+def _where(endpoint: Endpoint) -> str:
+    return f"the IMAP server {endpoint.host}:{endpoint.port}"
+
+
+def connect_failure(exc: OSError, endpoint: Endpoint, ca_bundle: object) -> ConnectionFailure:
+    """A failure to reach the server or to agree on TLS with it."""
+    where = _where(endpoint)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        setting = f"{CA_BUNDLE_PARAMETER} is {ca_bundle}" if ca_bundle else f"{CA_BUNDLE_PARAMETER} is empty"
+        reason = exc.verify_message or "certificate not trusted"
+        return ConnectionFailure(
+            f"TLS with {where} failed: the server's certificate could not be verified ({reason}).",
+            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
+            f"{CA_BUNDLE_PARAMETER} to it ({setting}); check that {HOST_PARAMETER} is the name on "
+            "the certificate",
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ConnectionFailure(
+            f"TLS with {where} failed ({exc.reason or 'handshake failed'}).",
+            fix=f"check {TLS_PARAMETER}: port 993 uses implicit TLS, port 143 STARTTLS",
+        )
+    if isinstance(exc, socket.gaierror):
+        reason = "the host name cannot be resolved"
+    elif isinstance(exc, TimeoutError):
+        reason = "no answer in time"
+    elif isinstance(exc, ConnectionRefusedError):
+        reason = "the connection was refused"
+    else:
+        reason = exc.strerror or exc.__class__.__name__
+    return ConnectionFailure(
+        f"Cannot connect to {where} ({endpoint.tls.value} TLS): {reason}.",
+        fix=f"check {HOST_PARAMETER} and {TLS_PARAMETER}, DNS and the firewall (outgoing TCP port "
+        f"{endpoint.port})",
+    )
+
+
+def session_lost(exc: BaseException, endpoint: Endpoint, doing: str) -> ConnectionFailure:
+    """The connection broke or the server ended the session during ``doing``."""
+    detail = server_text(exc) if isinstance(exc, imaplib.IMAP4.abort) else exc.__class__.__name__
+    return ConnectionFailure(
+        f"The connection to {_where(endpoint)} was lost while {doing} ({detail}).",
+        fix="nothing to change if it happens once: the next run continues where this one stopped; "
+        "if it repeats, check the network path (proxy, firewall idle timeouts)",
+    )
+
+
+def token_expired_twice(endpoint: Endpoint, mailbox: str) -> AuthenticationError:
+    return AuthenticationError(
+        f"{_where(endpoint)} ended the session for {mailbox} twice with AccessTokenExpired, even "
+        "with a freshly issued token.",
+        code="AccessTokenExpired",
+        fix="check that this computer's clock is right (tokens are time-limited) and that the "
+        "account's sessions were not revoked",
+    )
+
+
+def command_refused(exc: BaseException, endpoint: Endpoint, mailbox: str, doing: str) -> MailboxError:
+    return MailboxError(
+        f"{_where(endpoint)} refused {doing} in mailbox {mailbox}: {server_text(exc)}",
+        fix="check the mailbox's folders and permissions in Outlook on the web; the next run retries",
+    )
+
+
+def still_throttled(endpoint: Endpoint, mailbox: str, waited_s: float) -> MailboxError:
+    return MailboxError(
+        f"{_where(endpoint)} kept throttling mailbox {mailbox} after {waited_s:.1f} s of waiting.",
+        fix=f"nothing to change if it happens once (the next run continues); if it repeats, lower "
+        f"{names.WORKERS} or run less often",
+    )
+
+
+def folder_missing(folder: str, mailbox: str, parameter: str) -> MailboxError:
+    return MailboxError(
+        f"The folder {folder!r} does not exist in mailbox {mailbox}.",
+        fix=f"set {parameter} to an existing folder (folder levels separated by '/'), e.g. INBOX",
+    )
+
+
+def validity_changed(folder: str, mailbox: str, expected: str, actual: str) -> MailboxError:
+    return MailboxError(
+        f"The folder {folder!r} of mailbox {mailbox} was recreated on the server (UIDVALIDITY "
+        f"{expected} became {actual}); the mails listed before can no longer be identified.",
+        fix="nothing to change: the next run lists the folder again",
+    )
+
+
+def no_tls_offered(endpoint: Endpoint) -> ConnectionFailure:
+    return ConnectionFailure(
+        f"{_where(endpoint)} does not offer STARTTLS; refusing to sign in without TLS.",
+        fix=f"set {HOST_PARAMETER} to the server's TLS port (outlook.office365.com:993) with "
+        f"{TLS_PARAMETER} implicit; if STARTTLS should be there, something on the network strips it",
+    )
+
+
+# --------------------------------------------------------------------------- sign-in refusals
+
+_EXCHANGE_IMAP_ENABLE = "Set-CASMailbox -Identity {mailbox} -ImapEnabled $true"
+
+
+def _claim_list(claims: Mapping[str, object], name: str) -> list[str]:
+    value = claims.get(name)
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return []
+
+
+def _delegated_hints(claims: Mapping[str, object], mailbox: str) -> list[str]:
+    hints = []
+    if "IMAP.AccessAsUser.All" not in _claim_list(claims, "scp"):
+        hints.append("the token lacks the delegated permission IMAP.AccessAsUser.All")
+    upn = claims.get("upn") or claims.get("unique_name")
+    if isinstance(upn, str) and upn.casefold() != mailbox.casefold():
+        hints.append(f"the token is for {upn}, not for the mailbox {mailbox}")
+    return hints
+
+
+def oauth_refused(
+    exc: BaseException, endpoint: Endpoint, mailbox: str, claims: Mapping[str, object]
+) -> AuthenticationError:
+    """``NO AUTHENTICATE failed.``: the fixes for delegated and application permissions."""
+    if "scp" in claims or "upn" in claims:
+        hints = _delegated_hints(claims, mailbox)
+        fix = (
+            "give the app the delegated permission IMAP.AccessAsUser.All (Azure portal > App "
+            "registrations > API permissions > Office 365 Exchange Online, then grant admin consent), "
+            "sign in as the mailbox itself, and enable IMAP for the mailbox (Exchange Online "
+            f"PowerShell: {_EXCHANGE_IMAP_ENABLE.format(mailbox=mailbox)})"
+        )
+    else:
+        sp = claims.get("oid") or "<service principal object id>"
+        hints = []
+        if "IMAP.AccessAsApp" not in _claim_list(claims, "roles"):
+            hints.append("the token lacks the application permission IMAP.AccessAsApp")
+        fix = (
+            "give the app the application permission IMAP.AccessAsApp (Office 365 Exchange Online, "
+            "admin consent granted), register its service principal in Exchange (New-ServicePrincipal) "
+            f"and give it the mailbox (Add-MailboxPermission -Identity {mailbox} -User {sp} "
+            "-AccessRights FullAccess), and enable IMAP for the mailbox "
+            f"({_EXCHANGE_IMAP_ENABLE.format(mailbox=mailbox)})"
+        )
+    found = f" ({'; '.join(hints)})" if hints else ""
+    return AuthenticationError(
+        f"{_where(endpoint)} refused the OAuth2 (XOAUTH2) sign-in to mailbox {mailbox}{found}.",
+        description=server_text(exc),
+        fix=fix,
+    )
+
+
+def password_refused(exc: BaseException, endpoint: Endpoint, mailbox: str) -> AuthenticationError:
+    return AuthenticationError(
+        f"{_where(endpoint)} refused the password sign-in (Basic) to mailbox {mailbox}.",
+        description=server_text(exc),
+        fix=f"check {PASSWORD_PARAMETER} for {mailbox}; Exchange Online no longer accepts Basic "
+        f"authentication: set {METHOD_PARAMETER} to OAuth2 there",
+    )
+
+
+def mechanism_missing(endpoint: Endpoint, mechanism: str) -> AuthenticationError:
+    return AuthenticationError(
+        f"{_where(endpoint)} does not offer the sign-in method {mechanism}.",
+        fix=f"check {HOST_PARAMETER} (Exchange Online: outlook.office365.com) and {METHOD_PARAMETER}",
+    )

@@ -1,0 +1,120 @@
+"""The IMAP adapter's settings: one frozen object, validated when it is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wicbox_bridge import params as names
+from wicbox_bridge.errors import ConfigurationError, ParameterError
+from wicbox_bridge.params import AfterProcess, Endpoint, Parameters, folder_key
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_FETCH_BATCH = 100
+MAX_FETCH_BATCH = 1000
+DEFAULT_FETCH_BATCH_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_THROTTLE_WAIT_S = 120.0
+FOLDER_SEPARATOR = "/"  # how folder parameters separate levels; mapped to the server's delimiter
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """How to reach one IMAP server and what to do with the mails read there.
+
+    ``fetch_batch`` is the number of mails per ``UID FETCH``; ``fetch_batch_bytes`` caps the
+    announced size of one batch so a few huge mails do not all sit in memory at once (a single
+    mail larger than the cap is fetched on its own). ``allow_insecure_login`` only exists for
+    tests: without it, no password or token is ever sent over a connection without TLS.
+    """
+
+    endpoint: Endpoint
+    ca_bundle: Path | None = None
+    source_folder: str = names.DEFAULT_FOLDER
+    processed_folder: str = names.DEFAULT_PROCESSED_FOLDER
+    failed_folder: str = names.DEFAULT_FAILED_FOLDER
+    after_process: AfterProcess = AfterProcess.MOVE
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    fetch_batch: int = DEFAULT_FETCH_BATCH
+    fetch_batch_bytes: int = DEFAULT_FETCH_BATCH_BYTES
+    allow_insecure_login: bool = False
+    max_throttle_wait_s: float = DEFAULT_MAX_THROTTLE_WAIT_S
+
+    def __post_init__(self) -> None:
+        _check_folders(self)
+        _check_limits(self)
+
+    @classmethod
+    def from_parameters(
+        cls,
+        params: Parameters,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        fetch_batch: int = DEFAULT_FETCH_BATCH,
+        fetch_batch_bytes: int = DEFAULT_FETCH_BATCH_BYTES,
+        max_throttle_wait_s: float = DEFAULT_MAX_THROTTLE_WAIT_S,
+    ) -> ImapSettings:
+        """Settings from the WICMan parameters plus the tuning values that are not parameters."""
+        return cls(
+            endpoint=params.imap,
+            ca_bundle=params.ca_bundle,
+            source_folder=params.source_folder,
+            processed_folder=params.processed_folder,
+            failed_folder=params.failed_folder,
+            after_process=params.after_process,
+            timeout_s=timeout_s,
+            fetch_batch=fetch_batch,
+            fetch_batch_bytes=fetch_batch_bytes,
+            max_throttle_wait_s=max_throttle_wait_s,
+        )
+
+
+def _check_folders(settings: ImapSettings) -> None:
+    folders = (
+        (names.FOLDER, settings.source_folder),
+        (names.PROCESSED_FOLDER, settings.processed_folder),
+        (names.FAILED_FOLDER, settings.failed_folder),
+    )
+    for parameter, folder in folders:
+        parts = folder.split(FOLDER_SEPARATOR)
+        if not folder.strip() or any(not part.strip() for part in parts):
+            raise ParameterError(
+                parameter,
+                f"{folder!r} is not a folder name (empty, or an empty level between '/')",
+                fix=f"set {parameter} to a folder such as INBOX or WICBOX/Processed",
+            )
+    source, processed, failed = (folder_key(folder) for _parameter, folder in folders)
+    if settings.after_process is AfterProcess.MOVE and processed == source:
+        raise ParameterError(
+            names.PROCESSED_FOLDER,
+            f"is the source folder ({names.FOLDER}); filed mails would be read again",
+            fix=f"set {names.PROCESSED_FOLDER} to another folder, e.g. {names.DEFAULT_PROCESSED_FOLDER}",
+        )
+    if failed in (source, processed):
+        other = names.FOLDER if failed == source else names.PROCESSED_FOLDER
+        raise ParameterError(
+            names.FAILED_FOLDER,
+            f"must differ from {other}: mails that could not be filed must stay apart",
+            fix=f"set {names.FAILED_FOLDER} to its own folder, e.g. {names.DEFAULT_FAILED_FOLDER}",
+        )
+
+
+def _check_limits(settings: ImapSettings) -> None:
+    if not 1 <= settings.fetch_batch <= MAX_FETCH_BATCH:
+        raise ConfigurationError(
+            f"ImapSettings.fetch_batch is {settings.fetch_batch}.",
+            fix=f"use 1 to {MAX_FETCH_BATCH} mails per batch (50 to 200 works well)",
+        )
+    if settings.fetch_batch_bytes < 1:
+        raise ConfigurationError(
+            f"ImapSettings.fetch_batch_bytes is {settings.fetch_batch_bytes}.",
+            fix=f"use a positive byte budget, e.g. {DEFAULT_FETCH_BATCH_BYTES}",
+        )
+    if settings.timeout_s <= 0:
+        raise ConfigurationError(
+            f"ImapSettings.timeout_s is {settings.timeout_s}.", fix="use a positive number of seconds"
+        )
+    if settings.max_throttle_wait_s < 0:
+        raise ConfigurationError(
+            f"ImapSettings.max_throttle_wait_s is {settings.max_throttle_wait_s}.",
+            fix="use 0 (do not wait out throttling) or a positive number of seconds",
+        )
