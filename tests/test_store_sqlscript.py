@@ -127,6 +127,15 @@ def test_mssql_script_structure(script: SqlScript) -> None:
 def test_mssql_schema_batches_are_guarded(script: SqlScript) -> None:
     for batch in _batches(script):
         code = _without_comments(batch).strip()
+        index_guard = re.match(
+            r"IF\s+NOT\s+EXISTS\s*\(SELECT\s+1\s+FROM\s+sys\.indexes\s+WHERE\s+name\s*=\s*N'(\w+)'"
+            r"\s+AND\s+object_id\s*=\s*OBJECT_ID\(N'(\w+)'\)\)\s+",
+            code,
+        )
+        if index_guard:
+            index, table = index_guard.groups()
+            assert re.match(rf"CREATE\s+INDEX\s+{index}\s+ON\s+{table}\s*\(", code[index_guard.end():]), batch
+            continue
         guard = re.match(r"IF\s+(OBJECT_ID|COL_LENGTH)\s*\(N'(\w+)'(?:,\s*N'(\w+)')?\)\s+IS\s+NULL\s+", code)
         assert guard, f"unguarded batch:\n{batch}"
         if guard.group(1) == "OBJECT_ID":

@@ -76,6 +76,16 @@ class DatabaseError(BridgeError):
     exit_code = ExitCode.CONNECTION
 
 
+class DataRejected(DatabaseError):
+    """The database refused one statement's data (a constraint, a type, a size), not the connection.
+
+    Filing treats it as a problem of that one mail (quarantine), unlike a lost connection, which
+    stops the run before anything more is acknowledged on the server.
+    """
+
+    exit_code = ExitCode.PARTIAL
+
+
 class SchemaError(DatabaseError):
     """The database schema is missing or at a version this release cannot work with."""
 

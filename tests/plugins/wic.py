@@ -3,7 +3,7 @@ WICMan parameters pointing at the loopback test bed (identity-platform emulator,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 from click.testing import Result
 
 from tests.clihelp import WicboxCli, write_config
+from tools.testbed.dovecot import DovecotServer, StoredMessage, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki
 from wicbox_bridge.dbtarget import SqliteTarget
@@ -109,3 +110,53 @@ def wic(
         init_schema(store)
     installation.set_params(delegated_parameters(idp_clean, idp_directory, loopback_pki))
     yield installation
+
+
+@dataclass
+class Mailroom:
+    """A WIC installation whose global mailbox lives in the test bed's Dovecot."""
+
+    wic: WicInstallation
+    dovecot: DovecotServer
+    mailbox: str
+
+    def deliver(self, raws: Sequence[bytes], folder: str = "INBOX", user: str | None = None) -> list[int]:
+        """Append mails in one admin session (oldest first); their UIDs."""
+        with self.dovecot.admin_session(user or self.mailbox) as client:
+            return [append_message(client, folder, raw) for raw in raws]
+
+    def messages(self, folder: str = "INBOX", user: str | None = None) -> list[StoredMessage]:
+        user = user or self.mailbox
+        if folder != "INBOX" and folder not in self.dovecot.folders(user):
+            return []
+        return self.dovecot.messages(user, folder)
+
+    def filed(self) -> list[FiledRow]:
+        with self.wic.store() as store:
+            rows = store.query(
+                "SELECT MAIL_ID, PROJECT_ID, MAILBOX, SHA256, STATUS, RAW_MIME, SUBJECT, ERROR "
+                "FROM WICBOX_MAIL ORDER BY MAIL_ID"
+            )
+        return [FiledRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class FiledRow:
+    mail_id: int
+    project_id: int | None
+    mailbox: str
+    sha256: str
+    status: str
+    raw: bytes | None
+    subject: str | None
+    error: str | None
+
+
+@pytest.fixture
+def mailroom(wic: WicInstallation, dovecot_clean: DovecotServer) -> Mailroom:
+    """SINGLE mode, delegated OAuth2, the global mailbox wicbox@klant.example in Dovecot over IMAPS."""
+    mailbox = wic.directory.mailbox.upn
+    dovecot_clean.add_mailbox(mailbox)
+    wic.set_params({"WICBOX_MAILCLIENT_IMAPHOST": f"{dovecot_clean.host}:{dovecot_clean.imaps_port}"})
+    wic.set_params({"WICBOX_MAILCLIENT_IMAPTLS": "IMPLICIT"})
+    return Mailroom(wic, dovecot_clean, mailbox)

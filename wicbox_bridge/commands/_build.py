@@ -7,12 +7,15 @@ from contextlib import contextmanager
 
 from wicbox_bridge.account_checks import ProviderFactory
 from wicbox_bridge.accounts import AccountPlan, MailboxAccount
-from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.adapters.base import MailboxSession, TokenProvider
 from wicbox_bridge.adapters.identity import TokenService
+from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.token_cache import token_cache_path
-from wicbox_bridge.params import Parameters
+from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.params import MailProtocol, Parameters
+from wicbox_bridge.runner import MailboxOpener
 from wicbox_bridge.runtime import Runtime
-from wicbox_bridge.scopes import TokenProtocol
+from wicbox_bridge.scopes import TokenProtocol, resolve_mail_protocol
 
 
 @contextmanager
@@ -41,3 +44,27 @@ def provider_factory(service: TokenService, params: Parameters) -> ProviderFacto
 def register_account_secrets(runtime: Runtime, plan: AccountPlan) -> None:
     """Project passwords come from WIC_PROJECT: mask them in logs like the global ones."""
     runtime.redactor.register([account.password for account in plan.accounts])
+
+
+def mailbox_opener(
+    params: Parameters, plan: AccountPlan, provider_for: ProviderFactory | None
+) -> tuple[str, MailboxOpener]:
+    """The protocol that reads the mailboxes and a function opening a session per account.
+
+    ``provider_for`` None means Basic authentication: each account signs in with its password.
+    """
+    protocol, _reason = resolve_mail_protocol(params)
+    if protocol is MailProtocol.GRAPH:
+        raise ConfigurationError(
+            "this release reads mailboxes over IMAP only; WICBOX_MAILCLIENT_SCOPE selects Microsoft Graph",
+            fix="grant the Office 365 Exchange Online permission IMAP.AccessAsUser.All (delegated) or "
+            "IMAP.AccessAsApp (application) and set WICBOX_MAILCLIENT_SCOPE to it (see `wicbox check`)",
+        )
+    passwords = {account.mailbox: account.password for account in plan.accounts if account.password}
+    adapter = ImapAdapter(ImapSettings.from_parameters(params), password=passwords)
+
+    def open_mailbox(account: MailboxAccount) -> MailboxSession:
+        tokens = provider_for(account, "imap") if provider_for is not None else None
+        return adapter.open(account.mailbox, tokens)
+
+    return "imap", open_mailbox

@@ -2,25 +2,200 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import sys
+from collections.abc import Iterator
+
 import click
 
+from wicbox_bridge.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.commands import pass_runtime
-from wicbox_bridge.errors import ExitCode
+from wicbox_bridge.commands._build import (
+    mailbox_opener,
+    provider_factory,
+    register_account_secrets,
+    token_service,
+)
+from wicbox_bridge.params import AuthMethod, Parameters
+from wicbox_bridge.routing import RoutableProject
+from wicbox_bridge.run_report import dry_run_lines, failure_lines, report_json, summary_line
+from wicbox_bridge.runlock import RunLock
+from wicbox_bridge.runner import (
+    MailboxReport,
+    ProgressCallback,
+    RunJob,
+    RunReport,
+    RunSettings,
+    run_mailboxes,
+)
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.store import Store
+from wicbox_bridge.store.mails import utc_now
+from wicbox_bridge.store.projects import list_projects
+from wicbox_bridge.store.runs import finish_run, mark_interrupted_runs, start_run
+
+MAX_MAILS_LIMIT = 1000
 
 
 @click.command("run")
+@click.option(
+    "--max-mails",
+    type=click.IntRange(1, MAX_MAILS_LIMIT),
+    default=None,
+    help="Read at most this many mails in this run (lowers WicBoxMaxMailsPerRun; never above it).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Read, parse and route, print what would be filed; change nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @pass_runtime
-def run_command(runtime: Runtime) -> int:
-    """Read the configured mailboxes and file every mail into the WIC database."""
-    store = runtime.open_store()
-    try:
+def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool) -> int:
+    """Read the configured mailboxes and file every mail into the WIC database.
+
+    Oldest mails first, at most WicBoxMaxMailsPerRun (WicGlobal.config) per run, so a backlog
+    drains over successive runs. Each mail is committed to the database before it is moved (or
+    deleted, or marked read) on the server. Only one run per configuration at a time: a second
+    one exits with code 5.
+    """
+    cap = _effective_cap(runtime.config.max_mails_per_run, max_mails)
+    lock = contextlib.nullcontext() if dry_run else RunLock(runtime.state_dir)
+    with lock, runtime.open_store() as store:
         parsed = runtime.load_parameters(store)
-    finally:
-        store.close()
-    for warning in parsed.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(
-        "wicbox: configuration and parameters are valid; no mailbox adapter is built in yet.", err=True
+        for warning in (*runtime.config.warnings, *parsed.warnings):
+            click.echo(f"wicbox: warning: {warning}", err=True)
+        params = parsed.parameters
+        plan = plan_accounts(params, store)
+        register_account_secrets(runtime, plan)
+        projects = [
+            RoutableProject(project.project_id, project.code, project.mailbox)
+            for project in list_projects(store)
+            if project.active
+        ]
+        run_id = None if dry_run else _start_run(store, params, cap)
+        report = _run(
+            runtime,
+            store,
+            params,
+            plan=plan,
+            projects=projects,
+            cap=cap,
+            run_id=run_id,
+            dry_run=dry_run,
+            show_progress=not as_json,
+        )
+        report.mailboxes.extend(_broken_project_reports(plan))
+        if run_id is not None:
+            finish_run(
+                store,
+                run_id,
+                counts=report.counts,
+                outcome=report.outcome,
+                exit_code=int(report.exit_code),
+                message=_run_message(report),
+            )
+    _print_report(report, params, projects=projects, run_id=run_id, cap=cap, as_json=as_json)
+    return int(report.exit_code)
+
+
+def _effective_cap(configured: int, requested: int | None) -> int:
+    if requested is None:
+        return configured
+    if requested > configured:
+        click.echo(
+            f"wicbox: warning: --max-mails {requested} is above WicBoxMaxMailsPerRun ({configured}); "
+            f"using {configured}",
+            err=True,
+        )
+        return configured
+    return requested
+
+
+def _start_run(store: Store, params: Parameters, cap: int) -> int:
+    host = socket.gethostname()
+    mark_interrupted_runs(store, host)
+    return start_run(
+        store,
+        mode=params.account_mode.value,
+        max_mails=cap,
+        host=host,
+        pid=os.getpid(),
+        started_at=utc_now(),
     )
-    return int(ExitCode.PARTIAL)
+
+
+def _run(
+    runtime: Runtime,
+    store: Store,
+    params: Parameters,
+    *,
+    plan: AccountPlan,
+    projects: list[RoutableProject],
+    cap: int,
+    run_id: int | None,
+    dry_run: bool,
+    show_progress: bool,
+) -> RunReport:
+    oauth = params.method is AuthMethod.OAUTH2
+    services = token_service(runtime, params) if oauth else contextlib.nullcontext(None)
+    with services as service, _progress(cap, show_progress) as progress:
+        provider_for = provider_factory(service, params) if service is not None else None
+        protocol, opener = mailbox_opener(params, plan, provider_for)
+        job = RunJob(
+            store=store,
+            accounts=plan.accounts,
+            open_mailbox=opener,
+            projects=projects,
+            settings=RunSettings(
+                max_mails=cap, source_folder=params.source_folder, protocol=protocol, dry_run=dry_run
+            ),
+            run_id=run_id,
+            progress=progress,
+        )
+        return run_mailboxes(job)
+
+
+@contextlib.contextmanager
+def _progress(cap: int, wanted: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar on a terminal; nothing in a scheduled task's log."""
+    if not (wanted and sys.stderr.isatty()):
+        yield None
+        return
+    with click.progressbar(length=cap, label="reading mail", file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _broken_project_reports(plan: AccountPlan) -> list[MailboxReport]:
+    return [
+        MailboxReport(
+            f"project {project.code}", project.mailbox or project.username or "-", project.code, error=error
+        )
+        for project, error in plan.broken
+    ]
+
+
+def _run_message(report: RunReport) -> str | None:
+    problems = [f"{m.label}: {m.error.message}" for m in report.mailboxes if m.error is not None]
+    return "; ".join(problems) or None
+
+
+def _print_report(
+    report: RunReport,
+    params: Parameters,
+    *,
+    projects: list[RoutableProject],
+    run_id: int | None,
+    cap: int,
+    as_json: bool,
+) -> None:
+    mode = params.account_mode.value
+    if as_json:
+        click.echo(json.dumps(report_json(report, mode=mode, run_id=run_id, max_mails=cap), indent=2))
+    elif report.dry_run:
+        for line in dry_run_lines(report, {project.project_id: project.code for project in projects}):
+            click.echo(line)
+    for line in failure_lines(report):
+        click.echo(line, err=True)
+    click.echo(summary_line(report, mode), err=as_json)

@@ -8,11 +8,12 @@ password of the connection string masked.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 import pyodbc  # type: ignore[import-not-found,unused-ignore]
 
 from wicbox_bridge.dbtarget import OdbcTarget
-from wicbox_bridge.errors import DatabaseError, SchemaError
+from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.secret import MASK
 from wicbox_bridge.store.base import Dialect, SqlParams
 from wicbox_bridge.store.dbapi import Cursor, DbApiStore
@@ -131,6 +132,10 @@ def _driver_missing_error(attributes: dict[str, str], message: str) -> DatabaseE
     )
 
 
+# SQLSTATE classes for "this statement's data was refused": 22 data exception, 23 integrity constraint.
+_DATA_REJECTED_CLASSES: Final = frozenset({"22", "23"})
+
+
 class OdbcStore(DbApiStore):
     def __init__(
         self, connection: pyodbc.Connection, dialect: Dialect, description: str, secrets: tuple[str, ...]
@@ -170,6 +175,8 @@ class OdbcStore(DbApiStore):
         text = f"{self.description}: {message} (while running: {action})"
         if state in _UNDEFINED_TABLE_STATES:
             return SchemaError(text, fix="run `wicbox db init`")
+        if state[:2] in _DATA_REJECTED_CLASSES:
+            return DataRejected(text)
         return DatabaseError(text)
 
 

@@ -7,11 +7,12 @@ The connection runs in autocommit mode; :meth:`SqliteStore.transaction` starts w
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
 from wicbox_bridge.dbtarget import SqliteTarget
-from wicbox_bridge.errors import DatabaseError, SchemaError
+from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.store.base import SqlParams
 from wicbox_bridge.store.dbapi import Cursor, DbApiStore
 
@@ -28,7 +29,7 @@ class SqliteStore(DbApiStore):
         return (sqlite3.Error,)
 
     def _cursor_for(self, sql: str, params: SqlParams) -> Cursor:
-        return self._connection.execute(sql, tuple(params))
+        return self._connection.execute(sql, tuple(_sqlite_value(value) for value in params))
 
     def _begin(self) -> None:
         self._connection.execute("BEGIN IMMEDIATE")
@@ -47,9 +48,18 @@ class SqliteStore(DbApiStore):
         return translate_sqlite_error(exc, self._path, action, self._timeout_s)
 
 
+def _sqlite_value(value: object) -> object:
+    """Datetimes as ISO 8601 text (UTC, as stored by every dialect); sqlite3's own adapter is deprecated."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
 def translate_sqlite_error(exc: Exception, path: Path, action: str, timeout_s: float) -> DatabaseError:
     text = str(exc)
     where = f"SQLite database {path}"
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)) or "too big" in text:
+        return DataRejected(f"{where} refused the data: {text} (while running: {action})")
     if text.startswith("no such table"):
         return SchemaError(f"{where}: {text} (while running: {action})", fix="run `wicbox db init`")
     if "locked" in text or "busy" in text:

@@ -1,0 +1,83 @@
+"""One ``wicbox run`` at a time per configuration, through an operating-system file lock.
+
+The lock is taken on ``run.lock`` in the configuration's state directory. The operating system
+releases it when the process ends in any way (exit, crash, SIGKILL, TerminateProcess), so a lock
+left by a killed run is recovered automatically: the next run simply gets it. Who holds it (PID,
+host, start time) is written next to it for the message a second run prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import portalocker
+
+from wicbox_bridge.errors import AlreadyRunning, ConfigurationError
+
+LOCK_FILE_NAME = "run.lock"
+HOLDER_FILE_NAME = "run.lock.holder"
+
+
+class RunLock:
+    """Context manager: ``with RunLock(state_dir):`` or AlreadyRunning (exit code 5)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE_NAME
+        self.holder_path = state_dir / HOLDER_FILE_NAME
+        self._lock: portalocker.Lock | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the state directory {self.path.parent}: {exc.strerror}",
+                fix="make the directory writable for the account that runs wicbox, or set WICBOX_HOME",
+            ) from exc
+        lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True)
+        try:
+            lock.acquire()
+        except portalocker.exceptions.LockException as exc:
+            raise AlreadyRunning(
+                f"another wicbox run for this configuration is still busy ({self._holder()})",
+                fix="wait for it to finish; a scheduled task should not start runs that overlap",
+            ) from exc
+        self._lock = lock
+        self._write_holder()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def _write_holder(self) -> None:
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        with contextlib.suppress(OSError):  # only used for the message of a second run
+            self.holder_path.write_text(json.dumps(holder), encoding="utf-8")
+
+    def _holder(self) -> str:
+        try:
+            holder: dict[str, Any] = json.loads(self.holder_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "holder unknown"
+        return f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"

@@ -1,0 +1,252 @@
+"""WICBOX_MAIL and WICBOX_ATTACHMENT: filing mails exactly once, and what became of them.
+
+A mail's identity is (MAILBOX, SHA256): the mailbox (lower case) and the hash of its exact bytes.
+Message-IDs are stored but are not the key: senders reuse them, and two different mails must
+never collapse into one. Filing inserts the mail and its attachments in one transaction with
+STATUS = PENDING_ACK; the server action (move, delete, mark read) comes after the commit, and only
+then does STATUS become FILED.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from wicbox_bridge.mail_record import MailRecord
+from wicbox_bridge.store.base import Store, atomic
+
+
+class MailStatus(str, Enum):
+    PENDING_ACK = "PENDING_ACK"
+    FILED = "FILED"
+    QUARANTINE_PENDING = "QUARANTINE_PENDING"
+    QUARANTINED = "QUARANTINED"
+
+    @property
+    def quarantined(self) -> bool:
+        return self in (MailStatus.QUARANTINE_PENDING, MailStatus.QUARANTINED)
+
+
+@dataclass(frozen=True)
+class MailOrigin:
+    """Where a mail was read: mailbox, folder, protocol and the server's id for it."""
+
+    mailbox: str
+    folder: str
+    protocol: str
+    source_id: str
+    uidvalidity: int | None
+    uid: int | None
+    received_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class KnownMail:
+    mail_id: int
+    status: MailStatus
+
+
+@dataclass(frozen=True)
+class PendingAck:
+    """A filed mail whose server action was not confirmed (the process stopped in between)."""
+
+    mail_id: int
+    status: MailStatus
+    source_id: str
+    uidvalidity: int | None
+
+
+_COLUMN_LIMITS: Final = {"MAILBOX": 320, "FOLDER": 400, "SOURCE_ID": 512, "MESSAGE_ID": 998, "ROUTING": 400}
+_NAME_LIMIT: Final = 255
+_IN_CHUNK: Final = 400
+
+_INSERT_MAIL: Final = (
+    "INSERT INTO WICBOX_MAIL (RUN_ID, PROJECT_ID, MAILBOX, FOLDER, PROTOCOL, UIDVALIDITY, UID, SOURCE_ID, "
+    "MESSAGE_ID, SHA256, SUBJECT, FROM_ADDR, TO_ADDRS, CC_ADDRS, SENT_AT, RECEIVED_AT, SIZE_BYTES, "
+    "BODY_TEXT, BODY_HTML, RAW_MIME, STATUS, ROUTING, PROBLEMS, ERROR, FILED_AT) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ATTACHMENT: Final = (
+    "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_FIND: Final = "SELECT MAIL_ID, STATUS FROM WICBOX_MAIL WHERE MAILBOX = ? AND SHA256 = ?"
+
+
+def normalized_mailbox(mailbox: str) -> str:
+    return mailbox.strip().lower()
+
+
+def utc_now() -> dt.datetime:
+    """Now in UTC without tzinfo: how every dialect stores it."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _bounded(column: str, value: str | None) -> str | None:
+    limit = _COLUMN_LIMITS[column]
+    return value if value is None or len(value) <= limit else value[:limit]
+
+
+def find_mail(store: Store, mailbox: str, sha256: str) -> KnownMail | None:
+    """The filed mail with these exact bytes in this mailbox, if any."""
+    row = store.query_one(_FIND, (normalized_mailbox(mailbox), sha256))
+    return None if row is None else KnownMail(int(row[0]), MailStatus(str(row[1]).strip()))
+
+
+def insert_mail(
+    store: Store,
+    *,
+    run_id: int | None,
+    origin: MailOrigin,
+    raw: bytes,
+    record: MailRecord,
+    project_id: int | None,
+    routing: str,
+) -> int:
+    """File one mail with its attachments in one transaction (STATUS = PENDING_ACK); its MAIL_ID."""
+    mailbox = normalized_mailbox(origin.mailbox)
+    problems = list(record.problems)
+    if record.message_id and len(record.message_id) > _COLUMN_LIMITS["MESSAGE_ID"]:
+        problems.append("Message-ID longer than 998 characters: stored truncated")
+    values = (
+        run_id,
+        project_id,
+        _bounded("MAILBOX", mailbox),
+        _bounded("FOLDER", origin.folder),
+        origin.protocol,
+        origin.uidvalidity,
+        origin.uid,
+        _bounded("SOURCE_ID", origin.source_id),
+        _bounded("MESSAGE_ID", record.message_id),
+        record.sha256,
+        record.subject,
+        record.from_addr,
+        ", ".join(record.to_addrs) or None,
+        ", ".join(record.cc_addrs) or None,
+        _naive_utc(record.sent_at),
+        _naive_utc(origin.received_at),
+        len(raw),
+        record.body_text,
+        record.body_html,
+        raw,
+        MailStatus.PENDING_ACK.value,
+        _bounded("ROUTING", routing),
+        "\n".join(problems) or None,
+        None,
+        utc_now(),
+    )
+    with atomic(store):
+        store.execute(_INSERT_MAIL, values)
+        mail_id = _mail_id(store, mailbox, record.sha256)
+        for position, attachment in enumerate(record.attachments, start=1):
+            store.execute(
+                _INSERT_ATTACHMENT,
+                (
+                    mail_id,
+                    position,
+                    attachment.filename[:_NAME_LIMIT],
+                    attachment.content_type[:_NAME_LIMIT],
+                    attachment.size,
+                    attachment.content,
+                ),
+            )
+    return mail_id
+
+
+def insert_quarantined(
+    store: Store, *, run_id: int | None, origin: MailOrigin, raw: bytes, sha256: str, reason: str
+) -> int:
+    """Record a mail that could not be filed, without its content (STATUS = QUARANTINE_PENDING)."""
+    mailbox = normalized_mailbox(origin.mailbox)
+    values = (
+        run_id,
+        None,
+        _bounded("MAILBOX", mailbox),
+        _bounded("FOLDER", origin.folder),
+        origin.protocol,
+        origin.uidvalidity,
+        origin.uid,
+        _bounded("SOURCE_ID", origin.source_id),
+        None,
+        sha256,
+        None,
+        None,
+        None,
+        None,
+        None,
+        _naive_utc(origin.received_at),
+        len(raw),
+        None,
+        None,
+        None,
+        MailStatus.QUARANTINE_PENDING.value,
+        None,
+        None,
+        reason,
+        utc_now(),
+    )
+    with atomic(store):
+        store.execute(_INSERT_MAIL, values)
+        return _mail_id(store, mailbox, sha256)
+
+
+def _mail_id(store: Store, mailbox: str, sha256: str) -> int:
+    row = store.query_one(_FIND, (mailbox, sha256))
+    if row is None:  # pragma: no cover - the insert just succeeded in this transaction
+        raise RuntimeError("the mail just inserted cannot be found")
+    return int(row[0])
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+def _set_status(store: Store, mail_ids: Sequence[int], status: MailStatus) -> None:
+    now = utc_now()
+    with atomic(store):
+        for chunk in _chunks(mail_ids):
+            marks = ", ".join("?" for _ in chunk)
+            store.execute(
+                f"UPDATE WICBOX_MAIL SET STATUS = ?, ACKED_AT = ? WHERE MAIL_ID IN ({marks})",  # noqa: S608 - only ? marks
+                (status.value, now, *chunk),
+            )
+
+
+def mark_filed(store: Store, mail_ids: Sequence[int]) -> None:
+    """The server action for these filed mails is done."""
+    _set_status(store, mail_ids, MailStatus.FILED)
+
+
+def mark_quarantined(store: Store, mail_ids: Sequence[int]) -> None:
+    """These mails are in the failed folder now."""
+    _set_status(store, mail_ids, MailStatus.QUARANTINED)
+
+
+def pending_acks(store: Store, mailbox: str, folder: str) -> list[PendingAck]:
+    """Mails of this mailbox folder whose server action was never confirmed."""
+    rows = store.query(
+        "SELECT MAIL_ID, STATUS, SOURCE_ID, UIDVALIDITY FROM WICBOX_MAIL "
+        "WHERE MAILBOX = ? AND FOLDER = ? AND STATUS IN (?, ?) ORDER BY MAIL_ID",
+        (
+            normalized_mailbox(mailbox),
+            folder,
+            MailStatus.PENDING_ACK.value,
+            MailStatus.QUARANTINE_PENDING.value,
+        ),
+    )
+    return [
+        PendingAck(
+            int(row[0]), MailStatus(str(row[1]).strip()), str(row[2]), None if row[3] is None else int(row[3])
+        )
+        for row in rows
+    ]
