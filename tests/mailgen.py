@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
+from tests.corpus import require_corpus
 
 
 def make_mail(
@@ -41,18 +40,5 @@ def to_crlf(raw: bytes) -> bytes:
 
 
 def corpus_root() -> Path:
-    """The shared mail corpus: WICBOX_MAIL_CORPUS, else ../shared/corpus/mikel-mail beside the repository.
-
-    Under CI the corpus must be there: a missing corpus fails instead of silently skipping.
-    """
-    configured = os.environ.get("WICBOX_MAIL_CORPUS")
-    candidates = [Path(configured)] if configured else []
-    repository = Path(__file__).resolve().parents[1]
-    candidates.append(repository.parent / "shared" / "corpus" / "mikel-mail")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    if os.environ.get("CI"):
-        pytest.fail("the mail corpus is missing: set WICBOX_MAIL_CORPUS to the mikel-mail corpus")
-    pytest.skip("the mail corpus is not available: set WICBOX_MAIL_CORPUS")
-    raise AssertionError("unreachable")
+    """The shared mail corpus (see tests/corpus.py)."""
+    return require_corpus()

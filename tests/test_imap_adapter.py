@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import imaplib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from wicbox_bridge.adapters.imap import ImapAdapter, ImapSession, ImapSettings
 from wicbox_bridge.adapters.imap_errors import is_token_expired, server_text, throttle_backoff_s
 from wicbox_bridge.adapters.imap_session import fetch_batches, server_folder, uid_set
 
+from tests.corpus import require_corpus
+from tests.mailgen import to_crlf
 from tools.testbed.dovecot import DovecotServer
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
@@ -41,7 +42,6 @@ from wicbox_bridge.secret import Secret
 MAILBOX = "wicbox@klant.example"
 OTHER_MAILBOX = "project-alpha@klant.example"
 PASSWORD = "Zomer 2026!"
-CORPUS_VARIABLES = ("WICBOX_TEST_CORPUS", "WICBOX_MAIL_CORPUS")
 WHEN = dt.datetime(2026, 3, 14, 9, 26, 53, tzinfo=dt.timezone.utc)
 
 pytestmark = pytest.mark.testbed
@@ -58,22 +58,9 @@ def mail(number: int, body: bytes = b"") -> bytes:
 
 
 def corpus_mails(limit: int) -> list[bytes]:
-    root = next((Path(os.environ[name]) for name in CORPUS_VARIABLES if os.environ.get(name)), None)
-    if root is None:
-        here = Path(__file__).resolve()
-        root = next(
-            (
-                p / "shared" / "corpus" / "mikel-mail"
-                for p in here.parents
-                if (p / "shared/corpus/mikel-mail").is_dir()
-            ),
-            None,
-        )
-    if root is None or not root.is_dir():
-        pytest.skip(f"mail corpus not found; set {CORPUS_VARIABLES[0]}")
-    files = sorted(root.rglob("*.eml"))[:limit]
+    files = sorted(require_corpus().rglob("*.eml"))[:limit]
     # IMAP hands out CRLF line ends, so the test bed stores CRLF mail.
-    return [path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for path in files]
+    return [to_crlf(path.read_bytes()) for path in files]
 
 
 @dataclass

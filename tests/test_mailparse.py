@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import random
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from tests.corpus import CORPUS_ENV, find_corpus, require_corpus
 from wicbox_bridge.mail_filename import MAX_FILENAME_LENGTH, sanitise_filename
 from wicbox_bridge.mail_record import RecipientHeader
 from wicbox_bridge.mail_text import decode_bytes, header_text
@@ -27,16 +27,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data" / "eml"
 
 
-def _corpus_root() -> Path | None:
-    configured = os.environ.get("WICBOX_TEST_CORPUS")
-    root = Path(configured) if configured else REPO_ROOT.parent / "shared" / "corpus" / "mikel-mail"
-    return root if root.is_dir() else None
-
-
-CORPUS = _corpus_root()
+CORPUS = find_corpus()
 CORPUS_FILES = sorted(CORPUS.rglob("*.eml")) if CORPUS else []
 needs_corpus = pytest.mark.skipif(
-    CORPUS is None, reason="mail corpus not found: set WICBOX_TEST_CORPUS to the mikel-mail corpus root"
+    CORPUS is None, reason=f"mail corpus not found: set {CORPUS_ENV} to the mikel-mail corpus root"
 )
 
 
@@ -53,9 +47,8 @@ def names_and_sizes(record: MailRecord) -> list[tuple[str, str, int]]:
 # The whole corpus
 
 
-@needs_corpus
 def test_corpus_is_there() -> None:
-    assert len(CORPUS_FILES) >= 100
+    assert len(sorted(require_corpus().rglob("*.eml"))) >= 100
 
 
 @needs_corpus

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import ssl
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import msal
@@ -19,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
+from tests.corpus import require_corpus
+from tests.mailgen import to_crlf
 from tools.testbed.dovecot import DovecotServer
 from tools.testbed.dovecot_auth import parse_lookup_key, tab_unescape
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
@@ -31,7 +31,6 @@ MAILBOX = "wicbox@klant.example"
 OTHER_MAILBOX = "project-alpha@klant.example"
 APP_SP_OID = "3d2c1b0a-9f8e-4d7c-8b6a-5e4f3a2b1c0d"
 APP_CLIENT_ID = "6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d"
-CORPUS_ENV = "WICBOX_MAIL_CORPUS"
 
 
 def _sign(pki: LoopbackPki, claims: dict[str, Any]) -> str:
@@ -213,25 +212,10 @@ def test_token_is_not_a_password(mailboxes: DovecotServer, loopback_pki: Loopbac
         client.shutdown()
 
 
-def _corpus_dir() -> Path | None:
-    configured = os.environ.get(CORPUS_ENV)
-    if configured:
-        return Path(configured)
-    repository = Path(__file__).resolve().parents[1]
-    for ancestor in repository.parents:
-        candidate = ancestor / "shared" / "corpus" / "mikel-mail"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def _corpus_mails(limit: int) -> list[bytes]:
-    corpus = _corpus_dir()
-    if corpus is None:
-        pytest.skip(f"mail corpus not found; set {CORPUS_ENV}")
-    files = sorted(corpus.rglob("*.eml"))[:limit]
+    files = sorted(require_corpus().rglob("*.eml"))[:limit]
     # IMAP hands out CRLF line ends, so the test bed stores CRLF mail.
-    return [path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for path in files]
+    return [to_crlf(path.read_bytes()) for path in files]
 
 
 def test_append_and_fetch_keep_exact_bytes(mailboxes: DovecotServer) -> None:
