@@ -64,7 +64,14 @@ class FetchedMail:
 
 
 class MailboxSession(Protocol):
-    """An open, authenticated connection to one mailbox folder."""
+    """An open, authenticated connection to one mailbox folder.
+
+    ``validity`` is the folder's current UIDVALIDITY (IMAP) or "" (Graph, whose ids do not expire).
+    acknowledge and quarantine refuse refs listed under another validity: their keys may now name
+    other mails.
+    """
+
+    validity: str
 
     def list_pending(self, limit: int) -> list[MailRef]:
         """The oldest ``limit`` mails still to be processed in the source folder, oldest first."""
