@@ -41,16 +41,25 @@ def test_a_second_run_finds_nothing(mailroom: Mailroom) -> None:
 
 
 def test_cap_drains_a_backlog_oldest_first(mailroom: Mailroom) -> None:
-    raws = [make_mail(n) for n in range(25)]
+    raws = [make_mail(n) for n in range(250)]
     mailroom.deliver(raws)
-    mailroom.wic.set_params({})
-    counts = []
-    for _ in range(3):
-        code, output = _run(mailroom, "--max-mails", "10")
-        assert code == 0, output
-        counts.append(len(mailroom.filed()))
-    assert counts == [10, 20, 25]
+    fetched = []
+    for _ in range(4):
+        result = mailroom.wic.cli("run", "--json")
+        assert result.exit_code == 0, result.output
+        fetched.append(json.loads(result.stdout)["counts"]["fetched"])
+    assert fetched == [100, 100, 50, 0]  # WicBoxMaxMailsPerRun defaults to 100
     assert [row.raw for row in mailroom.filed()] == raws
+
+
+def test_max_mails_lowers_the_cap_but_never_raises_it(mailroom: Mailroom) -> None:
+    mailroom.deliver([make_mail(n) for n in range(120)])
+    code, output = _run(mailroom, "--max-mails", "7")
+    assert code == 0
+    assert "fetched 7" in output
+    code, output = _run(mailroom, "--max-mails", "500")
+    assert "above WicBoxMaxMailsPerRun (100)" in output
+    assert "fetched 100" in output
 
 
 def test_routing_by_recipient_subject_and_unassigned(mailroom: Mailroom) -> None:

@@ -11,10 +11,11 @@ import pytest
 from click.testing import Result
 
 from tests.clihelp import WicboxCli, write_config
+from tests.plugins.postgres import PgDatabase
 from tools.testbed.dovecot import DovecotServer, StoredMessage, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki
-from wicbox_bridge.dbtarget import SqliteTarget
+from wicbox_bridge.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.store import DbApiStore, init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
 
@@ -24,15 +25,20 @@ class WicInstallation:
     """One test's WIC: its config file, database and CLI, with helpers to set parameters."""
 
     config: Path
-    database: Path
+    target: DatabaseTarget
     cli_runner: WicboxCli
     directory: SeededDirectory
+
+    @property
+    def database(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return self.target.path if isinstance(self.target, SqliteTarget) else None
 
     def cli(self, *args: str, input: str | None = None) -> Result:
         return self.cli_runner(*args, config=self.config, input=input)
 
     def store(self) -> DbApiStore:
-        return open_store(SqliteTarget(self.database))
+        return open_store(self.target)
 
     def set_params(self, values: Mapping[str, str | None]) -> None:
         with self.store() as store:
@@ -92,20 +98,36 @@ def application_parameters(
 
 
 @pytest.fixture
+def wic_backend() -> str:
+    """The database of the `wic` fixture; override with @pytest.mark.parametrize("wic_backend", BACKENDS)."""
+    return "sqlite"
+
+
+def _database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> tuple[str, DatabaseTarget]:
+    if backend == "sqlite":
+        database = tmp_path / "wic.db"
+        return f"sqlite:///{database}", SqliteTarget(database)
+    pg: PgDatabase = request.getfixturevalue("pg_database")
+    return pg.connection_string, pg.target
+
+
+@pytest.fixture
 def wic(
+    request: pytest.FixtureRequest,
+    wic_backend: str,
     tmp_path: Path,
     idp_clean: IdentityPlatformEmulator,
     idp_directory: SeededDirectory,
     loopback_pki: LoopbackPki,
 ) -> Iterator[WicInstallation]:
-    """A WIC installation on SQLite with the schema and delegated SINGLE-mode parameters."""
+    """A WIC installation with the schema and delegated SINGLE-mode parameters (SQLite by default)."""
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir()
     work.mkdir()
-    database = tmp_path / "wic.db"
-    config = write_config(tmp_path / "WicGlobal.config", f"sqlite:///{database}")
-    installation = WicInstallation(config, database, WicboxCli(home=home, cwd=work), idp_directory)
+    connection, target = _database(request, wic_backend, tmp_path)
+    config = write_config(tmp_path / "WicGlobal.config", connection)
+    installation = WicInstallation(config, target, WicboxCli(home=home, cwd=work), idp_directory)
     with installation.store() as store:
         init_schema(store)
     installation.set_params(delegated_parameters(idp_clean, idp_directory, loopback_pki))
