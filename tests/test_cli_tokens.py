@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 
-from tests.plugins.wic import WicInstallation, application_parameters
+from tests.mailgen import make_mail
+from tests.plugins.wic import Mailroom, WicInstallation, application_parameters
 from tools.testbed.idp import IdentityPlatformEmulator
 from tools.testbed.pki import LoopbackPki
+from wicbox_bridge.store.parameters import get_parameter
+
+
+def _imap_params(wic: WicInstallation) -> dict[str, str | None]:
+    with wic.store() as store:
+        return {
+            name: get_parameter(store, name)[1]  # type: ignore[index]
+            for name in ("WICBOX_MAILCLIENT_IMAPHOST", "WICBOX_MAILCLIENT_IMAPTLS")
+        }
+
 
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.")
 
@@ -18,10 +29,15 @@ def _assert_no_secrets(output: str, *secrets: str) -> None:
 
 
 def test_check_passes_for_delegated_single_mode(
-    wic: WicInstallation, idp_clean: IdentityPlatformEmulator
+    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator
 ) -> None:
+    wic = mailroom.wic
+    mailroom.deliver([make_mail(1), make_mail(2)])
     result = wic.cli("check")
     assert result.exit_code == 0, result.output
+    assert (
+        "[OK  ] login (global mailbox): signed in to wicbox@klant.example; 2 mail(s) waiting" in result.output
+    )
     assert "[OK  ] protocol: IMAP" in result.output
     assert (
         "[OK  ] token (global mailbox): acquired for wicbox@klant.example from the identity platform"
@@ -33,8 +49,9 @@ def test_check_passes_for_delegated_single_mode(
 
 
 def test_second_check_is_served_from_the_persisted_cache(
-    wic: WicInstallation, idp_clean: IdentityPlatformEmulator
+    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator
 ) -> None:
+    wic = mailroom.wic
     assert wic.cli("check").exit_code == 0
     idp_clean.request_log.clear()
     again = wic.cli("check")
@@ -62,9 +79,11 @@ def test_typo_in_client_id_is_named(wic: WicInstallation) -> None:
 
 
 def test_application_permissions_print_the_exchange_steps(
-    wic: WicInstallation, idp_clean: IdentityPlatformEmulator, loopback_pki: LoopbackPki
+    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator, loopback_pki: LoopbackPki
 ) -> None:
-    wic.set_params(application_parameters(idp_clean, wic.directory, loopback_pki))
+    wic = mailroom.wic
+    wic.set_params({**application_parameters(idp_clean, wic.directory, loopback_pki), **_imap_params(wic)})
+    mailroom.dovecot.grant_app_access(wic.directory.confidential_client_sp_id, mailroom.mailbox)
     result = wic.cli("check")
     assert result.exit_code == 0, result.output
     assert "New-ServicePrincipal" in result.output
@@ -74,11 +93,23 @@ def test_application_permissions_print_the_exchange_steps(
     _assert_no_secrets(result.output, wic.directory.confidential_client_secret)
 
 
+def test_application_permissions_without_the_mailbox_grant_fail_at_login(
+    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator, loopback_pki: LoopbackPki
+) -> None:
+    wic = mailroom.wic
+    wic.set_params({**application_parameters(idp_clean, wic.directory, loopback_pki), **_imap_params(wic)})
+    result = wic.cli("check")
+    assert result.exit_code == 3, result.output
+    assert "[FAIL] login (global mailbox)" in result.output
+    assert "Add-MailboxPermission" in result.output
+
+
 def test_vendor_guide_scope_selects_graph(wic: WicInstallation) -> None:
     wic.set_params({"WICBOX_MAILCLIENT_SCOPE": "Mail.ReadWrite"})
     result = wic.cli("check")
     assert "[OK  ] protocol: GRAPH" in result.output
-    assert result.exit_code == 0, result.output
+    assert "[OK  ] token (global mailbox)" in result.output
+    assert "Mail.ReadWrite" in result.output
 
 
 def test_graph_scope_with_imap_protocol_is_a_configuration_error(wic: WicInstallation) -> None:
@@ -107,9 +138,11 @@ def test_token_for_a_project_account(wic: WicInstallation) -> None:
     _assert_no_secrets(result.output, user.password)
 
 
-def test_highest_verbosity_leaks_no_secret(wic: WicInstallation) -> None:
+def test_highest_verbosity_leaks_no_secret(mailroom: Mailroom) -> None:
+    wic = mailroom.wic
+    mailroom.deliver([make_mail(1)])
     secrets = (wic.directory.mailbox.password,)
-    for args in (("-vvv", "check"), ("-vvv", "token"), ("-vvv", "params", "list")):
+    for args in (("-vvv", "check"), ("-vvv", "token"), ("-vvv", "params", "list"), ("-vvv", "run")):
         result = wic.cli(*args)
         assert result.exit_code == 0, result.output
         _assert_no_secrets(result.output, *secrets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from wicbox_bridge.accounts import AccountPlan, MailboxAccount
-from wicbox_bridge.adapters.base import AccessToken, TokenProvider
+from wicbox_bridge.adapters.base import AccessToken, MailboxSession, TokenProvider
 from wicbox_bridge.checks import CheckResult, CheckStatus, failed
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.params import AuthMethod, Parameters, PermissionType
@@ -13,6 +13,9 @@ from wicbox_bridge.scopes import TokenProtocol, reading_token_protocol, resolve_
 from wicbox_bridge.token_report import check_token_for_protocol
 
 ProviderFactory = Callable[[MailboxAccount, TokenProtocol], TokenProvider]
+MailboxOpener = Callable[[MailboxAccount], MailboxSession]
+
+_WAITING_SHOWN = 1000
 
 
 def protocol_check(params: Parameters) -> tuple[CheckResult, TokenProtocol | None]:
@@ -73,3 +76,25 @@ def _grant_check(
     return CheckResult(
         f"{result.name} ({account.label})", result.status, result.detail, result.fix, result.exit_code
     )
+
+
+def login_checks(plan: AccountPlan, open_mailbox: MailboxOpener) -> Iterator[CheckResult]:
+    """Sign in to each mailbox and select its source folder, as a run would; reads nothing."""
+    for account in plan.accounts:
+        name = f"login ({account.label})"
+        try:
+            session = open_mailbox(account)
+        except BridgeError as error:
+            yield failed(name, error)
+            continue
+        try:
+            waiting = len(session.list_pending(_WAITING_SHOWN))
+        except BridgeError as error:
+            yield failed(name, error)
+            continue
+        finally:
+            session.close()
+        more = "+" if waiting == _WAITING_SHOWN else ""
+        yield CheckResult(
+            name, CheckStatus.OK, f"signed in to {account.mailbox}; {waiting}{more} mail(s) waiting"
+        )

@@ -87,8 +87,10 @@ def _take_leaf(leaf: MimePart, index: int, content: MailContent, problems: list[
     declared_name = filename_of(disposition, type_params, problems)
     decoded = decode_transfer(leaf.body, leaf.header("content-transfer-encoding"), what, problems)
     if decoded is None:
-        problems.append(f"{what}: invalid {leaf.header('content-transfer-encoding')!r} transfer "
-                        "encoding; stored as its raw encoded bytes")
+        problems.append(
+            f"{what}: invalid {leaf.header('content-transfer-encoding')!r} transfer "
+            "encoding; stored as its raw encoded bytes"
+        )
         _attach(content, declared_name, content_type, leaf.body, problems)
         return
     if content_type in _BODY_TYPES and disposition.value != "attachment" and declared_name is None:
@@ -136,4 +138,3 @@ def _subject_by_stdlib(message: bytes) -> str | None:
 
     parsed = email.parser.BytesHeaderParser(policy=compat32).parsebytes(message)
     return next((value for key, value in parsed.raw_items() if key.lower() == "subject"), None)
-

@@ -146,8 +146,9 @@ def parse_date(text: str | None, problems: list[str]) -> datetime | None:
             raise ValueError(text)
         year, month, day, hour, minute, second = fields[:6]
         offset = fields[9]
-        stamp = datetime(year, month, day, hour, minute, second,
-                         tzinfo=timezone(timedelta(seconds=offset or 0)))
+        stamp = datetime(
+            year, month, day, hour, minute, second, tzinfo=timezone(timedelta(seconds=offset or 0))
+        )
         return stamp.astimezone(timezone.utc)
     except (ValueError, TypeError, OverflowError, IndexError):
         problems.append(f"Date: cannot parse {text.strip()[:80]!r}; sent time left empty")

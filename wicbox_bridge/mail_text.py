@@ -32,8 +32,24 @@ _CHARSET_ALIASES = {
 }
 # Codecs that are not charsets, or exist only on some platforms (the result must not depend on it).
 _NOT_CHARSETS = frozenset(
-    {"base64", "bz2", "hex", "quopri", "rot-13", "uu", "zlib", "mbcs", "oem", "undefined",
-     "unicode-escape", "raw-unicode-escape", "idna", "punycode", "palmos", "cp65001"}
+    {
+        "base64",
+        "bz2",
+        "hex",
+        "quopri",
+        "rot-13",
+        "uu",
+        "zlib",
+        "mbcs",
+        "oem",
+        "undefined",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "idna",
+        "punycode",
+        "palmos",
+        "cp65001",
+    }
 )
 _SINGLE_BYTE_LEGACY = frozenset({"ascii", "cp1252", "iso8859-1", "iso8859-15"})
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+?)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")

@@ -129,8 +129,9 @@ def _parse_header_block(block: bytes) -> tuple[tuple[str, str], ...]:
     )
 
 
-def split_fast(data: bytes, default_type: str = "text/plain", depth: int = 0,
-               outer_boundaries: tuple[bytes, ...] = ()) -> MimePart:
+def split_fast(
+    data: bytes, default_type: str = "text/plain", depth: int = 0, outer_boundaries: tuple[bytes, ...] = ()
+) -> MimePart:
     """Build the tree of ``data`` (a whole message or one part) without the stdlib parser."""
     headers, body = split_headers_fast(data)
     content_type = content_type_of(_first(headers, "content-type"), default_type)
@@ -254,8 +255,11 @@ def split_stdlib(data: bytes) -> MimePart:
 def _from_message(message: _OpaqueMessage, default_type: str, depth: int) -> MimePart:
     headers = tuple((name.lower(), value) for name, value in message.raw_items())
     content_type = content_type_of(_first(headers, "content-type"), default_type)
-    problems = tuple(note for kind, note in _STRUCTURE_DEFECTS.items() if any(
-        isinstance(defect, kind) for defect in message.defects))
+    problems = tuple(
+        note
+        for kind, note in _STRUCTURE_DEFECTS.items()
+        if any(isinstance(defect, kind) for defect in message.defects)
+    )
     payload = message.raw_payload()
     if not isinstance(payload, list):
         text = payload if isinstance(payload, str) else ""

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from wicbox_bridge.account_checks import MailboxOpener
 from wicbox_bridge.accounts import MailboxAccount
 from wicbox_bridge.adapters.base import MailboxSession, MailRef
 from wicbox_bridge.errors import (
@@ -40,7 +41,6 @@ from wicbox_bridge.store.runs import RunCounts, RunOutcome
 log = logging.getLogger("wicbox.run")
 mail_log = logging.getLogger("wicbox.mail")
 
-MailboxOpener = Callable[[MailboxAccount], MailboxSession]
 ProgressCallback = Callable[[int], None]
 
 

@@ -65,7 +65,10 @@ KNOWN_PERMISSIONS: dict[str, KnownPermission] = {
     "Mail.Send.Shared": KnownPermission(Resource.GRAPH),
 }
 _CANONICAL_NAMES = {name.lower(): name for name in KNOWN_PERMISSIONS}
-_RESOURCE_URL = {Resource.EXCHANGE: "https://outlook.office.com", Resource.GRAPH: "https://graph.microsoft.com"}
+_RESOURCE_URL = {
+    Resource.EXCHANGE: "https://outlook.office.com",
+    Resource.GRAPH: "https://graph.microsoft.com",
+}
 _APPLICATION_SCOPE = {Resource.EXCHANGE: EXCHANGE_APPLICATION, Resource.GRAPH: GRAPH_APPLICATION}
 _PROTOCOL_RESOURCE: dict[TokenProtocol, Resource] = {
     "imap": Resource.EXCHANGE,

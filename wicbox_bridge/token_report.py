@@ -34,8 +34,9 @@ class ProtocolNeeds:
 
 
 PROTOCOL_NEEDS: dict[TokenProtocol, ProtocolNeeds] = {
-    "imap": ProtocolNeeds("Office 365 Exchange Online", EXCHANGE_AUDIENCES, "IMAP.AccessAsUser.All",
-                          "IMAP.AccessAsApp"),
+    "imap": ProtocolNeeds(
+        "Office 365 Exchange Online", EXCHANGE_AUDIENCES, "IMAP.AccessAsUser.All", "IMAP.AccessAsApp"
+    ),
     "smtp": ProtocolNeeds("Office 365 Exchange Online", EXCHANGE_AUDIENCES, "SMTP.Send", "SMTP.SendAsApp"),
     "graph": ProtocolNeeds("Microsoft Graph", GRAPH_AUDIENCES, "Mail.ReadWrite", "Mail.ReadWrite"),
 }
@@ -111,8 +112,9 @@ def _wrong_audience(protocol: TokenProtocol, audience: str, needs: ProtocolNeeds
     )
 
 
-def _missing_permission(protocol: TokenProtocol, permission_type: PermissionType,
-                        needs: ProtocolNeeds, granted: list[str]) -> CheckResult:
+def _missing_permission(
+    protocol: TokenProtocol, permission_type: PermissionType, needs: ProtocolNeeds, granted: list[str]
+) -> CheckResult:
     delegated = permission_type is PermissionType.DELEGATED
     wanted = needs.delegated if delegated else needs.application
     kind = "delegated" if delegated else "application"
@@ -178,8 +180,12 @@ def check_token_for_protocol(
     if audience not in needs.audiences:
         return _wrong_audience(protocol, audience, needs)
     if token.expires_at <= now:
-        return CheckResult(f"{protocol.upper()} token", CheckStatus.FAIL, "the token has expired",
-                           fix="run again; wicbox-bridge gets a new token")
+        return CheckResult(
+            f"{protocol.upper()} token",
+            CheckStatus.FAIL,
+            "the token has expired",
+            fix="run again; wicbox-bridge gets a new token",
+        )
     delegated = permission_type is PermissionType.DELEGATED
     granted = delegated_permissions(claims) if delegated else application_roles(claims)
     wanted = needs.delegated if delegated else needs.application

@@ -78,6 +78,12 @@ def delegated_parameters(
         "WICBOX_MAILCLIENT_PASSWORD": directory.mailbox.password,
         "WICBOX_MAILCLIENT_AUTHORITYHOST": idp.base_url,
         "WICBOX_MAILCLIENT_CABUNDLE": str(pki.ca_cert),
+        # Never the production hosts: a closed loopback port until a test points them at a server.
+        "WICBOX_MAILCLIENT_IMAPHOST": "127.0.0.1:9",
+        "WICBOX_MAILCLIENT_IMAPTLS": "IMPLICIT",
+        "WICBOX_MAILCLIENT_SMTPHOST": "127.0.0.1:9",
+        "WICBOX_MAILCLIENT_SMTPTLS": "STARTTLS",
+        "WICBOX_MAILCLIENT_GRAPHURL": "https://127.0.0.1:9",
     }
 
 

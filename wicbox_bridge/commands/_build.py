@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wicbox_bridge.account_checks import ProviderFactory
+from wicbox_bridge.account_checks import MailboxOpener, ProviderFactory
 from wicbox_bridge.accounts import AccountPlan, MailboxAccount
 from wicbox_bridge.adapters.base import MailboxSession, TokenProvider
 from wicbox_bridge.adapters.identity import TokenService
@@ -13,7 +13,6 @@ from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.token_cache import token_cache_path
 from wicbox_bridge.errors import ConfigurationError
 from wicbox_bridge.params import MailProtocol, Parameters
-from wicbox_bridge.runner import MailboxOpener
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.scopes import TokenProtocol, resolve_mail_protocol
 

@@ -6,13 +6,25 @@ from collections.abc import Iterator
 
 import click
 
-from wicbox_bridge.account_checks import plan_checks, protocol_check, token_checks
-from wicbox_bridge.accounts import plan_accounts
+from wicbox_bridge.account_checks import (
+    ProviderFactory,
+    login_checks,
+    plan_checks,
+    protocol_check,
+    token_checks,
+)
+from wicbox_bridge.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.checks import CheckResult, failed, overall_exit_code
 from wicbox_bridge.commands import pass_runtime
-from wicbox_bridge.commands._build import provider_factory, register_account_secrets, token_service
+from wicbox_bridge.commands._build import (
+    mailbox_opener,
+    provider_factory,
+    register_account_secrets,
+    token_service,
+)
 from wicbox_bridge.diagnostics import AccountChecks, LoadedSettings, run_checks
 from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.params import AuthMethod, Parameters
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.store import Store
 
@@ -31,10 +43,28 @@ def _account_checks(runtime: Runtime) -> AccountChecks:
         yield from plan_checks(plan)
         if protocol is None:
             return
+        if params.method is AuthMethod.BASIC:
+            yield from login_checks(plan, mailbox_opener(params, plan, None)[1])
+            return
         with token_service(runtime, params) as service:
-            yield from token_checks(params, plan, protocol, provider_factory(service, params))
+            provider_for = provider_factory(service, params)
+            results = list(token_checks(params, plan, protocol, provider_for))
+            yield from results
+            if all(result.passed for result in results):
+                yield from _login_checks(params, plan, provider_for)
 
     return checks
+
+
+def _login_checks(
+    params: Parameters, plan: AccountPlan, provider_for: ProviderFactory
+) -> Iterator[CheckResult]:
+    try:
+        _protocol, opener = mailbox_opener(params, plan, provider_for)
+    except BridgeError as error:
+        yield failed("login", error)
+        return
+    yield from login_checks(plan, opener)
 
 
 @click.command("check")

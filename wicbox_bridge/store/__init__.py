@@ -1,8 +1,8 @@
 """Database access behind one small store interface (SQLite embedded, ODBC for SQL Server/PostgreSQL).
 
-    with open_store(target) as store:
-        require_schema(store)
-        parameters = read_parameters(store)
+with open_store(target) as store:
+    require_schema(store)
+    parameters = read_parameters(store)
 """
 
 from __future__ import annotations

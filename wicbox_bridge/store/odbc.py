@@ -45,12 +45,12 @@ def connection_attributes(connection_string: str) -> dict[str, str]:
 
 def _attribute_value(text: str, start: int) -> tuple[str, int]:
     """The value starting at ``start`` and the position after its terminating ``;``."""
-    if text[start:start + 1] == "{":
+    if text[start : start + 1] == "{":
         chars: list[str] = []
         position = start + 1
         while position < len(text):
             if text[position] == "}":
-                if text[position + 1:position + 2] == "}":
+                if text[position + 1 : position + 2] == "}":
                     chars.append("}")
                     position += 2
                     continue

@@ -70,7 +70,7 @@ def _skip_quoted(text: str, position: int) -> int:
         position += 1
         while position < len(text):
             if text[position] == char:
-                if text[position + 1:position + 2] == char:
+                if text[position + 1 : position + 2] == char:
                     position += 2
                     continue
                 return position + 1
