@@ -1,0 +1,180 @@
+"""A one-minute tour of wicbox-bridge without an Azure tenant: ``tools/demo``.
+
+Starts a local sandbox on a loopback address of its own (an emulator of the Microsoft identity
+platform and a Dovecot IMAP server that checks OAuth2 tokens like Exchange Online), puts a few
+mails for two projects in the global mailbox, and then drives the real ``wicbox`` command against
+the embedded SQLite default database: ``db init``, ``params set``, ``check``, ``run``. It prints
+what was filed and where. Everything lives in a temporary directory that is removed at the end
+(keep it with ``--keep``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.testbed.dovecot import DovecotServer, append_message
+from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory, seed_test_directory
+from tools.testbed.pki import LoopbackPki, create_loopback_pki
+from wicbox_bridge.dbtarget import SqliteTarget
+from wicbox_bridge.paths import embedded_database_path
+from wicbox_bridge.store import open_store
+
+PROJECTS = ((1, "ALPHA", "project-alpha@klant.example"), (2, "BRAVO", None))
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    pki: LoopbackPki
+    idp: IdentityPlatformEmulator
+    directory: SeededDirectory
+    dovecot: DovecotServer
+
+
+@contextmanager
+def sandbox(workdir: Path) -> Iterator[Sandbox]:
+    """The identity-platform emulator and Dovecot on a private loopback address."""
+    rng = random.SystemRandom()
+    host = f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(2, 254)}"
+    pki = create_loopback_pki(workdir / "pki", extra_ips=(host,))
+    with ExitStack() as stack:
+        idp = stack.enter_context(IdentityPlatformEmulator(pki, host))
+        directory = seed_test_directory(idp)
+        dovecot = DovecotServer(host, pki)
+        stack.callback(dovecot.close)
+        dovecot.start()
+        yield Sandbox(pki, idp, directory, dovecot)
+
+
+def demo_mails() -> list[bytes]:
+    def mail(number: int, to: str, subject: str, body: str) -> bytes:
+        return (
+            f"From: Burger {number} <burger{number}@example.org>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 02 Nov 2026 10:0{number}:00 +0100\r\nMessage-ID: <demo-{number}@example.org>\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        ).encode()
+
+    return [
+        mail(1, "project-alpha@klant.example", "Aanvraag vergunning", "Beste, graag een vergunning."),
+        mail(2, "wicbox@klant.example", "RE: [BRAVO] dossier 17", "Hierbij de gevraagde stukken."),
+        mail(3, "Alpha <PROJECT-ALPHA@klant.example>", "Vraag over factuur", "Wanneer betaal ik?"),
+        mail(4, "wicbox@klant.example", "[bravo] afspraak", "Past dinsdag?"),
+        mail(5, "wicbox@klant.example", "Algemene vraag", "Aan wie moet ik dit richten?"),
+    ]
+
+
+def wicbox(env: dict[str, str], cwd: Path, *args: str) -> int:
+    """Run the real command line, echoing it like a terminal session."""
+    print(f"\n$ wicbox {' '.join(args)}", flush=True)
+    completed = subprocess.run([sys.executable, "-m", "wicbox_bridge", *args], env=env, cwd=cwd, check=False)
+    return completed.returncode
+
+
+def parameters(box: Sandbox) -> Sequence[tuple[str, str]]:
+    directory = box.directory
+    return (
+        ("WICBOXACCOUNTMODE", "SINGLE"),
+        ("WICBOXMETHOD", "OAuth2"),
+        ("WICBOX_MAILCLIENT_SCOPE", "https://outlook.office.com/IMAP.AccessAsUser.All"),
+        ("WICBOX_MAILCLIENT_CLIENTID", directory.public_client_id),
+        ("WICBOX_MAILCLIENT_TENANTID", directory.tenant_id),
+        ("WICBOX_MAILCLIENT_USERNAME", directory.mailbox.upn),
+        ("WICBOX_MAILCLIENT_PASSWORD", directory.mailbox.password),
+        ("WICBOX_MAILCLIENT_AUTHORITYHOST", box.idp.base_url),
+        ("WICBOX_MAILCLIENT_CABUNDLE", str(box.pki.ca_cert)),
+        ("WICBOX_MAILCLIENT_IMAPHOST", f"{box.dovecot.host}:{box.dovecot.imaps_port}"),
+        ("WICBOX_MAILCLIENT_IMAPTLS", "IMPLICIT"),
+    )
+
+
+def add_projects(database: Path) -> None:
+    """WIC's own administration creates projects; the demo inserts two."""
+    with open_store(SqliteTarget(database)) as store:
+        for project_id, code, mailbox in PROJECTS:
+            store.execute(
+                "INSERT INTO WIC_PROJECT (PROJECT_ID, CODE, NAME, ACTIVE, WICBOX_MAILBOX) "
+                "VALUES (?, ?, ?, 1, ?)",
+                (project_id, code, f"Project {code.title()}", mailbox),
+            )
+
+
+def show_filed(database: Path) -> None:
+    with open_store(SqliteTarget(database)) as store:
+        rows = store.query(
+            "SELECT M.MAIL_ID, COALESCE(P.CODE, '(unassigned)'), M.STATUS, M.SUBJECT, M.ROUTING "
+            "FROM WICBOX_MAIL M LEFT JOIN WIC_PROJECT P ON P.PROJECT_ID = M.PROJECT_ID ORDER BY M.MAIL_ID"
+        )
+    print(f"\nFiled in {database} (table WICBOX_MAIL):")
+    print(f"{'id':>3}  {'project':<13} {'status':<7} {'subject':<24} routing")
+    for mail_id, project, status, subject, routing in rows:
+        print(f"{mail_id:>3}  {project:<13} {status:<7} {subject:<24} {routing}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--keep", action="store_true", help="keep the demo's temporary directory")
+    options = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="wicbox-demo-"))
+    try:
+        with sandbox(workdir) as box:
+            return _tour(box, workdir)
+    finally:
+        if options.keep:
+            print(f"\nThe demo's files are kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tour(box: Sandbox, workdir: Path) -> int:
+    home = workdir / "home"
+    env = {key: value for key, value in os.environ.items() if key != "WICBOX_CONFIG"}
+    env["WICBOX_HOME"] = str(home)
+    print(
+        "Sandbox: identity-platform emulator at",
+        box.idp.base_url,
+        "and Dovecot IMAPS at",
+        f"{box.dovecot.host}:{box.dovecot.imaps_port}",
+    )
+    mailbox = box.directory.mailbox.upn
+    box.dovecot.add_mailbox(mailbox)
+    with box.dovecot.admin_session(mailbox) as client:
+        for raw in demo_mails():
+            append_message(client, "INBOX", raw)
+    print(f"Delivered {len(demo_mails())} mails to {mailbox}.")
+    cwd = workdir
+    if wicbox(env, cwd, "db", "init"):
+        return 1
+    add_projects(embedded_database_path({"WICBOX_HOME": str(home)}))
+    for name, value in parameters(box):
+        if name == "WICBOX_MAILCLIENT_PASSWORD":
+            code = subprocess.run(
+                [sys.executable, "-m", "wicbox_bridge", "params", "set", name, "--prompt"],
+                env=env,
+                cwd=cwd,
+                input=f"{value}\n{value}\n",
+                text=True,
+                capture_output=True,
+                check=False,
+            ).returncode
+            print(f"\n$ wicbox params set {name} --prompt\n(typed twice, not echoed)")
+        else:
+            code = wicbox(env, cwd, "params", "set", name, value)
+        if code:
+            return code
+    wicbox(env, cwd, "check")
+    code = wicbox(env, cwd, "run")
+    show_filed(embedded_database_path({"WICBOX_HOME": str(home)}))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
