@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom, WicInstallation, application_parameters
 from tools.testbed.idp import IdentityPlatformEmulator
@@ -146,3 +148,46 @@ def test_highest_verbosity_leaks_no_secret(mailroom: Mailroom) -> None:
         result = wic.cli(*args)
         assert result.exit_code == 0, result.output
         _assert_no_secrets(result.output, *secrets)
+
+
+TYPOS = [
+    # (parameter, wrong value, expected exit code, a code or phrase the message must contain)
+    ("WICBOX_MAILCLIENT_CLIENTID", "49527ea8-7825-56ad-897b-dbcfce91f5ce", 3, "AADSTS700016"),
+    ("WICBOX_MAILCLIENT_CLIENTID", "49527ea8-7825-56ad-897b", 2, "GUID"),
+    ("WICBOX_MAILCLIENT_TENANTID", "5f1c7d2e-8b4a-4c3e-9a6f-2d7e1b0c9a42", 3, "AADSTS90002"),
+    ("WICBOX_MAILCLIENT_TENANTID", "klant.onmicrosoft.co", 3, "AADSTS90002"),
+    ("WICBOX_MAILCLIENT_USERNAME", "wicbx@klant.example", 3, "AADSTS50034"),
+    ("WICBOX_MAILCLIENT_USERNAME", "wicbox.klant.example", 2, "e-mail"),
+    ("WICBOX_MAILCLIENT_PASSWORD", "Pw-typo", 3, "AADSTS50126"),
+    ("WICBOX_MAILCLIENT_SCOPE", "Mail.ReadWrit", 2, "WICBOX_MAILCLIENT_SCOPE"),
+    ("WICBOX_MAILCLIENT_AUTHORITYHOST", "http://login.example", 2, "https"),
+    ("WICBOXACCOUNTMODE", "SINGEL", 2, "SINGLE"),
+]
+
+
+@pytest.mark.parametrize(("parameter", "value", "exit_code", "phrase"), TYPOS)
+def test_a_typo_in_any_single_value_is_named_with_its_fix(
+    wic: WicInstallation, parameter: str, value: str, exit_code: int, phrase: str
+) -> None:
+    wic.set_params({parameter: value})
+    result = wic.cli("check")
+    assert result.exit_code == exit_code, result.output
+    failing = [line for line in result.output.splitlines() if line.startswith("[FAIL]")]
+    assert failing, result.output
+    first_failure = result.output[result.output.index(failing[0]) :]
+    assert parameter in first_failure, result.output
+    assert phrase.lower() in first_failure.lower(), result.output
+    assert "fix:" in first_failure
+    _assert_no_secrets(result.output, wic.directory.mailbox.password)
+
+
+def test_a_typo_in_the_client_secret_is_named(
+    wic: WicInstallation, idp_clean: IdentityPlatformEmulator, loopback_pki: LoopbackPki
+) -> None:
+    wic.set_params(application_parameters(idp_clean, wic.directory, loopback_pki))
+    wic.set_params({"WICBOX_MAILCLIENT_CLIENTSECRET": wic.directory.confidential_client_secret + "x"})
+    result = wic.cli("check")
+    assert result.exit_code == 3, result.output
+    assert "AADSTS7000215" in result.output
+    assert "WICBOX_MAILCLIENT_CLIENTSECRET" in result.output
+    _assert_no_secrets(result.output, wic.directory.confidential_client_secret)
