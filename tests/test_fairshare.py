@@ -1,0 +1,59 @@
+"""The per-run cap is shared fairly between mailboxes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wicbox_bridge.fairshare import share_cap
+
+
+@pytest.mark.parametrize(
+    ("cap", "pending", "expected"),
+    [
+        (100, [50] * 10, [10] * 10),
+        (100, [100], [100]),
+        (100, [3, 200], [3, 97]),
+        (100, [5, 5, 5, 200], [5, 5, 5, 85]),
+        (10, [0, 0, 7], [0, 0, 7]),
+        (10, [], []),
+        (0, [5, 5], [0, 0]),
+        (7, [10, 10, 10], [3, 2, 2]),
+        (100, [1] * 150, [1] * 100 + [0] * 50),
+        (1000, [5] * 100, [5] * 100),
+    ],
+)
+def test_share_cap_table(cap: int, pending: list[int], expected: list[int]) -> None:
+    assert share_cap(cap, pending) == expected
+
+
+def test_the_extra_mail_rotates_between_runs() -> None:
+    assert share_cap(7, [10, 10, 10], rotation=1) == [2, 3, 2]
+    assert share_cap(7, [10, 10, 10], rotation=2) == [2, 2, 3]
+
+
+def test_ten_busy_mailboxes_drain_in_five_runs() -> None:
+    pending = [50] * 10
+    for run in range(5):
+        quotas = share_cap(100, pending, rotation=run)
+        assert all(8 <= quota <= 12 for quota in quotas)
+        pending = [count - quota for count, quota in zip(pending, quotas, strict=True)]
+    assert pending == [0] * 10
+
+
+@given(st.integers(0, 1000), st.lists(st.integers(0, 1000), max_size=40), st.integers(0, 50))
+def test_share_cap_properties(cap: int, pending: list[int], rotation: int) -> None:
+    quotas = share_cap(cap, pending, rotation=rotation)
+    assert sum(quotas) == min(cap, sum(pending))
+    assert all(0 <= quota <= count for quota, count in zip(quotas, pending, strict=True))
+    # Fair: a mailbox that got less than it has waiting got at least as much as any other, minus one.
+    if quotas:
+        for quota, count in zip(quotas, pending, strict=True):
+            if quota < count:
+                assert quota >= max(quotas) - 1
+
+
+def test_negative_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        share_cap(-1, [1])
