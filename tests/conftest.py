@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.plugins.postgres",
     "tests.plugins.smtp",
     "tests.plugins.wic",
+    "tests.plugins.graph",
 ]

@@ -1,0 +1,52 @@
+"""The Microsoft Graph mailbox adapter (Exchange Online mailboxes with the Mail.ReadWrite permission).
+
+The core builds one :class:`GraphAdapter` per configuration and opens a session per mailbox::
+
+    adapter = GraphAdapter(GraphSettings.from_parameters(params))
+    session = adapter.open("wicbox@klant.example", tokens)
+
+With delegated permissions the token is the mailbox user's own and the session works on
+``/me``; with application permissions it works on ``/users/{mailbox}``. Graph has no Basic
+authentication: ``tokens`` must be given. Sessions follow
+:class:`~wicbox_bridge.adapters.base.MailboxSession`; ``MailRef.key`` is the mail's immutable id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wicbox_bridge.adapters import graph_errors as errors
+from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.adapters.graph_http import GraphHttp
+from wicbox_bridge.adapters.graph_session import GraphSession
+from wicbox_bridge.adapters.graph_settings import GraphSettings
+
+__all__ = ["GraphAdapter", "GraphSession", "GraphSettings"]
+
+
+class GraphAdapter:
+    """Opens :class:`GraphSession` objects on one Microsoft Graph endpoint.
+
+    ``env`` is where HTTPS_PROXY / NO_PROXY / REQUESTS_CA_BUNDLE are read (default: os.environ).
+    """
+
+    protocol = "graph"
+
+    def __init__(self, settings: GraphSettings, *, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self._env = dict(env) if env is not None else None
+
+    def __repr__(self) -> str:
+        return f"GraphAdapter({self.settings.base_url})"
+
+    def open(self, mailbox: str, tokens: TokenProvider | None) -> GraphSession:
+        """Get a token, find the source folder of ``mailbox``. Raises AuthenticationError,
+        ConnectionFailure, MailboxError or ParameterError."""
+        if tokens is None:
+            raise errors.no_token(mailbox)
+        http = GraphHttp(self.settings, tokens, mailbox, env=self._env)
+        try:
+            return GraphSession(self.settings, mailbox, http)
+        except BaseException:
+            http.close()
+            raise

@@ -1,0 +1,316 @@
+"""HTTP to Microsoft Graph for one mailbox: token, TLS, proxy, throttling, retries, ``$batch``.
+
+* requests with ``trust_env`` off, so the configured CA bundle really applies (REQUESTS_CA_BUNDLE
+  cannot override it); HTTPS_PROXY / NO_PROXY are read explicitly; every request has timeouts.
+* Every request carries ``Prefer: IdType="ImmutableId"``: message ids survive moves.
+* 429 and 503 are waited out per ``Retry-After`` within ``max_throttle_wait_s`` and repeated.
+* 401 gets one fresh token (``force_refresh``) and one more try; then an AuthenticationError
+  that says whether the audience or the expiry is wrong.
+* A GET whose connection drops is repeated once (reads change nothing).
+* ``$batch`` sends up to 20 requests as 4 chains (``dependsOn``), so no more than 4 run at once
+  in the mailbox; requests that failed because of their chain (424) or were throttled are sent
+  again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from wicbox_bridge.adapters import graph_errors as errors
+from wicbox_bridge.adapters.base import AccessToken, TokenProvider
+from wicbox_bridge.adapters.graph_errors import GraphReply
+from wicbox_bridge.adapters.graph_settings import GraphSettings
+from wicbox_bridge.adapters.identity import tls_verify_setting
+
+from wicbox_bridge import __version__
+
+log = logging.getLogger("wicbox.graph")
+
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+RETRYABLE = frozenset({429, 503})
+FAILED_DEPENDENCY = 424
+DEFAULT_RETRY_AFTER_S = 1.0
+TOKEN_MARGIN_S = 60.0  # ask for a token again when the current one has less left
+
+
+class SessionTokens:
+    """The token a mailbox session sends, renewed at most once per rejected generation (thread-safe)."""
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self._tokens = tokens
+        self._lock = threading.Lock()
+        self._token: AccessToken | None = None
+        self._generation = 0
+
+    def __repr__(self) -> str:
+        return f"SessionTokens({self._tokens!r})"
+
+    def current(self) -> tuple[int, AccessToken]:
+        with self._lock:
+            if self._token is None or self._token.expires_at - time.time() < TOKEN_MARGIN_S:
+                self._token = self._tokens()
+                self._generation += 1
+            return self._generation, self._token
+
+    def renew(self, rejected_generation: int) -> tuple[int, AccessToken]:
+        """A freshly issued token, unless another thread already replaced the rejected one."""
+        with self._lock:
+            if self._token is None or self._generation == rejected_generation:
+                self._token = self._tokens(force_refresh=True)
+                self._generation += 1
+            return self._generation, self._token
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One request for ``$batch``: ``url`` relative to the API root (``/me/messages/{id}/move``)."""
+
+    key: str
+    method: str
+    url: str
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    key: str
+    status: int
+    body: Any
+    retry_after_s: float = DEFAULT_RETRY_AFTER_S
+
+    @property
+    def reply(self) -> GraphReply | None:
+        """The error reply, None on success."""
+        return errors.parse_reply(self.status, self.body) if self.status >= 400 else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return DEFAULT_RETRY_AFTER_S
+    return DEFAULT_RETRY_AFTER_S
+
+
+class GraphHttp:
+    """Requests to Microsoft Graph on behalf of one mailbox; safe to use from 4 threads at once."""
+
+    def __init__(
+        self,
+        settings: GraphSettings,
+        tokens: TokenProvider,
+        mailbox: str,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mailbox = mailbox
+        self.tokens = SessionTokens(tokens)
+        self.env = dict(os.environ if env is None else env)
+        self.host = urlsplit(settings.api_root).netloc
+        self._session = requests.Session()
+        self._session.trust_env = False
+        self._session.verify = tls_verify_setting(settings.ca_bundle, self.env)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=settings.concurrency)
+        self._session.mount("https://", adapter)
+        self._proxies = self._proxy_setting(settings.api_root)
+
+    def __repr__(self) -> str:
+        return f"GraphHttp({self.host}, {self.mailbox!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def claims(self) -> dict[str, object]:
+        """The non-secret claims of the token in use (asks the token layer when there is none)."""
+        return self.tokens.current()[1].claims
+
+    # ---- plain requests ----------------------------------------------------------------------
+    def get_json(self, url: str, doing: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return _json_object(self.request("GET", url, doing, params=params))
+
+    def get_bytes(self, url: str, doing: str) -> bytes:
+        return self.request("GET", url, doing, accept="*/*").content
+
+    def send_json(self, method: str, url: str, doing: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return _json_object(self.request(method, url, doing, body=body))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        doing: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        accept: str = "application/json",
+    ) -> requests.Response:
+        """One request with the retry rules of the module docstring; a reply >= 400 raises."""
+        target = self._absolute(url)
+        generation, token = self.tokens.current()
+        waited = 0.0
+        renewed = repeated = False
+        while True:
+            try:
+                response = self._send(method, target, token, params=params, body=body, accept=accept)
+            except requests.RequestException as exc:
+                if method == "GET" and not repeated and _worth_repeating(exc):
+                    repeated = True
+                    log.warning("The connection to %s broke while %s; trying once more", self.host, doing)
+                    continue
+                raise errors.connection_failure(exc, self.host, self.settings.ca_bundle) from exc
+            if response.status_code < 400:
+                return response
+            reply = errors.reply_of(response)
+            if response.status_code in RETRYABLE:
+                waited += self._wait(_retry_after(response.headers), waited, reply, doing)
+            elif response.status_code == 401 and not renewed:
+                renewed = True
+                log.warning(
+                    "%s refused the token of %s (%s); getting a new one", self.host, self.mailbox, reply.code
+                )
+                generation, token = self.tokens.renew(generation)
+            else:
+                raise errors.translate(
+                    reply, host=self.host, mailbox=self.mailbox, claims=token.claims, doing=doing
+                )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        token: AccessToken,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        accept: str,
+    ) -> requests.Response:
+        headers = {
+            "Authorization": f"Bearer {token.value.reveal()}",
+            "Prefer": IMMUTABLE_IDS,
+            "Accept": accept,
+            "User-Agent": f"wicbox-bridge/{__version__}",
+            "client-request-id": str(uuid.uuid4()),
+        }
+        timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
+        return self._session.request(
+            method, url, params=params, json=body, headers=headers, timeout=timeout, proxies=self._proxies
+        )
+
+    def _wait(self, delay: float, waited: float, reply: GraphReply, doing: str) -> float:
+        if waited + delay > self.settings.max_throttle_wait_s:
+            raise errors.still_throttled(self.host, self.mailbox, waited, reply)
+        log.warning(
+            "%s answered HTTP %d (%s) for %s; waiting %.1f s before %s again",
+            self.host,
+            reply.status,
+            reply.code or "busy",
+            self.mailbox,
+            delay,
+            doing,
+        )
+        time.sleep(delay)
+        return delay
+
+    def _absolute(self, url: str) -> str:
+        """A path below the API root, or a next-page link, which must stay on the same host."""
+        if not url.startswith("https://"):
+            return f"{self.settings.api_root}{url}"
+        link_host = urlsplit(url).netloc
+        if link_host.lower() != self.host.lower():
+            raise errors.foreign_link(self.host, link_host)
+        return url
+
+    def _proxy_setting(self, url: str) -> dict[str, str]:
+        no_proxy = self.env.get("NO_PROXY") or self.env.get("no_proxy")
+        if requests.utils.should_bypass_proxies(url, no_proxy=no_proxy):
+            return {}
+        proxy = self.env.get("HTTPS_PROXY") or self.env.get("https_proxy")
+        return {"https": proxy} if proxy else {}
+
+    # ---- $batch ------------------------------------------------------------------------------
+    def batch(self, calls: Sequence[BatchCall], doing: str) -> dict[str, BatchOutcome]:
+        """Every call's final outcome (2xx or an error reply) by key; throttled ones are repeated."""
+        outcomes: dict[str, BatchOutcome] = {}
+        pending = list(calls)
+        waited = 0.0
+        while pending:
+            chunk, pending = pending[: self.settings.batch_size], pending[self.settings.batch_size :]
+            answered = self._send_batch(chunk, doing)
+            again: list[BatchCall] = []
+            delay = 0.0
+            throttled: GraphReply | None = None
+            for call in chunk:
+                outcome = answered[call.key]
+                if outcome.status in RETRYABLE:
+                    delay = max(delay, outcome.retry_after_s)
+                    throttled = outcome.reply
+                    again.append(call)
+                elif outcome.status == FAILED_DEPENDENCY:
+                    again.append(call)
+                else:
+                    outcomes[call.key] = outcome
+            if throttled is not None:
+                waited += self._wait(delay, waited, throttled, doing)
+            elif len(again) == len(chunk):  # nothing answered, nothing to wait for: no progress
+                raise errors.batch_unanswered(self.host, self.mailbox, doing)
+            pending = again + pending
+        return outcomes
+
+    def _send_batch(self, chunk: list[BatchCall], doing: str) -> dict[str, BatchOutcome]:
+        chains = self.settings.concurrency
+        requests_json = []
+        for index, call in enumerate(chunk):
+            item: dict[str, Any] = {
+                "id": str(index + 1),
+                "method": call.method,
+                "url": call.url,
+                "headers": {"Prefer": IMMUTABLE_IDS},
+            }
+            if call.body is not None:
+                item["body"] = dict(call.body)
+                item["headers"]["Content-Type"] = "application/json"
+            if index >= chains:
+                item["dependsOn"] = [str(index + 1 - chains)]
+            requests_json.append(item)
+        answer = self.send_json("POST", "/$batch", doing, {"requests": requests_json})
+        by_id: dict[str, BatchOutcome] = {}
+        for response in answer.get("responses", []):
+            index = int(response.get("id", 0)) - 1
+            if 0 <= index < len(chunk):
+                call = chunk[index]
+                headers = response.get("headers") or {}
+                delay = _retry_after({str(name): str(value) for name, value in dict(headers).items()})
+                by_id[call.key] = BatchOutcome(
+                    call.key, int(response.get("status", 0)), response.get("body"), delay
+                )
+        missing = [call.key for call in chunk if call.key not in by_id]
+        for key in missing:  # a batch reply without an answer for a request: send it again
+            by_id[key] = BatchOutcome(key, FAILED_DEPENDENCY, None)
+        return by_id
+
+
+def _worth_repeating(exc: requests.RequestException) -> bool:
+    ssl_or_proxy = isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError))
+    return isinstance(exc, requests.exceptions.ConnectionError) and not ssl_or_proxy
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        document = response.json()
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
