@@ -17,6 +17,7 @@ from wicbox_bridge.commands.check import check_command
 from wicbox_bridge.commands.db import db_group
 from wicbox_bridge.commands.params import params_group
 from wicbox_bridge.commands.run import run_command
+from wicbox_bridge.commands.send import send_command, send_test_command
 from wicbox_bridge.commands.token import token_command
 from wicbox_bridge.errors import BridgeError, ExitCode
 from wicbox_bridge.logsetup import LOGGER_NAME, configure_logging
@@ -89,7 +90,15 @@ def _exit_with_code(ctx: click.Context, /, exit_code: int | None, **_: object) -
     ctx.exit(int(exit_code or ExitCode.OK))
 
 
-for command in (run_command, check_command, params_group, db_group, token_command):
+for command in (
+    run_command,
+    check_command,
+    params_group,
+    db_group,
+    token_command,
+    send_test_command,
+    send_command,
+):
     cli.add_command(command)
 
 

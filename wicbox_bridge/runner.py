@@ -190,12 +190,14 @@ def _process_mailbox(job: RunJob, account: MailboxAccount, share: int, report: M
         for start in range(0, len(refs), job.settings.fetch_batch):
             chunk = refs[start : start + job.settings.fetch_batch]
             batch = file_batch(job.store, context, session.fetch(chunk))
-            if not job.settings.dry_run:
-                _apply_server_actions(job.store, session, batch)
+            # Counted and logged once committed: if the server action fails next, these mails are
+            # still filed (the next run only acknowledges them) and the report must say so.
             for result in batch.results:
                 report.count(result)
                 report.results.append(result)
                 _log_mail(account, result)
+            if not job.settings.dry_run:
+                _apply_server_actions(job.store, session, batch)
             if job.progress is not None:
                 job.progress(len(batch.results))
     finally:

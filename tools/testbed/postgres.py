@@ -140,6 +140,25 @@ class PostgresServer:
         with contextlib.closing(self._admin()) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
+    def is_running(self) -> bool:
+        """Whether the postmaster of this cluster runs (``pg_ctl status``)."""
+        command = _as_server_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "status"])
+        return subprocess.run(command, capture_output=True, check=False, timeout=30).returncode == 0
+
+    def halt(self) -> None:
+        """Stop the server as an outage would (fast shutdown: open sessions are ended, their
+        transactions rolled back) but keep the cluster, so :meth:`start` brings it back."""
+        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
+
+    def start(self) -> None:
+        """Start a halted cluster again, on the same port and data directory."""
+        pg_ctl = str(self.bin_dir / "pg_ctl")
+        try:
+            _run([pg_ctl, "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "start"])
+        except RuntimeError as exc:
+            log = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start again on port {self.port}: {exc}\n{log}") from exc
+
     def stop(self) -> None:
         """Fast shutdown by pg_ctl; the postmaster's PID is killed if it is still there."""
         pid = self.pid if (self.data_dir / "postmaster.pid").exists() else None

@@ -294,8 +294,11 @@ def lmtp_deliverer(host: str, port: int) -> Callable[[str, tuple[str, ...], byte
     """Deliver a message into Dovecot over LMTP, bytes unchanged."""
 
     def deliver(mail_from: str, rcpt_tos: tuple[str, ...], raw: bytes) -> None:
+        # LMTP answers DATA once per recipient; smtplib reads only one answer, so one recipient
+        # per transaction keeps the conversation in step.
         with smtplib.LMTP(host, port, timeout=30) as lmtp:
-            lmtp.sendmail(mail_from, list(rcpt_tos), raw)
+            for rcpt in rcpt_tos:
+                lmtp.sendmail(mail_from, [rcpt], raw)
 
     return deliver
 

@@ -8,13 +8,29 @@ from contextlib import contextmanager
 from wicbox_bridge.account_checks import MailboxOpener, ProviderFactory
 from wicbox_bridge.accounts import AccountPlan, MailboxAccount
 from wicbox_bridge.adapters.base import MailboxSession, TokenProvider
+from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
+from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
+from wicbox_bridge.adapters.smtp import (
+    Login,
+    OAuthLogin,
+    PasswordLogin,
+    SmtpLogin,
+    SmtpSender,
+    SmtpSettings,
+    Stage,
+    StepListener,
+    StepReport,
+)
+from wicbox_bridge.adapters.smtp_sent import ImapSentLookup
 from wicbox_bridge.adapters.token_cache import token_cache_path
-from wicbox_bridge.errors import ConfigurationError
-from wicbox_bridge.params import MailProtocol, Parameters
+from wicbox_bridge.errors import ParameterError
+from wicbox_bridge.outbox import LookupFor, SentLookup
+from wicbox_bridge.params import METHOD, MailProtocol, Parameters, PermissionType
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.scopes import TokenProtocol, resolve_mail_protocol
+from wicbox_bridge.smtp_checks import SmtpLoginProbe
 
 
 @contextmanager
@@ -54,11 +70,7 @@ def mailbox_opener(
     """
     protocol, _reason = resolve_mail_protocol(params)
     if protocol is MailProtocol.GRAPH:
-        raise ConfigurationError(
-            "this release reads mailboxes over IMAP only; WICBOX_MAILCLIENT_SCOPE selects Microsoft Graph",
-            fix="grant the Office 365 Exchange Online permission IMAP.AccessAsUser.All (delegated) or "
-            "IMAP.AccessAsApp (application) and set WICBOX_MAILCLIENT_SCOPE to it (see `wicbox check`)",
-        )
+        return "graph", _graph_opener(params, provider_for)
     passwords = {account.mailbox: account.password for account in plan.accounts if account.password}
     adapter = ImapAdapter(ImapSettings.from_parameters(params), password=passwords)
 
@@ -67,3 +79,85 @@ def mailbox_opener(
         return adapter.open(account.mailbox, tokens)
 
     return "imap", open_mailbox
+
+
+def _graph_opener(params: Parameters, provider_for: ProviderFactory | None) -> MailboxOpener:
+    """Graph has no Basic authentication (parameter validation refuses Basic + GRAPH)."""
+    adapter = GraphAdapter(GraphSettings.from_parameters(params))
+
+    def open_mailbox(account: MailboxAccount) -> MailboxSession:
+        tokens = provider_for(account, "graph") if provider_for is not None else None
+        return adapter.open(account.mailbox, tokens)
+
+    return open_mailbox
+
+
+def smtp_login(
+    params: Parameters, account: MailboxAccount, provider_for: ProviderFactory | None
+) -> SmtpLogin:
+    """How ``account`` signs in to the SMTP server: XOAUTH2 (``provider_for``) or its password (Basic)."""
+    user = account.username or account.mailbox
+    if provider_for is None:
+        if not account.password:
+            raise ParameterError(
+                account.names.password_parameter,
+                f"is empty, but Basic authentication sends as {user} with a password.",
+                fix=f"fill in the password, or set {METHOD} to OAuth2",
+            )
+        return PasswordLogin(user, account.password)
+    application = params.permission_type is PermissionType.APPLICATION
+    return OAuthLogin(
+        account.mailbox if application else user,
+        provider_for(account, "smtp"),
+        Login.APPLICATION if application else Login.DELEGATED,
+    )
+
+
+def smtp_sender(
+    params: Parameters,
+    account: MailboxAccount,
+    provider_for: ProviderFactory | None,
+    *,
+    on_step: StepListener | None = None,
+    settings: SmtpSettings | None = None,
+) -> SmtpSender:
+    """The SMTP sender for ``account`` (``provider_for`` None: Basic authentication)."""
+    return SmtpSender(
+        settings or SmtpSettings.from_parameters(params),
+        smtp_login(params, account, provider_for),
+        on_step=on_step,
+    )
+
+
+def sent_lookup_factory(params: Parameters, provider_for: ProviderFactory | None) -> LookupFor:
+    """Searches an account's mailbox over IMAP for an interrupted outbox mail; None without IMAP."""
+    protocol, _reason = resolve_mail_protocol(params)
+
+    def lookup_for(account: MailboxAccount) -> SentLookup | None:
+        if protocol is MailProtocol.GRAPH:
+            return None
+        sign_in: SignIn
+        if provider_for is not None:
+            sign_in = OAuthSignIn(provider_for(account, "imap"))
+        elif account.password:
+            sign_in = PasswordSignIn(account.password)
+        else:
+            return None
+        return ImapSentLookup(ImapSettings.from_parameters(params), account.mailbox, sign_in)
+
+    return lookup_for
+
+
+def smtp_login_probe(params: Parameters, provider_for: ProviderFactory | None) -> SmtpLoginProbe:
+    """For ``wicbox check``: connect, TLS and AUTH as ``account`` would send, then QUIT."""
+
+    def probe(account: MailboxAccount) -> str:
+        steps: list[StepReport] = []
+        smtp_sender(params, account, provider_for, on_step=steps.append).verify_login()
+        done = {step.stage: step.detail for step in steps if step.ok}
+        return (
+            f"signed in to {params.smtp.host}:{params.smtp.port} ({done.get(Stage.TLS, 'TLS')}) with "
+            f"{done.get(Stage.AUTH, 'AUTH')}; nothing sent"
+        )
+
+    return probe

@@ -20,13 +20,16 @@ from wicbox_bridge.commands._build import (
     mailbox_opener,
     provider_factory,
     register_account_secrets,
+    smtp_login_probe,
     token_service,
 )
 from wicbox_bridge.diagnostics import AccountChecks, LoadedSettings, run_checks
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.params import AuthMethod, Parameters
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.smtp_checks import smtp_checks
 from wicbox_bridge.store import Store
+from wicbox_bridge.store.outbox import outbox_in_use
 
 
 def _account_checks(runtime: Runtime) -> AccountChecks:
@@ -43,8 +46,12 @@ def _account_checks(runtime: Runtime) -> AccountChecks:
         yield from plan_checks(plan)
         if protocol is None:
             return
+        sending_in_use = outbox_in_use(store)
         if params.method is AuthMethod.BASIC:
             yield from login_checks(plan, mailbox_opener(params, plan, None)[1])
+            yield from smtp_checks(
+                plan.accounts, smtp_login_probe(params, None), sending_in_use=sending_in_use
+            )
             return
         with token_service(runtime, params) as service:
             provider_for = provider_factory(service, params)
@@ -52,6 +59,9 @@ def _account_checks(runtime: Runtime) -> AccountChecks:
             yield from results
             if all(result.passed for result in results):
                 yield from _login_checks(params, plan, provider_for)
+                yield from smtp_checks(
+                    plan.accounts, smtp_login_probe(params, provider_for), sending_in_use=sending_in_use
+                )
 
     return checks
 

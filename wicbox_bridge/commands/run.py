@@ -19,6 +19,7 @@ from wicbox_bridge.commands._build import (
     register_account_secrets,
     token_service,
 )
+from wicbox_bridge.errors import DatabaseError
 from wicbox_bridge.params import AuthMethod, Parameters
 from wicbox_bridge.routing import RoutableProject
 from wicbox_bridge.run_report import dry_run_lines, failure_lines, report_json, summary_line
@@ -88,14 +89,7 @@ def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json:
         )
         report.mailboxes.extend(_broken_project_reports(plan))
         if run_id is not None:
-            finish_run(
-                store,
-                run_id,
-                counts=report.counts,
-                outcome=report.outcome,
-                exit_code=int(report.exit_code),
-                message=_run_message(report),
-            )
+            _record_end(store, run_id, report)
     _print_report(report, params, projects=projects, run_id=run_id, cap=cap, as_json=as_json)
     return int(report.exit_code)
 
@@ -174,6 +168,31 @@ def _broken_project_reports(plan: AccountPlan) -> list[MailboxReport]:
         )
         for project, error in plan.broken
     ]
+
+
+def _record_end(store: Store, run_id: int, report: RunReport) -> None:
+    """Record how the run ended in its WICBOX_RUN row.
+
+    When the database itself failed the run, recording usually fails too; the report (with the
+    database's error) is still printed, and the next run marks the row INTERRUPTED.
+    """
+    try:
+        finish_run(
+            store,
+            run_id,
+            counts=report.counts,
+            outcome=report.outcome,
+            exit_code=int(report.exit_code),
+            message=_run_message(report),
+        )
+    except DatabaseError:
+        if not isinstance(report.fatal, DatabaseError):
+            raise
+        click.echo(
+            f"wicbox: warning: the end of run {run_id} could not be recorded in WICBOX_RUN "
+            "(the database failed); the next run marks it INTERRUPTED",
+            err=True,
+        )
 
 
 def _run_message(report: RunReport) -> str | None:

@@ -1,0 +1,160 @@
+"""IMAP benchmark of ``wicbox run`` against its floor and getmail6 (not a test; prints a table).
+
+    python -m tools.bench.run_bench [--mails N] [--no-large] [--no-getmail] [--corpus DIR]
+                                    [--profile FILE.pstats]
+
+Starts the loopback test bed (identity-platform emulator, Dovecot over IMAPS with XOAUTH2, a
+private PostgreSQL over ODBC), seeds N mails (default 1000: up to a fifth from the test corpus,
+the rest generated at 20-200 KB) and measures, on the same Dovecot and the same mails:
+
+* the floor: one IMAPS connection, XOAUTH2, ``UID FETCH BODY.PEEK[]`` in batches of 200 with
+  imapclient, bytes discarded;
+* ``wicbox run`` end to end into PostgreSQL via ODBC, with MOVE to WICBOX/Processed: once on a
+  fresh state directory (the token comes from the identity platform) and once warm (the token
+  from the cache, as in every later scheduled run; this is the measured one);
+* getmail6 reading the same mails over XOAUTH2 into a Maildir.
+
+Then the same again with one of the N mails replaced by a 30 MB mail (``--no-large`` skips it).
+Every contender is a child process: wall time and peak RSS are those of the whole command.
+``--profile`` adds one more (untimed) warm ``wicbox run`` of the mixed set under cProfile, saves
+its statistics and prints the functions with the most cumulative time. Everything started is
+stopped and removed at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from tools.bench.bench_bed import BenchBed, delegated_token, running_bed, seed_template
+from tools.bench.bench_mails import benchmark_mails, corpus_root, with_large_mail
+from tools.bench.bench_report import CaseResult, report_lines
+from tools.bench.contenders import (
+    WicboxInstall,
+    measure_floor,
+    measure_getmail,
+    measure_wicbox,
+    new_install,
+)
+from wicbox_bridge.commands.run import MAX_MAILS_LIMIT
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def measure_case(
+    bed: BenchBed,
+    install: WicboxInstall,
+    title: str,
+    mails: Sequence[bytes],
+    *,
+    with_getmail: bool,
+    first_run: bool,
+) -> CaseResult:
+    """Seed ``mails`` and measure every contender on them."""
+    count = len(mails)
+    progress(f"{title}: seeding {count} mails ({sum(map(len, mails)) / 2**20:.1f} MB)")
+    seed_template(bed, mails)
+    token = delegated_token(bed)
+    token_file = bed.root / "floor-token"
+    token_file.write_text(token, encoding="ascii")
+    token_file.chmod(0o600)
+    progress(f"{title}: floor")
+    floor = measure_floor(bed, token_file, count)
+    others = []
+    if first_run:
+        progress(f"{title}: wicbox run, first run (token from the identity platform)")
+        others.append(measure_wicbox(bed, install, "wicbox run, first (new token)", count))
+    progress(f"{title}: wicbox run, warm")
+    wicbox = measure_wicbox(bed, install, "wicbox run, warm (measured)", count)
+    getmail = None
+    if with_getmail:
+        progress(f"{title}: getmail6")
+        getmail = measure_getmail(bed, token, count)
+    return CaseResult(
+        title, count, sum(map(len, mails)), max(map(len, mails)), floor, wicbox, getmail, tuple(others)
+    )
+
+
+def run(options: argparse.Namespace) -> list[CaseResult]:
+    progress("generating mails")
+    standard = benchmark_mails(options.mails, corpus_root(options.corpus))
+    progress("starting the test bed (identity platform, Dovecot, PostgreSQL)")
+    cases: list[CaseResult] = []
+    with running_bed() as bed:
+        install = new_install(bed)
+        cases.append(
+            measure_case(bed, install, "mixed mails", standard, with_getmail=options.getmail, first_run=True)
+        )
+        if options.profile is not None:
+            progress(f"mixed mails: wicbox run under cProfile into {options.profile}")
+            measure_wicbox(bed, install, "profiled", len(standard), profile_to=options.profile.resolve())
+        if options.large:
+            large = with_large_mail(standard)
+            cases.append(
+                measure_case(
+                    bed, install, "with one 30 MB mail", large, with_getmail=options.getmail, first_run=False
+                )
+            )
+        progress("stopping the test bed")
+    return cases
+
+
+def print_profile(path: Path, lines: int = 30) -> None:
+    print(f"\n== cProfile of one warm wicbox run (mixed mails), saved in {path}")
+    pstats.Stats(str(path), stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
+
+
+def mail_count(text: str) -> int:
+    value = int(text)
+    if not 2 <= value <= MAX_MAILS_LIMIT:
+        raise argparse.ArgumentTypeError(f"between 2 and {MAX_MAILS_LIMIT} (the cap of one wicbox run)")
+    return value
+
+
+def parse_options(argv: list[str] | None) -> argparse.Namespace:
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--mails", type=mail_count, default=1000, help="mails per set (default 1000)")
+    arguments.add_argument("--no-large", dest="large", action="store_false", help="skip the 30 MB mail set")
+    arguments.add_argument("--no-getmail", dest="getmail", action="store_false", help="skip getmail6")
+    arguments.add_argument("--profile", type=Path, help="also profile one wicbox run into this .pstats file")
+    arguments.add_argument("--corpus", type=Path, help="the test corpus (default: WICBOX_MAIL_CORPUS)")
+    return arguments.parse_args(argv)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    try:
+        cases = run(options)
+    except KeyboardInterrupt:
+        progress("interrupted; the test bed is stopped and its files removed")
+        return 130
+    for line in report_lines(cases):
+        print(line)
+    if options.profile is not None:
+        print_profile(options.profile)
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs; 1-minute load average {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after; total benchmark time {time.monotonic() - started:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

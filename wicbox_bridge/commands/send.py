@@ -1,0 +1,223 @@
+"""``wicbox send-test`` (one test mail, step by step) and ``wicbox send`` (deliver the outbox)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from wicbox_bridge import __version__
+from wicbox_bridge.account_checks import ProviderFactory
+from wicbox_bridge.accounts import MailboxAccount, global_account, plan_accounts, project_account
+from wicbox_bridge.adapters.smtp import Stage, StepReport
+from wicbox_bridge.checks import CheckResult, CheckStatus
+from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands._build import (
+    provider_factory,
+    sent_lookup_factory,
+    smtp_sender,
+    token_service,
+)
+from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
+from wicbox_bridge.message_build import OutgoingMail, build_message, parse_addresses
+from wicbox_bridge.outbox import ROW_LABELS, OutboxJob, OutboxSettings, deliver_outbox
+from wicbox_bridge.params import USERNAME, AuthMethod, Parameters
+from wicbox_bridge.runlock import RunLock
+from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.secret import Secret
+from wicbox_bridge.store import Store
+from wicbox_bridge.store.projects import find_project
+
+SEND_LOCK_FILE_NAME = "send.lock"
+SEND_TEST_LABELS = {"from": "--from", "to": "--to", "cc": "--cc", "bcc": "--bcc", "subject": "--subject"}
+DEFAULT_TEST_SUBJECT = "wicbox-bridge: test mail"
+
+
+class SendLock(RunLock):
+    """One ``wicbox send`` per configuration at a time (its own lock file, next to the run lock)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.path = state_dir / SEND_LOCK_FILE_NAME
+        self.holder_path = state_dir / f"{SEND_LOCK_FILE_NAME}.holder"
+
+    def acquire(self) -> None:
+        try:
+            super().acquire()
+        except AlreadyRunning as exc:
+            raise AlreadyRunning(
+                f"another wicbox send for this configuration is still busy ({self._holder()})",
+                fix="wait for it to finish; a scheduled task should not start sends that overlap",
+            ) from exc
+
+
+@contextlib.contextmanager
+def _providers(runtime: Runtime, params: Parameters) -> Iterator[ProviderFactory | None]:
+    """Token providers per account, or None with Basic authentication."""
+    if params.method is AuthMethod.BASIC:
+        yield None
+        return
+    with token_service(runtime, params) as service:
+        yield provider_factory(service, params)
+
+
+# --------------------------------------------------------------------------- wicbox send-test
+
+
+def _sending_account(runtime: Runtime, params: Parameters, store: Store, code: str | None) -> MailboxAccount:
+    if code is None:
+        return global_account(params)
+    project = find_project(store, code)
+    if project is None:
+        raise ParameterError("--project", f"no project with code {code!r} in WIC_PROJECT.")
+    account = project_account(params, project)
+    runtime.redactor.register([account.password])
+    return account
+
+
+def _print_step(report: StepReport) -> None:
+    status = CheckStatus.OK if report.ok else CheckStatus.FAIL
+    fix = report.error.fix if report.error is not None else None
+    click.echo(CheckResult(report.stage.value, status, report.detail, fix).render())
+
+
+def _test_mail(
+    account: MailboxAccount, params: Parameters, to: str, sender: str, subject: str
+) -> OutgoingMail:
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    body = (
+        "This is a test mail of wicbox-bridge (wicbox send-test).\r\n\r\n"
+        f"Signed in as:     {account.username or account.mailbox}\r\n"
+        f"Permissions:      {params.permission_type.value} ({params.method.value})\r\n"
+        f"Server:           {params.smtp}\r\n"
+        f"Sent from:        {socket.gethostname()} at {now}\r\n"
+        f"wicbox-bridge:    {__version__}\r\n"
+    )
+    return OutgoingMail(from_addr=sender, to=to, subject=subject, body_text=body)
+
+
+@click.command("send-test")
+@click.option("--to", "to_addr", required=True, help="Recipient of the test mail.")
+@click.option("--from", "from_addr", default=None, help="From address (default: the sending mailbox).")
+@click.option("--subject", default=DEFAULT_TEST_SUBJECT, show_default=True, help="Subject of the test mail.")
+@click.option("--project", "project_code", default=None, help="Send with this project's own mailbox account.")
+@pass_runtime
+def send_test_command(
+    runtime: Runtime, to_addr: str, from_addr: str | None, subject: str, project_code: str | None
+) -> int:
+    """Send one test mail with the configured account and permission type, step by step.
+
+    Prints token, connect, TLS, AUTH, MAIL, RCPT and DATA with OK, or the server's answer and the
+    fix. Exits 0 only when the server accepted the mail. Run it once after the Azure setup.
+    """
+    with runtime.open_store() as store:
+        params = runtime.load_parameters(store).parameters
+        account = _sending_account(runtime, params, store, project_code)
+    mail = _test_mail(account, params, to_addr, from_addr or account.mailbox, subject)
+    built = build_message(mail, labels=SEND_TEST_LABELS)
+    click.echo(
+        f"Sending a test mail from {built.envelope.sender} to {', '.join(built.envelope.recipients)} "
+        f"via {params.smtp} ({account.label}, {params.permission_type.value} permissions)"
+    )
+    if params.method is AuthMethod.BASIC:
+        basic = "WICBOXMethod is Basic: no token"
+        click.echo(CheckResult(Stage.TOKEN.value, CheckStatus.SKIP, basic).render())
+    reported: list[StepReport] = []
+
+    def on_step(report: StepReport) -> None:
+        reported.append(report)
+        _print_step(report)
+
+    with _providers(runtime, params) as provider_for:
+        sender = smtp_sender(params, account, provider_for, on_step=on_step)
+        try:
+            result = sender.send(built.as_bytes(), built.envelope.sender, list(built.envelope.recipients))
+        except BridgeError as error:
+            if not any(report.error is error for report in reported):
+                raise
+            click.echo("The test mail was NOT accepted: fix the FAIL above and run send-test again.")
+            return int(error.exit_code)
+    click.echo(f"The server accepted the test mail (Message-ID {result.message_id}).")
+    return 0
+
+
+# --------------------------------------------------------------------------- wicbox send
+
+
+class SendingAccounts:
+    """Which account sends a row: the mailbox whose address is FROM_ADDR, else the global mailbox."""
+
+    def __init__(self, params: Parameters, store: Store) -> None:
+        try:
+            accounts = plan_accounts(params, store).accounts
+        except ParameterError:
+            accounts = ()
+        self._by_mailbox = {account.mailbox.casefold(): account for account in accounts}
+        self._global = global_account(params) if params.username else None
+
+    def account_for(self, from_addr: str | None) -> MailboxAccount:
+        address = self._address(from_addr)
+        found = self._by_mailbox.get(address.casefold()) if address else None
+        if found is not None:
+            return found
+        if self._global is None:
+            raise ParameterError(
+                USERNAME,
+                f"is empty, and no project mailbox is {address or 'the sender'}: no account can send it.",
+                fix=f"fill in {USERNAME} (the global mailbox), or set FROM_ADDR to a project's mailbox",
+            )
+        return self._global
+
+    @staticmethod
+    def _address(from_addr: str | None) -> str | None:
+        if not from_addr:
+            return None
+        try:
+            found = parse_addresses(ROW_LABELS["from"], from_addr)
+        except ParameterError:
+            return None  # the row itself is refused when it is built
+        return found[0].addr_spec if found else None
+
+    def passwords(self) -> list[Secret | None]:
+        return [account.password for account in self._by_mailbox.values()]
+
+
+@click.command("send")
+@click.option("--max-mails", type=click.IntRange(1, 100_000), default=None,
+              help="Deliver at most this many outbox mails in this run.")
+@click.option("--rate-window", type=click.FloatRange(min=0.1), default=60.0, hidden=True,
+              help="Seconds in which a mailbox may submit 30 mails (Exchange: 60; shorter for tests).")
+@pass_runtime
+def send_command(runtime: Runtime, max_mails: int | None, rate_window: float) -> int:
+    """Deliver the mails WIC put in WICBOX_OUTBOX.
+
+    At most 30 mails a minute per sending mailbox (Exchange Online's limit); answers worth retrying
+    are retried later with growing delays, a permanent refusal is recorded with the server's answer
+    in LAST_ERROR. A mail is never sent twice when the process is stopped halfway: see
+    docs/sending.md. Only one send per configuration at a time: a second one exits with code 5.
+    """
+    defaults = OutboxSettings()
+    settings = OutboxSettings(window_s=rate_window, max_messages=max_mails or defaults.max_messages)
+    with SendLock(runtime.state_dir), runtime.open_store() as store:
+        params = runtime.load_parameters(store).parameters
+        accounts = SendingAccounts(params, store)
+        runtime.redactor.register(accounts.passwords())
+        with _providers(runtime, params) as provider_for:
+            job = OutboxJob(
+                store=store,
+                account_for=accounts.account_for,
+                sender_for=lambda account: smtp_sender(params, account, provider_for),
+                lookup_for=sent_lookup_factory(params, provider_for),
+                settings=settings,
+            )
+            report = deliver_outbox(job)
+    for problem in report.problems:
+        click.echo(f"wicbox: error: {problem.message}", err=True)
+        if problem.fix:
+            click.echo(f"wicbox: fix: {problem.fix}", err=True)
+    click.echo(report.summary())
+    return int(report.exit_code)

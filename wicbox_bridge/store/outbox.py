@@ -1,0 +1,239 @@
+"""WICBOX_OUTBOX and WICBOX_OUTBOX_ATTACHMENT: mails WIC hands over, and what became of them.
+
+A row moves PENDING -> SENDING -> SENT, or to FAILED with the server's answer. SENDING is written,
+with the Message-ID, and committed before the submission starts; a row still SENDING when
+``wicbox send`` starts was interrupted and is resolved first (see :mod:`wicbox_bridge.outbox`).
+Claiming a row is a conditional UPDATE (``WHERE STATUS = 'PENDING'``), so two senders can never
+both take it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from wicbox_bridge.message_build import OutgoingAttachment
+from wicbox_bridge.store.base import Dialect, Row, Store, atomic
+from wicbox_bridge.store.mails import utc_now
+
+
+class OutboxStatus(str, Enum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One outbox mail as stored (addresses as WIC wrote them)."""
+
+    outbox_id: int
+    from_addr: str | None
+    to_addrs: str
+    cc_addrs: str
+    bcc_addrs: str
+    subject: str
+    body_text: str | None
+    body_html: str | None
+    raw_mime: bytes | None = field(repr=False)
+    status: OutboxStatus
+    attempts: int
+    last_error: str | None
+    message_id: str | None
+    next_attempt_at: dt.datetime | None
+    created_at: dt.datetime | None
+
+
+_COLUMNS: Final = (
+    "OUTBOX_ID, FROM_ADDR, TO_ADDRS, CC_ADDRS, BCC_ADDRS, SUBJECT, BODY_TEXT, BODY_HTML, RAW_MIME, "
+    "STATUS, ATTEMPTS, LAST_ERROR, MESSAGE_ID, NEXT_ATTEMPT_AT, CREATED_AT"
+)
+_LAST_ID: Final[dict[Dialect, str]] = {
+    "sqlite": "SELECT last_insert_rowid()",
+    "postgresql": "SELECT lastval()",
+    "mssql": "SELECT CAST(@@IDENTITY AS INT)",
+}
+_INSERT: Final = (
+    "INSERT INTO WICBOX_OUTBOX (FROM_ADDR, TO_ADDRS, CC_ADDRS, BCC_ADDRS, SUBJECT, BODY_TEXT, BODY_HTML, "
+    "RAW_MIME, STATUS, ATTEMPTS, CREATED_AT) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+)
+_INSERT_ATTACHMENT: Final = (
+    "INSERT INTO WICBOX_OUTBOX_ATTACHMENT (OUTBOX_ID, POSITION, FILENAME, CONTENT_TYPE, CONTENT) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_NAME_LIMIT: Final = 255
+_MESSAGE_ID_LIMIT: Final = 998
+
+
+def as_utc(value: object) -> dt.datetime | None:
+    """A stored timestamp (datetime, or ISO text on SQLite) as an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _row(row: Row) -> OutboxRow:
+    raw = row[8]
+    return OutboxRow(
+        outbox_id=int(row[0]),
+        from_addr=None if row[1] is None or not str(row[1]).strip() else str(row[1]).strip(),
+        to_addrs=_text(row[2]),
+        cc_addrs=_text(row[3]),
+        bcc_addrs=_text(row[4]),
+        subject=_text(row[5]),
+        body_text=None if row[6] is None else str(row[6]),
+        body_html=None if row[7] is None else str(row[7]),
+        raw_mime=None if raw is None else bytes(raw),
+        status=OutboxStatus(str(row[9]).strip()),
+        attempts=int(row[10] or 0),
+        last_error=None if row[11] is None else str(row[11]),
+        message_id=None if row[12] is None or not str(row[12]).strip() else str(row[12]).strip(),
+        next_attempt_at=as_utc(row[13]),
+        created_at=as_utc(row[14]),
+    )
+
+
+def enqueue(
+    store: Store,
+    *,
+    from_addr: str | None,
+    to: str = "",
+    cc: str = "",
+    bcc: str = "",
+    subject: str = "",
+    body_text: str | None = None,
+    body_html: str | None = None,
+    raw_mime: bytes | None = None,
+    attachments: Sequence[OutgoingAttachment] = (),
+) -> int:
+    """Insert a PENDING mail with its attachments (as WIC does); its OUTBOX_ID."""
+    with atomic(store):
+        store.execute(
+            _INSERT,
+            (from_addr, to or None, cc or None, bcc or None, subject or None, body_text, body_html,
+             raw_mime, OutboxStatus.PENDING.value, utc_now()),
+        )
+        row = store.query_one(_LAST_ID[store.dialect])
+        if row is None or row[0] is None:  # pragma: no cover - the insert just succeeded
+            raise RuntimeError("the outbox row just inserted has no id")
+        outbox_id = int(row[0])
+        for position, attachment in enumerate(attachments, start=1):
+            store.execute(
+                _INSERT_ATTACHMENT,
+                (outbox_id, position, attachment.filename[:_NAME_LIMIT],
+                 attachment.content_type[:_NAME_LIMIT], attachment.content),
+            )
+    return outbox_id
+
+
+def due_rows(store: Store, now: dt.datetime, limit: int) -> list[OutboxRow]:
+    """PENDING rows whose next attempt is due, oldest first, at most ``limit``."""
+    ids = store.query(
+        "SELECT OUTBOX_ID FROM WICBOX_OUTBOX WHERE STATUS = ? AND (NEXT_ATTEMPT_AT IS NULL OR "
+        "NEXT_ATTEMPT_AT <= ?) ORDER BY OUTBOX_ID",
+        (OutboxStatus.PENDING.value, _naive(now)),
+    )
+    rows = (get_row(store, int(found[0])) for found in ids[:limit])
+    return [row for row in rows if row is not None]
+
+
+def rows_with_status(store: Store, status: OutboxStatus) -> list[OutboxRow]:
+    found = store.query(
+        f"SELECT {_COLUMNS} FROM WICBOX_OUTBOX WHERE STATUS = ? ORDER BY OUTBOX_ID",  # noqa: S608 - constant
+        (status.value,),
+    )
+    return [_row(row) for row in found]
+
+
+def get_row(store: Store, outbox_id: int) -> OutboxRow | None:
+    row = store.query_one(
+        f"SELECT {_COLUMNS} FROM WICBOX_OUTBOX WHERE OUTBOX_ID = ?",  # noqa: S608 - constant
+        (outbox_id,),
+    )
+    return None if row is None else _row(row)
+
+
+def attachments_of(store: Store, outbox_id: int) -> tuple[OutgoingAttachment, ...]:
+    rows = store.query(
+        "SELECT FILENAME, CONTENT_TYPE, CONTENT FROM WICBOX_OUTBOX_ATTACHMENT WHERE OUTBOX_ID = ? "
+        "ORDER BY POSITION, ATTACHMENT_ID",
+        (outbox_id,),
+    )
+    return tuple(OutgoingAttachment(str(row[0]), str(row[1]), bytes(row[2])) for row in rows)
+
+
+def claim_for_sending(store: Store, outbox_id: int, message_id: str | None) -> bool:
+    """PENDING -> SENDING with the Message-ID, committed; False when the row was not PENDING any more."""
+    changed = store.execute(
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, MESSAGE_ID = ?, ATTEMPTS = ATTEMPTS + 1 "
+        "WHERE OUTBOX_ID = ? AND STATUS = ?",
+        (
+            OutboxStatus.SENDING.value,
+            None if message_id is None else message_id[:_MESSAGE_ID_LIMIT],
+            outbox_id,
+            OutboxStatus.PENDING.value,
+        ),
+    )
+    return changed == 1
+
+
+def mark_sent(store: Store, outbox_id: int, sent_at: dt.datetime, note: str | None = None) -> None:
+    store.execute(
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, SENT_AT = ?, NEXT_ATTEMPT_AT = NULL, LAST_ERROR = ? "
+        "WHERE OUTBOX_ID = ?",
+        (OutboxStatus.SENT.value, _naive(sent_at), note, outbox_id),
+    )
+
+
+def mark_failed(store: Store, outbox_id: int, error: str) -> None:
+    store.execute(
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, LAST_ERROR = ?, NEXT_ATTEMPT_AT = NULL WHERE OUTBOX_ID = ?",
+        (OutboxStatus.FAILED.value, error, outbox_id),
+    )
+
+
+def reschedule(store: Store, outbox_id: int, error: str | None, next_attempt_at: dt.datetime | None) -> None:
+    """Back to PENDING (the Message-ID is kept, so a later attempt sends the same one)."""
+    store.execute(
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, LAST_ERROR = ?, NEXT_ATTEMPT_AT = ? WHERE OUTBOX_ID = ?",
+        (
+            OutboxStatus.PENDING.value,
+            error,
+            None if next_attempt_at is None else _naive(next_attempt_at),
+            outbox_id,
+        ),
+    )
+
+
+def sent_since(store: Store, since: dt.datetime) -> list[tuple[str | None, dt.datetime]]:
+    """(FROM_ADDR, SENT_AT) of the mails sent since ``since``: what the submission limit counts."""
+    rows = store.query(
+        "SELECT FROM_ADDR, SENT_AT FROM WICBOX_OUTBOX WHERE STATUS = ? AND SENT_AT >= ?",
+        (OutboxStatus.SENT.value, _naive(since)),
+    )
+    found = []
+    for row in rows:
+        sent_at = as_utc(row[1])
+        if sent_at is not None:
+            found.append((None if row[0] is None else str(row[0]), sent_at))
+    return found
+
+
+def outbox_in_use(store: Store) -> bool:
+    """Whether WIC has ever handed a mail to the outbox (``wicbox check`` then requires SMTP)."""
+    return store.query_one("SELECT 1 FROM WICBOX_OUTBOX WHERE OUTBOX_ID IS NOT NULL") is not None
