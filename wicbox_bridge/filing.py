@@ -2,14 +2,16 @@
 
 For each fetched mail: a mail whose bytes are already filed for this mailbox is only acknowledged
 again (the process stopped after the commit, before the server action); otherwise it is parsed,
-routed and inserted in one transaction. The caller then applies the server actions the
-:class:`BatchResult` lists, and only after that marks them done. A mail the database refuses
-(:class:`~wicbox_bridge.errors.DataRejected`) is recorded as quarantined and moved to the failed
-folder; any other database error propagates, so nothing more is acknowledged on the server.
+routed and inserted — a whole batch in one transaction, each mail behind its own savepoint. The
+caller then applies the server actions the :class:`BatchResult` lists, and only after that marks
+them done. A mail the database refuses (:class:`~wicbox_bridge.errors.DataRejected`) is recorded
+as quarantined and moved to the failed folder; any other database error propagates, so nothing
+more is acknowledged on the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -22,8 +24,15 @@ from wicbox_bridge.errors import DataRejected
 from wicbox_bridge.mail_record import MailRecord
 from wicbox_bridge.mailparse import parse_mail
 from wicbox_bridge.routing import RoutableProject, RoutingDecision, route_mail
-from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.mails import MailOrigin, find_mail, insert_mail, insert_quarantined
+from wicbox_bridge.store.base import Store, atomic, savepoint
+from wicbox_bridge.store.mails import (
+    KnownMail,
+    MailOrigin,
+    MailStatus,
+    find_mails,
+    insert_mail,
+    insert_quarantined,
+)
 
 log = logging.getLogger("wicbox.filing")
 
@@ -55,6 +64,20 @@ class BatchResult:
     results: list[MailResult] = field(default_factory=list)
     to_acknowledge: list[tuple[MailRef, int]] = field(default_factory=list)
     to_quarantine: list[tuple[MailRef, int]] = field(default_factory=list)
+
+    def add(self, result: MailResult) -> None:
+        self.results.append(result)
+        if result.mail_id is None:
+            return
+        if result.outcome is Outcome.QUARANTINED:
+            self.to_quarantine.append((result.ref, result.mail_id))
+        elif result.outcome in (Outcome.FILED, Outcome.DUPLICATE):
+            self.to_acknowledge.append((result.ref, result.mail_id))
+
+    def extend(self, other: BatchResult) -> None:
+        self.results += other.results
+        self.to_acknowledge += other.to_acknowledge
+        self.to_quarantine += other.to_quarantine
 
 
 @dataclass(frozen=True)
@@ -93,27 +116,47 @@ def _route(context: MailboxContext, record: MailRecord) -> RoutingDecision:
 
 
 def file_batch(store: Store, context: MailboxContext, mails: Sequence[FetchedMail]) -> BatchResult:
-    """File each mail of one fetched batch; see the module docstring."""
+    """File one fetched batch in one transaction (a savepoint per mail); see the module docstring.
+
+    One commit per batch instead of one per mail: the database's log flush is the dominant cost of
+    filing. A mail the database refuses is undone alone (its savepoint) and quarantined; any other
+    database error rolls the whole batch back, so nothing of it is acknowledged on the server.
+    """
     batch = BatchResult()
-    for mail in mails:
-        result = _file_one(store, context, mail)
-        batch.results.append(result)
-        if result.mail_id is None:
-            continue
-        if result.outcome is Outcome.QUARANTINED:
-            batch.to_quarantine.append((mail.ref, result.mail_id))
-        elif result.outcome in (Outcome.FILED, Outcome.DUPLICATE):
-            batch.to_acknowledge.append((mail.ref, result.mail_id))
+    hashes = [hashlib.sha256(mail.raw).hexdigest() for mail in mails]
+    known = find_mails(store, context.mailbox, hashes)
+    parsed = {
+        sha256: parse_mail(mail.raw)
+        for mail, sha256 in zip(mails, hashes, strict=True)
+        if sha256 not in known
+    }
+    writing = contextlib.nullcontext() if context.dry_run else atomic(store)
+    with writing:
+        for mail, sha256 in zip(mails, hashes, strict=True):
+            result = _file_one(store, context, mail, known.get(sha256), parsed.get(sha256))
+            if result.mail_id is not None and sha256 not in known:
+                status = (
+                    MailStatus.QUARANTINE_PENDING
+                    if result.outcome is Outcome.QUARANTINED
+                    else MailStatus.PENDING_ACK
+                )
+                known[sha256] = KnownMail(result.mail_id, status)  # the same bytes twice in one batch
+            batch.add(result)
     return batch
 
 
-def _file_one(store: Store, context: MailboxContext, mail: FetchedMail) -> MailResult:
-    sha256 = hashlib.sha256(mail.raw).hexdigest()
-    known = find_mail(store, context.mailbox, sha256)
+def _file_one(
+    store: Store,
+    context: MailboxContext,
+    mail: FetchedMail,
+    known: KnownMail | None,
+    record: MailRecord | None,
+) -> MailResult:
     if known is not None:
         outcome = Outcome.QUARANTINED if known.status.quarantined else Outcome.DUPLICATE
         return MailResult(mail.ref, outcome, known.mail_id, None, "already filed", None)
-    record = parse_mail(mail.raw)
+    if record is None:  # pragma: no cover - every unknown hash was parsed
+        record = parse_mail(mail.raw)
     decision = _route(context, record)
     if context.dry_run:
         return MailResult(
@@ -125,35 +168,35 @@ def _file_one(store: Store, context: MailboxContext, mail: FetchedMail) -> MailR
             record.message_id,
             record.subject,
         )
-    origin = origin_of(mail, context.protocol)
     try:
-        mail_id = insert_mail(
-            store,
-            run_id=context.run_id,
-            origin=origin,
-            raw=mail.raw,
-            record=record,
-            project_id=decision.project_id,
-            routing=decision.reason,
-        )
+        with savepoint(store, "wicbox_mail"):
+            mail_id = insert_mail(
+                store,
+                run_id=context.run_id,
+                origin=origin_of(mail, context.protocol),
+                raw=mail.raw,
+                record=record,
+                project_id=decision.project_id,
+                routing=decision.reason,
+            )
     except DataRejected as refused:
-        return _quarantine(store, context, mail, refused)
+        return _quarantine(store, context, mail, record.sha256, refused)
     return MailResult(
         mail.ref, Outcome.FILED, mail_id, decision.project_id, decision.reason, record.message_id
     )
 
 
 def _quarantine(
-    store: Store, context: MailboxContext, mail: FetchedMail, refused: DataRejected
+    store: Store, context: MailboxContext, mail: FetchedMail, sha256: str, refused: DataRejected
 ) -> MailResult:
     reason = f"the database refused the mail: {refused.message}"
-    origin = origin_of(mail, context.protocol)
-    sha256 = hashlib.sha256(mail.raw).hexdigest()
     log.warning("mailbox %s key %s: %s", context.mailbox, mail.ref.key, reason)
+    origin = origin_of(mail, context.protocol)
     try:
-        mail_id = insert_quarantined(
-            store, run_id=context.run_id, origin=origin, raw=mail.raw, sha256=sha256, reason=reason
-        )
+        with savepoint(store, "wicbox_quarantine"):
+            mail_id = insert_quarantined(
+                store, run_id=context.run_id, origin=origin, raw=mail.raw, sha256=sha256, reason=reason
+            )
     except DataRejected:
         log.error(
             "mailbox %s key %s: not even the quarantine record could be stored; the mail stays on the server",

@@ -9,8 +9,10 @@ built from data. A store runs each statement on its own (autocommit) unless insi
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, Literal, Protocol
+
+from wicbox_bridge.errors import DatabaseError
 
 Dialect = Literal["sqlite", "mssql", "postgresql"]
 DIALECTS: tuple[Dialect, ...] = ("sqlite", "mssql", "postgresql")
@@ -60,3 +62,51 @@ def atomic(store: Store) -> Iterator[None]:
         return
     with store.transaction():
         yield
+
+
+_LAST_IDENTITY: dict[Dialect, str] = {
+    "sqlite": "SELECT last_insert_rowid()",
+    "postgresql": "SELECT lastval()",
+    # SCOPE_IDENTITY() would be NULL here: each pyodbc execute is a batch of its own.
+    "mssql": "SELECT CAST(@@IDENTITY AS BIGINT)",
+}
+
+
+def last_identity(store: Store) -> int:
+    """The identity value the last INSERT on this connection generated."""
+    row = store.query_one(_LAST_IDENTITY[store.dialect])
+    if row is None or row[0] is None:  # pragma: no cover - only after an INSERT
+        raise RuntimeError("no identity value: call this right after an INSERT")
+    return int(row[0])
+
+
+_SAVEPOINT: dict[Dialect, tuple[str, str, str | None]] = {
+    # (create, roll back to, release)
+    "sqlite": ("SAVEPOINT {0}", "ROLLBACK TO SAVEPOINT {0}", "RELEASE SAVEPOINT {0}"),
+    "postgresql": ("SAVEPOINT {0}", "ROLLBACK TO SAVEPOINT {0}", "RELEASE SAVEPOINT {0}"),
+    "mssql": ("SAVE TRANSACTION {0}", "ROLLBACK TRANSACTION {0}", None),
+}
+
+
+@contextmanager
+def savepoint(store: Store, name: str) -> Iterator[None]:
+    """Inside a transaction: undo only this block's changes when it raises (the error propagates).
+
+    ``name`` must be a plain identifier chosen by the code, never data.
+    """
+    if not store.in_transaction:
+        raise RuntimeError("a savepoint needs an open transaction")
+    if not name.isidentifier():
+        raise ValueError(f"not a savepoint name: {name!r}")
+    create, rollback, release = _SAVEPOINT[store.dialect]
+    store.execute(create.format(name))
+    try:
+        yield
+    except BaseException:
+        # When the connection itself is gone the rollback fails too; the block's own error is the
+        # one to report (the whole transaction is lost then anyway).
+        with suppress(DatabaseError):
+            store.execute(rollback.format(name))
+        raise
+    if release is not None:
+        store.execute(release.format(name))

@@ -13,10 +13,12 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
 from wicbox_bridge.mail_record import MailRecord
-from wicbox_bridge.store.base import Store, atomic
+from wicbox_bridge.store.base import Store, atomic, last_identity
+
+T = TypeVar("T")
 
 
 class MailStatus(str, Enum):
@@ -73,7 +75,6 @@ _INSERT_ATTACHMENT: Final = (
     "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_FIND: Final = "SELECT MAIL_ID, STATUS FROM WICBOX_MAIL WHERE MAILBOX = ? AND SHA256 = ?"
 
 
 def normalized_mailbox(mailbox: str) -> str:
@@ -98,8 +99,22 @@ def _bounded(column: str, value: str | None) -> str | None:
 
 def find_mail(store: Store, mailbox: str, sha256: str) -> KnownMail | None:
     """The filed mail with these exact bytes in this mailbox, if any."""
-    row = store.query_one(_FIND, (normalized_mailbox(mailbox), sha256))
-    return None if row is None else KnownMail(int(row[0]), MailStatus(str(row[1]).strip()))
+    return find_mails(store, mailbox, [sha256]).get(sha256)
+
+
+def find_mails(store: Store, mailbox: str, sha256s: Sequence[str]) -> dict[str, KnownMail]:
+    """The mails among ``sha256s`` already filed for this mailbox, by hash (one query per 400)."""
+    found: dict[str, KnownMail] = {}
+    unique = sorted(set(sha256s))
+    for chunk in _chunks(unique):
+        marks = ", ".join("?" for _ in chunk)
+        rows = store.query(
+            f"SELECT SHA256, MAIL_ID, STATUS FROM WICBOX_MAIL WHERE MAILBOX = ? AND SHA256 IN ({marks})",  # noqa: S608 - only ? marks
+            (normalized_mailbox(mailbox), *chunk),
+        )
+        for sha256, mail_id, status in rows:
+            found[str(sha256).strip()] = KnownMail(int(mail_id), MailStatus(str(status).strip()))
+    return found
 
 
 def insert_mail(
@@ -146,7 +161,7 @@ def insert_mail(
     )
     with atomic(store):
         store.execute(_INSERT_MAIL, values)
-        mail_id = _mail_id(store, mailbox, record.sha256)
+        mail_id = last_identity(store)
         for position, attachment in enumerate(record.attachments, start=1):
             store.execute(
                 _INSERT_ATTACHMENT,
@@ -196,19 +211,12 @@ def insert_quarantined(
     )
     with atomic(store):
         store.execute(_INSERT_MAIL, values)
-        return _mail_id(store, mailbox, sha256)
+        return last_identity(store)
 
 
-def _mail_id(store: Store, mailbox: str, sha256: str) -> int:
-    row = store.query_one(_FIND, (mailbox, sha256))
-    if row is None:  # pragma: no cover - the insert just succeeded in this transaction
-        raise RuntimeError("the mail just inserted cannot be found")
-    return int(row[0])
-
-
-def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), _IN_CHUNK):
-        yield ids[start : start + _IN_CHUNK]
+def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
 
 
 def _set_status(store: Store, mail_ids: Sequence[int], status: MailStatus) -> None:

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Final
 
 from wicbox_bridge.message_build import OutgoingAttachment
-from wicbox_bridge.store.base import Dialect, Row, Store, atomic
+from wicbox_bridge.store.base import Row, Store, atomic, last_identity
 from wicbox_bridge.store.mails import utc_now
 
 
@@ -52,11 +52,6 @@ _COLUMNS: Final = (
     "OUTBOX_ID, FROM_ADDR, TO_ADDRS, CC_ADDRS, BCC_ADDRS, SUBJECT, BODY_TEXT, BODY_HTML, RAW_MIME, "
     "STATUS, ATTEMPTS, LAST_ERROR, MESSAGE_ID, NEXT_ATTEMPT_AT, CREATED_AT"
 )
-_LAST_ID: Final[dict[Dialect, str]] = {
-    "sqlite": "SELECT last_insert_rowid()",
-    "postgresql": "SELECT lastval()",
-    "mssql": "SELECT CAST(@@IDENTITY AS INT)",
-}
 _INSERT: Final = (
     "INSERT INTO WICBOX_OUTBOX (FROM_ADDR, TO_ADDRS, CC_ADDRS, BCC_ADDRS, SUBJECT, BODY_TEXT, BODY_HTML, "
     "RAW_MIME, STATUS, ATTEMPTS, CREATED_AT) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
@@ -128,10 +123,7 @@ def enqueue(
             (from_addr, to or None, cc or None, bcc or None, subject or None, body_text, body_html,
              raw_mime, OutboxStatus.PENDING.value, utc_now()),
         )
-        row = store.query_one(_LAST_ID[store.dialect])
-        if row is None or row[0] is None:  # pragma: no cover - the insert just succeeded
-            raise RuntimeError("the outbox row just inserted has no id")
-        outbox_id = int(row[0])
+        outbox_id = last_identity(store)
         for position, attachment in enumerate(attachments, start=1):
             store.execute(
                 _INSERT_ATTACHMENT,
