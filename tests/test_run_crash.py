@@ -272,6 +272,30 @@ def _timed_run(room: Mailroom, cap: int) -> RunTiming:
     )
 
 
+def slow_down_marking(room: Mailroom) -> None:
+    """Make marking a mail FILED take some 20 ms a row (test only).
+
+    A batch is committed in one transaction and moved in one command, so the moments between the
+    commit, the MOVE and the status update are short; widening the last one lets random kills land
+    there too (mails moved on the server while their rows still say PENDING_ACK).
+    """
+    with room.wic.store() as store:
+        if store.dialect == "sqlite":
+            store.execute(
+                "CREATE TRIGGER TEST_SLOW_MARKING BEFORE UPDATE OF STATUS ON WICBOX_MAIL "
+                "BEGIN SELECT length(hex(randomblob(6000000))); END"
+            )
+            return
+        store.execute(
+            "CREATE FUNCTION test_slow_marking() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$"
+        )
+        store.execute(
+            "CREATE TRIGGER TEST_SLOW_MARKING BEFORE UPDATE OF STATUS ON WICBOX_MAIL "
+            "FOR EACH ROW EXECUTE FUNCTION test_slow_marking()"
+        )
+
+
 @dataclass(frozen=True)
 class CrashPlan:
     mails: int
@@ -314,6 +338,7 @@ def test_runs_killed_at_random_moments_file_every_mail_exactly_once(
     delivered = mixed_mails(plan.mails, rng)
     mailroom.deliver(delivered)
     assert [message.raw for message in mailroom.messages()] == delivered, "Dovecot changed a mail's bytes"
+    slow_down_marking(mailroom)
     timing = _timed_run(mailroom, plan.cap)
     for _ in range(plan.kills):
         _kill_one_run(mailroom, plan, timing, rng, kills)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wicbox_bridge.runner import MailboxReport, RunReport
+from wicbox_bridge.run_results import MailboxReport, RunReport
 
 
 def summary_line(report: RunReport, mode: str) -> str:

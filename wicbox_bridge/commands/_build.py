@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from wicbox_bridge.account_checks import MailboxOpener, ProviderFactory
 from wicbox_bridge.accounts import AccountPlan, MailboxAccount
-from wicbox_bridge.adapters.base import MailboxSession, TokenProvider
+from wicbox_bridge.adapters.base import AccessToken, MailboxSession, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
@@ -45,13 +46,34 @@ def token_service(runtime: Runtime, params: Parameters) -> Iterator[TokenService
         service.close()
 
 
+class _OneAtATime:
+    """A token provider whose calls are serialised with the other providers of the same service.
+
+    Mailboxes are read by several threads; the token cache, its file lock and msal's apps are then
+    used by one thread at a time (acquiring a token takes milliseconds from the cache).
+    """
+
+    def __init__(self, provider: TokenProvider, lock: threading.Lock) -> None:
+        self._provider = provider
+        self._lock = lock
+
+    def __getattr__(self, name: str) -> object:  # scopes, username: for `wicbox token`
+        return getattr(self._provider, name)
+
+    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
+        with self._lock:
+            return self._provider(force_refresh=force_refresh)
+
+
 def provider_factory(service: TokenService, params: Parameters) -> ProviderFactory:
     """Token providers per account: the account's own sign-in (delegated) or the app's (application)."""
+    lock = threading.Lock()
 
     def provider_for(account: MailboxAccount, protocol: TokenProtocol) -> TokenProvider:
-        return service.for_protocol(
+        provider = service.for_protocol(
             params, protocol, username=account.username, password=account.password, names=account.names
         )
+        return _OneAtATime(provider, lock)
 
     return provider_for
 

@@ -138,12 +138,17 @@ def _run(
         provider_for = provider_factory(service, params) if service is not None else None
         protocol, opener = mailbox_opener(params, plan, provider_for)
         job = RunJob(
-            store=store,
+            open_store=runtime.open_store,
             accounts=plan.accounts,
             open_mailbox=opener,
             projects=projects,
             settings=RunSettings(
-                max_mails=cap, source_folder=params.source_folder, protocol=protocol, dry_run=dry_run
+                max_mails=cap,
+                source_folder=params.source_folder,
+                protocol=protocol,
+                dry_run=dry_run,
+                workers=params.workers,
+                rotation=run_id or 0,
             ),
             run_id=run_id,
             progress=progress,

@@ -1,0 +1,209 @@
+"""One pass over one mailbox: confirm what an earlier run left, list, fetch ahead, file, acknowledge.
+
+Fetching and filing overlap: a helper thread fetches the next batch while this thread parses and
+files the current one (the IMAP or Graph session is used by that thread alone until the fetching
+is done). The server actions for everything filed in the pass are applied after that, so the
+order that makes a run safe to kill holds: commit first, then move/delete/flag, then mark done.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from wicbox_bridge.accounts import MailboxAccount
+from wicbox_bridge.adapters.base import FetchedMail, MailboxSession, MailRef
+from wicbox_bridge.filing import BatchResult, MailboxContext, MailResult, file_batch
+from wicbox_bridge.routing import RoutableProject
+from wicbox_bridge.run_results import MailboxReport
+from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.mails import MailStatus, mark_filed, mark_quarantined, pending_acks
+
+log = logging.getLogger("wicbox.run")
+mail_log = logging.getLogger("wicbox.mail")
+
+_QUEUE_POLL_S = 0.2
+_ACTION_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What every pass of a run shares."""
+
+    source_folder: str
+    protocol: str
+    fetch_batch: int
+    dry_run: bool
+    run_id: int | None
+    projects: Sequence[RoutableProject]
+    stop: threading.Event
+    progress: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class OpenMailbox:
+    """One mailbox being read: its account, open session, database connection and report."""
+
+    account: MailboxAccount
+    session: MailboxSession
+    store: Store
+    report: MailboxReport
+
+
+def run_pass(context: PassContext, mailbox: OpenMailbox, quota: int) -> bool:
+    """File at most ``quota`` mails of one open mailbox; whether more mail is waiting."""
+    account, session, store = mailbox.account, mailbox.session, mailbox.store
+    if not context.dry_run:
+        _reconcile(context, store, session, account)
+    refs = session.list_pending(quota + 1)
+    more_waiting = len(refs) > quota
+    refs = refs[:quota]
+    log.info("%s (%s): %d mail(s) to read", account.label, account.mailbox, len(refs))
+    if not refs:
+        return more_waiting
+    filing = MailboxContext(
+        mailbox=account.mailbox,
+        protocol=context.protocol,
+        run_id=context.run_id,
+        projects=context.projects,
+        own_project_id=account.project.project_id if account.project else None,
+        dry_run=context.dry_run,
+    )
+    chunks = [refs[start : start + context.fetch_batch] for start in range(0, len(refs), context.fetch_batch)]
+    filed = _fetch_and_file(context, mailbox, filing, chunks)
+    if not context.dry_run:
+        apply_server_actions(store, session, filed)
+    return more_waiting
+
+
+def _fetch_and_file(
+    context: PassContext, mailbox: OpenMailbox, filing: MailboxContext, chunks: list[list[MailRef]]
+) -> BatchResult:
+    fetched: queue.Queue[tuple[str, list[FetchedMail] | BaseException | None]] = queue.Queue(maxsize=1)
+    done = threading.Event()
+    fetcher = threading.Thread(
+        target=_fetch_ahead,
+        args=(mailbox.session, chunks, fetched, done, context.stop),
+        name="wicbox-fetch",
+        daemon=True,
+    )
+    filed = BatchResult()
+    fetcher.start()
+    try:
+        while True:
+            kind, payload = fetched.get()
+            if kind == "done":
+                break
+            if isinstance(payload, BaseException):
+                raise payload
+            assert payload is not None
+            batch = file_batch(mailbox.store, filing, payload)
+            filed.extend(batch)
+            _record(mailbox.account, batch.results, mailbox.report, context.progress)
+            if context.stop.is_set():
+                break
+    finally:
+        done.set()
+        fetcher.join()
+    return filed
+
+
+def _fetch_ahead(
+    session: MailboxSession,
+    chunks: list[list[MailRef]],
+    fetched: queue.Queue[tuple[str, list[FetchedMail] | BaseException | None]],
+    done: threading.Event,
+    stop: threading.Event,
+) -> None:
+    """Fetch the batches in order into ``fetched``; an error is handed over, not raised here."""
+    try:
+        for chunk in chunks:
+            if done.is_set() or stop.is_set():
+                return
+            if not _hand_over(fetched, ("batch", session.fetch(chunk)), done):
+                return
+        _hand_over(fetched, ("done", None), done)
+    except BaseException as error:
+        _hand_over(fetched, ("error", error), done)
+
+
+def _hand_over(
+    fetched: queue.Queue[tuple[str, list[FetchedMail] | BaseException | None]],
+    item: tuple[str, list[FetchedMail] | BaseException | None],
+    done: threading.Event,
+) -> bool:
+    while not done.is_set():
+        try:
+            fetched.put(item, timeout=_QUEUE_POLL_S)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
+def _record(
+    account: MailboxAccount,
+    results: list[MailResult],
+    report: MailboxReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Counted and logged once committed: if a server action fails later, these mails are still
+    filed (the next run only acknowledges them) and the report must say so."""
+    for result in results:
+        report.count(result)
+        report.results.append(result)
+        _log_mail(account, result)
+    if progress is not None:
+        progress(len(results))
+
+
+def _reconcile(context: PassContext, store: Store, session: MailboxSession, account: MailboxAccount) -> None:
+    """Finish the server actions a stopped run left unconfirmed (safe to repeat: no-ops then)."""
+    pending = pending_acks(store, account.mailbox, context.source_folder)
+    if not pending:
+        return
+    current = [row for row in pending if _same_validity(row.uidvalidity, session.validity)]
+    # Rows of an older UIDVALIDITY cannot be addressed by UID any more. If such a mail is still in
+    # the folder it is listed again, recognised by its bytes and acknowledged then.
+    stale = [row for row in pending if row not in current]
+    batch = BatchResult()
+    for row in current:
+        ref = MailRef(account.mailbox, context.source_folder, session.validity, row.source_id, 0)
+        target = batch.to_quarantine if row.status is MailStatus.QUARANTINE_PENDING else batch.to_acknowledge
+        target.append((ref, row.mail_id))
+    log.info("%s: confirming %d server action(s) left by an earlier run", account.label, len(current))
+    apply_server_actions(store, session, batch)
+    mark_filed(store, [row.mail_id for row in stale if row.status is MailStatus.PENDING_ACK])
+    mark_quarantined(store, [row.mail_id for row in stale if row.status is MailStatus.QUARANTINE_PENDING])
+
+
+def _same_validity(stored: int | None, current: str) -> bool:
+    return (str(stored) if stored is not None else "") == current
+
+
+def apply_server_actions(store: Store, session: MailboxSession, batch: BatchResult) -> None:
+    """Move/delete/flag the filed mails and quarantine the refused ones, then mark them done."""
+    for start in range(0, len(batch.to_acknowledge), _ACTION_CHUNK):
+        chunk = batch.to_acknowledge[start : start + _ACTION_CHUNK]
+        session.acknowledge([ref for ref, _ in chunk])
+        mark_filed(store, [mail_id for _, mail_id in chunk])
+    for start in range(0, len(batch.to_quarantine), _ACTION_CHUNK):
+        chunk = batch.to_quarantine[start : start + _ACTION_CHUNK]
+        session.quarantine([ref for ref, _ in chunk])
+        mark_quarantined(store, [mail_id for _, mail_id in chunk])
+
+
+def _log_mail(account: MailboxAccount, result: MailResult) -> None:
+    mail_log.info(
+        "mailbox=%s key=%s message_id=%s project=%s outcome=%s mail_id=%s routing=%s",
+        account.mailbox,
+        result.ref.key,
+        result.message_id or "-",
+        result.project_id if result.project_id is not None else "unassigned",
+        result.outcome.value,
+        result.mail_id if result.mail_id is not None else "-",
+        result.routing,
+    )
