@@ -78,7 +78,6 @@ def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json:
         run_id = None if dry_run else _start_run(store, params, cap)
         report = _run(
             runtime,
-            store,
             params,
             plan=plan,
             projects=projects,
@@ -122,7 +121,6 @@ def _start_run(store: Store, params: Parameters, cap: int) -> int:
 
 def _run(
     runtime: Runtime,
-    store: Store,
     params: Parameters,
     *,
     plan: AccountPlan,

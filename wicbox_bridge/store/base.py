@@ -84,7 +84,9 @@ _SAVEPOINT: dict[Dialect, tuple[str, str, str | None]] = {
     # (create, roll back to, release)
     "sqlite": ("SAVEPOINT {0}", "ROLLBACK TO SAVEPOINT {0}", "RELEASE SAVEPOINT {0}"),
     "postgresql": ("SAVEPOINT {0}", "ROLLBACK TO SAVEPOINT {0}", "RELEASE SAVEPOINT {0}"),
-    "mssql": ("SAVE TRANSACTION {0}", "ROLLBACK TRANSACTION {0}", None),
+    # With autocommit off the driver opens transactions implicitly, but SAVE TRANSACTION does not
+    # start one: open it first when this is the transaction's first statement.
+    "mssql": ("IF @@TRANCOUNT = 0 BEGIN TRANSACTION; SAVE TRANSACTION {0};", "ROLLBACK TRANSACTION {0}", None),
 }
 
 
