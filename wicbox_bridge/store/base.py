@@ -86,7 +86,11 @@ _SAVEPOINT: dict[Dialect, tuple[str, str, str | None]] = {
     "postgresql": ("SAVEPOINT {0}", "ROLLBACK TO SAVEPOINT {0}", "RELEASE SAVEPOINT {0}"),
     # With autocommit off the driver opens transactions implicitly, but SAVE TRANSACTION does not
     # start one: open it first when this is the transaction's first statement.
-    "mssql": ("IF @@TRANCOUNT = 0 BEGIN TRANSACTION; SAVE TRANSACTION {0};", "ROLLBACK TRANSACTION {0}", None),
+    "mssql": (
+        "IF @@TRANCOUNT = 0 BEGIN TRANSACTION; SAVE TRANSACTION {0};",
+        "ROLLBACK TRANSACTION {0}",
+        None,
+    ),
 }
 
 
