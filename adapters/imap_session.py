@@ -6,12 +6,19 @@ within ``max_throttle_wait_s`` and the command repeated; ``* BYE Session invalid
 AccessTokenExpired`` leads to one reconnect with a fresh token, a new SELECT, a check that
 UIDVALIDITY did not change, and the interrupted command again. Everything else is translated into
 the project's errors.
+
+Mails listed larger than ``large_mail_bytes`` are fetched one by one in parts (RFC 3501 partial
+fetch, ``BODY.PEEK[]<offset.length>``) written into one buffer: read as one literal, a 30 MB mail
+briefly took over three times its size in imaplib and imapclient. Each part is its own command
+through ``_run``, so after a reconnect the fetch resumes at the part that was interrupted.
 """
 
 from __future__ import annotations
 
 import functools
 import imaplib
+import io
+import itertools
 import logging
 import re
 import time
@@ -84,8 +91,39 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def part_item(offset: int, length: int) -> str:
+    """The FETCH item for ``length`` bytes of the whole mail from ``offset``; PEEK never sets \\Seen."""
+    return f"BODY.PEEK[]<{offset}.{length}>"
+
+
+def part_key(offset: int) -> bytes:
+    """The key of that part in the answer: RFC 3501 names it by its origin alone (``BODY[]<0>``)."""
+    return b"BODY[]<%d>" % offset
+
+
+def preallocated_buffer(size: int) -> io.BytesIO:
+    """An empty buffer that already owns ``size`` bytes of memory.
+
+    Writing a mail of up to that size into it never moves it, and ``getvalue()`` after a
+    ``truncate`` hands out that same memory as ``bytes`` instead of a copy (CPython shares a
+    BytesIO's buffer with the value it returns). A bytearray would need one more full-size copy
+    to become ``bytes``; a list of parts joined at the end, too.
+    """
+    buffer = io.BytesIO()
+    if size > 0:
+        buffer.seek(size - 1)
+        buffer.write(b"\0")
+        buffer.seek(0)
+    return buffer
+
+
 def _fetch_sizes(uids: list[int], client: IMAPClient) -> dict[int, Any]:
     answer: dict[int, Any] = client.fetch(uids, ["RFC822.SIZE"])  # imapclient wants a list of UIDs
+    return answer
+
+
+def _fetch_items(uid: int, items: list[str], client: IMAPClient) -> dict[int, Any]:
+    answer: dict[int, Any] = client.fetch([uid], items)
     return answer
 
 
@@ -131,9 +169,13 @@ class ImapSession:
     def fetch(self, refs: list[MailRef]) -> list[FetchedMail]:
         self._check_refs(refs)
         fetched: list[FetchedMail] = []
-        batches = fetch_batches(refs, self.settings.fetch_batch, self.settings.fetch_batch_bytes)
-        for batch in batches:
-            fetched.extend(self._fetch_batch(batch))
+        for large, group in itertools.groupby(refs, key=self._is_large):  # keeps the order of refs
+            if large:
+                fetched.extend(mail for mail in map(self._fetch_in_parts, group) if mail is not None)
+                continue
+            batches = fetch_batches(list(group), self.settings.fetch_batch, self.settings.fetch_batch_bytes)
+            for batch in batches:
+                fetched.extend(self._fetch_batch(batch))
         return fetched
 
     def acknowledge(self, refs: list[MailRef]) -> None:
@@ -220,6 +262,64 @@ class ImapSession:
             self.mailbox,
         )
         return mails
+
+    def _is_large(self, ref: MailRef) -> bool:
+        return ref.size > self.settings.large_mail_bytes
+
+    def _fetch_in_parts(self, ref: MailRef) -> FetchedMail | None:
+        """One large mail, part after part, until a part comes back shorter than asked.
+
+        The listed size only sizes the buffer: the parts decide where the mail ends (Exchange's
+        RFC822.SIZE is not always exact). None when the mail vanished from the server.
+        """
+        uid, length = int(ref.key), self.settings.fetch_part_bytes
+        buffer = preallocated_buffer(ref.size)
+        received_at: float | None = None
+        parts = 0
+        while True:
+            offset = buffer.tell()
+            data = self._fetch_part(uid, offset, length)
+            part = data.get(part_key(offset))
+            if not isinstance(part, bytes):  # expunged: missing, or (in this session's view) NIL
+                self._log_vanished(uid, offset, data)
+                return None
+            if offset == 0:
+                received_at = _received_at(data.get(b"INTERNALDATE"))
+            buffer.write(part)
+            parts += 1
+            if len(part) < length:
+                break
+        buffer.truncate()
+        raw = buffer.getvalue()
+        log.info(
+            "Fetched a large mail, %d bytes in %d part(s), from %s of %s",
+            len(raw),
+            parts,
+            self._source,
+            self.mailbox,
+        )
+        return FetchedMail(ref, raw, received_at)
+
+    def _fetch_part(self, uid: int, offset: int, length: int) -> dict[bytes, Any]:
+        """The server's answer for ``length`` bytes of mail ``uid`` from ``offset`` ({} if none)."""
+        items = [part_item(offset, length), *(["INTERNALDATE"] if offset == 0 else [])]
+        answer = self._run("fetching a large mail", functools.partial(_fetch_items, uid, items))
+        data: dict[bytes, Any] = answer.get(uid, {})
+        return data
+
+    def _log_vanished(self, uid: int, offset: int, data: dict[bytes, Any]) -> None:
+        if not data or data.get(part_key(offset), b"") is None:
+            log.info("Mail %s vanished from %s of %s while fetched", uid, self._source, self.mailbox)
+            return
+        log.warning(  # an answer without the part asked for: left for the next run, not lost
+            "%s answered the partial FETCH of mail %s (from byte %d) without %s; the mail stays in %s of %s",
+            self.settings.endpoint,
+            uid,
+            offset,
+            _text(part_key(offset)),
+            self._source,
+            self.mailbox,
+        )
 
     # ---- after-process actions ---------------------------------------------------------------
     def _for_uid_sets(self, doing: str, uids: list[int], action: Callable[[str, IMAPClient], object]) -> None:

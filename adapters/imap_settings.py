@@ -13,6 +13,9 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_FETCH_BATCH = 100
 MAX_FETCH_BATCH = 1000
 DEFAULT_FETCH_BATCH_BYTES = 32 * 1024 * 1024
+DEFAULT_LARGE_MAIL_BYTES = 4 * 1024 * 1024
+DEFAULT_FETCH_PART_BYTES = 2 * 1024 * 1024
+MIN_FETCH_PART_BYTES = 1024
 DEFAULT_MAX_THROTTLE_WAIT_S = 120.0
 FOLDER_SEPARATOR = "/"  # how folder parameters separate levels; mapped to the server's delimiter
 
@@ -23,8 +26,11 @@ class ImapSettings:
 
     ``fetch_batch`` is the number of mails per ``UID FETCH``; ``fetch_batch_bytes`` caps the
     announced size of one batch so a few huge mails do not all sit in memory at once (a single
-    mail larger than the cap is fetched on its own). ``allow_insecure_login`` only exists for
-    tests: without it, no password or token is ever sent over a connection without TLS.
+    mail larger than the cap is fetched on its own). A mail whose listed size is above
+    ``large_mail_bytes`` is fetched on its own in parts of ``fetch_part_bytes`` (partial
+    ``BODY.PEEK[]<offset.length>``), so reading it holds one copy of it plus one part instead of
+    the several full-size copies imaplib makes of one big literal. ``allow_insecure_login`` only
+    exists for tests: without it, no password or token is ever sent over a connection without TLS.
     """
 
     endpoint: Endpoint
@@ -36,6 +42,8 @@ class ImapSettings:
     timeout_s: float = DEFAULT_TIMEOUT_S
     fetch_batch: int = DEFAULT_FETCH_BATCH
     fetch_batch_bytes: int = DEFAULT_FETCH_BATCH_BYTES
+    large_mail_bytes: int = DEFAULT_LARGE_MAIL_BYTES
+    fetch_part_bytes: int = DEFAULT_FETCH_PART_BYTES
     allow_insecure_login: bool = False
     max_throttle_wait_s: float = DEFAULT_MAX_THROTTLE_WAIT_S
 
@@ -51,6 +59,8 @@ class ImapSettings:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         fetch_batch: int = DEFAULT_FETCH_BATCH,
         fetch_batch_bytes: int = DEFAULT_FETCH_BATCH_BYTES,
+        large_mail_bytes: int = DEFAULT_LARGE_MAIL_BYTES,
+        fetch_part_bytes: int = DEFAULT_FETCH_PART_BYTES,
         max_throttle_wait_s: float = DEFAULT_MAX_THROTTLE_WAIT_S,
     ) -> ImapSettings:
         """Settings from the WICMan parameters plus the tuning values that are not parameters."""
@@ -64,6 +74,8 @@ class ImapSettings:
             timeout_s=timeout_s,
             fetch_batch=fetch_batch,
             fetch_batch_bytes=fetch_batch_bytes,
+            large_mail_bytes=large_mail_bytes,
+            fetch_part_bytes=fetch_part_bytes,
             max_throttle_wait_s=max_throttle_wait_s,
         )
 
@@ -108,6 +120,16 @@ def _check_limits(settings: ImapSettings) -> None:
         raise ConfigurationError(
             f"ImapSettings.fetch_batch_bytes is {settings.fetch_batch_bytes}.",
             fix=f"use a positive byte budget, e.g. {DEFAULT_FETCH_BATCH_BYTES}",
+        )
+    if settings.large_mail_bytes < 1:
+        raise ConfigurationError(
+            f"ImapSettings.large_mail_bytes is {settings.large_mail_bytes}.",
+            fix=f"use a positive size (mails above it are fetched in parts), e.g. {DEFAULT_LARGE_MAIL_BYTES}",
+        )
+    if settings.fetch_part_bytes < MIN_FETCH_PART_BYTES:
+        raise ConfigurationError(
+            f"ImapSettings.fetch_part_bytes is {settings.fetch_part_bytes}.",
+            fix=f"use at least {MIN_FETCH_PART_BYTES} bytes per part, e.g. {DEFAULT_FETCH_PART_BYTES}",
         )
     if settings.timeout_s <= 0:
         raise ConfigurationError(

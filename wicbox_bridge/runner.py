@@ -6,8 +6,10 @@ pending mails are listed, fetched and filed (committed), and only then acknowled
 
 The per-run cap is shared in rounds (water-filling, :mod:`wicbox_bridge.fairshare`): the first
 round gives every mailbox an equal share; what quiet mailboxes leave goes, in the next round, to
-the mailboxes that still have mail. Mailboxes are processed concurrently by at most ``workers``
-threads, each with its own database connection and never two connections to one mailbox.
+the mailboxes that still have mail. In each round the global mailbox is read first (in MIX: the
+SINGLE pass, then the MULTIPLE pass), then the project mailboxes concurrently by at most
+``workers`` threads, each with its own database connection and never two connections to one
+mailbox.
 
 A mailbox that cannot be opened (authentication, connection, a missing folder) is reported and
 the run goes on with the others; a database that stops answering ends the run, because nothing
@@ -129,6 +131,15 @@ class _Run:
         return step
 
 
+def _run_round(pool: ThreadPoolExecutor, state: _Run, steps: list[_Pass]) -> list[_Pass]:
+    """The global mailbox's pass first (MIX: the SINGLE pass, then the MULTIPLE pass), then the
+    project mailboxes' passes concurrently."""
+    accounts = state.job.accounts
+    first = [step for step in steps if accounts[step.index].project is None]
+    rest = [step for step in steps if accounts[step.index].project is not None]
+    return list(pool.map(state.run_pass, first)) + list(pool.map(state.run_pass, rest))
+
+
 def run_mailboxes(job: RunJob) -> RunReport:
     """Process the accounts in fair rounds with bounded concurrency; see the module docstring."""
     started = time.monotonic()
@@ -146,7 +157,7 @@ def run_mailboxes(job: RunJob) -> RunReport:
                 _Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0
             ]
             before = sum(state.reports[step.index].fetched for step in steps)
-            done = list(pool.map(state.run_pass, steps))
+            done = _run_round(pool, state, steps)
             remaining -= sum(state.reports[step.index].fetched for step in steps) - before
             candidates = [
                 step.index for step in done if step.more_waiting and state.reports[step.index].error is None

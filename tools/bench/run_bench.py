@@ -2,6 +2,7 @@
 
     python -m tools.bench.run_bench [--mails N] [--no-large] [--no-getmail] [--corpus DIR]
                                     [--profile FILE.pstats]
+    python -m tools.bench.run_bench --modes [--corpus DIR]
 
 Starts the loopback test bed (identity-platform emulator, Dovecot over IMAPS with XOAUTH2, a
 private PostgreSQL over ODBC), seeds N mails (default 1000: up to a fifth from the test corpus,
@@ -19,6 +20,9 @@ Every contender is a child process: wall time and peak RSS are those of the whol
 ``--profile`` adds one more (untimed) warm ``wicbox run`` of the mixed set under cProfile, saves
 its statistics and prints the functions with the most cumulative time. Everything started is
 stopped and removed at the end, also on Ctrl-C.
+
+``--modes`` runs the account-mode case instead (:mod:`tools.bench.modes_bench`): one MULTIPLE run
+over 100 project mailboxes of 5 mails each against SINGLE with the same 500 mails in one mailbox.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from tools.bench.contenders import (
     measure_wicbox,
     new_install,
 )
+from tools.bench.modes_bench import ModesOptions, main_with
 from wicbox_bridge.commands.run import MAX_MAILS_LIMIT
 
 
@@ -127,6 +132,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     arguments.add_argument("--no-getmail", dest="getmail", action="store_false", help="skip getmail6")
     arguments.add_argument("--profile", type=Path, help="also profile one wicbox run into this .pstats file")
     arguments.add_argument("--corpus", type=Path, help="the test corpus (default: WICBOX_MAIL_CORPUS)")
+    arguments.add_argument(
+        "--modes", action="store_true", help="run the account-mode case instead (MULTIPLE vs SINGLE)"
+    )
     return arguments.parse_args(argv)
 
 
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
+    if options.modes:
+        return main_with(ModesOptions(corpus=options.corpus))
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     try:

@@ -199,7 +199,7 @@ def _record_end(store: Store, run_id: int, report: RunReport) -> None:
 
 
 def _run_message(report: RunReport) -> str | None:
-    problems = [f"{m.label}: {m.error.message}" for m in report.mailboxes if m.error is not None]
+    problems = [f"{m.label}: {m.error}" for m in report.mailboxes if m.error is not None]
     return "; ".join(problems) or None
 
 
