@@ -25,13 +25,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from wicbox_bridge import __version__
 from wicbox_bridge.adapters import graph_errors as errors
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.graph_errors import GraphReply
 from wicbox_bridge.adapters.graph_settings import GraphSettings
 from wicbox_bridge.adapters.identity import tls_verify_setting
-
-from wicbox_bridge import __version__
 
 log = logging.getLogger("wicbox.graph")
 

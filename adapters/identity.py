@@ -31,6 +31,14 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
+
+from wicbox_bridge import params as params_module
+from wicbox_bridge.aadsts import (
+    CLIENT_ID_PARAMETER,
+    TENANT_ID_PARAMETER,
+    CredentialNames,
+    error_from_reply,
+)
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.token_cache import (
     FINGERPRINTS_FILE_NAME,
@@ -39,14 +47,6 @@ from wicbox_bridge.adapters.token_cache import (
     forget_user,
     make_private_file,
     open_token_cache,
-)
-
-from wicbox_bridge import params as params_module
-from wicbox_bridge.aadsts import (
-    CLIENT_ID_PARAMETER,
-    TENANT_ID_PARAMETER,
-    CredentialNames,
-    error_from_reply,
 )
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ParameterError
 from wicbox_bridge.params import Parameters, PermissionType

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imapclient import IMAPClient
+
 from wicbox_bridge.adapters import imap_errors
 from wicbox_bridge.adapters.imap_connect import SignIn, close, connect
 from wicbox_bridge.adapters.imap_session import server_folder

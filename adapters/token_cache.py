@@ -155,6 +155,10 @@ class CredentialFingerprints:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # PBKDF2 is slow on purpose; one run asks for the same account's fingerprint again and again
+        # (every mailbox of an app, every pass). Digests are kept per (salt, hash of the material).
+        self._digests: dict[tuple[str, str], str] = {}
+        self._remembered: dict[str, str] = {}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
@@ -179,11 +183,15 @@ class CredentialFingerprints:
         partial.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         partial.replace(self.path)
 
-    @staticmethod
-    def _digest(salt: str, material: str) -> str:
-        return hashlib.pbkdf2_hmac(
-            "sha256", material.encode("utf-8"), bytes.fromhex(salt), FINGERPRINT_ITERATIONS
-        ).hex()
+    def _digest(self, salt: str, material: str) -> str:
+        memo_key = (salt, hashlib.sha256(material.encode("utf-8")).hexdigest())
+        digest = self._digests.get(memo_key)
+        if digest is None:
+            digest = hashlib.pbkdf2_hmac(
+                "sha256", material.encode("utf-8"), bytes.fromhex(salt), FINGERPRINT_ITERATIONS
+            ).hex()
+            self._digests[memo_key] = digest
+        return digest
 
     def matches(self, key: str, material: str) -> bool | None:
         """True/False when a fingerprint of ``key`` is stored; None when there is none yet."""
@@ -194,8 +202,12 @@ class CredentialFingerprints:
             return hmac.compare_digest(stored, self._digest(data["salt"], material))
 
     def remember(self, key: str, material: str) -> None:
+        material_hash = hashlib.sha256(material.encode("utf-8")).hexdigest()
+        if self._remembered.get(key) == material_hash:
+            return  # written by this process already
         with self._locked() as data:
             digest = self._digest(data["salt"], material)
             if data["accounts"].get(key) != digest:
                 data["accounts"][key] = digest
                 self._save(data)
+        self._remembered[key] = material_hash

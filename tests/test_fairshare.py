@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wicbox_bridge.adapters.base import MailRef
 from wicbox_bridge.fairshare import share_cap
+from wicbox_bridge.mailbox_pass import batches
 
 
 @pytest.mark.parametrize(
@@ -57,3 +59,27 @@ def test_share_cap_properties(cap: int, pending: list[int], rotation: int) -> No
 def test_negative_input_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         share_cap(-1, [1])
+
+
+def _ref(key: int, size: int) -> MailRef:
+    return MailRef("m@klant.example", "INBOX", "1", str(key), size)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "most", "most_bytes", "expected"),
+    [
+        ([10] * 5, 2, 1000, [2, 2, 1]),
+        ([400, 400, 400], 10, 1000, [2, 1]),
+        ([5000, 1, 1], 10, 1000, [1, 2]),  # a mail above the budget is a batch of its own
+        ([1, 5000, 1], 10, 1000, [1, 1, 1]),
+        ([], 10, 1000, []),
+        ([0] * 7, 3, 1000, [3, 3, 1]),  # Graph lists no sizes: counted only
+    ],
+)
+def test_batches_by_count_and_bytes(
+    sizes: list[int], most: int, most_bytes: int, expected: list[int]
+) -> None:
+    refs = [_ref(key, size) for key, size in enumerate(sizes)]
+    chunks = batches(refs, most, most_bytes)
+    assert [len(chunk) for chunk in chunks] == expected
+    assert [ref for chunk in chunks for ref in chunk] == refs

@@ -14,11 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wicbox_bridge.adapters.base import AccessToken, MailboxSession, MailRef, TokenProvider
-from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
-from wicbox_bridge.adapters.imap import ImapAdapter, ImapSession, ImapSettings
-from wicbox_bridge.adapters.imap_errors import is_token_expired, server_text, throttle_backoff_s
-from wicbox_bridge.adapters.imap_session import fetch_batches, server_folder, uid_set
 
 from tests.corpus import require_corpus
 from tests.mailgen import to_crlf
@@ -27,6 +22,11 @@ from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from wicbox_bridge import params as names
+from wicbox_bridge.adapters.base import AccessToken, MailboxSession, MailRef, TokenProvider
+from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
+from wicbox_bridge.adapters.imap import ImapAdapter, ImapSession, ImapSettings
+from wicbox_bridge.adapters.imap_errors import is_token_expired, server_text, throttle_backoff_s
+from wicbox_bridge.adapters.imap_session import fetch_batches, server_folder, uid_set
 from wicbox_bridge.errors import (
     AuthenticationError,
     BridgeError,

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wicbox_bridge.adapters.imap import ImapSession, ImapSettings
-from wicbox_bridge.adapters.imap_session import part_item, part_key, preallocated_buffer
-from wicbox_bridge.adapters.imap_settings import DEFAULT_FETCH_PART_BYTES, DEFAULT_LARGE_MAIL_BYTES
 
 from tests.test_imap_adapter import MAILBOX, WHEN, Bed, RecordingTokens, mail, open_session, through_proxy
 from tools.testbed.dovecot import DovecotServer
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki
+from wicbox_bridge.adapters.imap import ImapSession, ImapSettings
+from wicbox_bridge.adapters.imap_session import part_item, part_key, preallocated_buffer
+from wicbox_bridge.adapters.imap_settings import DEFAULT_FETCH_PART_BYTES, DEFAULT_LARGE_MAIL_BYTES
 from wicbox_bridge.errors import ConfigurationError, ConnectionFailure
 from wicbox_bridge.params import Endpoint, TlsMode
 

@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from wicbox_bridge.adapters.smtp import SmtpSettings
 
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom
 from tests.test_send_test import RECIPIENT, SENDER, Sendroom, assert_no_secrets, make_sendroom
 from tools.testbed.smtp import AUTH_DISABLED_FOR_TENANT, TRANSIENT_FAILURE, SmtpServer
+from wicbox_bridge.adapters.smtp import SmtpSettings
 from wicbox_bridge.commands._build import provider_factory, sent_lookup_factory, smtp_sender, token_service
 from wicbox_bridge.commands.send import SendingAccounts, SendLock
 from wicbox_bridge.message_build import OutgoingAttachment, OutgoingMail, build_message, message_id_of

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME
 
 from tests.mailgen import corpus_root, make_mail, to_crlf
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, WicInstallation
+from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME
 from wicbox_bridge.paths import state_dir_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]

@@ -12,19 +12,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from wicbox_bridge.adapters.base import TokenProvider
-from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
-from wicbox_bridge.adapters.smtp import (
-    Login,
-    OAuthLogin,
-    PasswordLogin,
-    SmtpLogin,
-    SmtpSender,
-    SmtpSettings,
-    Stage,
-    StepReport,
-)
-from wicbox_bridge.adapters.smtp_errors import Answer, AnswerContext, answer_error
 
 from tools.testbed.dovecot import DovecotServer, free_port
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
@@ -38,6 +25,19 @@ from tools.testbed.smtp import (
     TRANSIENT_FAILURE,
     SmtpServer,
 )
+from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
+from wicbox_bridge.adapters.smtp import (
+    Login,
+    OAuthLogin,
+    PasswordLogin,
+    SmtpLogin,
+    SmtpSender,
+    SmtpSettings,
+    Stage,
+    StepReport,
+)
+from wicbox_bridge.adapters.smtp_errors import Answer, AnswerContext, answer_error
 from wicbox_bridge.errors import (
     AuthenticationError,
     BridgeError,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msal
 import pytest
+
 from wicbox_bridge.adapters.token_cache import (
     CACHE_FILE_NAME,
     FINGERPRINTS_FILE_NAME,
@@ -23,7 +24,6 @@ from wicbox_bridge.adapters.token_cache import (
     open_token_cache,
     token_cache_path,
 )
-
 from wicbox_bridge.paths import state_dir_for
 
 CLIENT_ID = "0d6c3b9e-1f2a-4b5c-8d7e-9f0a1b2c3d4e"

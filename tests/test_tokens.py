@@ -21,6 +21,10 @@ from typing import Any
 import msal
 import pytest
 import requests
+
+from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
+from tools.testbed.pki import LoopbackPki, create_loopback_pki
+from wicbox_bridge.aadsts import IdentityPlatformError
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.identity import (
     DISCOVERY_CACHE_FILE_NAME,
@@ -31,10 +35,6 @@ from wicbox_bridge.adapters.identity import (
     tls_verify_setting,
 )
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME, FINGERPRINTS_FILE_NAME, open_token_cache
-
-from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
-from tools.testbed.pki import LoopbackPki, create_loopback_pki
-from wicbox_bridge.aadsts import IdentityPlatformError
 from wicbox_bridge.checks import CheckStatus
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ExitCode, ParameterError
 from wicbox_bridge.params import (

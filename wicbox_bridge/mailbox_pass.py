@@ -36,6 +36,7 @@ class PassContext:
     source_folder: str
     protocol: str
     fetch_batch: int
+    fetch_batch_bytes: int
     dry_run: bool
     run_id: int | None
     projects: Sequence[RoutableProject]
@@ -72,11 +73,32 @@ def run_pass(context: PassContext, mailbox: OpenMailbox, quota: int) -> bool:
         own_project_id=account.project.project_id if account.project else None,
         dry_run=context.dry_run,
     )
-    chunks = [refs[start : start + context.fetch_batch] for start in range(0, len(refs), context.fetch_batch)]
+    chunks = batches(refs, context.fetch_batch, context.fetch_batch_bytes)
     filed = _fetch_and_file(context, mailbox, filing, chunks)
     if not context.dry_run:
         apply_server_actions(store, session, filed)
     return more_waiting
+
+
+def batches(refs: list[MailRef], most: int, most_bytes: int) -> list[list[MailRef]]:
+    """Consecutive batches of at most ``most`` mails and (by listed size) ``most_bytes`` bytes.
+
+    A batch is the unit of one transaction and of the fetch-ahead: with one batch being fetched,
+    one waiting and one being filed, memory stays near three batches. A mail larger than the
+    budget is a batch of its own.
+    """
+    result: list[list[MailRef]] = []
+    current: list[MailRef] = []
+    size = 0
+    for ref in refs:
+        if current and (len(current) >= most or size + ref.size > most_bytes):
+            result.append(current)
+            current, size = [], 0
+        current.append(ref)
+        size += ref.size
+    if current:
+        result.append(current)
+    return result
 
 
 def _fetch_and_file(

@@ -49,7 +49,8 @@ class RunSettings:
     max_mails: int
     source_folder: str
     protocol: str
-    fetch_batch: int = 100
+    fetch_batch: int = 50
+    fetch_batch_bytes: int = 4 * 1024 * 1024
     dry_run: bool = False
     workers: int = 1
     rotation: int = 0  # which mailbox gets the extra mail when the cap does not divide evenly
@@ -86,10 +87,13 @@ class _Run:
         self.stop = threading.Event()
         self.fatal: DatabaseError | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._stores: list[Store] = []
         self.context = PassContext(
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
             fetch_batch=job.settings.fetch_batch,
+            fetch_batch_bytes=job.settings.fetch_batch_bytes,
             dry_run=job.settings.dry_run,
             run_id=job.run_id,
             projects=job.projects,
@@ -102,6 +106,22 @@ class _Run:
             assert self.job.progress is not None
             self.job.progress(count)
 
+    def store(self) -> Store:
+        """This worker thread's database connection, opened on first use, kept for the run."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self.job.open_store()
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close_stores(self) -> None:
+        with self._lock:
+            stores, self._stores = self._stores, []
+        for store in stores:
+            store.close()
+
     def run_pass(self, step: _Pass) -> _Pass:
         """One mailbox's pass; errors end up in its report (a database error also stops the run)."""
         account = self.job.accounts[step.index]
@@ -109,16 +129,14 @@ class _Run:
         if self.stop.is_set():
             return step
         try:
-            store = self.job.open_store()
+            store = self.store()
+            session = self.job.open_mailbox(account)
             try:
-                session = self.job.open_mailbox(account)
-                try:
-                    mailbox = OpenMailbox(account, session, store, report)
-                    step.more_waiting = run_pass(self.context, mailbox, step.quota)
-                finally:
-                    session.close()
+                step.more_waiting = run_pass(
+                    self.context, OpenMailbox(account, session, store, report), step.quota
+                )
             finally:
-                store.close()
+                session.close()
         except DatabaseError as error:
             report.error = error
             with self._lock:
@@ -144,25 +162,31 @@ def run_mailboxes(job: RunJob) -> RunReport:
     """Process the accounts in fair rounds with bounded concurrency; see the module docstring."""
     started = time.monotonic()
     state = _Run(job)
+    workers = max(1, min(job.settings.workers, len(job.accounts) or 1))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
+            _run_rounds(pool, state)
+    finally:
+        state.close_stores()
+    return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
+
+
+def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
+    job = state.job
     remaining = job.settings.max_mails
     candidates = list(range(len(job.accounts)))
-    workers = max(1, min(job.settings.workers, len(candidates) or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
-        round_number = 0
-        while remaining > 0 and candidates and not state.stop.is_set():
-            quotas = share_cap(
-                remaining, [remaining] * len(candidates), rotation=job.settings.rotation + round_number
-            )
-            steps = [
-                _Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0
-            ]
-            before = sum(state.reports[step.index].fetched for step in steps)
-            done = _run_round(pool, state, steps)
-            remaining -= sum(state.reports[step.index].fetched for step in steps) - before
-            candidates = [
-                step.index for step in done if step.more_waiting and state.reports[step.index].error is None
-            ]
-            round_number += 1
-            if job.settings.dry_run:
-                break  # a dry run changes nothing, so a second round would list the same mails again
-    return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
+    round_number = 0
+    while remaining > 0 and candidates and not state.stop.is_set():
+        quotas = share_cap(
+            remaining, [remaining] * len(candidates), rotation=job.settings.rotation + round_number
+        )
+        steps = [_Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0]
+        before = sum(state.reports[step.index].fetched for step in steps)
+        done = _run_round(pool, state, steps)
+        remaining -= sum(state.reports[step.index].fetched for step in steps) - before
+        candidates = [
+            step.index for step in done if step.more_waiting and state.reports[step.index].error is None
+        ]
+        round_number += 1
+        if job.settings.dry_run:
+            break  # a dry run changes nothing, so a second round would list the same mails again

@@ -92,7 +92,10 @@ def open_sqlite(target: SqliteTarget, timeout_s: float) -> SqliteStore:
             fix="create it, or give this account write access to its parent",
         ) from exc
     try:
-        connection = sqlite3.connect(target.path, timeout=timeout_s, isolation_level=None)
+        # A store is used by one thread at a time, but a run may close it from another one.
+        connection = sqlite3.connect(
+            target.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
     except sqlite3.Error as exc:
         raise translate_sqlite_error(exc, target.path, "open", timeout_s) from exc
     store = SqliteStore(connection, target, timeout_s)
