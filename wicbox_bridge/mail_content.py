@@ -15,7 +15,7 @@ from wicbox_bridge.mail_filename import sanitise_filename
 from wicbox_bridge.mail_headers import filename_of, parse_params
 from wicbox_bridge.mail_record import Attachment
 from wicbox_bridge.mail_text import decode_bytes, header_bytes_to_text, header_text, scrub_text
-from wicbox_bridge.mail_tree import FastPathUnsupported, MimePart, split_headers_fast
+from wicbox_bridge.mail_tree import FastPathUnsupported, MimePart, PartBody, split_headers_fast
 
 _IDENTITY_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})
 _UUENCODE = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
@@ -31,11 +31,14 @@ class MailContent:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-def decode_transfer(body: bytes, encoding: str | None, what: str, problems: list[str]) -> bytes | None:
-    """Undo Content-Transfer-Encoding; None when the body is not valid in its encoding."""
+def decode_transfer(body: PartBody, encoding: str | None, what: str, problems: list[str]) -> bytes | None:
+    """Undo Content-Transfer-Encoding; None when the body is not valid in its encoding.
+
+    A view is decoded straight from the mail's bytes; only the result is a new ``bytes``.
+    """
     name = (encoding or "").split(";")[0].strip().strip('"').lower()
     if name in _IDENTITY_ENCODINGS:
-        return body
+        return bytes(body)
     if name.replace(" ", "-") == "quoted-printable":
         return binascii.a2b_qp(body)
     if name == "base64":
@@ -46,11 +49,11 @@ def decode_transfer(body: bytes, encoding: str | None, what: str, problems: list
     if name in _UUENCODE:
         return _decode_uuencode(body)
     problems.append(f"{what}: unknown Content-Transfer-Encoding {encoding!r}; body taken as is")
-    return body
+    return bytes(body)
 
 
-def _decode_uuencode(body: bytes) -> bytes | None:
-    lines = body.splitlines()
+def _decode_uuencode(body: PartBody) -> bytes | None:
+    lines = bytes(body).splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith(b"begin ")), None)
     if start is None:
         return None
@@ -79,7 +82,7 @@ def collect_content(root: MimePart, problems: list[str]) -> MailContent:
 def _take_leaf(leaf: MimePart, index: int, content: MailContent, problems: list[str]) -> None:
     what = f"part {index} ({leaf.content_type})"
     if leaf.kept_whole:
-        _attach(content, None, leaf.content_type, leaf.body, problems)
+        _attach(content, None, leaf.content_type, bytes(leaf.body), problems)
         return
     content_type = "text/plain" if leaf.content_type.startswith("multipart/") else leaf.content_type
     type_params = parse_params(_text(leaf, "content-type", what, problems), what, problems)
@@ -91,7 +94,7 @@ def _take_leaf(leaf: MimePart, index: int, content: MailContent, problems: list[
             f"{what}: invalid {leaf.header('content-transfer-encoding')!r} transfer "
             "encoding; stored as its raw encoded bytes"
         )
-        _attach(content, declared_name, content_type, leaf.body, problems)
+        _attach(content, declared_name, content_type, bytes(leaf.body), problems)
         return
     if content_type in _BODY_TYPES and disposition.value != "attachment" and declared_name is None:
         text = decode_bytes(decoded, type_params.get("charset"), what, problems)

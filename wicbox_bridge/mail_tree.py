@@ -8,8 +8,10 @@ line ends, a missing or odd boundary, a part that does not end), so those mails 
 :class:`MimePart` trees with identical raw header values and raw (still transfer-encoded) leaf
 bodies: the compat32 conventions (value after the colon with leading blanks removed, folding kept;
 the line end before a boundary belongs to the boundary) are followed by the fast path too.
+The fast path copies nothing but header blocks: parts are offsets into the mail's bytes and leaf
+bodies are ``memoryview`` slices of them, materialised only when they are decoded.
 
-``message/*`` parts are leaves in both: their body is kept as bytes (it is stored as an
+``message/*`` parts are leaves in both: their body is kept raw (it is stored as an
 attachment), and nesting is bounded by :data:`MAX_DEPTH`.
 """
 
@@ -26,7 +28,12 @@ from email.policy import compat32
 MAX_DEPTH = 32
 _HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")  # one pass; a CR just before the span's end counts as bare
 _BOUNDARY_CHARS = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+PartBody = bytes | memoryview
+"""A leaf's raw body: a zero-copy view into the mail's bytes (fast path) or bytes (reference path).
+Consumers that need ``bytes`` materialise it with ``bytes(body)`` (no copy when it is bytes)."""
 
 
 class FastPathUnsupported(Exception):
@@ -37,12 +44,13 @@ class FastPathUnsupported(Exception):
 class MimePart:
     """One MIME node: raw headers (lower-cased names; values as ASCII with surrogate-escaped
     8-bit bytes, folding kept), the resolved ``type/subtype``, and either children (a multipart
-    with a usable boundary) or the raw body bytes (a leaf). A multipart leaf is either one whose
-    boundary is unusable (its body is then read as text) or one ``kept_whole`` below MAX_DEPTH."""
+    with a usable boundary) or the raw body (a leaf; see :data:`PartBody`). A multipart leaf is
+    either one whose boundary is unusable (its body is then read as text) or one ``kept_whole``
+    below MAX_DEPTH."""
 
     headers: tuple[tuple[str, str], ...]
     content_type: str
-    body: bytes = b""
+    body: PartBody = b""
     children: tuple[MimePart, ...] = ()
     problems: tuple[str, ...] = ()
     kept_whole: bool = False  # a multipart nested too deep, kept as its raw body
@@ -93,23 +101,32 @@ def _child_default(parent_type: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fast path
+# Fast path: every step works on offsets into the one original ``bytes`` (``find``, ``startswith``
+# and regular expressions take start/end positions), so no part of a large mail is copied; a leaf's
+# body is a zero-copy ``memoryview`` that is only materialised when it is decoded.
 
 
-def split_headers_fast(data: bytes) -> tuple[tuple[tuple[str, str], ...], bytes]:
-    """Split ``data`` into raw headers and body; raises FastPathUnsupported on irregular headers."""
-    if data.startswith(b"From "):  # an mbox envelope line, as compat32 skips it
-        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
-    if data.startswith((b"\n", b"\r\n")):
-        return (), data[1:] if data[:1] == b"\n" else data[2:]
-    match = _BLANK_LINE.search(data)
+def split_headers_fast(
+    data: bytes, start: int = 0, end: int | None = None
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """Raw headers of ``data[start:end]`` and the offset where its body starts; raises
+    FastPathUnsupported on irregular headers. Only the header block is copied."""
+    end = len(data) if end is None else end
+    if data.startswith(b"From ", start, end):  # an mbox envelope line, as compat32 skips it
+        newline = data.find(b"\n", start, end)
+        start = end if newline < 0 else newline + 1
+    if data.startswith(b"\n", start, end):
+        return (), start + 1
+    if data.startswith(b"\r\n", start, end):
+        return (), start + 2
+    match = _BLANK_LINE.search(data, start, end)
     if match is None:
-        block, body = data, b""
+        block_end = body_start = end
     else:
-        block, body = data[: match.start() + (2 if data[match.start()] == 13 else 1)], data[match.end() :]
-    if block.count(b"\r") != block.count(b"\r\n"):
+        block_end, body_start = match.start() + (2 if data[match.start()] == 13 else 1), match.end()
+    if _BARE_CR.search(data, start, block_end):
         raise FastPathUnsupported("bare CR in the header block")
-    return _parse_header_block(block), body
+    return _parse_header_block(data[start:block_end]), body_start
 
 
 def _parse_header_block(block: bytes) -> tuple[tuple[str, str], ...]:
@@ -129,32 +146,45 @@ def _parse_header_block(block: bytes) -> tuple[tuple[str, str], ...]:
     )
 
 
-def split_fast(
-    data: bytes, default_type: str = "text/plain", depth: int = 0, outer_boundaries: tuple[bytes, ...] = ()
-) -> MimePart:
-    """Build the tree of ``data`` (a whole message or one part) without the stdlib parser."""
-    headers, body = split_headers_fast(data)
-    content_type = content_type_of(_first(headers, "content-type"), default_type)
-    if not content_type.startswith("multipart/"):
-        return MimePart(headers, content_type, body)
-    if depth >= MAX_DEPTH:
-        return _too_deep(headers, content_type, body)
-    boundary = _fast_boundary(_first(headers, "content-type"))
-    if boundary in outer_boundaries:
-        raise FastPathUnsupported("a nested multipart reuses an outer boundary")
-    segments = _split_on_boundary(body, boundary)
-    child_default = _child_default(content_type)
-    children = tuple(
-        split_fast(segment, child_default, depth + 1, (*outer_boundaries, boundary)) for segment in segments
-    )
-    return MimePart(headers, content_type, b"", children)
+def split_fast(data: bytes) -> MimePart:
+    """Build the tree of a whole message without the stdlib parser; leaf bodies are views of
+    ``data`` (which must stay unchanged while the tree is in use)."""
+    return _FastSplitter(data).part(0, len(data), "text/plain", 0, ())
+
+
+class _FastSplitter:
+    """Splits one message's bytes; a part is the span ``data[start:end]``."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._view = memoryview(data)
+
+    def part(
+        self, start: int, end: int, default_type: str, depth: int, outer_boundaries: tuple[bytes, ...]
+    ) -> MimePart:
+        headers, body_start = split_headers_fast(self._data, start, end)
+        content_type = content_type_of(_first(headers, "content-type"), default_type)
+        if not content_type.startswith("multipart/"):
+            return MimePart(headers, content_type, self._view[body_start:end])
+        if depth >= MAX_DEPTH:
+            return _too_deep(headers, content_type, self._view[body_start:end])
+        boundary = _fast_boundary(_first(headers, "content-type"))
+        if boundary in outer_boundaries:
+            raise FastPathUnsupported("a nested multipart reuses an outer boundary")
+        child_default = _child_default(content_type)
+        inner_boundaries = (*outer_boundaries, boundary)
+        children = tuple(
+            self.part(segment_start, segment_end, child_default, depth + 1, inner_boundaries)
+            for segment_start, segment_end in _split_on_boundary(self._data, body_start, end, boundary)
+        )
+        return MimePart(headers, content_type, b"", children)
 
 
 def _first(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
     return next((value for key, value in headers if key == name), None)
 
 
-def _too_deep(headers: tuple[tuple[str, str], ...], content_type: str, body: bytes) -> MimePart:
+def _too_deep(headers: tuple[tuple[str, str], ...], content_type: str, body: PartBody) -> MimePart:
     note = f"MIME nesting deeper than {MAX_DEPTH} levels; the deeper part is kept whole as an attachment"
     return MimePart(headers, content_type, body, (), (note,), kept_whole=True)
 
@@ -179,43 +209,47 @@ def _fast_boundary(raw: str | None) -> bytes:
     return value.encode("ascii")
 
 
-def _split_on_boundary(body: bytes, boundary: bytes) -> list[bytes]:
-    if body.count(b"\r") != body.count(b"\r\n"):
+def _split_on_boundary(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each part of the multipart body ``data[start:end]``, without the line end
+    that belongs to the next delimiter."""
+    if _BARE_CR.search(data, start, end):
         raise FastPathUnsupported("bare CR in a multipart body")
-    segments: list[bytes] = []
-    start: int | None = None
-    for line_start, line_end, is_close in _delimiter_lines(body, b"--" + boundary):
-        if start is not None:
-            if line_start <= start:
+    segments: list[tuple[int, int]] = []
+    segment_start: int | None = None
+    for line_start, line_end, is_close in _delimiter_lines(data, start, end, b"--" + boundary):
+        if segment_start is not None:
+            if line_start <= segment_start:
                 raise FastPathUnsupported("two boundary lines in a row")
-            segments.append(_without_final_eol(body[start:line_start]))
+            segments.append((segment_start, _without_final_eol(data, segment_start, line_start)))
         if is_close:
-            if start is None:
+            if segment_start is None:
                 raise FastPathUnsupported("a close boundary before the first part")
             return segments
-        start = line_end
+        segment_start = line_end
     raise FastPathUnsupported("no close boundary" if segments else "no boundary line")
 
 
-def _delimiter_lines(body: bytes, marker: bytes) -> Iterator[tuple[int, int, bool]]:
-    """(start, end after the line break, is close delimiter) of each delimiter line, as compat32
-    recognises them: the marker at a line start, an optional "--", then only blanks."""
-    position = body.find(marker)
+def _delimiter_lines(data: bytes, start: int, end: int, marker: bytes) -> Iterator[tuple[int, int, bool]]:
+    """(start, end after the line break, is close delimiter) of each delimiter line in
+    ``data[start:end]``, as compat32 recognises them: the marker at a line start, an optional
+    "--", then only blanks."""
+    position = data.find(marker, start, end)
     while position >= 0:
-        line_end = body.find(b"\n", position)
-        line_end = len(body) if line_end < 0 else line_end + 1
-        if position == 0 or body[position - 1] == 0x0A:
-            rest = body[position + len(marker) : line_end].rstrip(b"\r\n")
+        line_end = data.find(b"\n", position, end)
+        line_end = end if line_end < 0 else line_end + 1
+        if position == start or data[position - 1] == 0x0A:
+            rest = data[position + len(marker) : line_end].rstrip(b"\r\n")
             is_close = rest.startswith(b"--")
             if not (rest[2:] if is_close else rest).strip(b" \t"):
                 yield position, line_end, is_close
-        position = body.find(marker, position + 1)
+        position = data.find(marker, position + 1, end)
 
 
-def _without_final_eol(segment: bytes) -> bytes:
-    if segment.endswith(b"\r\n"):
-        return segment[:-2]
-    return segment[:-1] if segment.endswith(b"\n") else segment
+def _without_final_eol(data: bytes, start: int, end: int) -> int:
+    """The end of ``data[start:end]`` without its final line break."""
+    if data.endswith(b"\r\n", start, end):
+        return end - 2
+    return end - 1 if data.endswith(b"\n", start, end) else end
 
 
 # ---------------------------------------------------------------------------------------------

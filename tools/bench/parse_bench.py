@@ -1,13 +1,18 @@
 """Benchmark of mail parsers for the filing job (not a test; prints a table).
 
-    python -m tools.bench.parse_bench [--corpus DIR] [--repeat N]
+    python -m tools.bench.parse_bench [--corpus DIR] [--repeat N] [--no-huge]
 
-Data sets: the shared test corpus (WICBOX_TEST_CORPUS, else ../shared/corpus/mikel-mail from the
-repository root) and mails generated here, deterministically: 1,050 office mails of about 21 KB
-(text + HTML, a third with a small attachment; the size of the reference fetch measurement) and
-120 mails of 20-200 KB with attachments. Every contender is timed on the same bytes in the same
-run, best of N, and reported as ms per mail and as a ratio to the standard library's full parse
-with policy.default (the baseline). The "raised" column counts mails on which the contender threw.
+Data sets: the shared test corpus (WICBOX_MAIL_CORPUS or WICBOX_TEST_CORPUS, else
+../shared/corpus/mikel-mail from the repository root) and mails generated here, deterministically:
+1,050 office mails of about 21 KB (text + HTML, a third with a small attachment; the size of the
+reference fetch measurement), 120 mails of 20-200 KB with attachments, and two very large mails
+(30 MB with one 22 MB attachment; 20 MB with five attachments). Every contender is timed on the
+same bytes in the same run, best of N, and reported as ms per mail and as a ratio to the standard
+library's full parse with policy.default (the baseline). The "raised" column counts mails on which
+the contender threw. "peak x" is the largest tracemalloc peak while parsing one of the set's
+(up to) five largest mails, as a multiple of that mail's size, measured in a separate untimed pass
+with the mail already allocated; tracemalloc sees the Python heap only, so a contender that
+allocates natively (the Rust parser) shows "-".
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import random
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable
 from email import policy
 from email.message import EmailMessage
@@ -37,7 +43,8 @@ WORDS = (
 
 def corpus_dir(explicit: str | None) -> Path | None:
     default = REPO_ROOT / ".." / "shared" / "corpus" / "mikel-mail"
-    candidate = Path(explicit or os.environ.get("WICBOX_TEST_CORPUS") or default)
+    configured = os.environ.get("WICBOX_MAIL_CORPUS") or os.environ.get("WICBOX_TEST_CORPUS")
+    candidate = Path(explicit or configured or default)
     return candidate if candidate.is_dir() else None
 
 
@@ -87,6 +94,15 @@ def large_mails(count: int = 120) -> list[bytes]:
     ]
 
 
+def huge_mails() -> list[bytes]:
+    """A 30 MB mail with one 22 MB attachment and a 20 MB mail with five attachments."""
+    rng = random.Random(30)
+    return [
+        generated_mail(rng, 1, 5000, [22_000_000]),
+        generated_mail(rng, 2, 5000, [4_000_000, 3_500_000, 3_000_000, 2_500_000, 2_000_000]),
+    ]
+
+
 def stdlib_default(raw: bytes) -> object:
     """The naive reference: policy.default, get_body/get_content, iter_attachments."""
     message = BytesParser(policy=policy.default).parsebytes(raw)
@@ -125,18 +141,21 @@ def fast_mail_parser_contender() -> Callable[[bytes], object] | None:
     return parse
 
 
-def contenders() -> list[tuple[str, Callable[[bytes], Any]]]:
-    found: list[tuple[str, Callable[[bytes], Any]]] = [
-        ("stdlib policy.default full (baseline)", stdlib_default),
-        ("stdlib compat32 + own decoding (fallback)", parse_mail_stdlib),
-        ("own fast path only", fast_path_only),
-        ("parse_mail (fast path, fallback)", parse_mail),
-        ("stdlib header-only parse (floor)", stdlib_headers_only),
-        ("sha256 only", sha256_only),
+Contender = tuple[str, Callable[[bytes], Any], bool]  # label, parse, allocates on the Python heap
+
+
+def contenders() -> list[Contender]:
+    found: list[Contender] = [
+        ("stdlib policy.default full (baseline)", stdlib_default, True),
+        ("stdlib compat32 + own decoding (fallback)", parse_mail_stdlib, True),
+        ("own fast path only", fast_path_only, True),
+        ("parse_mail (fast path, fallback)", parse_mail, True),
+        ("stdlib header-only parse (floor)", stdlib_headers_only, True),
+        ("sha256 only", sha256_only, True),
     ]
     third_party = fast_mail_parser_contender()
     if third_party is not None:
-        found.append(("fast-mail-parser (PyPI, Rust)", third_party))
+        found.append(("fast-mail-parser (PyPI, Rust)", third_party, False))
     return found
 
 
@@ -155,23 +174,41 @@ def time_contender(parse: Callable[[bytes], Any], mails: list[bytes], repeat: in
     return best, raised
 
 
+def peak_ratio(parse: Callable[[bytes], Any], mails: list[bytes]) -> float:
+    """Largest tracemalloc peak / mail size while parsing one of the (up to) five largest mails."""
+    worst = 0.0
+    for raw in sorted(mails, key=len, reverse=True)[:5]:
+        tracemalloc.start()
+        try:
+            parse(raw)
+        except Exception:
+            pass
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        worst = max(worst, peak / max(len(raw), 1))
+    return worst
+
+
 def report(name: str, mails: list[bytes], repeat: int) -> None:
     size = sum(map(len, mails)) / len(mails) / 1024
     fast = sum(1 for raw in mails if fast_path_only(raw) is not None)
     print(f"\n== {name}: {len(mails)} mails, {size:.1f} KB average; fast path takes {fast}/{len(mails)}")
-    print(f"{'contender':45} {'total s':>8} {'ms/mail':>8} {'ratio':>7} {'raised':>7}")
+    print(f"{'contender':45} {'total s':>8} {'ms/mail':>8} {'ratio':>7} {'raised':>7} {'peak x':>7}")
     baseline: float | None = None
-    for label, parse in contenders():
+    for label, parse, traceable in contenders():
         seconds, raised = time_contender(parse, mails, repeat)
         baseline = baseline or seconds
+        peak = f"{peak_ratio(parse, mails):7.2f}" if traceable else f"{'-':>7}"
         print(f"{label:45} {seconds:8.3f} {seconds / len(mails) * 1000:8.3f} "
-              f"{seconds / baseline:7.3f} {raised:7d}")
+              f"{seconds / baseline:7.3f} {raised:7d} {peak}")
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--corpus", help="corpus root (default: WICBOX_TEST_CORPUS or ../shared/corpus)")
     arguments.add_argument("--repeat", type=int, default=3)
+    arguments.add_argument("--no-huge", action="store_true", help="skip the 20-30 MB mails")
     options = arguments.parse_args(argv)
     corpus = corpus_dir(options.corpus)
     if corpus is None:
@@ -180,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         report("test corpus", [path.read_bytes() for path in sorted(corpus.rglob("*.eml"))], options.repeat)
     report("generated office mails (~21 KB)", office_mails(), options.repeat)
     report("generated large mails (20-200 KB, attachments)", large_mails(), options.repeat)
+    if not options.no_huge:
+        report("generated very large mails (30 MB, 20 MB)", huge_mails(), options.repeat)
     return 0
 
 
