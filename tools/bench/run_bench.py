@@ -3,6 +3,7 @@
     python -m tools.bench.run_bench [--mails N] [--no-large] [--no-getmail] [--corpus DIR]
                                     [--profile FILE.pstats]
     python -m tools.bench.run_bench --modes [--corpus DIR]
+    python -m tools.bench.run_bench --graph [--mails N] [--corpus DIR]
 
 Starts the loopback test bed (identity-platform emulator, Dovecot over IMAPS with XOAUTH2, a
 private PostgreSQL over ODBC), seeds N mails (default 1000: up to a fifth from the test corpus,
@@ -23,6 +24,10 @@ stopped and removed at the end, also on Ctrl-C.
 
 ``--modes`` runs the account-mode case instead (:mod:`tools.bench.modes_bench`): one MULTIPLE run
 over 100 project mailboxes of 5 mails each against SINGLE with the same 500 mails in one mailbox.
+
+``--graph`` runs the Microsoft Graph case instead (:mod:`tools.bench.graph_bench`): the same mixed
+mails in the Graph emulator, ``wicbox run`` over Graph against a plain requests floor, and the
+IMAP floor and ``wicbox run`` on the same mails for comparison.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from tools.bench.contenders import (
     measure_wicbox,
     new_install,
 )
+from tools.bench.graph_bench import GraphOptions
+from tools.bench.graph_bench import main_with as graph_main_with
 from tools.bench.modes_bench import ModesOptions, main_with
 from wicbox_bridge.commands.run import MAX_MAILS_LIMIT
 
@@ -135,6 +142,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     arguments.add_argument(
         "--modes", action="store_true", help="run the account-mode case instead (MULTIPLE vs SINGLE)"
     )
+    arguments.add_argument(
+        "--graph", action="store_true", help="run the Microsoft Graph case instead (wicbox run vs its floor)"
+    )
     return arguments.parse_args(argv)
 
 
@@ -148,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     if options.modes:
         return main_with(ModesOptions(corpus=options.corpus))
+    if options.graph:
+        return graph_main_with(GraphOptions(mails=options.mails, corpus=options.corpus))
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     try:
