@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tests.corpus import require_corpus
-
 
 def make_mail(
     number: int,
@@ -38,7 +34,3 @@ def to_crlf(raw: bytes) -> bytes:
     """What an IMAP server stores for ``raw``: every line ending as CRLF."""
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
-
-def corpus_root() -> Path:
-    """The shared mail corpus (see tests/corpus.py)."""
-    return require_corpus()

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mailgen import corpus_root, make_mail, to_crlf
+from tests.corpus import require_corpus
+from tests.mailgen import make_mail, to_crlf
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, WicInstallation
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME
@@ -116,7 +117,7 @@ def _padded_mail(number: int, size: int) -> bytes:
 
 def corpus_mails() -> list[bytes]:
     """The shared corpus, CRLF-normalised as an IMAP server stores it."""
-    paths = sorted(corpus_root().rglob("*.eml"))
+    paths = sorted(require_corpus().rglob("*.eml"))
     return [to_crlf(path.read_bytes()) for path in paths]
 
 
