@@ -17,6 +17,8 @@ from typing import Any
 import requests
 
 from wicbox_bridge import params as names
+from wicbox_bridge.adapters.net_errors import ca_bundle_fix
+from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.errors import AuthenticationError, BridgeError, ConnectionFailure, MailboxError
 
 GRAPH_AUDIENCES = frozenset({"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"})
@@ -75,15 +77,6 @@ class GraphRequestFailed(MailboxError):
 # --------------------------------------------------------------------------- tokens and access
 
 
-def _claim_list(claims: Mapping[str, object], name: str) -> list[str]:
-    value = claims.get(name)
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, (list, tuple)):
-        return [str(item) for item in value]
-    return []
-
-
 def is_delegated(claims: Mapping[str, object]) -> bool:
     return "scp" in claims or "upn" in claims
 
@@ -127,7 +120,7 @@ def access_denied(
     """403 ErrorAccessDenied, with which of its causes applies."""
     delegated = is_delegated(claims)
     claim = "scp" if delegated else "roles"
-    granted = _claim_list(claims, claim)
+    granted = claim_list(claims, claim)
     kind = "delegated" if delegated else "application"
     where = f"Microsoft Graph ({host}) denied access to mailbox {mailbox}"
     if NEEDED_PERMISSION not in granted:
@@ -233,12 +226,9 @@ def _tls_reason(exc: BaseException) -> str:
 def connection_failure(exc: requests.RequestException, host: str, ca_bundle: object) -> ConnectionFailure:
     """A failure to reach Microsoft Graph or to agree on TLS with it."""
     if isinstance(exc, requests.exceptions.SSLError):
-        setting = f"{names.CA_BUNDLE} is {ca_bundle}" if ca_bundle else f"{names.CA_BUNDLE} is empty"
         return ConnectionFailure(
             f"TLS with Microsoft Graph {host} failed: {_tls_reason(exc)}.",
-            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
-            f"{names.CA_BUNDLE} to it ({setting}); check that {names.GRAPH_URL} names the server on its "
-            "certificate",
+            fix=ca_bundle_fix(ca_bundle, f"check that {names.GRAPH_URL} names the server on its certificate"),
         )
     if isinstance(exc, requests.exceptions.ProxyError):
         reason = "the proxy refused or failed"

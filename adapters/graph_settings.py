@@ -6,8 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wicbox_bridge import params as names
-from wicbox_bridge.errors import ConfigurationError, ParameterError
-from wicbox_bridge.params import AfterProcess, Parameters, folder_key
+from wicbox_bridge.adapters.settings_checks import (
+    check_positive_seconds,
+    check_throttle_wait,
+    checked_folder_keys,
+    failed_folder_clash,
+)
+from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.params import AfterProcess, Parameters
 
 API_VERSION = "v1.0"
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -17,7 +23,6 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000  # Graph's largest $top for messages
 MAX_CONCURRENCY = 4  # Exchange Online: 4 concurrent requests per app and mailbox
 MAX_BATCH = 20  # Graph's JSON batching limit
-FOLDER_SEPARATOR = "/"
 
 
 @dataclass(frozen=True)
@@ -76,31 +81,13 @@ class GraphSettings:
 
 
 def _check_folders(settings: GraphSettings) -> None:
-    folders = (
-        (names.FOLDER, settings.source_folder),
-        (names.PROCESSED_FOLDER, settings.processed_folder),
-        (names.FAILED_FOLDER, settings.failed_folder),
+    source, processed, failed = checked_folder_keys(
+        settings.source_folder, settings.processed_folder, settings.failed_folder, settings.after_process
     )
-    for parameter, folder in folders:
-        if not folder.strip() or any(not part.strip() for part in folder.split(FOLDER_SEPARATOR)):
-            raise ParameterError(
-                parameter,
-                f"{folder!r} is not a folder name (empty, or an empty level between '/')",
-                fix=f"set {parameter} to a folder such as INBOX or WICBOX/Processed",
-            )
-    source, processed, failed = (folder_key(folder) for _parameter, folder in folders)
-    if settings.after_process is AfterProcess.MOVE and processed == source:
-        raise ParameterError(
-            names.PROCESSED_FOLDER,
-            f"is the source folder ({names.FOLDER}); filed mails would be read again",
-            fix=f"set {names.PROCESSED_FOLDER} to another folder, e.g. {names.DEFAULT_PROCESSED_FOLDER}",
-        )
     if failed in (source, processed):
-        raise ParameterError(
-            names.FAILED_FOLDER,
+        raise failed_folder_clash(
             "must differ from the source and processed folders: mails that could not be filed "
-            "must stay apart",
-            fix=f"set {names.FAILED_FOLDER} to its own folder, e.g. {names.DEFAULT_FAILED_FOLDER}",
+            "must stay apart"
         )
 
 
@@ -113,16 +100,6 @@ def _check_limits(settings: GraphSettings) -> None:
     for name, value, highest in limits:
         if not 1 <= value <= highest:
             raise ConfigurationError(f"GraphSettings.{name} is {value}.", fix=f"use 1 to {highest}")
-    for name, seconds in (
-        ("connect_timeout_s", settings.connect_timeout_s),
-        ("read_timeout_s", settings.read_timeout_s),
-    ):
-        if seconds <= 0:
-            raise ConfigurationError(
-                f"GraphSettings.{name} is {seconds}.", fix="use a positive number of seconds"
-            )
-    if settings.max_throttle_wait_s < 0:
-        raise ConfigurationError(
-            f"GraphSettings.max_throttle_wait_s is {settings.max_throttle_wait_s}.",
-            fix="use 0 (do not wait out throttling) or a positive number of seconds",
-        )
+    check_positive_seconds("GraphSettings", "connect_timeout_s", settings.connect_timeout_s)
+    check_positive_seconds("GraphSettings", "read_timeout_s", settings.read_timeout_s)
+    check_throttle_wait("GraphSettings", settings.max_throttle_wait_s)

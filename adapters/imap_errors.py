@@ -16,10 +16,11 @@ import ssl
 from collections.abc import Mapping
 
 from wicbox_bridge import params as names
+from wicbox_bridge.adapters.net_errors import cannot_connect, tls_failure
+from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, MailboxError
 from wicbox_bridge.params import Endpoint
 
-CA_BUNDLE_PARAMETER = names.CA_BUNDLE
 HOST_PARAMETER = names.IMAP_HOST
 TLS_PARAMETER = names.IMAP_TLS
 PASSWORD_PARAMETER = names.PASSWORD
@@ -73,21 +74,9 @@ def _where(endpoint: Endpoint) -> str:
 
 def connect_failure(exc: OSError, endpoint: Endpoint, ca_bundle: object) -> ConnectionFailure:
     """A failure to reach the server or to agree on TLS with it."""
-    where = _where(endpoint)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        setting = f"{CA_BUNDLE_PARAMETER} is {ca_bundle}" if ca_bundle else f"{CA_BUNDLE_PARAMETER} is empty"
-        reason = exc.verify_message or "certificate not trusted"
-        return ConnectionFailure(
-            f"TLS with {where} failed: the server's certificate could not be verified ({reason}).",
-            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
-            f"{CA_BUNDLE_PARAMETER} to it ({setting}); check that {HOST_PARAMETER} is the name on "
-            "the certificate",
-        )
     if isinstance(exc, ssl.SSLError):
-        return ConnectionFailure(
-            f"TLS with {where} failed ({exc.reason or 'handshake failed'}).",
-            fix=f"check {TLS_PARAMETER}: port 993 uses implicit TLS, port 143 STARTTLS",
-        )
+        tls_fix = f"check {TLS_PARAMETER}: port 993 uses implicit TLS, port 143 STARTTLS"
+        return tls_failure(exc, _where(endpoint), ca_bundle, host_parameter=HOST_PARAMETER, tls_fix=tls_fix)
     if isinstance(exc, socket.gaierror):
         reason = "the host name cannot be resolved"
     elif isinstance(exc, TimeoutError):
@@ -96,10 +85,8 @@ def connect_failure(exc: OSError, endpoint: Endpoint, ca_bundle: object) -> Conn
         reason = "the connection was refused"
     else:
         reason = exc.strerror or exc.__class__.__name__
-    return ConnectionFailure(
-        f"Cannot connect to {where} ({endpoint.tls.value} TLS): {reason}.",
-        fix=f"check {HOST_PARAMETER} and {TLS_PARAMETER}, DNS and the firewall (outgoing TCP port "
-        f"{endpoint.port})",
+    return cannot_connect(
+        _where(endpoint), endpoint, reason, host_parameter=HOST_PARAMETER, tls_parameter=TLS_PARAMETER
     )
 
 
@@ -166,18 +153,9 @@ def no_tls_offered(endpoint: Endpoint) -> ConnectionFailure:
 _EXCHANGE_IMAP_ENABLE = "Set-CASMailbox -Identity {mailbox} -ImapEnabled $true"
 
 
-def _claim_list(claims: Mapping[str, object], name: str) -> list[str]:
-    value = claims.get(name)
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, (list, tuple)):
-        return [str(item) for item in value]
-    return []
-
-
 def _delegated_hints(claims: Mapping[str, object], mailbox: str) -> list[str]:
     hints = []
-    if "IMAP.AccessAsUser.All" not in _claim_list(claims, "scp"):
+    if "IMAP.AccessAsUser.All" not in claim_list(claims, "scp"):
         hints.append("the token lacks the delegated permission IMAP.AccessAsUser.All")
     upn = claims.get("upn") or claims.get("unique_name")
     if isinstance(upn, str) and upn.casefold() != mailbox.casefold():
@@ -200,7 +178,7 @@ def oauth_refused(
     else:
         sp = claims.get("oid") or "<service principal object id>"
         hints = []
-        if "IMAP.AccessAsApp" not in _claim_list(claims, "roles"):
+        if "IMAP.AccessAsApp" not in claim_list(claims, "roles"):
             hints.append("the token lacks the application permission IMAP.AccessAsApp")
         fix = (
             "give the app the application permission IMAP.AccessAsApp (Office 365 Exchange Online, "

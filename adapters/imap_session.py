@@ -32,7 +32,8 @@ from wicbox_bridge import params as names
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import FetchedMail, MailRef
 from wicbox_bridge.adapters.imap_connect import Connected, SignIn, close, connect
-from wicbox_bridge.adapters.imap_settings import FOLDER_SEPARATOR, ImapSettings
+from wicbox_bridge.adapters.imap_settings import ImapSettings
+from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
 from wicbox_bridge.errors import MailboxError
 from wicbox_bridge.params import AfterProcess
 

@@ -6,8 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wicbox_bridge import params as names
-from wicbox_bridge.errors import ConfigurationError, ParameterError
-from wicbox_bridge.params import AfterProcess, Endpoint, Parameters, folder_key
+from wicbox_bridge.adapters.settings_checks import (
+    check_positive_seconds,
+    check_throttle_wait,
+    checked_folder_keys,
+    failed_folder_clash,
+)
+from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.params import AfterProcess, Endpoint, Parameters
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_FETCH_BATCH = 100
@@ -17,7 +23,6 @@ DEFAULT_LARGE_MAIL_BYTES = 4 * 1024 * 1024
 DEFAULT_FETCH_PART_BYTES = 2 * 1024 * 1024
 MIN_FETCH_PART_BYTES = 1024
 DEFAULT_MAX_THROTTLE_WAIT_S = 120.0
-FOLDER_SEPARATOR = "/"  # how folder parameters separate levels; mapped to the server's delimiter
 
 
 @dataclass(frozen=True)
@@ -81,33 +86,12 @@ class ImapSettings:
 
 
 def _check_folders(settings: ImapSettings) -> None:
-    folders = (
-        (names.FOLDER, settings.source_folder),
-        (names.PROCESSED_FOLDER, settings.processed_folder),
-        (names.FAILED_FOLDER, settings.failed_folder),
+    source, processed, failed = checked_folder_keys(
+        settings.source_folder, settings.processed_folder, settings.failed_folder, settings.after_process
     )
-    for parameter, folder in folders:
-        parts = folder.split(FOLDER_SEPARATOR)
-        if not folder.strip() or any(not part.strip() for part in parts):
-            raise ParameterError(
-                parameter,
-                f"{folder!r} is not a folder name (empty, or an empty level between '/')",
-                fix=f"set {parameter} to a folder such as INBOX or WICBOX/Processed",
-            )
-    source, processed, failed = (folder_key(folder) for _parameter, folder in folders)
-    if settings.after_process is AfterProcess.MOVE and processed == source:
-        raise ParameterError(
-            names.PROCESSED_FOLDER,
-            f"is the source folder ({names.FOLDER}); filed mails would be read again",
-            fix=f"set {names.PROCESSED_FOLDER} to another folder, e.g. {names.DEFAULT_PROCESSED_FOLDER}",
-        )
     if failed in (source, processed):
         other = names.FOLDER if failed == source else names.PROCESSED_FOLDER
-        raise ParameterError(
-            names.FAILED_FOLDER,
-            f"must differ from {other}: mails that could not be filed must stay apart",
-            fix=f"set {names.FAILED_FOLDER} to its own folder, e.g. {names.DEFAULT_FAILED_FOLDER}",
-        )
+        raise failed_folder_clash(f"must differ from {other}: mails that could not be filed must stay apart")
 
 
 def _check_limits(settings: ImapSettings) -> None:
@@ -131,12 +115,5 @@ def _check_limits(settings: ImapSettings) -> None:
             f"ImapSettings.fetch_part_bytes is {settings.fetch_part_bytes}.",
             fix=f"use at least {MIN_FETCH_PART_BYTES} bytes per part, e.g. {DEFAULT_FETCH_PART_BYTES}",
         )
-    if settings.timeout_s <= 0:
-        raise ConfigurationError(
-            f"ImapSettings.timeout_s is {settings.timeout_s}.", fix="use a positive number of seconds"
-        )
-    if settings.max_throttle_wait_s < 0:
-        raise ConfigurationError(
-            f"ImapSettings.max_throttle_wait_s is {settings.max_throttle_wait_s}.",
-            fix="use 0 (do not wait out throttling) or a positive number of seconds",
-        )
+    check_positive_seconds("ImapSettings", "timeout_s", settings.timeout_s)
+    check_throttle_wait("ImapSettings", settings.max_throttle_wait_s)

@@ -17,12 +17,13 @@ from enum import Enum
 from pathlib import Path
 
 from wicbox_bridge import params as names
+from wicbox_bridge.adapters import net_errors
+from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.errors import AuthenticationError, BridgeError, ConnectionFailure, SendError
 from wicbox_bridge.params import Endpoint
 
 HOST_PARAMETER = names.SMTP_HOST
 TLS_PARAMETER = names.SMTP_TLS
-CA_BUNDLE_PARAMETER = names.CA_BUNDLE
 METHOD_PARAMETER = names.METHOD
 PASSWORD_PARAMETER = names.PASSWORD
 
@@ -182,18 +183,9 @@ _KNOWN_ANSWERS = (
 )
 
 
-def _claim_list(claims: Mapping[str, object], name: str) -> list[str]:
-    value = claims.get(name)
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, (list, tuple)):
-        return [str(item) for item in value]
-    return []
-
-
 def _delegated_refusal(context: AnswerContext) -> tuple[list[str], str]:
     hints = []
-    if "SMTP.Send" not in _claim_list(context.claims, "scp"):
+    if "SMTP.Send" not in claim_list(context.claims, "scp"):
         hints.append("the token lacks the delegated permission SMTP.Send")
     upn = context.claims.get("upn") or context.claims.get("unique_name")
     if isinstance(upn, str) and upn.casefold() != context.login_user.casefold():
@@ -209,7 +201,7 @@ def _delegated_refusal(context: AnswerContext) -> tuple[list[str], str]:
 
 def _application_refusal(context: AnswerContext) -> tuple[list[str], str]:
     hints = []
-    if "SMTP.SendAsApp" not in _claim_list(context.claims, "roles"):
+    if "SMTP.SendAsApp" not in claim_list(context.claims, "roles"):
         hints.append("the token lacks the application permission SMTP.SendAsApp")
     principal = context.claims.get("oid") or "<service principal object id>"
     fix = (
@@ -279,19 +271,9 @@ def tls_failure(exc: BaseException, endpoint: Endpoint, ca_bundle: Path | None) 
     error = _ssl_error_in(exc)
     if error is None:
         return None
-    where = _where(endpoint)
-    if isinstance(error, ssl.SSLCertVerificationError):
-        setting = f"{CA_BUNDLE_PARAMETER} is {ca_bundle}" if ca_bundle else f"{CA_BUNDLE_PARAMETER} is empty"
-        reason = error.verify_message or "certificate not trusted"
-        return ConnectionFailure(
-            f"TLS with {where} failed: the server's certificate could not be verified ({reason}).",
-            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
-            f"{CA_BUNDLE_PARAMETER} to it ({setting}); check that {HOST_PARAMETER} is the name on the "
-            "certificate",
-        )
-    return ConnectionFailure(
-        f"TLS with {where} failed ({error.reason or 'handshake failed'}).",
-        fix=f"check {TLS_PARAMETER}: port 465 uses implicit TLS, ports 587 and 25 STARTTLS",
+    tls_fix = f"check {TLS_PARAMETER}: port 465 uses implicit TLS, ports 587 and 25 STARTTLS"
+    return net_errors.tls_failure(
+        error, _where(endpoint), ca_bundle, host_parameter=HOST_PARAMETER, tls_fix=tls_fix
     )
 
 
@@ -306,10 +288,13 @@ def connect_failure(exc: BaseException, endpoint: Endpoint) -> ConnectionFailure
         reason = "the connection was refused"
     else:
         reason = "the connection failed"
-    return ConnectionFailure(
-        f"Cannot connect to {_where(endpoint)} ({endpoint.tls.value} TLS): {reason}.",
-        fix=f"check {HOST_PARAMETER} and {TLS_PARAMETER}, DNS and the firewall (outgoing TCP port "
-        f"{endpoint.port}; some networks block SMTP ports)",
+    return net_errors.cannot_connect(
+        _where(endpoint),
+        endpoint,
+        reason,
+        host_parameter=HOST_PARAMETER,
+        tls_parameter=TLS_PARAMETER,
+        port_note="; some networks block SMTP ports",
     )
 
 

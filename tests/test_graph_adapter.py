@@ -7,18 +7,20 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import adapter_bed
+from tests.adapter_bed import IdentityParts, RecordingTokens
 from tests.corpus import require_corpus
 from tools.testbed.graph import GraphEmulator
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from wicbox_bridge import params as names
-from wicbox_bridge.adapters.base import AccessToken, MailRef, TokenProvider
+from wicbox_bridge.adapters.base import MailRef, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSession, GraphSettings
 from wicbox_bridge.adapters.graph_errors import GraphReply, access_denied, parse_reply, token_rejected
 from wicbox_bridge.adapters.graph_folders import folder_levels
@@ -41,21 +43,6 @@ def mail(number: int) -> bytes:
         f"From: klant{number}@extern.example\r\nTo: {MAILBOX}\r\nSubject: Dossier {number}\r\n"
         f"Message-ID: <g{number}@extern.example>\r\n\r\nInhoud {number}\r\n"
     ).encode()
-
-
-@dataclass
-class RecordingTokens:
-    """A real token provider, with a record of the calls (to see forced refreshes)."""
-
-    provider: TokenProvider
-    refreshes: list[bool] = field(default_factory=list)
-    issued: list[AccessToken] = field(default_factory=list)
-
-    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
-        self.refreshes.append(force_refresh)
-        token = self.provider(force_refresh=force_refresh)
-        self.issued.append(token)
-        return token
 
 
 @dataclass
@@ -99,16 +86,14 @@ class Bed:
         return GraphAdapter(self.settings(**options)).open(mailbox, tokens)
 
 
+identity_parts = adapter_bed.identity_parts
+
+
 @pytest.fixture
-def bed(
-    graph_clean: GraphEmulator,
-    loopback_pki: LoopbackPki,
-    idp_clean: IdentityPlatformEmulator,
-    idp_directory: SeededDirectory,
-    tmp_path: Path,
-) -> Bed:
+def bed(graph_clean: GraphEmulator, identity_parts: IdentityParts) -> Bed:
     graph_clean.add_mailbox(MAILBOX)
-    return Bed(graph_clean, loopback_pki, idp_clean, idp_directory, tmp_path)
+    parts = identity_parts
+    return Bed(graph_clean, parts.pki, parts.idp, parts.directory, parts.cache_dir)
 
 
 @pytest.fixture

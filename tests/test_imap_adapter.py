@@ -9,12 +9,14 @@ import imaplib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import adapter_bed
+from tests.adapter_bed import IdentityParts, RecordingTokens
 from tests.corpus import require_corpus
 from tests.mailgen import to_crlf
 from tools.testbed.dovecot import DovecotServer
@@ -22,7 +24,7 @@ from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from wicbox_bridge import params as names
-from wicbox_bridge.adapters.base import AccessToken, MailboxSession, MailRef, TokenProvider
+from wicbox_bridge.adapters.base import MailboxSession, MailRef, TokenProvider
 from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSession, ImapSettings
 from wicbox_bridge.adapters.imap_errors import is_token_expired, server_text, throttle_backoff_s
@@ -61,21 +63,6 @@ def corpus_mails(limit: int) -> list[bytes]:
     files = sorted(require_corpus().rglob("*.eml"))[:limit]
     # IMAP hands out CRLF line ends, so the test bed stores CRLF mail.
     return [to_crlf(path.read_bytes()) for path in files]
-
-
-@dataclass
-class RecordingTokens:
-    """A real token provider, with a record of the calls (to see forced refreshes and the tokens)."""
-
-    provider: TokenProvider
-    refreshes: list[bool] = field(default_factory=list)
-    issued: list[AccessToken] = field(default_factory=list)
-
-    def __call__(self, *, force_refresh: bool = False) -> AccessToken:
-        self.refreshes.append(force_refresh)
-        token = self.provider(force_refresh=force_refresh)
-        self.issued.append(token)
-        return token
 
 
 @dataclass
@@ -127,18 +114,19 @@ class Bed:
         return [message.uid for message in self.dovecot.messages(MAILBOX, folder)]
 
 
+identity_parts = adapter_bed.identity_parts
+
+
+def imap_bed(dovecot: DovecotServer, parts: IdentityParts) -> Bed:
+    return Bed(dovecot, parts.pki, parts.idp, parts.directory, parts.cache_dir)
+
+
 @pytest.fixture
-def bed(
-    dovecot_clean: DovecotServer,
-    loopback_pki: LoopbackPki,
-    idp_clean: IdentityPlatformEmulator,
-    idp_directory: SeededDirectory,
-    tmp_path: Path,
-) -> Bed:
+def bed(dovecot_clean: DovecotServer, identity_parts: IdentityParts) -> Bed:
     dovecot_clean.add_mailbox(MAILBOX, PASSWORD)
     dovecot_clean.add_mailbox(OTHER_MAILBOX)
-    dovecot_clean.grant_app_access(idp_directory.confidential_client_sp_id, MAILBOX)
-    return Bed(dovecot_clean, loopback_pki, idp_clean, idp_directory, tmp_path)
+    dovecot_clean.grant_app_access(identity_parts.directory.confidential_client_sp_id, MAILBOX)
+    return imap_bed(dovecot_clean, identity_parts)
 
 
 @pytest.fixture

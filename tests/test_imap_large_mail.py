@@ -11,16 +11,15 @@ import random
 import re
 import tracemalloc
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_imap_adapter import MAILBOX, WHEN, Bed, RecordingTokens, mail, open_session, through_proxy
+from tests import adapter_bed
+from tests.adapter_bed import IdentityParts, RecordingTokens
+from tests.test_imap_adapter import MAILBOX, WHEN, Bed, imap_bed, mail, open_session, through_proxy
 from tools.testbed.dovecot import DovecotServer
-from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
-from tools.testbed.pki import LoopbackPki
 from wicbox_bridge.adapters.imap import ImapSession, ImapSettings
 from wicbox_bridge.adapters.imap_session import part_item, part_key, preallocated_buffer
 from wicbox_bridge.adapters.imap_settings import DEFAULT_FETCH_PART_BYTES, DEFAULT_LARGE_MAIL_BYTES
@@ -71,16 +70,13 @@ def mail_30mb() -> bytes:
     return sized_mail(30 * MB, seed=30)
 
 
+identity_parts = adapter_bed.identity_parts
+
+
 @pytest.fixture
-def bed(
-    dovecot_clean: DovecotServer,
-    loopback_pki: LoopbackPki,
-    idp_clean: IdentityPlatformEmulator,
-    idp_directory: SeededDirectory,
-    tmp_path: Path,
-) -> Bed:
+def bed(dovecot_clean: DovecotServer, identity_parts: IdentityParts) -> Bed:
     dovecot_clean.add_mailbox(MAILBOX)
-    return Bed(dovecot_clean, loopback_pki, idp_clean, idp_directory, tmp_path)
+    return imap_bed(dovecot_clean, identity_parts)
 
 
 @pytest.fixture

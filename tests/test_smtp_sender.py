@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests import adapter_bed
+from tests.adapter_bed import IdentityParts
 from tools.testbed.dovecot import DovecotServer, free_port
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
@@ -110,18 +112,15 @@ class Bed:
         return SmtpSender(self.settings(tls, **options), login, on_step=listener)
 
 
+identity_parts = adapter_bed.identity_parts
+
+
 @pytest.fixture
-def bed(
-    smtp_clean: SmtpServer,
-    dovecot_clean: DovecotServer,
-    loopback_pki: LoopbackPki,
-    idp_clean: IdentityPlatformEmulator,
-    idp_directory: SeededDirectory,
-    tmp_path: Path,
-) -> Bed:
+def bed(smtp_clean: SmtpServer, dovecot_clean: DovecotServer, identity_parts: IdentityParts) -> Bed:
     dovecot_clean.add_mailbox(SENDER, PASSWORD)
     dovecot_clean.add_mailbox(RECIPIENT)
-    return Bed(smtp_clean, dovecot_clean, loopback_pki, idp_clean, idp_directory, tmp_path)
+    parts = identity_parts
+    return Bed(smtp_clean, dovecot_clean, parts.pki, parts.idp, parts.directory, parts.cache_dir)
 
 
 def _mail(subject: str = "Dossier 2026/0042 — één test", sender: str = SENDER) -> bytes:

@@ -8,9 +8,10 @@ Records never hold tokens: method, path, query, the mailbox addressed, the reply
 from __future__ import annotations
 
 import threading
-from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
+
+from tools.testbed.traffic import FaultPlanBase, RequestLogBase
 
 GraphFaultKind = Literal["throttle", "unavailable", "drop"]
 MAILBOX_CONCURRENCY = 4
@@ -33,34 +34,11 @@ class GraphRequestRecord:
     fault: GraphFaultKind | None = None
 
 
-_FIELDS = frozenset(f.name for f in fields(GraphRequestRecord))
-
-
-class GraphRequestLog:
+class GraphRequestLog(RequestLogBase[GraphRequestRecord]):
     """Thread-safe list of :class:`GraphRequestRecord`, filterable by field values."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[GraphRequestRecord] = []
-
-    def append(self, record: GraphRequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-
-    def entries(self, **criteria: object) -> tuple[GraphRequestRecord, ...]:
-        unknown = set(criteria) - _FIELDS
-        if unknown:
-            raise TypeError(f"GraphRequestRecord has no field(s) {sorted(unknown)}")
-        with self._lock:
-            records = tuple(self._records)
-        return tuple(r for r in records if all(getattr(r, k) == v for k, v in criteria.items()))
-
-    def count(self, **criteria: object) -> int:
-        return len(self.entries(**criteria))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
+        super().__init__(GraphRequestRecord)
 
 
 @dataclass(frozen=True)
@@ -70,43 +48,8 @@ class GraphFault:
     retry_after: float | None = None
 
 
-class GraphFaultPlan:
+class GraphFaultPlan(FaultPlanBase[GraphFault]):
     """Faults for the next requests (in order), and a delay before every answer."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[GraphFault] = deque()
-        self._delay = 0.0
-
-    def add(self, fault: GraphFault, count: int) -> None:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._queue.extend([fault] * count)
-
-    def take(self) -> GraphFault | None:
-        with self._lock:
-            return self._queue.popleft() if self._queue else None
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
-
-    @property
-    def delay(self) -> float:
-        with self._lock:
-            return self._delay
-
-    def set_delay(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("delay must not be negative")
-        with self._lock:
-            self._delay = seconds
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._delay = 0.0
 
 
 class ConcurrencyGauge:

@@ -11,20 +11,17 @@ Routes (as ``login.microsoftonline.com`` serves them):
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import socket
 import ssl
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 from tools.testbed import idp_errors as errors
+from tools.testbed.https_server import BackgroundHttpsServer, QuietHandler, TlsHttpServer
 from tools.testbed.idp_grants import TokenRequest, TokenService
 from tools.testbed.idp_model import MULTI_TENANT_SEGMENTS, Directory, Tenant, utc_now
 from tools.testbed.idp_tokens import ID_TOKEN_ISSUER, TokenSigner
@@ -254,10 +251,9 @@ def _with_reply(
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     timeout = HANDLER_TIMEOUT_SECONDS
-    server: _TlsHttpServer
+    server: _IdpHttpServer
 
     def do_GET(self) -> None:
         self._send(self.server.endpoints.get(urlsplit(self.path).path, self.headers))
@@ -271,82 +267,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _send(self, reply: HttpReply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is the record of traffic."""
+        self.send_reply(reply.status, reply.body, reply.content_type, reply.headers)
 
 
-class _TlsHttpServer(ThreadingHTTPServer):
-    """Threaded HTTP server doing the TLS handshake in each connection's own thread."""
-
-    daemon_threads = True
-
+class _IdpHttpServer(TlsHttpServer):
     def __init__(self, address: tuple[str, int], endpoints: IdpEndpoints, context: ssl.SSLContext) -> None:
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, context, HANDLER_TIMEOUT_SECONDS)
         self.endpoints = endpoints
-        self._context = context
-        self._connections: set[ssl.SSLSocket] = set()
-        self._connections_lock = threading.Lock()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(HANDLER_TIMEOUT_SECONDS)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go apart
-        try:
-            connection = self._context.wrap_socket(request, server_side=True)
-        except OSError:  # includes ssl.SSLError: a client that gave up or distrusts the CA
-            return
-        with self._connections_lock:
-            self._connections.add(connection)
-        try:
-            _Handler(connection, client_address, self)
-        except OSError:
-            pass  # the client went away mid-request
-        finally:
-            with self._connections_lock:
-                self._connections.discard(connection)
-            connection.close()
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
-class IdpServer:
+class IdpServer(BackgroundHttpsServer):
     """Runs :class:`IdpEndpoints` on ``https://{host}:{port}`` in a background thread."""
 
     def __init__(self, endpoints: IdpEndpoints, pki: LoopbackPki, host: str, port: int) -> None:
+        super().__init__(pki, host, port, name="idp-emulator", description="identity-platform emulator")
         self._endpoints = endpoints
-        self._address = (host, port)
-        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._context.load_cert_chain(pki.server_cert, pki.server_key)
-        self._server: _TlsHttpServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("the identity-platform emulator is already running")
-        self._server = _TlsHttpServer(self._address, self._endpoints, self._context)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="idp-emulator", kwargs={"poll_interval": 0.1}, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        thread.join(timeout=5)
+    def _create_server(self, address: tuple[str, int], context: ssl.SSLContext) -> TlsHttpServer:
+        return _IdpHttpServer(address, self._endpoints, context)

@@ -6,10 +6,10 @@ test can assert on it and print it freely.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
+
+from tools.testbed.traffic import FaultPlanBase, RequestLogBase
 
 FaultKind = Literal["throttle", "unavailable", "drop"]
 
@@ -30,38 +30,14 @@ class RequestRecord:
     fault: FaultKind | None = None
 
 
-_RECORD_FIELDS = frozenset(f.name for f in fields(RequestRecord))
-
-
-class RequestLog:
-    """Thread-safe list of :class:`RequestRecord`, filterable by field values."""
+class RequestLog(RequestLogBase[RequestRecord]):
+    """Thread-safe list of :class:`RequestRecord`, e.g. ``entries(grant_type="refresh_token")``."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
-
-    def append(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-
-    def entries(self, **criteria: object) -> tuple[RequestRecord, ...]:
-        """Records whose fields equal all ``criteria``, e.g. ``entries(grant_type="refresh_token")``."""
-        unknown = set(criteria) - _RECORD_FIELDS
-        if unknown:
-            raise TypeError(f"RequestRecord has no field(s) {sorted(unknown)}")
-        with self._lock:
-            records = tuple(self._records)
-        return tuple(r for r in records if all(getattr(r, k) == v for k, v in criteria.items()))
-
-    def count(self, **criteria: object) -> int:
-        return len(self.entries(**criteria))
+        super().__init__(RequestRecord)
 
     def token_requests(self, **criteria: object) -> tuple[RequestRecord, ...]:
         return tuple(r for r in self.entries(method="POST", **criteria) if r.path.endswith("/token"))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
 
 
 @dataclass(frozen=True)
@@ -71,36 +47,5 @@ class Fault:
     retry_after: int | None = None
 
 
-class FaultPlan:
+class FaultPlan(FaultPlanBase[Fault]):
     """Faults for the next token requests, answered in order, plus a delay for every one."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[Fault] = deque()
-        self._delay = 0.0
-
-    def add(self, fault: Fault, count: int) -> None:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._queue.extend([fault] * count)
-
-    def take(self) -> Fault | None:
-        with self._lock:
-            return self._queue.popleft() if self._queue else None
-
-    @property
-    def delay(self) -> float:
-        with self._lock:
-            return self._delay
-
-    def set_delay(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("delay must not be negative")
-        with self._lock:
-            self._delay = seconds
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._delay = 0.0
