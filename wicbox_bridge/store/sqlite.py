@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from pathlib import Path
 
 from wicbox_bridge.dbtarget import SqliteTarget
@@ -100,9 +101,28 @@ def open_sqlite(target: SqliteTarget, timeout_s: float) -> SqliteStore:
         raise translate_sqlite_error(exc, target.path, "open", timeout_s) from exc
     store = SqliteStore(connection, target, timeout_s)
     try:
-        store.execute("PRAGMA journal_mode = WAL")
+        _use_wal(connection, target.path, timeout_s)
         store.execute("PRAGMA foreign_keys = ON")
     except DatabaseError:
         store.close()
         raise
     return store
+
+
+_WAL_RETRY_S = 0.05
+
+
+def _use_wal(connection: sqlite3.Connection, path: Path, timeout_s: float) -> None:
+    """Switch a new database to WAL. Switching needs the file to itself and SQLite does not wait
+    for that with its busy timeout, so a process that opens the file while another one does gets
+    "database is locked" at once: retry until the timeout (WAL, once set, stays set)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise translate_sqlite_error(exc, path, "PRAGMA journal_mode = WAL", timeout_s) from exc
+            time.sleep(_WAL_RETRY_S)
