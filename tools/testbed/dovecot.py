@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from imapclient import IMAPClient
 
 from tools.testbed.dovecot_auth import LoginCheckServer, SignIn
 from tools.testbed.pki import LoopbackPki
+from tools.testbed.ports import free_port
 from tools.testbed.tokens import MailAccounts, TokenRules
 
 DOVECOT_BINARY = "dovecot"
@@ -45,11 +46,6 @@ EXCHANGE_FOLDERS = (
 START_TIMEOUT_S = 15.0
 
 
-def free_port(host: str) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = START_TIMEOUT_S) -> None:

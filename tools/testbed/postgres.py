@@ -18,7 +18,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyodbc
+
+from tools.testbed.ports import free_port
 
 ODBC_DRIVER = "PostgreSQL Unicode"
 SERVER_OS_USER = "postgres"
@@ -62,9 +63,7 @@ def require_odbc_driver() -> None:
 
 
 def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port("127.0.0.1")
 
 
 def odbc_connection_string(host: str, port: int, database: str, user: str, password: str) -> str:

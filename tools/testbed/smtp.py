@@ -30,8 +30,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tools.testbed.dovecot import free_port
 from tools.testbed.pki import LoopbackPki
+from tools.testbed.ports import free_port
 from tools.testbed.tokens import (
     MailAccounts,
     MailProtocol,
@@ -266,12 +266,18 @@ class SubmissionHandler:
         mail = SubmittedMail(
             login.user, login.mechanism, envelope.mail_from or "", tuple(envelope.rcpt_tos), raw
         )
+        # Delivered and recorded together in the executor thread: when the client goes away during
+        # delivery, aiosmtpd cancels this coroutine, but the thread still delivers the mail, and
+        # the record must say so (a killed sender's mail can really be in the mailbox).
+        await asyncio.get_running_loop().run_in_executor(None, self._deliver_and_record, mail)
+        return f"250 2.6.0 <{uuid.uuid4()}@klant.example> Queued mail for delivery"
+
+    def _deliver_and_record(self, mail: SubmittedMail) -> None:
         local = tuple(rcpt for rcpt in mail.rcpt_tos if self.accounts.has_mailbox(rcpt))
         if local:
-            await asyncio.get_running_loop().run_in_executor(None, self.deliver, mail.mail_from, local, raw)
+            self.deliver(mail.mail_from, local, mail.raw)
         with self._lock:
             self._accepted.append(mail)
-        return f"250 2.6.0 <{uuid.uuid4()}@klant.example> Queued mail for delivery"
 
 
 class ExchangeSMTP(SMTP):

@@ -121,8 +121,9 @@ def _use_wal(connection: sqlite3.Connection, path: Path, timeout_s: float) -> No
         try:
             connection.execute("PRAGMA journal_mode = WAL").close()
             return
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             text = str(exc)
-            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+            busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+            if not busy or time.monotonic() >= deadline:
                 raise translate_sqlite_error(exc, path, "PRAGMA journal_mode = WAL", timeout_s) from exc
             time.sleep(_WAL_RETRY_S)
