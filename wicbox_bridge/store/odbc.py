@@ -177,6 +177,12 @@ class OdbcStore(DbApiStore):
             return SchemaError(text, fix="run `wicbox db init`")
         if state[:2] in _DATA_REJECTED_CLASSES:
             return DataRejected(text)
+        if state.startswith("08") or "connection" in message.lower():
+            return DatabaseError(
+                text,
+                fix="check that the database server runs and is reachable; nothing uncommitted was "
+                "acknowledged on the mail server, so the next run continues where this one stopped",
+            )
         return DatabaseError(text)
 
 
