@@ -51,7 +51,7 @@ from wicbox_bridge.adapters.token_cache import (
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ParameterError
 from wicbox_bridge.params import Parameters, PermissionType
 from wicbox_bridge.scopes import TokenProtocol, scopes_for
-from wicbox_bridge.secret import MASK, Secret
+from wicbox_bridge.secret import Secret, mask_values
 
 CA_BUNDLE_PARAMETER = params_module.CA_BUNDLE
 AUTHORITY_PARAMETER = params_module.AUTHORITY_HOST
@@ -321,15 +321,8 @@ def _scrub(reply: Mapping[str, Any], secrets: tuple[Secret, ...]) -> dict[str, A
     """A copy of an error reply with any secret value masked (the identity platform never echoes
     them, but a message must not depend on that)."""
     return {
-        key: _mask_in(value, secrets) if isinstance(value, str) else value for key, value in reply.items()
+        key: mask_values(value, secrets) if isinstance(value, str) else value for key, value in reply.items()
     }
-
-
-def _mask_in(text: str, secrets: tuple[Secret, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret.reveal(), MASK)
-    return text
 
 
 def _tls_reason(exc: BaseException) -> str:

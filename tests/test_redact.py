@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from wicbox_bridge.redact import RedactingFilter, Redactor, mask_tokens
-from wicbox_bridge.secret import MASK, Secret, mask
+from wicbox_bridge.secret import MASK, Secret, mask, mask_values
 
 JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2lnbmF0dXJlLWJ5dGVz"
 
@@ -66,3 +66,9 @@ def test_secret_never_shows_its_value() -> None:
     assert mask("x") == MASK
     assert mask(None) == ""
     assert not Secret("")
+
+
+def test_mask_values_masks_longest_first_and_skips_empty() -> None:
+    text = "pw=abcd1234 and abcd1234-long, nothing for ''"
+    masked = mask_values(text, [Secret("abcd1234"), "abcd1234-long", None, ""])
+    assert masked == f"pw={MASK} and {MASK}, nothing for ''"

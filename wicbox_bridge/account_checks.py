@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from wicbox_bridge.accounts import AccountPlan, MailboxAccount
-from wicbox_bridge.adapters.base import AccessToken, MailboxSession, TokenProvider
+from wicbox_bridge.accounts import AccountPlan, MailboxAccount, MailboxOpener
+from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.checks import CheckResult, CheckStatus, failed
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.params import AuthMethod, Parameters, PermissionType
@@ -13,7 +13,6 @@ from wicbox_bridge.scopes import TokenProtocol, reading_token_protocol, resolve_
 from wicbox_bridge.token_report import check_token_for_protocol
 
 ProviderFactory = Callable[[MailboxAccount, TokenProtocol], TokenProvider]
-MailboxOpener = Callable[[MailboxAccount], MailboxSession]
 
 _WAITING_SHOWN = 1000
 

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wicbox_bridge.aadsts import CredentialNames
+from wicbox_bridge.adapters.base import MailboxSession
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.params import PASSWORD, USERNAME, AccountMode, AuthMethod, Parameters, PermissionType
 from wicbox_bridge.secret import Secret
@@ -34,6 +36,10 @@ class MailboxAccount:
     def project_code(self) -> str | None:
         return self.project.code if self.project else None
 
+
+
+MailboxOpener = Callable[[MailboxAccount], MailboxSession]
+"""Opens a session on one account's mailbox (built by the CLI from the reading adapter)."""
 
 def _signs_in_with_password(params: Parameters) -> bool:
     return params.method is AuthMethod.BASIC or params.permission_type is PermissionType.DELEGATED

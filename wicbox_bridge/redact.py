@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Iterable
 
-from wicbox_bridge.secret import MASK, Secret
+from wicbox_bridge.secret import MASK, Secret, mask_values
 
 _TOKEN_PATTERNS = (
     # Each pattern's first group is the text kept in front of the mask.
@@ -53,11 +53,8 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for value in values:
-            if value in text:
-                text = text.replace(value, MASK)
-        return mask_tokens(text)
+            values = list(self._values)
+        return mask_tokens(mask_values(text, values))
 
 
 class RedactingFilter(logging.Filter):

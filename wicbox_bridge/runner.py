@@ -25,8 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from wicbox_bridge.account_checks import MailboxOpener
-from wicbox_bridge.accounts import MailboxAccount
+from wicbox_bridge.accounts import MailboxAccount, MailboxOpener
 from wicbox_bridge.errors import BridgeError, DatabaseError
 from wicbox_bridge.fairshare import share_cap
 from wicbox_bridge.mailbox_pass import OpenMailbox, PassContext, run_pass

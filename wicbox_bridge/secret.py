@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 MASK: Final = "********"
@@ -42,6 +43,17 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("Secret values are not picklable")
+
+
+def mask_values(text: str, values: Iterable[str | Secret | None]) -> str:
+    """``text`` with every occurrence of the given secret values replaced by the mask.
+
+    Longer values first, so a value that contains a shorter one is masked whole.
+    """
+    plain = {value.reveal() if isinstance(value, Secret) else value for value in values}
+    for value in sorted((value for value in plain if value), key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
 
 
 def mask(value: str | None) -> str:

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wicbox_bridge.account_checks import MailboxOpener, ProviderFactory
-from wicbox_bridge.accounts import AccountPlan, MailboxAccount
+from wicbox_bridge.account_checks import ProviderFactory
+from wicbox_bridge.accounts import AccountPlan, MailboxAccount, MailboxOpener
 from wicbox_bridge.adapters.base import AccessToken, MailboxSession, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
 from wicbox_bridge.adapters.identity import TokenService

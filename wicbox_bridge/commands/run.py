@@ -34,9 +34,9 @@ from wicbox_bridge.runner import (
 )
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.store import Store
-from wicbox_bridge.store.mails import utc_now
 from wicbox_bridge.store.projects import list_projects
 from wicbox_bridge.store.runs import finish_run, mark_interrupted_runs, start_run
+from wicbox_bridge.store.times import utc_now
 
 MAX_MAILS_LIMIT = 1000
 

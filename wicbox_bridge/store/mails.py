@@ -17,6 +17,7 @@ from typing import Final, TypeVar
 
 from wicbox_bridge.mail_record import MailRecord
 from wicbox_bridge.store.base import Store, atomic, last_identity
+from wicbox_bridge.store.times import naive_utc, utc_now
 
 T = TypeVar("T")
 
@@ -81,25 +82,9 @@ def normalized_mailbox(mailbox: str) -> str:
     return mailbox.strip().lower()
 
 
-def utc_now() -> dt.datetime:
-    """Now in UTC without tzinfo: how every dialect stores it."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def _naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
 def _bounded(column: str, value: str | None) -> str | None:
     limit = _COLUMN_LIMITS[column]
     return value if value is None or len(value) <= limit else value[:limit]
-
-
-def find_mail(store: Store, mailbox: str, sha256: str) -> KnownMail | None:
-    """The filed mail with these exact bytes in this mailbox, if any."""
-    return find_mails(store, mailbox, [sha256]).get(sha256)
 
 
 def find_mails(store: Store, mailbox: str, sha256s: Sequence[str]) -> dict[str, KnownMail]:
@@ -147,8 +132,8 @@ def insert_mail(
         record.from_addr,
         ", ".join(record.to_addrs) or None,
         ", ".join(record.cc_addrs) or None,
-        _naive_utc(record.sent_at),
-        _naive_utc(origin.received_at),
+        naive_utc(record.sent_at),
+        naive_utc(origin.received_at),
         len(raw),
         record.body_text,
         record.body_html,
@@ -198,7 +183,7 @@ def insert_quarantined(
         None,
         None,
         None,
-        _naive_utc(origin.received_at),
+        naive_utc(origin.received_at),
         len(raw),
         None,
         None,

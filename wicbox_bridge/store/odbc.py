@@ -14,7 +14,7 @@ import pyodbc  # type: ignore[import-not-found,unused-ignore]
 
 from wicbox_bridge.dbtarget import OdbcTarget
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
-from wicbox_bridge.secret import MASK
+from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Dialect, SqlParams
 from wicbox_bridge.store.dbapi import Cursor, DbApiStore
 
@@ -70,19 +70,13 @@ def _secret_values(attributes: dict[str, str]) -> tuple[str, ...]:
     return tuple(value for key, value in attributes.items() if key in _SECRET_KEYS and value)
 
 
-def _masked(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
-
-
 def _odbc_message(exc: pyodbc.Error, secrets: tuple[str, ...]) -> tuple[str, str]:
     """(SQLSTATE, the driver's message on one line with passwords masked)."""
     state = str(exc.args[0]) if exc.args else ""
     message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
     message = _ODBC_NOISE.sub("", message)
     message = re.sub(r"\s+", " ", message).strip()
-    return state, _masked(message, secrets)
+    return state, mask_values(message, secrets)
 
 
 def _where(attributes: dict[str, str], description: str) -> str:

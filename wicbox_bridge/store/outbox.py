@@ -17,7 +17,7 @@ from typing import Final
 
 from wicbox_bridge.message_build import OutgoingAttachment
 from wicbox_bridge.store.base import Row, Store, atomic, last_identity
-from wicbox_bridge.store.mails import utc_now
+from wicbox_bridge.store.times import naive_utc, utc_now
 
 
 class OutboxStatus(str, Enum):
@@ -72,10 +72,6 @@ def as_utc(value: object) -> dt.datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.timezone.utc)
     return moment.astimezone(dt.timezone.utc)
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _text(value: object) -> str:
@@ -138,7 +134,7 @@ def due_rows(store: Store, now: dt.datetime, limit: int) -> list[OutboxRow]:
     ids = store.query(
         "SELECT OUTBOX_ID FROM WICBOX_OUTBOX WHERE STATUS = ? AND (NEXT_ATTEMPT_AT IS NULL OR "
         "NEXT_ATTEMPT_AT <= ?) ORDER BY OUTBOX_ID",
-        (OutboxStatus.PENDING.value, _naive(now)),
+        (OutboxStatus.PENDING.value, naive_utc(now)),
     )
     rows = (get_row(store, int(found[0])) for found in ids[:limit])
     return [row for row in rows if row is not None]
@@ -188,7 +184,7 @@ def mark_sent(store: Store, outbox_id: int, sent_at: dt.datetime, note: str | No
     store.execute(
         "UPDATE WICBOX_OUTBOX SET STATUS = ?, SENT_AT = ?, NEXT_ATTEMPT_AT = NULL, LAST_ERROR = ? "
         "WHERE OUTBOX_ID = ?",
-        (OutboxStatus.SENT.value, _naive(sent_at), note, outbox_id),
+        (OutboxStatus.SENT.value, naive_utc(sent_at), note, outbox_id),
     )
 
 
@@ -206,7 +202,7 @@ def reschedule(store: Store, outbox_id: int, error: str | None, next_attempt_at:
         (
             OutboxStatus.PENDING.value,
             error,
-            None if next_attempt_at is None else _naive(next_attempt_at),
+            None if next_attempt_at is None else naive_utc(next_attempt_at),
             outbox_id,
         ),
     )
@@ -216,7 +212,7 @@ def sent_since(store: Store, since: dt.datetime) -> list[tuple[str | None, dt.da
     """(FROM_ADDR, SENT_AT) of the mails sent since ``since``: what the submission limit counts."""
     rows = store.query(
         "SELECT FROM_ADDR, SENT_AT FROM WICBOX_OUTBOX WHERE STATUS = ? AND SENT_AT >= ?",
-        (OutboxStatus.SENT.value, _naive(since)),
+        (OutboxStatus.SENT.value, naive_utc(since)),
     )
     found = []
     for row in rows:

@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Final
 
 from wicbox_bridge.store.base import Store, atomic
-from wicbox_bridge.store.mails import utc_now
+from wicbox_bridge.store.times import utc_now
 
 
 class RunOutcome(str, Enum):
