@@ -1,0 +1,316 @@
+"""`wicbox schedule` end to end on Linux: show for every platform, the refusals, and the real
+stop/start cycle (pause marker, waiting on the run lock held by another process, `wicbox run`
+while paused)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.clihelp import WicboxCli, write_config
+from tests.plugins.wic import WicInstallation
+from wicbox_bridge.paths import machine_state_dir_for
+from wicbox_bridge.schedule.commandline import CommandLine, SchedulerError, run_tool, tool_succeeds
+from wicbox_bridge.schedule.files import write_then_run
+from wicbox_bridge.schedule.pause import pause_file
+from wicbox_bridge.schedule.spec import default_task_name, installed_program
+from wicbox_bridge.schedule.windows import TASK_NAMESPACE
+from wicbox_bridge.secret import MASK, Secret
+
+HOLD_LOCK = (
+    "import sys; from pathlib import Path; from wicbox_bridge.runlock import RunLock\n"
+    "lock = RunLock(Path(sys.argv[1])); lock.acquire(); print('locked', flush=True)\n"
+    "sys.stdin.read(); lock.release()\n"
+)
+
+
+@pytest.fixture
+def wicbox(tmp_path: Path) -> WicboxCli:
+    home, cwd = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    cwd.mkdir()
+    return WicboxCli(home=home, cwd=cwd)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    folder = tmp_path / "WIC Klant"
+    folder.mkdir()
+    return write_config(folder / "WicGlobal.config", f"sqlite:///{tmp_path / 'wic.db'}")
+
+
+def _state_dir(wicbox: WicboxCli, config: Path) -> Path:
+    return machine_state_dir_for(config.resolve(), env={"WICBOX_HOME": str(wicbox.home)})
+
+
+def _name(config: Path) -> str:
+    return default_task_name(config.resolve(), Path(installed_program().executable).parent)
+
+
+# --------------------------------------------------------------------------- show
+
+
+def test_show_windows_prints_the_task_xml_and_the_command(wicbox: WicboxCli, config: Path) -> None:
+    result = wicbox("schedule", "show", "--platform", "windows", "--every", "10", "--run-as", "KLANT\\svc",
+                    "--config", str(config))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    name = _name(config)
+    assert name.startswith("WICBOX-WIC-Klant-")
+    start = result.output.index("<?xml")
+    end = result.output.index("</Task>") + len("</Task>")
+    root = ET.fromstring(result.output[start:end].replace('encoding="UTF-16"', ""))
+    ns = {"t": TASK_NAMESPACE}
+    assert root.findtext("t:Triggers/t:TimeTrigger/t:Repetition/t:Interval", namespaces=ns) == "PT10M"
+    assert (
+        root.findtext("t:Actions/t:Exec/t:Arguments", namespaces=ns) == f'--config "{config.resolve()}" run'
+    )
+    assert root.findtext("t:Principals/t:Principal/t:UserId", namespaces=ns) == "KLANT\\svc"
+    assert f"schtasks /Create /TN {name} /XML <temporary file> /RU KLANT\\svc /RP {MASK}" in result.output
+
+
+def test_show_systemd_names_where_each_unit_goes(wicbox: WicboxCli, config: Path) -> None:
+    result = wicbox("schedule", "show", "--platform", "systemd", "--name", "WICBOX-Prod", config=config)
+    assert result.exit_code == 0, result.output
+    assert "# --- /etc/systemd/system/wicbox-prod.service: the service" in result.output
+    assert "# --- /etc/systemd/system/wicbox-prod.timer: the timer" in result.output
+    assert f'--config "{config.resolve()}" run' in result.output
+    assert "systemctl enable --now wicbox-prod.timer" in result.output
+    user = wicbox(
+        "schedule", "show", "--platform", "systemd", "--user", "--name", "WICBOX-Prod", config=config
+    )
+    assert "/.config/systemd/user/wicbox-prod.service" in user.output
+    assert "systemctl --user enable --now wicbox-prod.timer" in user.output
+
+
+def test_show_cron_and_json(wicbox: WicboxCli, config: Path) -> None:
+    result = wicbox("schedule", "show", "--platform", "cron", "--every", "15", "--json", config=config)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["platform"] == "cron"
+    assert plan["every_minutes"] == 15
+    assert plan["time_limit_minutes"] == 60
+    assert plan["cron_line"].startswith("*/15 * * * * ")
+    assert str(_state_dir(wicbox, config) / "cron.log") in plan["cron_line"]
+
+
+def test_config_option_after_the_subcommand_or_before_it(wicbox: WicboxCli, config: Path) -> None:
+    after = wicbox("schedule", "show", "--platform", "cron", "--config", str(config))
+    before = wicbox("schedule", "show", "--platform", "cron", config=config)
+    assert after.exit_code == before.exit_code == 0
+    assert after.output == before.output
+    both = wicbox("schedule", "show", "--config", str(config.parent / "other.config"), config=config)
+    assert both.exit_code == 2
+    assert "give --config once" in both.output
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(("every", "shown"), [("0", "--every 0"), ("1441", "--every 1441")])
+def test_every_out_of_range(wicbox: WicboxCli, config: Path, every: str, shown: str) -> None:
+    result = wicbox("schedule", "show", "--platform", "cron", "--every", every, config=config)
+    assert result.exit_code == 2
+    assert shown in result.stderr
+    assert "1 to 1440" in result.stderr
+    assert "wicbox: fix:" in result.stderr
+
+
+def test_missing_config_is_named_with_the_fix(wicbox: WicboxCli, tmp_path: Path) -> None:
+    missing = tmp_path / "nergens" / "WicGlobal.config"
+    result = wicbox("schedule", "install", "--platform", "cron", "--config", str(missing))
+    assert result.exit_code == 2
+    assert str(missing) in result.stderr
+    assert "wicbox: fix:" in result.stderr
+
+
+def test_no_config_at_all_is_refused(wicbox: WicboxCli) -> None:
+    result = wicbox("schedule", "show", "--platform", "cron")
+    assert result.exit_code == 2
+    assert "no WicGlobal.config found" in result.stderr
+    assert "--config" in result.stderr
+
+
+@pytest.mark.parametrize("action", ["install", "uninstall", "stop", "start"])
+def test_windows_actions_are_refused_on_linux(wicbox: WicboxCli, config: Path, action: str) -> None:
+    result = wicbox("schedule", action, "--platform", "windows", config=config)
+    assert result.exit_code == 2
+    assert "only be changed on Windows" in result.stderr
+    assert "wicbox schedule show --platform windows" in result.stderr
+    assert not pause_file(_state_dir(wicbox, config)).exists()
+
+
+def test_install_refuses_a_broken_configuration(wicbox: WicboxCli, tmp_path: Path) -> None:
+    broken = tmp_path / "WicGlobal.config"
+    broken.write_text("<configuration><appSettings>", encoding="utf-8")
+    result = wicbox("schedule", "install", "--platform", "cron", config=broken)
+    assert result.exit_code == 2
+    assert str(broken) in result.stderr
+
+
+def test_run_as_is_refused_for_cron(wicbox: WicboxCli, config: Path) -> None:
+    result = wicbox("schedule", "show", "--platform", "cron", "--run-as", "wic", config=config)
+    assert result.exit_code == 2
+    assert "crontab" in result.output
+
+
+# --------------------------------------------------------------------------- cron install / uninstall
+
+
+def test_cron_install_prints_the_line_and_changes_nothing(wicbox: WicboxCli, config: Path) -> None:
+    result = wicbox("schedule", "install", "--platform", "cron", config=config)
+    assert result.exit_code == 0, result.output
+    assert "nothing was changed" in result.output
+    assert "crontab -e" in result.output
+    assert "*/5 * * * * " in result.output
+    removed = wicbox("schedule", "uninstall", "--platform", "cron", config=config)
+    assert removed.exit_code == 0
+    assert "crontab -e" in removed.output
+
+
+# --------------------------------------------------------------------------- stop / start
+
+
+class LockHolder:
+    """Another process that holds the run lock, like a busy scheduled run."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(state_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def lock_holder(wicbox: WicboxCli, config: Path) -> Iterator[LockHolder]:
+    holder = LockHolder(_state_dir(wicbox, config))
+    try:
+        yield holder
+    finally:
+        if holder.process.poll() is None:
+            holder.release()
+
+
+def test_stop_without_a_busy_run_pauses_and_start_resumes(wicbox: WicboxCli, config: Path) -> None:
+    marker = pause_file(_state_dir(wicbox, config))
+    stopped = wicbox("schedule", "stop", "--platform", "cron", config=config)
+    assert stopped.exit_code == 0, stopped.output
+    assert "comment out the wicbox line" in stopped.output
+    assert "no run is busy" in stopped.output
+    assert marker.exists()
+    started = wicbox("schedule", "start", "--platform", "cron", config=config)
+    assert started.exit_code == 0, started.output
+    assert "resumed" in started.output
+    assert not marker.exists()
+    again = wicbox("schedule", "start", "--platform", "cron", config=config)
+    assert "runs were not paused" in again.output
+
+
+def test_stop_times_out_naming_the_busy_run(wicbox: WicboxCli, config: Path, lock_holder: LockHolder) -> None:
+    result = wicbox("schedule", "stop", "--platform", "cron", "--timeout", "1", config=config)
+    assert result.exit_code == 5, result.output
+    assert f"process {lock_holder.process.pid} on " in result.stderr
+    assert "still busy after waiting 1 seconds" in result.stderr
+    assert "--timeout" in result.stderr
+    assert "kill PID" in result.stderr
+    assert "loses no mail" in result.stderr
+    assert f"waiting for the busy run to finish (process {lock_holder.process.pid}" in result.stdout
+    assert pause_file(_state_dir(wicbox, config)).exists()  # new runs stay paused
+    lock_holder.release()
+    finished = wicbox("schedule", "stop", "--platform", "cron", "--timeout", "1", config=config)
+    assert finished.exit_code == 0, finished.output
+    assert "no run is busy" in finished.output
+
+
+def test_stop_waits_until_the_busy_run_ends(wicbox: WicboxCli, config: Path, lock_holder: LockHolder) -> None:
+    timer = threading.Timer(1.5, lock_holder.release)
+    timer.start()
+    try:
+        result = wicbox("schedule", "stop", "--platform", "cron", "--timeout", "60", config=config)
+    finally:
+        timer.join()
+    assert result.exit_code == 0, result.output
+    assert f"waiting for the busy run to finish (process {lock_holder.process.pid}" in result.output
+    assert "the busy run has finished" in result.output
+
+
+def _run_rows(wic: WicInstallation) -> int:
+    with wic.store() as store:
+        row = store.query_one("SELECT COUNT(*) FROM WICBOX_RUN")
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_paused_run_exits_0_without_touching_the_database(wic: WicInstallation) -> None:
+    stopped = wic.cli("schedule", "stop", "--platform", "cron")
+    assert stopped.exit_code == 0, stopped.output
+    paused = wic.cli("run")
+    assert paused.exit_code == 0, paused.output
+    assert "paused by `wicbox schedule stop` at " in paused.output
+    assert "`wicbox schedule start` resumes" in paused.output
+    assert len(paused.output.strip().splitlines()) == 1
+    assert _run_rows(wic) == 0
+    assert wic.cli("schedule", "start", "--platform", "cron").exit_code == 0
+    resumed = wic.cli("run")  # the test bed's IMAP host is a closed port: the run fails, but it runs
+    assert "paused by" not in resumed.output
+    assert _run_rows(wic) == 1
+
+
+# --------------------------------------------------------------------------- the tool runner
+
+
+def test_run_tool_reports_the_tools_words_without_the_password() -> None:
+    secret = Secret("Zeer-Geheim-99")
+    command = CommandLine(("sh", "-c", 'echo "refused for $0" >&2; exit 3', secret))
+    with pytest.raises(SchedulerError) as caught:
+        run_tool(command, fix="do the right thing")
+    message = str(caught.value)
+    assert "exit code 3" in message
+    assert f"refused for {MASK}" in message
+    assert "Zeer-Geheim" not in message
+    assert caught.value.fix == "do the right thing"
+    assert run_tool(CommandLine(("sh", "-c", "echo ok")), fix="-") == "ok\n"
+    assert tool_succeeds(CommandLine(("true",)))
+    assert not tool_succeeds(CommandLine(("false",)))
+
+
+def test_a_missing_tool_says_so() -> None:
+    with pytest.raises(SchedulerError) as caught:
+        run_tool(CommandLine(("schtasks-not-here", "/Query")), fix="-")
+    assert "schtasks-not-here was not found" in caught.value.message
+    assert "wicbox schedule show" in (caught.value.fix or "")
+
+
+def test_nothing_stays_half_installed(tmp_path: Path) -> None:
+    new = tmp_path / "units" / "wicbox.service"
+    replaced = tmp_path / "units" / "wicbox.timer"
+    replaced.parent.mkdir()
+    replaced.write_bytes(b"old timer")
+    undo_mark = tmp_path / "reloaded"
+    with pytest.raises(SchedulerError):
+        write_then_run(
+            [(new, b"new service"), (replaced, b"new timer")],
+            [CommandLine(("true",)), CommandLine(("sh", "-c", "echo no >&2; exit 1"))],
+            fix="-",
+            after_undo=(CommandLine(("touch", str(undo_mark))),),
+        )
+    assert not new.exists()
+    assert replaced.read_bytes() == b"old timer"
+    assert undo_mark.exists()
+    write_then_run([(new, b"new service")], [CommandLine(("true",))], fix="-")
+    assert new.read_bytes() == b"new service"

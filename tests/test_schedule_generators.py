@@ -1,0 +1,530 @@
+"""`wicbox schedule`'s pure generators: task XML, systemd units, cron line, command lines (tables).
+
+The systemd units are checked for real by `systemd-analyze verify`, and the cron line's command is
+run for real by the shell (against a paused configuration, so it ends at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.schedule.commandline import CommandLine
+from wicbox_bridge.schedule.cron import cron_command, cron_line, cron_notes
+from wicbox_bridge.schedule.host import foreign_platform_problem, host_platform
+from wicbox_bridge.schedule.pause import pause_runs
+from wicbox_bridge.schedule.plan import plan_json, plan_text, systemd_plan, windows_plan
+from wicbox_bridge.schedule.spec import (
+    Logon,
+    Platform,
+    Program,
+    ScheduleSpec,
+    default_task_name,
+    default_time_limit,
+    installed_program,
+)
+from wicbox_bridge.schedule.systemd import (
+    daemon_reload,
+    disable_timer,
+    enable_timer,
+    exec_start,
+    quote_word,
+    service_unit,
+    stop_service,
+    timer_unit,
+    unit_base,
+    user_unit_dir,
+)
+from wicbox_bridge.schedule.timing import accuracy_seconds, cron_schedule, iso_duration, systemd_calendar
+from wicbox_bridge.schedule.windows import (
+    TASK_NAMESPACE,
+    schtasks_create,
+    schtasks_delete,
+    schtasks_disable,
+    schtasks_enable,
+    schtasks_end,
+    schtasks_query,
+    task_arguments,
+    task_xml,
+    task_xml_bytes,
+    windows_quote,
+)
+from wicbox_bridge.secret import MASK, Secret
+
+NS = {"t": TASK_NAMESPACE}
+WIN_CONFIG = "D:\\WIC Klant\\WicGlobal.config"
+WIN_PROGRAM = Program("C:\\Program Files\\wicbox\\wicbox.exe")
+START = dt.datetime(2024, 3, 1, 8, 30)  # local time, as Task Scheduler keeps it
+
+
+def win_spec(**changes: object) -> ScheduleSpec:
+    values: dict[str, object] = {
+        "name": "WICBOX",
+        "config_path": WIN_CONFIG,
+        "program": WIN_PROGRAM,
+        "run_as": "KLANT\\svc-wicbox",
+        "start_boundary": START,
+    }
+    values.update(changes)
+    return ScheduleSpec(**values)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [(1, "PT1M"), (5, "PT5M"), (59, "PT59M"), (60, "PT1H"), (90, "PT1H30M"), (120, "PT2H"), (1440, "P1D")],
+)
+def test_iso_duration(minutes: int, expected: str) -> None:
+    assert iso_duration(minutes) == expected
+
+
+@pytest.mark.parametrize(
+    ("minutes", "calendar", "cron"),
+    [
+        (1, "*-*-* *:00/1:00", "* * * * *"),
+        (5, "*-*-* *:00/5:00", "*/5 * * * *"),
+        (7, None, "*/7 * * * *"),
+        (30, "*-*-* *:00/30:00", "*/30 * * * *"),
+        (60, "*-*-* 00/1:00:00", "0 * * * *"),
+        (90, None, None),
+        (120, "*-*-* 00/2:00:00", "0 */2 * * *"),
+        (300, None, None),  # 5 hours do not divide a day
+        (480, "*-*-* 00/8:00:00", "0 */8 * * *"),
+        (1440, "*-*-* 00:00:00", "0 0 * * *"),
+    ],
+)
+def test_calendar_and_cron_schedules(minutes: int, calendar: str | None, cron: str | None) -> None:
+    assert systemd_calendar(minutes) == calendar
+    assert cron_schedule(minutes) == cron
+
+
+@pytest.mark.parametrize(
+    ("every", "limit", "accuracy"),
+    [(1, 10, 6), (2, 10, 12), (5, 20, 30), (15, 60, 60), (60, 120, 60), (1440, 120, 60)],
+)
+def test_time_limit_and_accuracy_follow_the_interval(every: int, limit: int, accuracy: int) -> None:
+    assert default_time_limit(every) == limit
+    assert accuracy_seconds(every) == accuracy
+    assert win_spec(every_minutes=every).time_limit_minutes == limit
+
+
+# --------------------------------------------------------------------------- the specification
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"every_minutes": 0}, ["--every 0", "1 to 1440 minutes"]),
+        ({"every_minutes": 1441}, ["--every 1441", "1 to 1440"]),
+        ({"time_limit_minutes": 1441}, ["--time-limit 1441"]),
+        ({"name": "WIC BOX"}, ["--name 'WIC BOX'", "letters, digits"]),
+        ({"name": "-x"}, ["--name '-x'"]),
+        ({"name": "a" * 65}, ["1 to 64"]),
+        ({"config_path": "D:\\WIC\nX\\WicGlobal.config"}, ["configuration path", "control character"]),
+    ],
+)
+def test_spec_refuses_what_no_scheduler_can_take(changes: dict[str, object], words: list[str]) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        win_spec(**changes)
+    for word in words:
+        assert word in caught.value.message
+    assert caught.value.fix
+
+
+@pytest.mark.parametrize(
+    ("config", "working_dir"),
+    [
+        ("D:\\WIC Klant\\WicGlobal.config", "D:\\WIC Klant"),
+        ("C:\\WicGlobal.config", "C:\\"),
+        ("\\\\server\\share\\WIC\\WicGlobal.config", "\\\\server\\share\\WIC"),
+        ("/srv/wic/WicGlobal.config", "/srv/wic"),
+        ("/WicGlobal.config", "/"),
+    ],
+)
+def test_working_directory_is_the_configurations_folder(config: str, working_dir: str) -> None:
+    assert win_spec(config_path=config).working_dir == working_dir
+
+
+@pytest.mark.parametrize(
+    ("config", "executable_dir", "expected"),
+    [
+        (Path("/opt/wic/WicGlobal.config"), Path("/opt/wic"), "WICBOX"),
+        (Path("/srv/WIC Klant A/WicGlobal.config"), Path("/opt/venv/bin"), "WICBOX-WIC-Klant-A-"),
+        (Path("/srv/wic-test/WicGlobal.config"), Path("/opt/venv/bin"), "WICBOX-wic-test-"),
+        (Path("/srv/___/WicGlobal.config"), Path("/opt/venv/bin"), "WICBOX-config-"),
+    ],
+)
+def test_default_task_name(config: Path, executable_dir: Path, expected: str) -> None:
+    name = default_task_name(config, executable_dir)
+    if expected == "WICBOX":
+        assert name == "WICBOX"
+    else:
+        assert name.startswith(expected)
+        assert len(name) == len(expected) + 6
+        win_spec(name=name)  # a valid task and unit name
+
+
+def test_default_task_names_differ_per_configuration_and_are_stable() -> None:
+    first = default_task_name(Path("/srv/a/wic/WicGlobal.config"), Path("/opt/bin"))
+    second = default_task_name(Path("/srv/b/wic/WicGlobal.config"), Path("/opt/bin"))
+    assert first != second
+    assert first == default_task_name(Path("/srv/a/wic/WicGlobal.config"), Path("/opt/bin"))
+
+
+def test_installed_program_is_this_installations_wicbox() -> None:
+    program = installed_program()
+    assert Path(program.executable).is_absolute()
+    assert Path(program.executable).is_file()
+    completed = subprocess.run(
+        [*program.argv("x")[:-3], "--version"], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "wicbox" in completed.stdout
+
+
+# --------------------------------------------------------------------------- Windows
+
+
+@pytest.mark.parametrize(
+    ("argument", "always", "expected"),
+    [
+        ("run", False, "run"),
+        ("run", True, '"run"'),
+        ("D:\\WIC Klant\\WicGlobal.config", True, '"D:\\WIC Klant\\WicGlobal.config"'),
+        ("C:\\a b\\", False, '"C:\\a b\\\\"'),  # a trailing backslash must not escape the closing quote
+        ('say "hi"', False, '"say \\"hi\\""'),
+        ('a\\"b', False, '"a\\\\\\"b"'),
+        ("", False, '""'),
+    ],
+)
+def test_windows_quote(argument: str, always: bool, expected: str) -> None:
+    assert windows_quote(argument, always=always) == expected
+
+
+def test_task_arguments_quote_the_config_and_keep_a_module_launch() -> None:
+    assert task_arguments(win_spec()) == '--config "D:\\WIC Klant\\WicGlobal.config" run'
+    module = win_spec(program=Program("C:\\Python 3\\python.exe", ("-m", "wicbox_bridge")))
+    assert task_arguments(module) == '-m wicbox_bridge --config "D:\\WIC Klant\\WicGlobal.config" run'
+
+
+def _parsed(spec: ScheduleSpec) -> ET.Element:
+    data = task_xml_bytes(spec)
+    assert data.startswith(b"\xff\xfe")  # UTF-16 little-endian with its byte-order mark
+    assert data.decode("utf-16").lstrip("\ufeff").startswith('<?xml version="1.0" encoding="UTF-16"?>')
+    return ET.fromstring(data)
+
+
+def _text(root: ET.Element, path: str) -> str | None:
+    element = root.find(path, NS)
+    return None if element is None else element.text
+
+
+def test_task_xml_schedule_settings_and_action() -> None:
+    root = _parsed(win_spec(every_minutes=10))
+    assert root.tag == f"{{{TASK_NAMESPACE}}}Task"
+    assert root.get("version") == "1.2"
+    trigger = root.find("t:Triggers/t:TimeTrigger", NS)
+    assert trigger is not None
+    assert [child.tag.split("}")[1] for child in trigger] == ["Enabled", "StartBoundary", "Repetition"]
+    assert _text(trigger, "t:StartBoundary") == "2024-03-01T08:30:00"
+    assert _text(trigger, "t:Repetition/t:Interval") == "PT10M"
+    assert trigger.find("t:Repetition/t:Duration", NS) is None  # indefinitely
+    expected_settings = {
+        "MultipleInstancesPolicy": "IgnoreNew",
+        "DisallowStartIfOnBatteries": "false",
+        "StopIfGoingOnBatteries": "false",
+        "StartWhenAvailable": "true",
+        "Enabled": "true",
+        "ExecutionTimeLimit": "PT40M",
+    }
+    for tag, value in expected_settings.items():
+        assert _text(root, f"t:Settings/t:{tag}") == value, tag
+    actions = root.find("t:Actions", NS)
+    assert actions is not None
+    assert actions.get("Context") == root.find("t:Principals/t:Principal", NS).get("id")  # type: ignore[union-attr]
+    assert _text(actions, "t:Exec/t:Command") == "C:\\Program Files\\wicbox\\wicbox.exe"
+    assert _text(actions, "t:Exec/t:Arguments") == '--config "D:\\WIC Klant\\WicGlobal.config" run'
+    assert _text(actions, "t:Exec/t:WorkingDirectory") == "D:\\WIC Klant"
+    assert _text(root, "t:RegistrationInfo/t:URI") == "\\WICBOX"
+
+
+@pytest.mark.parametrize(
+    ("logon", "highest", "user_id", "logon_type", "run_level"),
+    [
+        (Logon.PASSWORD, False, "KLANT\\svc-wicbox", "Password", "LeastPrivilege"),
+        (Logon.PASSWORD, True, "KLANT\\svc-wicbox", "Password", "HighestAvailable"),
+        (Logon.S4U, False, "KLANT\\svc-wicbox", "S4U", "LeastPrivilege"),
+        (Logon.SYSTEM, False, "S-1-5-18", None, "HighestAvailable"),
+    ],
+)
+def test_task_principal(
+    logon: Logon, highest: bool, user_id: str, logon_type: str | None, run_level: str
+) -> None:
+    root = _parsed(win_spec(logon=logon, highest=highest, time_limit_minutes=45))
+    principal = "t:Principals/t:Principal"
+    assert _text(root, f"{principal}/t:UserId") == user_id
+    assert _text(root, f"{principal}/t:LogonType") == logon_type
+    assert _text(root, f"{principal}/t:RunLevel") == run_level
+    assert _text(root, "t:Settings/t:ExecutionTimeLimit") == "PT45M"
+
+
+def test_task_xml_escapes_every_text() -> None:
+    hostile = "D:\\R&D <\"test\"> 'x'\\WicGlobal.config"
+    spec = win_spec(config_path=hostile, run_as="KLANT\\o'brien&co")
+    text = task_xml(spec)
+    assert "R&amp;D &lt;" in text
+    root = _parsed(spec)
+    assert (
+        _text(root, "t:Exec/t:WorkingDirectory".replace("t:Exec", "t:Actions/t:Exec"))
+        == "D:\\R&D <\"test\"> 'x'"
+    )
+    assert (
+        _text(root, "t:Actions/t:Exec/t:Arguments")
+        == '--config "D:\\R&D <\\"test\\"> \'x\'\\WicGlobal.config" run'
+    )
+    assert _text(root, "t:Principals/t:Principal/t:UserId") == "KLANT\\o'brien&co"
+
+
+def test_schtasks_command_lines() -> None:
+    spec = win_spec()
+    password = Secret("Geheim-Wachtwoord-42")
+    create = schtasks_create(spec, "C:\\Temp\\t.xml", password, force=False)
+    assert create.revealed() == [
+        "schtasks", "/Create", "/TN", "WICBOX", "/XML", "C:\\Temp\\t.xml",
+        "/RU", "KLANT\\svc-wicbox", "/RP", "Geheim-Wachtwoord-42",
+    ]  # fmt: skip
+    assert "Geheim" not in create.display()
+    assert "Geheim" not in repr(create)
+    assert create.display().endswith(f"/RP {MASK}")
+    assert schtasks_create(spec, "t.xml", password, force=True).revealed()[-1] == "/F"
+    for logon in (Logon.S4U, Logon.SYSTEM):  # the principal is in the XML: no /RU, no /RP
+        argv = schtasks_create(win_spec(logon=logon), "t.xml", None, force=False).revealed()
+        assert argv == ["schtasks", "/Create", "/TN", "WICBOX", "/XML", "t.xml"]
+    assert schtasks_query("WICBOX").revealed() == ["schtasks", "/Query", "/TN", "WICBOX"]
+    assert schtasks_delete("WICBOX").revealed() == ["schtasks", "/Delete", "/TN", "WICBOX", "/F"]
+    assert schtasks_disable("WICBOX").revealed() == ["schtasks", "/Change", "/TN", "WICBOX", "/DISABLE"]
+    assert schtasks_enable("WICBOX").revealed() == ["schtasks", "/Change", "/TN", "WICBOX", "/ENABLE"]
+    assert schtasks_end("WICBOX").revealed() == ["schtasks", "/End", "/TN", "WICBOX"]
+
+
+def test_windows_plan_shows_the_xml_and_never_a_password() -> None:
+    plan = windows_plan(win_spec())
+    text = "\n".join(plan_text(plan))
+    assert "<temporary file>" in text
+    assert "<Interval>PT5M</Interval>" in text
+    assert f"/RU KLANT\\svc-wicbox /RP {MASK}" in text
+    assert "password of KLANT\\svc-wicbox" in text
+    assert plan_json(plan)["files"][0]["content"] == task_xml(win_spec())
+
+
+# --------------------------------------------------------------------------- systemd
+
+
+@pytest.mark.parametrize(
+    ("word", "dollar", "expected"),
+    [
+        ("run", True, "run"),
+        ("/srv/wic/WicGlobal.config", True, "/srv/wic/WicGlobal.config"),
+        ("/srv/WIC Klant/WicGlobal.config", True, '"/srv/WIC Klant/WicGlobal.config"'),
+        ("/srv/100%/x", True, "/srv/100%%/x"),
+        ("/srv/$HOME/x", True, "/srv/$$HOME/x"),
+        ("/srv/$HOME/x", False, "/srv/$HOME/x"),
+        ('/srv/a"b\\c', True, '"/srv/a\\"b\\\\c"'),
+        ("a;b", True, '"a;b"'),
+        ("", True, '""'),
+    ],
+)
+def test_systemd_quoting(word: str, dollar: bool, expected: str) -> None:
+    assert quote_word(word, dollar=dollar) == expected
+
+
+def test_exec_start_keeps_dollars_in_the_program_path() -> None:
+    assert (
+        exec_start(("/opt/a$b/wicbox", "--config", "/x/$y", "run")) == "/opt/a$b/wicbox --config /x/$$y run"
+    )
+
+
+def linux_spec(config: str, **changes: object) -> ScheduleSpec:
+    values: dict[str, object] = {"name": "WICBOX-Test", "config_path": config, "program": installed_program()}
+    values.update(changes)
+    return ScheduleSpec(**values)  # type: ignore[arg-type]
+
+
+def test_service_and_timer_content() -> None:
+    spec = linux_spec(
+        "/srv/wic/WicGlobal.config", run_as="wic", every_minutes=5, wicbox_home="/var/lib/wicbox"
+    )
+    service = service_unit(spec, user_units=False)
+    assert "Type=oneshot" in service
+    assert f"ExecStart={installed_program().executable} --config /srv/wic/WicGlobal.config run" in service
+    assert "WorkingDirectory=/srv/wic\n" in service
+    assert "User=wic\n" in service
+    assert "Environment=WICBOX_HOME=/var/lib/wicbox\n" in service
+    assert "TimeoutStartSec=20min\n" in service
+    assert "Restart=no\n" in service
+    assert "After=network-online.target" in service
+    user_service = service_unit(spec, user_units=True)
+    assert "User=" not in user_service
+    assert "network-online" not in user_service
+    timer = timer_unit(spec)
+    assert "OnCalendar=*-*-* *:00/5:00\n" in timer
+    assert "Persistent=true\n" in timer
+    assert "AccuracySec=30s\n" in timer
+    assert "Unit=wicbox-test.service\n" in timer
+    assert "WantedBy=timers.target" in timer
+    monotonic = timer_unit(linux_spec("/srv/wic/WicGlobal.config", every_minutes=90))
+    assert "OnActiveSec=1min\nOnUnitActiveSec=90min\n" in monotonic
+    assert "OnCalendar" not in monotonic
+
+
+def test_systemctl_command_lines() -> None:
+    assert daemon_reload(user_units=False).revealed() == ["systemctl", "daemon-reload"]
+    assert daemon_reload(user_units=True).revealed() == ["systemctl", "--user", "daemon-reload"]
+    assert enable_timer("WICBOX", user_units=False).revealed() == [
+        "systemctl",
+        "enable",
+        "--now",
+        "wicbox.timer",
+    ]
+    assert disable_timer("WICBOX-x", user_units=True).revealed() == [
+        "systemctl", "--user", "disable", "--now", "wicbox-x.timer",
+    ]  # fmt: skip
+    assert stop_service("WICBOX", user_units=False).revealed() == ["systemctl", "stop", "wicbox.service"]
+    assert unit_base("WICBOX-Klant") == "wicbox-klant"
+
+
+def test_user_unit_dir() -> None:
+    assert user_unit_dir({}, Path("/home/wic")) == Path("/home/wic/.config/systemd/user")
+    assert user_unit_dir({"XDG_CONFIG_HOME": "/cfg"}, Path("/home/wic")) == Path("/cfg/systemd/user")
+
+
+def _awkward_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "WIC Klant 100% $HOME \"q\" 'a' \\b"
+    folder.mkdir()
+    config = folder / "WicGlobal.config"
+    config.write_text("<configuration/>", encoding="utf-8")
+    return config
+
+
+@pytest.mark.parametrize(("every", "user_units"), [(5, False), (90, False), (1440, True)])
+def test_systemd_analyze_verifies_the_units(tmp_path: Path, every: int, user_units: bool) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "systemd-analyze is part of Debian's systemd package"
+    config = _awkward_folder(tmp_path)
+    spec = linux_spec(str(config), every_minutes=every, run_as=None if user_units else "root",
+                      wicbox_home=str(tmp_path / "home 50%"))  # fmt: skip
+    units = tmp_path / "units"
+    plan = systemd_plan(spec, units, user_units=user_units)
+    for planned in plan.files:
+        Path(planned.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(planned.path).write_bytes(planned.data)
+    argv = [analyze, *(["--user"] if user_units else []), "verify", *(f.path for f in plan.files)]
+    runtime_dir = tmp_path / "runtime"  # the user manager's own directory, which a user session has
+    runtime_dir.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir)}
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert completed.returncode == 0, completed.stderr
+    assert "wicbox" not in completed.stderr, completed.stderr  # no complaint about our units
+    assert [Path(f.path).name for f in plan.files] == ["wicbox-test.service", "wicbox-test.timer"]
+
+
+def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path) -> None:
+    """The check above can fail: the same verify refuses unbalanced quoting."""
+    config = _awkward_folder(tmp_path)
+    service = service_unit(linux_spec(str(config)), user_units=False).replace('"run', "run")
+    broken = service.replace('--config "', '--config "x', 1).replace('WicGlobal.config"', "WicGlobal.config")
+    path = tmp_path / "wicbox-broken.service"
+    path.write_text(broken, encoding="utf-8")
+    completed = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode != 0
+
+
+# --------------------------------------------------------------------------- cron
+
+
+def test_cron_line_escapes_percent_and_redirects_output() -> None:
+    spec = linux_spec("/srv/WIC 100%/WicGlobal.config", every_minutes=10)
+    line = cron_line(spec, "/var/log/wicbox.log")
+    assert line.startswith("*/10 * * * * cd '/srv/WIC 100\\%' && timeout --kill-after=1m 40m ")
+    assert "--config '/srv/WIC 100\\%/WicGlobal.config' run >>/var/log/wicbox.log 2>&1" in line
+    assert "%" not in line.replace("\\%", "")
+    assert cron_notes(spec) == ()
+    assert (
+        "last gap of each hour is 4 minutes"
+        in cron_notes(linux_spec("/x/WicGlobal.config", every_minutes=7))[0]
+    )
+
+
+def test_cron_refuses_an_interval_it_cannot_keep() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        cron_line(linux_spec("/x/WicGlobal.config", every_minutes=90), "/x/log")
+    assert "every 90 minutes" in caught.value.message
+    assert "--platform systemd" in (caught.value.fix or "")
+
+
+def test_cron_command_runs_for_real_and_respects_the_pause(tmp_path: Path) -> None:
+    """The command of the line, as cron's shell runs it: the paused run ends at once with exit 0."""
+    config = _awkward_folder(tmp_path)
+    config.write_text("<configuration/>", encoding="utf-8")
+    home = tmp_path / "home 100%"
+    spec = linux_spec(str(config), wicbox_home=str(home))
+    state_dir = state_dir_for(config, env={"WICBOX_HOME": str(home)})
+    pause_runs(state_dir, at=dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.timezone.utc), by="admin on srv")
+    log = tmp_path / "cron 100%.log"
+    line = cron_line(spec, str(log))
+    command = line.split(" ", 5)[5].replace("\\%", "%")  # what cron hands to the shell
+    assert command == cron_command(spec, str(log))
+    completed = subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert completed.returncode == 0, log.read_text(encoding="utf-8") if log.exists() else completed.stderr
+    assert "paused by `wicbox schedule stop` at 2024-03-01 09:00:00+00:00 by admin on srv" in log.read_text(
+        encoding="utf-8"
+    )
+
+
+# --------------------------------------------------------------------------- platforms
+
+
+@pytest.mark.parametrize(
+    ("requested", "host", "problem"),
+    [
+        (Platform.WINDOWS, Platform.WINDOWS, None),
+        (Platform.SYSTEMD, Platform.SYSTEMD, None),
+        (Platform.CRON, Platform.CRON, None),
+        (Platform.CRON, Platform.SYSTEMD, None),
+        (Platform.WINDOWS, Platform.CRON, "only be changed on Windows"),
+        (Platform.WINDOWS, Platform.SYSTEMD, "only be changed on Windows"),
+        (Platform.SYSTEMD, Platform.CRON, "systemd is not running"),
+        (Platform.SYSTEMD, Platform.WINDOWS, "not a Windows scheduler"),
+        (Platform.CRON, Platform.WINDOWS, "not a Windows scheduler"),
+    ],
+)
+def test_foreign_platforms(requested: Platform, host: Platform, problem: str | None) -> None:
+    found = foreign_platform_problem(requested, host)
+    assert found == problem if problem is None else problem in (found or "")
+
+
+def test_host_platform(tmp_path: Path) -> None:
+    assert host_platform("win32") is Platform.WINDOWS
+    assert host_platform("linux", tmp_path / "missing") is Platform.CRON
+    assert host_platform("linux", tmp_path) is Platform.SYSTEMD
+
+
+def test_command_line_display_quotes_for_reading() -> None:
+    line = CommandLine(
+        ("schtasks", "/TN", "WICBOX", "/XML", "C:\\Temp dir\\t.xml", "/RU", "a b", "<temporary file>")
+    )
+    assert line.display() == "schtasks /TN WICBOX /XML \"C:\\Temp dir\\t.xml\" /RU 'a b' <temporary file>"

@@ -1,0 +1,437 @@
+"""``wicbox schedule``: install, show, remove, stop and start the scheduled task that runs wicbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.config import CONFIG_FILE_NAME, load_global_config, locate_config
+from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.paths import machine_state_dir_for
+from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.schedule import actions
+from wicbox_bridge.schedule.actions import Target
+from wicbox_bridge.schedule.host import (
+    current_account,
+    host_platform,
+    is_root,
+    refuse_foreign_platform,
+)
+from wicbox_bridge.schedule.plan import (
+    SchedulePlan,
+    cron_plan,
+    plan_json,
+    plan_text,
+    systemd_plan,
+    windows_plan,
+)
+from wicbox_bridge.schedule.spec import (
+    DEFAULT_EVERY_MINUTES,
+    Logon,
+    Platform,
+    ScheduleSpec,
+    check_task_name,
+    default_task_name,
+    installed_program,
+)
+from wicbox_bridge.schedule.systemd import SYSTEM_UNIT_DIR, user_unit_dir
+from wicbox_bridge.secret import Secret
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_STOP_TIMEOUT = 300
+CRON_LOG_NAME = "cron.log"
+
+
+def _target_options(command: F) -> F:
+    """--config, --platform, --name and --user: which entry of which configuration."""
+    for option in reversed(
+        (
+            click.option(
+                "--config",
+                "config_option",
+                type=click.Path(path_type=Path, dir_okay=False),
+                default=None,
+                help="The WicGlobal.config the scheduled runs use (the same as `wicbox --config`). "
+                "Default: the one `wicbox` finds ($WICBOX_CONFIG, the working directory, next to "
+                "the executable). Stored as an absolute path.",
+            ),
+            click.option(
+                "--platform",
+                type=click.Choice(["auto", *(p.value for p in Platform)]),
+                default="auto",
+                show_default=True,
+                help="The scheduler: windows (Task Scheduler), systemd (a service and a timer) or cron "
+                "(a crontab line). auto: windows on Windows, systemd where it runs, else cron. Only "
+                "`show` works for another computer's platform.",
+            ),
+            click.option(
+                "--name",
+                default=None,
+                help="The task's name (systemd: the units' name in lower case). Default: WICBOX for the "
+                "WicGlobal.config next to the wicbox executable, else WICBOX-<folder>-<6 hex digits> "
+                "derived from the configuration's path, so two WIC installations never share a task.",
+            ),
+            click.option(
+                "--user",
+                "user_units",
+                is_flag=True,
+                help="systemd: your own units (~/.config/systemd/user, `systemctl --user`) instead of "
+                "the system's (/etc/systemd/system). Implied when not running as root.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _timing_options(command: F) -> F:
+    """--every, --time-limit, --run-as, --logon and --highest: what install writes."""
+    for option in reversed(
+        (
+            click.option(
+                "--every",
+                "every_minutes",
+                type=int,
+                default=DEFAULT_EVERY_MINUTES,
+                show_default=True,
+                metavar="MINUTES",
+                help="Start a run every MINUTES minutes, 1 to 1440. cron can only do fewer than 60, or "
+                "60, 120, 180, 240, 360, 480, 720 or 1440.",
+            ),
+            click.option(
+                "--time-limit",
+                "time_limit_minutes",
+                type=click.IntRange(1, 1440),
+                default=None,
+                metavar="MINUTES",
+                help="End a run that takes longer than this (it loses nothing: the next run continues). "
+                "Default: 4 times --every, at least 10 and at most 120 minutes.",
+            ),
+            click.option(
+                "--run-as",
+                default=None,
+                metavar="ACCOUNT",
+                help="Windows: the account the task runs as (default: you, as DOMAIN\\user). systemd: "
+                "User= of the system service (default: root). Not for cron or --user.",
+            ),
+            click.option(
+                "--logon",
+                type=click.Choice([logon.value for logon in Logon]),
+                default=Logon.PASSWORD.value,
+                show_default=True,
+                help="Windows: how the task signs in while nobody is logged on. password: the account's "
+                "password, asked for at install (not echoed) and kept by Task Scheduler; s4u: no stored "
+                "password, but no network credentials; system: the LocalSystem account.",
+            ),
+            click.option(
+                "--highest",
+                is_flag=True,
+                help="Windows: run with the account's highest privileges (RunLevel HighestAvailable). "
+                "wicbox does not need them; the default is LeastPrivilege.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The configuration, platforms and entry one command works on."""
+
+    config: Path
+    host: Platform
+    target: Target
+
+
+def _choose(
+    runtime: Runtime, config_option: Path | None, platform: str, name: str | None, user_units: bool
+) -> _Choice:
+    config = _config_path(runtime, config_option)
+    host = host_platform()
+    chosen = host if platform == "auto" else Platform(platform)
+    name = name or default_task_name(config, Path(installed_program().executable).parent)
+    check_task_name(name)
+    env = runtime.invocation.env
+    user_units = user_units or not is_root()
+    unit_dir = user_unit_dir(env, Path(env.get("HOME") or Path.home())) if user_units else SYSTEM_UNIT_DIR
+    target = Target(chosen, name, machine_state_dir_for(config, env=env), unit_dir, user_units)
+    return _Choice(config, host, target)
+
+
+def _config_path(runtime: Runtime, config_option: Path | None) -> Path:
+    invocation = runtime.invocation
+    if config_option is not None and invocation.config_option not in (None, config_option):
+        raise click.UsageError("give --config once: before `schedule` or after the subcommand, not both")
+    location = (
+        locate_config(config_option, invocation.env, invocation.cwd, invocation.executable_dir)
+        if config_option is not None
+        else runtime.location
+    )
+    if location.path is None:
+        raise ConfigurationError(
+            f"no {CONFIG_FILE_NAME} found (--config and $WICBOX_CONFIG are not set, and there is none in "
+            "the working directory or next to the executable); a scheduled run needs one",
+            fix=f"name it: `wicbox schedule install --config <WIC folder>/{CONFIG_FILE_NAME}`",
+        )
+    return location.path.resolve()
+
+
+def _spec(
+    runtime: Runtime,
+    choice: _Choice,
+    *,
+    every_minutes: int,
+    time_limit_minutes: int | None,
+    run_as: str | None,
+    logon: str,
+    highest: bool,
+) -> ScheduleSpec:
+    platform, env = choice.target.platform, runtime.invocation.env
+    if run_as and (platform is Platform.CRON or (platform is Platform.SYSTEMD and choice.target.user_units)):
+        raise click.UsageError(
+            "--run-as applies to Windows tasks and system units only: for cron, add the line to that "
+            "account's crontab; for systemd, run as root without --user"
+        )
+    if platform is Platform.WINDOWS and Logon(logon) is not Logon.SYSTEM and not run_as:
+        run_as = current_account(env, Platform.WINDOWS)
+    return ScheduleSpec(
+        name=choice.target.name,
+        config_path=str(choice.config),
+        program=installed_program(),
+        every_minutes=every_minutes,
+        time_limit_minutes=time_limit_minutes or 0,
+        run_as=run_as,
+        logon=Logon(logon),
+        highest=highest,
+        start_boundary=dt.datetime.now().replace(second=0, microsecond=0),  # Task Scheduler's local time
+        wicbox_home=env.get("WICBOX_HOME") or None,
+        author=current_account(env, platform),
+    )
+
+
+def _plan(spec: ScheduleSpec, target: Target, *, force: bool = False) -> SchedulePlan:
+    if target.platform is Platform.WINDOWS:
+        return windows_plan(spec, force=force)
+    if target.platform is Platform.SYSTEMD:
+        return systemd_plan(spec, target.unit_dir, user_units=target.user_units)
+    return cron_plan(spec, target.state_dir / CRON_LOG_NAME)
+
+
+def _prompt_password(account: str) -> Secret:
+    return Secret(
+        click.prompt(f"Password of {account} (kept by Task Scheduler, not by wicbox)", hide_input=True)
+    )
+
+
+@click.group("schedule")
+def schedule_group() -> None:
+    """Install, show, remove, stop and start the scheduled task that runs `wicbox run`.
+
+    Windows: a Task Scheduler task (runs whether anyone is logged on or not, never two at once,
+    ended after a time limit). Linux: a systemd service and timer, or a crontab line where systemd
+    does not run. Each WicGlobal.config gets its own task.
+
+    \b
+    Examples:
+      wicbox schedule show --config D:\\WIC\\WicGlobal.config
+      wicbox schedule install --config D:\\WIC\\WicGlobal.config --every 5
+      wicbox schedule stop      # before an upgrade: waits for a busy run
+      wicbox schedule start     # after the upgrade
+      wicbox schedule uninstall
+    """
+
+
+@schedule_group.command("show")
+@_target_options
+@_timing_options
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the plan as JSON (files with contents, commands)."
+)
+@pass_runtime
+def show_command(  # noqa: PLR0917 - click hands every option over as an argument
+    runtime: Runtime,
+    config_option: Path | None,
+    platform: str,
+    name: str | None,
+    user_units: bool,
+    every_minutes: int,
+    time_limit_minutes: int | None,
+    run_as: str | None,
+    logon: str,
+    highest: bool,
+    as_json: bool,
+) -> None:
+    """Print what `install` would install, without installing anything.
+
+    Each file (the task XML, or the systemd service and timer, or the crontab line) under a header
+    saying where it would go, then the commands `install` would run. Works for any platform on
+    any computer.
+
+    \b
+    Examples:
+      wicbox schedule show
+      wicbox schedule show --platform windows --every 10 --config /srv/wic/WicGlobal.config
+      wicbox schedule show --platform systemd --json
+    """
+    choice = _choose(runtime, config_option, platform, name, user_units)
+    spec = _spec(
+        runtime,
+        choice,
+        every_minutes=every_minutes,
+        time_limit_minutes=time_limit_minutes,
+        run_as=run_as,
+        logon=logon,
+        highest=highest,
+    )
+    plan = _plan(spec, choice.target)
+    if as_json:
+        click.echo(json.dumps(plan_json(plan), indent=2))
+        return
+    for line in plan_text(plan):
+        click.echo(line)
+
+
+@schedule_group.command("install")
+@_target_options
+@_timing_options
+@click.option("--force", is_flag=True, help="Replace a task (or units) of the same name instead of refusing.")
+@pass_runtime
+def install_command(  # noqa: PLR0917 - click hands every option over as an argument
+    runtime: Runtime,
+    config_option: Path | None,
+    platform: str,
+    name: str | None,
+    user_units: bool,
+    every_minutes: int,
+    time_limit_minutes: int | None,
+    run_as: str | None,
+    logon: str,
+    highest: bool,
+    force: bool,
+) -> None:
+    """Install the scheduled task that runs `wicbox --config <file> run` every few minutes.
+
+    Windows: registers the task with `schtasks /Create /XML` (from an elevated prompt); with
+    --logon password it asks for the account's password, which only Task Scheduler keeps.
+    systemd: writes the service and timer, reloads systemd and starts the timer; if a step fails,
+    nothing stays installed. cron: prints the crontab line to add with `crontab -e` and changes
+    nothing. An existing task of the same name is refused unless --force is given.
+
+    \b
+    Examples:
+      wicbox schedule install --config D:\\WIC\\WicGlobal.config
+      wicbox schedule install --every 10 --run-as KLANT\\svc-wicbox
+      wicbox schedule install --logon system --force
+      sudo wicbox schedule install --config /srv/wic/WicGlobal.config --run-as wic
+    """
+    choice = _choose(runtime, config_option, platform, name, user_units)
+    refuse_foreign_platform(choice.target.platform, choice.host, "install")
+    load_global_config(choice.config, env=runtime.invocation.env)  # a broken file fails now, not at 3 a.m.
+    spec = _spec(
+        runtime,
+        choice,
+        every_minutes=every_minutes,
+        time_limit_minutes=time_limit_minutes,
+        run_as=run_as,
+        logon=logon,
+        highest=highest,
+    )
+    plan = _plan(spec, choice.target, force=force)
+    actions.install(plan, choice.target, force=force, prompt=_prompt_password, say=click.echo)
+
+
+@schedule_group.command("uninstall")
+@_target_options
+@pass_runtime
+def uninstall_command(
+    runtime: Runtime, config_option: Path | None, platform: str, name: str | None, user_units: bool
+) -> None:
+    """Remove the scheduled task (systemd: stop and disable the timer, delete both units).
+
+    A task that is not installed is reported ("nothing to remove") and is not an error: exit code 0.
+    cron: prints the line to remove with `crontab -e`. A pause from `wicbox schedule stop` stays.
+
+    \b
+    Examples:
+      wicbox schedule uninstall --config D:\\WIC\\WicGlobal.config
+      wicbox schedule uninstall --name WICBOX-TEST
+    """
+    choice = _choose(runtime, config_option, platform, name, user_units)
+    refuse_foreign_platform(choice.target.platform, choice.host, "uninstall")
+    runs = shlex.join(installed_program().argv(str(choice.config)))
+    actions.uninstall(choice.target, cron_runs=runs, say=click.echo)
+
+
+@schedule_group.command("stop")
+@_target_options
+@click.option(
+    "--timeout",
+    type=click.IntRange(0, 86400),
+    default=DEFAULT_STOP_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for a busy run to finish before giving up (exit code 5).",
+)
+@pass_runtime
+def stop_command(  # noqa: PLR0917 - click hands every option over as an argument
+    runtime: Runtime,
+    config_option: Path | None,
+    platform: str,
+    name: str | None,
+    user_units: bool,
+    timeout: int,
+) -> None:
+    """Stop scheduled runs before an upgrade, and wait until no run is busy.
+
+    \b
+    1. disables the task (Windows: schtasks /Change /DISABLE; systemd: disable --now
+       the timer; cron: tells you to comment out the line);
+    2. pauses this configuration: until `wicbox schedule start`, every `wicbox run`
+       ends at once with exit code 0 and a notice, even where the task could not be
+       disabled;
+    3. waits up to --timeout seconds for a busy run, showing its process, host
+       and start.
+
+    When the wait times out, the exit code is 5 and the message says how to end that run (ending it
+    loses no mail). The pause and the run lock live in the configuration's machine-wide
+    directory (Windows: %ProgramData%\\wicbox-bridge\\state\\<hash>), so any administrator can stop
+    the task; on Linux run it as the service's account or with its WICBOX_HOME.
+
+    \b
+    Examples:
+      wicbox schedule stop
+      wicbox schedule stop --timeout 900 --config D:\\WIC\\WicGlobal.config
+    """
+    choice = _choose(runtime, config_option, platform, name, user_units)
+    refuse_foreign_platform(choice.target.platform, choice.host, "stop")
+    actions.stop(choice.target, timeout=timeout, env=runtime.invocation.env, say=click.echo)
+
+
+@schedule_group.command("start")
+@_target_options
+@pass_runtime
+def start_command(
+    runtime: Runtime, config_option: Path | None, platform: str, name: str | None, user_units: bool
+) -> None:
+    """Resume scheduled runs after `wicbox schedule stop`: ends the pause and enables the task.
+
+    Windows: schtasks /Change /ENABLE; systemd: enable --now the timer; cron: reminds you to remove
+    the comment from the line.
+
+    \b
+    Examples:
+      wicbox schedule start
+      wicbox schedule start --config D:\\WIC\\WicGlobal.config
+    """
+    choice = _choose(runtime, config_option, platform, name, user_units)
+    refuse_foreign_platform(choice.target.platform, choice.host, "start")
+    actions.start(choice.target, say=click.echo)

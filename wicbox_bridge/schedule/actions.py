@@ -1,0 +1,226 @@
+"""What ``install``, ``uninstall``, ``stop`` and ``start`` do on each platform.
+
+The scheduler entry is found by its name (``--name`` or the default derived from the configuration),
+the pause marker and the run lock by the configuration's machine-wide state directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from wicbox_bridge.schedule.commandline import SchedulerError, run_tool, tool_succeeds
+from wicbox_bridge.schedule.files import remove_files, write_then_run
+from wicbox_bridge.schedule.host import who_and_where
+from wicbox_bridge.schedule.lockwait import wait_until_idle
+from wicbox_bridge.schedule.pause import pause_runs, read_pause, resume_runs
+from wicbox_bridge.schedule.plan import SchedulePlan
+from wicbox_bridge.schedule.spec import Logon, Platform
+from wicbox_bridge.schedule.systemd import (
+    daemon_reload,
+    disable_timer,
+    enable_timer,
+    stop_service,
+    unit_base,
+)
+from wicbox_bridge.schedule.windows import (
+    schtasks_create,
+    schtasks_delete,
+    schtasks_disable,
+    schtasks_enable,
+    schtasks_end,
+    schtasks_query,
+)
+from wicbox_bridge.secret import Secret
+
+Say = Callable[[str], None]
+PasswordPrompt = Callable[[str], Secret]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One configuration's scheduler entry and its state directory."""
+
+    platform: Platform
+    name: str
+    state_dir: Path
+    unit_dir: Path
+    user_units: bool = False
+
+    @property
+    def unit_files(self) -> tuple[Path, Path]:
+        base = unit_base(self.name)
+        return self.unit_dir / f"{base}.service", self.unit_dir / f"{base}.timer"
+
+    def describe(self) -> str:
+        if self.platform is Platform.WINDOWS:
+            return f'the task "{self.name}"'
+        if self.platform is Platform.SYSTEMD:
+            return f"the timer {unit_base(self.name)}.timer"
+        return "the crontab line"
+
+
+# --------------------------------------------------------------------------- install / uninstall
+
+
+def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say) -> None:
+    if plan.platform is Platform.WINDOWS:
+        _install_task(plan, force=force, prompt=prompt)
+        say(
+            f'installed the task "{plan.spec.name}": {" ".join(plan.spec.argv)} every '
+            f"{plan.spec.every_minutes} minutes"
+        )
+    elif plan.platform is Platform.SYSTEMD:
+        _install_units(plan, target, force=force)
+        written = ", ".join(planned.path for planned in plan.files)
+        say(f"installed and started {unit_base(plan.spec.name)}.timer ({written})")
+    else:
+        say("cron: nothing was changed. Add this line with `crontab -e` as the account that runs wicbox:")
+        say(plan.cron_line or "")
+    for note in plan.notes:
+        say(f"note: {note}")
+    _mention_pause(target, say)
+
+
+def _install_task(plan: SchedulePlan, *, force: bool, prompt: PasswordPrompt) -> None:
+    spec = plan.spec
+    if not force and tool_succeeds(schtasks_query(spec.name)):
+        raise SchedulerError(
+            f'a task named "{spec.name}" already exists',
+            fix="add --force to replace it, or remove it first with `wicbox schedule uninstall`",
+        )
+    password = prompt(spec.run_as or "") if spec.logon is Logon.PASSWORD else None
+    with tempfile.TemporaryDirectory(prefix="wicbox-schedule-") as folder:
+        xml_file = Path(folder) / f"{spec.name}.xml"
+        xml_file.write_bytes(plan.files[0].data)
+        run_tool(
+            schtasks_create(spec, str(xml_file), password, force=force),
+            fix="run it from an elevated prompt (Run as administrator), check the account's name and "
+            "password, and that the account has the right to log on as a batch job",
+        )
+
+
+def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:
+    present = [path for path in target.unit_files if path.exists()]
+    if present and not force:
+        raise SchedulerError(
+            f"{present[0]} already exists",
+            fix="add --force to replace the units, or remove them first with `wicbox schedule uninstall`",
+        )
+    write_then_run(
+        [(Path(planned.path), planned.data) for planned in plan.files],
+        plan.commands,
+        fix="read systemctl's message above; `systemctl status` and `journalctl -xe` say more. "
+        "Nothing was left installed",
+        after_undo=(daemon_reload(user_units=target.user_units),),
+    )
+
+
+def uninstall(target: Target, *, cron_runs: str, say: Say) -> None:
+    """Removes the entry; one that is not there is reported and is not an error (exit 0)."""
+    if target.platform is Platform.WINDOWS:
+        if not tool_succeeds(schtasks_query(target.name)):
+            say(f'nothing to remove: there is no task named "{target.name}"')
+            return
+        run_tool(schtasks_delete(target.name), fix="run it from an elevated prompt (Run as administrator)")
+        say(f'removed the task "{target.name}"')
+    elif target.platform is Platform.SYSTEMD:
+        if not any(path.exists() for path in target.unit_files):
+            say(f"nothing to remove: {target.unit_files[0]} and {target.unit_files[1]} do not exist")
+            return
+        run_tool(disable_timer(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+        removed = remove_files(target.unit_files)
+        run_tool(daemon_reload(user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+        say(f"removed {', '.join(str(path) for path in removed)}")
+    else:
+        say(f"cron: nothing was changed. Remove the line that runs `{cron_runs}` with `crontab -e`")
+    _mention_pause(target, say)
+
+
+_SYSTEMCTL_FIX = "run it as root for system units (or with --user for your own); `systemctl status` says more"
+
+
+# --------------------------------------------------------------------------- stop / start
+
+
+def stop(target: Target, *, timeout: float, env: Mapping[str, str], say: Say) -> None:
+    """Disables the entry, pauses runs, then waits for a busy run (RunStillBusy after ``timeout``)."""
+    _disable_entry(target, say)
+    marker = pause_runs(
+        target.state_dir, at=dt.datetime.now().astimezone(), by=who_and_where(env, target.platform)
+    )
+    say(
+        f"paused: until `wicbox schedule start`, each `wicbox run` of this configuration ends at once "
+        f"({marker})"
+    )
+    waited = wait_until_idle(target.state_dir, timeout=timeout, on_wait=say, end_hint=_end_hint(target))
+    say(
+        ("the busy run has finished; " if waited else "no run is busy; ")
+        + "wicbox is stopped and may be upgraded. `wicbox schedule start` resumes"
+    )
+
+
+def start(target: Target, *, say: Say) -> None:
+    """Removes the pause marker and enables the entry again."""
+    was_paused = resume_runs(target.state_dir)
+    say("resumed: the pause marker is removed" if was_paused else "runs were not paused")
+    _enable_entry(target, say)
+
+
+def _disable_entry(target: Target, say: Say) -> None:
+    if target.platform is Platform.CRON:
+        say("cron: comment out the wicbox line with `crontab -e`; until then each run ends at once (paused)")
+        return
+    if not _entry_exists(target):
+        say(f"{target.describe()} is not installed: nothing to disable")
+        return
+    try:
+        _run_entry_command(target, enable=False)
+    except SchedulerError as error:
+        say(f"warning: could not disable {target.describe()}: {error.message}")
+        say("warning: runs are held off by the pause marker all the same")
+        return
+    say(f"disabled {target.describe()}")
+
+
+def _enable_entry(target: Target, say: Say) -> None:
+    if target.platform is Platform.CRON:
+        say("cron: remove the comment from the wicbox line with `crontab -e` if you commented it out")
+        return
+    if not _entry_exists(target):
+        say(f"{target.describe()} is not installed: `wicbox schedule install` installs it")
+        return
+    _run_entry_command(target, enable=True)
+    say(f"enabled {target.describe()}")
+
+
+def _entry_exists(target: Target) -> bool:
+    if target.platform is Platform.WINDOWS:
+        return tool_succeeds(schtasks_query(target.name))
+    return all(path.exists() for path in target.unit_files)
+
+
+def _run_entry_command(target: Target, *, enable: bool) -> None:
+    if target.platform is Platform.WINDOWS:
+        command = schtasks_enable(target.name) if enable else schtasks_disable(target.name)
+        run_tool(command, fix="run it from an elevated prompt (Run as administrator)")
+        return
+    toggle = enable_timer if enable else disable_timer
+    run_tool(toggle(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+
+
+def _end_hint(target: Target) -> str:
+    if target.platform is Platform.WINDOWS:
+        return f"`{schtasks_end(target.name).display()}`"
+    if target.platform is Platform.SYSTEMD:
+        return f"`{stop_service(target.name, user_units=target.user_units).display()}`"
+    return "`kill PID` with the process number above"
+
+
+def _mention_pause(target: Target, say: Say) -> None:
+    marker = read_pause(target.state_dir)
+    if marker is not None:
+        say(f"note: runs are paused since {marker.at} by {marker.by}; `wicbox schedule start` resumes them")
