@@ -1,18 +1,21 @@
 """A one-minute tour of wicbox-bridge without an Azure tenant: ``tools/demo``.
 
 Starts a local sandbox on a loopback address of its own (an emulator of the Microsoft identity
-platform and a Dovecot IMAP server that checks OAuth2 tokens like Exchange Online), puts a few
-mails for two projects in the global mailbox, and then drives the real ``wicbox`` command against
-the embedded SQLite default database: ``db init``, ``params set``, ``check``, ``run``. It prints
-what was filed and where. Everything lives in a temporary directory that is removed at the end
-(keep it with ``--keep``).
+platform, a Dovecot IMAP server and an SMTP submission server that check OAuth2 tokens like
+Exchange Online), puts a few mails for two projects in the global mailbox, and then drives the
+real ``wicbox`` command against the embedded SQLite default database: ``db init``, ``params set``,
+``check``, ``send-test`` (a test mail to the global mailbox itself), ``run``. It prints what was
+filed and where, and each mail's line in the log file. Everything lives in a temporary directory
+that is removed at the end (keep it with ``--keep``).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,11 +28,14 @@ from pathlib import Path
 from tools.testbed.dovecot import DovecotServer, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory, seed_test_directory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
+from tools.testbed.smtp import SmtpServer, lmtp_deliverer
 from wicbox_bridge.dbtarget import SqliteTarget
-from wicbox_bridge.paths import embedded_database_path
+from wicbox_bridge.logfile import LOG_FILE_NAME, default_log_directory
+from wicbox_bridge.paths import embedded_database_path, state_dir_for
 from wicbox_bridge.store import open_store
 
 PROJECTS = ((1, "ALPHA", "project-alpha@klant.example"), (2, "BRAVO", None))
+TEST_MAIL_SUBJECT = "[BRAVO] wicbox send-test"
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,12 @@ class Sandbox:
     idp: IdentityPlatformEmulator
     directory: SeededDirectory
     dovecot: DovecotServer
+    smtp: SmtpServer
 
 
 @contextmanager
 def sandbox(workdir: Path) -> Iterator[Sandbox]:
-    """The identity-platform emulator and Dovecot on a private loopback address."""
+    """The identity-platform emulator, Dovecot and the SMTP server on a private loopback address."""
     rng = random.SystemRandom()
     host = f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(2, 254)}"
     pki = create_loopback_pki(workdir / "pki", extra_ips=(host,))
@@ -52,7 +59,10 @@ def sandbox(workdir: Path) -> Iterator[Sandbox]:
         dovecot = DovecotServer(host, pki)
         stack.callback(dovecot.close)
         dovecot.start()
-        yield Sandbox(pki, idp, directory, dovecot)
+        smtp = SmtpServer(host, pki, dovecot.accounts, lmtp_deliverer(host, dovecot.lmtp_port))
+        smtp.start()
+        stack.callback(smtp.stop)
+        yield Sandbox(pki, idp, directory, dovecot, smtp)
 
 
 def demo_mails() -> list[bytes]:
@@ -74,7 +84,7 @@ def demo_mails() -> list[bytes]:
 
 def wicbox(env: dict[str, str], cwd: Path, *args: str) -> int:
     """Run the real command line, echoing it like a terminal session."""
-    print(f"\n$ wicbox {' '.join(args)}", flush=True)
+    print(f"\n$ wicbox {shlex.join(args)}", flush=True)
     completed = subprocess.run([sys.executable, "-m", "wicbox_bridge", *args], env=env, cwd=cwd, check=False)
     return completed.returncode
 
@@ -93,6 +103,8 @@ def parameters(box: Sandbox) -> Sequence[tuple[str, str]]:
         ("WICBOX_MAILCLIENT_CABUNDLE", str(box.pki.ca_cert)),
         ("WICBOX_MAILCLIENT_IMAPHOST", f"{box.dovecot.host}:{box.dovecot.imaps_port}"),
         ("WICBOX_MAILCLIENT_IMAPTLS", "IMPLICIT"),
+        ("WICBOX_MAILCLIENT_SMTPHOST", f"{box.smtp.host}:{box.smtp.starttls_port}"),
+        ("WICBOX_MAILCLIENT_SMTPTLS", "STARTTLS"),
     )
 
 
@@ -119,10 +131,30 @@ def show_filed(database: Path) -> None:
         print(f"{mail_id:>3}  {project:<13} {status:<7} {subject:<24} {routing}")
 
 
+def show_received(box: Sandbox) -> None:
+    for mail in box.smtp.accepted():
+        recipients = ", ".join(mail.rcpt_tos)
+        print(
+            f"\nThe sandbox's SMTP server accepted a mail from {mail.mail_from} to {recipients} "
+            f"({len(mail.raw)} bytes, AUTH {mail.mechanism} as {mail.login_user}) and delivered it into "
+            "the mailbox: the run below files it too."
+        )
+
+
+def show_log(home: Path) -> None:
+    """Each mail's line in the log file (the file also has each command's and run's start and end)."""
+    path = default_log_directory(state_dir_for(None, {"WICBOX_HOME": str(home)})) / LOG_FILE_NAME
+    print(f"\nThe log file is {path}; one line per mail:")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if " wicbox.mail: " in line:
+            print(" ", line.split(" wicbox.mail: ", 1)[1].split(" routing=", 1)[0])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--keep", action="store_true", help="keep the demo's temporary directory")
     options = parser.parse_args(argv)
+    logging.getLogger("mail.log").setLevel(logging.ERROR)  # the sandbox SMTP server's (aiosmtpd) chatter
     workdir = Path(tempfile.mkdtemp(prefix="wicbox-demo-"))
     try:
         with sandbox(workdir) as box:
@@ -171,8 +203,11 @@ def _tour(box: Sandbox, workdir: Path) -> int:
         if code:
             return code
     wicbox(env, cwd, "check")
-    code = wicbox(env, cwd, "run")
+    code = wicbox(env, cwd, "send-test", "--to", mailbox, "--subject", TEST_MAIL_SUBJECT)
+    show_received(box)
+    code = wicbox(env, cwd, "run") or code
     show_filed(embedded_database_path({"WICBOX_HOME": str(home)}))
+    show_log(home)
     return code
 
 

@@ -1,9 +1,12 @@
 """WicGlobal.config: where it is, and what wicbox-bridge reads from it.
 
-The file is WIC's .NET configuration file. wicbox-bridge reads two things from it:
+The file is WIC's .NET configuration file. wicbox-bridge reads three things from it:
 
 * the connection string named ``WIC`` (``<connectionStrings><add name="WIC" .../>``), the database;
-* the appSettings key ``WicBoxMaxMailsPerRun``, the per-run cap on mails (default 100, at most 1000).
+* the appSettings key ``WicBoxMaxMailsPerRun``, the per-run cap on mails (default 100, at most 1000);
+* the appSettings key ``WicBoxLogDirectory``, the folder of the log file (default: the
+  configuration's state directory, see :mod:`wicbox_bridge.logfile`); a relative path is taken
+  relative to the folder of the configuration file.
 
 Everything else in the file belongs to WIC and is ignored. Names and keys are matched
 case-insensitively, as .NET does for appSettings. The XML is read with expat (the parser under
@@ -33,6 +36,7 @@ CONFIG_FILE_NAME = "WicGlobal.config"
 CONFIG_ENV_VAR = "WICBOX_CONFIG"
 CONNECTION_STRING_NAME = "WIC"
 MAX_MAILS_KEY = "WicBoxMaxMailsPerRun"
+LOG_DIRECTORY_KEY = "WicBoxLogDirectory"
 DEFAULT_MAX_MAILS_PER_RUN = 100
 MAX_MAILS_LIMIT = 1000
 _MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -46,6 +50,7 @@ class GlobalConfig:
     database: DatabaseTarget
     max_mails_per_run: int
     warnings: tuple[str, ...] = ()
+    log_directory: Path | None = None
 
 
 class ConfigSource(str, enum.Enum):
@@ -304,6 +309,13 @@ def max_mails_per_run(entry: Entry | None) -> tuple[int, tuple[str, ...]]:
     return value, ()
 
 
+def log_directory(entry: Entry | None) -> Path | None:
+    """The log file's folder from ``WicBoxLogDirectory`` (``None``: the default); relative to the file."""
+    if entry is None or not entry.value.strip():
+        return None
+    return entry.path.parent / entry.value.strip()
+
+
 def installed_odbc_drivers() -> list[str]:
     """The ODBC drivers the driver manager knows (empty when ODBC itself is not available)."""
     try:
@@ -384,7 +396,13 @@ def load_global_config(
     else:
         _refuse_duplicate(connection)
         database = _database(connection, odbc_drivers, platform)
-    return GlobalConfig(path=path, database=database, max_mails_per_run=cap, warnings=warnings)
+    return GlobalConfig(
+        path=path,
+        database=database,
+        max_mails_per_run=cap,
+        warnings=warnings,
+        log_directory=log_directory(settings.get(LOG_DIRECTORY_KEY.lower())),
+    )
 
 
 def embedded_default_config(

@@ -1,0 +1,48 @@
+"""README's first command: the demo runs its whole tour (check, send-test, run) and says so."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.testbed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_demo_sends_a_test_mail_files_six_mails_and_shows_the_log_file() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WICBOX_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "tools.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "All checks passed." in output
+    steps = re.findall(r"^\[(OK|FAIL|SKIP) *\] (token|connect|TLS|AUTH|MAIL|RCPT|DATA):", output, re.M)
+    assert steps == [("OK", step) for step in ("token", "connect", "TLS", "AUTH", "MAIL", "RCPT", "DATA")]
+    assert "The server accepted the test mail" in output
+    assert "The sandbox's SMTP server accepted a mail from wicbox@klant.example" in output
+    assert "fetched 6, filed 6 (1 unassigned)" in output
+    filed = re.findall(r"^ +\d+  (\S+) +FILED ", output, re.M)
+    assert filed == ["ALPHA", "BRAVO", "ALPHA", "BRAVO", "(unassigned)", "BRAVO"]
+    log_file = re.search(
+        r"^The log file is (\S+/state/\w+/logs/wicbox\.log); one line per mail:$", output, re.M
+    )
+    assert log_file is not None, output
+    traced = re.findall(
+        r"^  mailbox=wicbox@klant\.example key=(\d+) message_id=\S+ project=\S+ outcome=filed", output, re.M
+    )
+    assert traced == ["1", "2", "3", "4", "5", "6"]
+    assert "deprecated" not in output
+    assert not Path(log_file[1]).exists()  # the temporary directory is removed without --keep
