@@ -63,6 +63,15 @@ class FetchedMail:
     received_at: float | None
 
 
+@dataclass(frozen=True)
+class MailboxBacklog:
+    """What still waits in the source folder after a pass: the mails ``list_pending`` would list,
+    and when the oldest of them was received (epoch seconds; None when none waits or unknown)."""
+
+    count: int
+    oldest_received_at: float | None
+
+
 class MailboxSession(Protocol):
     """An open, authenticated connection to one mailbox folder.
 
@@ -90,6 +99,14 @@ class MailboxSession(Protocol):
 
     def quarantine(self, refs: list[MailRef]) -> None:
         """Move mails that could not be filed to the failed folder; never deletes them."""
+        ...
+
+    def backlog(self) -> MailboxBacklog:
+        """How many mails wait in the source folder and the oldest one's received time.
+
+        Counts what :meth:`list_pending` would list without a limit, in one or two cheap requests
+        (nothing is fetched). Raises the adapter's errors like the other methods.
+        """
         ...
 
     def close(self) -> None: ...

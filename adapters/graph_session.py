@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from wicbox_bridge import params as names
 from wicbox_bridge.adapters import graph_errors as errors
-from wicbox_bridge.adapters.base import FetchedMail, MailRef
+from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
 from wicbox_bridge.adapters.graph_errors import GraphRequestFailed
 from wicbox_bridge.adapters.graph_folders import FolderDirectory
 from wicbox_bridge.adapters.graph_http import BatchCall, GraphHttp
@@ -143,6 +143,35 @@ class GraphSession:
         if refs:
             self._move(refs, self.settings.failed_folder)
             log.warning("Moved %d mail(s) of %s to %s", len(refs), self.mailbox, self.settings.failed_folder)
+
+    def backlog(self) -> MailboxBacklog:
+        """One request: the oldest waiting mail and ``@odata.count`` of what :meth:`list_pending`
+        lists (Outlook resources count without ``ConsistencyLevel: eventual``, which only directory
+        objects need). Without ``@odata.count``, the folder's totalItemCount (unreadItemCount for
+        AFTERPROCESS SEEN)."""
+        params = {
+            "$select": "receivedDateTime",
+            "$orderby": "receivedDateTime asc",
+            "$top": "1",
+            "$count": "true",
+        }
+        seen_mode = self.settings.after_process is AfterProcess.SEEN
+        if seen_mode:
+            params["$filter"] = UNREAD_OLDEST_FIRST
+        source = f"{self._root}/mailFolders/{quote(self._source_id, safe='')}"
+        page = self._http.get_json(f"{source}/messages", "counting the waiting mail", params)
+        items = page.get("value") or []
+        oldest = _timestamp(items[0].get("receivedDateTime")) if items else None
+        count = page.get("@odata.count")
+        if not isinstance(count, int):
+            folder = self._http.get_json(source, "reading the source folder's counts")
+            count = folder.get("unreadItemCount" if seen_mode else "totalItemCount")
+        if not isinstance(count, int):
+            raise MailboxError(
+                f"{self._http.host} gave no count of the mails in {self._source!r} of {self.mailbox}.",
+                fix="nothing to do for the mail itself; `wicbox status` shows the backlog as unknown",
+            )
+        return MailboxBacklog(count, oldest)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

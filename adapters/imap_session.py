@@ -30,7 +30,7 @@ from imapclient import IMAPClient
 
 from wicbox_bridge import params as names
 from wicbox_bridge.adapters import imap_errors as errors
-from wicbox_bridge.adapters.base import FetchedMail, MailRef
+from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
 from wicbox_bridge.adapters.imap_connect import Connected, SignIn, close, connect
 from wicbox_bridge.adapters.imap_settings import ImapSettings
 from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
@@ -154,8 +154,7 @@ class ImapSession:
     def list_pending(self, limit: int) -> list[MailRef]:
         if limit <= 0:
             return []
-        seen_mode = self.settings.after_process is AfterProcess.SEEN
-        criteria = ["UNSEEN", "UNDELETED"] if seen_mode else ["UNDELETED"]
+        criteria = self._pending_criteria()
         self._run("checking for new mail", lambda c: c.noop())  # servers show new mail only after a sync
         uids = sorted(self._run("searching the source folder", lambda c: c.search(criteria)))[:limit]
         if not uids:
@@ -201,6 +200,18 @@ class ImapSession:
             self._move(uids, self.settings.failed_folder)
             log.warning("Moved %d mail(s) of %s to %s", len(uids), self.mailbox, self.settings.failed_folder)
 
+    def backlog(self) -> MailboxBacklog:
+        """The count of what :meth:`list_pending` would list, and the lowest UID's INTERNALDATE."""
+        criteria = self._pending_criteria()
+        self._run("checking for new mail", lambda c: c.noop())
+        uids = self._run("counting the waiting mail", lambda c: c.search(criteria))
+        if not uids:
+            return MailboxBacklog(0, None)
+        oldest = min(uids)
+        read_date = functools.partial(_fetch_items, oldest, ["INTERNALDATE"])
+        answer = self._run("reading the oldest waiting mail's date", read_date)
+        return MailboxBacklog(len(uids), _received_at(answer.get(oldest, {}).get(b"INTERNALDATE")))
+
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -210,6 +221,10 @@ class ImapSession:
     @property
     def _source(self) -> str:
         return self.settings.source_folder
+
+    def _pending_criteria(self) -> list[str]:
+        seen_mode = self.settings.after_process is AfterProcess.SEEN
+        return ["UNSEEN", "UNDELETED"] if seen_mode else ["UNDELETED"]
 
     def _ref(self, uid: int, size: int) -> MailRef:
         return MailRef(self.mailbox, self._source, self.validity, str(uid), size)

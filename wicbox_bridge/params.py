@@ -7,6 +7,7 @@ or raises :class:`~wicbox_bridge.errors.ParameterError` naming the parameter and
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import ipaddress
 import re
@@ -89,6 +90,7 @@ class Parameters:
     processed_folder: str
     failed_folder: str
     workers: int
+    client_secret_expires: dt.date | None = None  # when known (not a secret): `wicbox status` warns
 
     @property
     def permission_type(self) -> PermissionType:
@@ -109,6 +111,7 @@ class ParsedParameters:
 SCOPE = "WICBOX_MAILCLIENT_SCOPE"
 CLIENT_ID = "WICBOX_MAILCLIENT_CLIENTID"
 CLIENT_SECRET = "WICBOX_MAILCLIENT_CLIENTSECRET"  # noqa: S105 - a parameter name
+CLIENT_SECRET_EXPIRES = "WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES"  # noqa: S105 - a date, not a secret
 TENANT_ID = "WICBOX_MAILCLIENT_TENANTID"
 USERNAME = "WICBOX_MAILCLIENT_USERNAME"
 PASSWORD = "WICBOX_MAILCLIENT_PASSWORD"  # noqa: S105 - a parameter name
@@ -180,6 +183,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         None,
         "(the secret's Value column)",
         secret=True,
+    ),
+    ParameterSpec(
+        CLIENT_SECRET_EXPIRES,
+        "When the client secret expires, YYYY-MM-DD (the Expires column in Azure); "
+        "`wicbox status` warns ahead",
+        None,
+        "2027-06-30",
     ),
     ParameterSpec(
         TENANT_ID,
@@ -428,6 +438,27 @@ def parse_https_base(name: str, value: str) -> str:
 def _default_of(name: str) -> str:
     spec = find_spec(name)
     return spec.default or spec.example if spec else ""
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SECRETS_PAGE = (
+    "Azure portal > Microsoft Entra ID > App registrations > the WICBox app > Certificates & secrets"
+)
+
+
+def parse_secret_expiry(value: str) -> dt.date:
+    """The client secret's expiry date as Azure shows it, written YYYY-MM-DD."""
+    fix = (
+        f"set {CLIENT_SECRET_EXPIRES} to the secret's Expires date from {SECRETS_PAGE}, written "
+        "YYYY-MM-DD (for example 2027-06-30), or clear it"
+    )
+    text = value.strip()
+    try:
+        if _ISO_DATE.match(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ParameterError(CLIENT_SECRET_EXPIRES, f"{text!r} is not a date written YYYY-MM-DD", fix=fix)
 
 
 def parse_host_port(name: str, value: str, default_port: int) -> tuple[str, int]:
@@ -789,6 +820,18 @@ def _unknown_name_warnings(values: Mapping[str, str | None]) -> list[str]:
     return warnings
 
 
+def _secret_expiry(values: Mapping[str, str | None], warnings: list[str]) -> dt.date | None:
+    """Only informational: a bad date is a warning, never a reason to stop reading mail."""
+    text = _value(values, CLIENT_SECRET_EXPIRES)
+    if text is None:
+        return None
+    try:
+        return parse_secret_expiry(text)
+    except ParameterError as error:
+        warnings.append(f"{error.message}; it is ignored. Fix: {error.fix}")
+        return None
+
+
 def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
     """Validate the WICMan parameters (names case-insensitive, empty = not set) into :class:`Parameters`."""
     values = normalize_raw(raw)
@@ -808,6 +851,13 @@ def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
         credentials = _oauth2_credentials(values, mode, warnings)
     folders = parse_folders(values)
     workers_text = _value(values, WORKERS)
+    expires = _secret_expiry(values, warnings)
+    if expires is not None and credentials.client_secret is None:
+        warnings.append(
+            f"{CLIENT_SECRET_EXPIRES} is set but no client secret is used (password sign-in): "
+            f"it is ignored; clear it, or set {CLIENT_SECRET} for application permissions."
+        )
+        expires = None
     parameters = Parameters(
         scope=_value(values, SCOPE) or "",
         client_id=credentials.client_id,
@@ -830,6 +880,7 @@ def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
         processed_folder=folders.processed,
         failed_folder=folders.failed,
         workers=parse_workers(workers_text) if workers_text else DEFAULT_WORKERS,
+        client_secret_expires=expires,
     )
     return ParsedParameters(parameters, tuple(warnings))
 
@@ -856,6 +907,7 @@ _VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
     IMAP_TLS: lambda v: parse_choice(IMAP_TLS, v, _TLS_MODES),
     SMTP_TLS: lambda v: parse_choice(SMTP_TLS, v, _TLS_MODES),
     WORKERS: parse_workers,
+    CLIENT_SECRET_EXPIRES: parse_secret_expiry,
     CLIENT_ID: parse_client_id,
     TENANT_ID: lambda v: parse_tenant_id(v, application=False),
     USERNAME: lambda v: parse_username(USERNAME, v),

@@ -14,10 +14,16 @@ mailbox.
 A mailbox that cannot be opened (authentication, connection, a missing folder) is reported and
 the run goes on with the others; a database that stops answering ends the run, because nothing
 may be acknowledged that is not committed.
+
+After each pass (not in a dry run) the mailbox's state is recorded for ``wicbox status`` in
+WICBOX_MAILBOX_STATE: success or the error (secret-free, passed through the redactor anyway), and,
+while the session is still open, the backlog the server reports. Neither the measurement nor the
+recording can fail the pass: a failure is logged and the backlog shows as unknown.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -26,17 +32,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from wicbox_bridge.accounts import MailboxAccount, MailboxOpener
-from wicbox_bridge.errors import BridgeError, DatabaseError
+from wicbox_bridge.adapters.base import MailboxSession
+from wicbox_bridge.errors import AuthenticationError, BridgeError, DatabaseError
 from wicbox_bridge.fairshare import share_cap
 from wicbox_bridge.mailbox_pass import OpenMailbox, PassContext, run_pass
+from wicbox_bridge.redact import mask_tokens
 from wicbox_bridge.routing import RoutableProject
 from wicbox_bridge.run_results import MailboxReport, RunReport
+from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.mailbox_state import Backlog, PassFailure, PassRecord, error_kind, record_pass
+from wicbox_bridge.store.times import utc_now
 
 log = logging.getLogger("wicbox.run")
 
 ProgressCallback = Callable[[int], None]
 StoreOpener = Callable[[], Store]
+Redact = Callable[[str], str]
 
 __all__ = ["MailboxReport", "ProgressCallback", "RunJob", "RunReport", "RunSettings", "run_mailboxes"]
 
@@ -66,6 +78,7 @@ class RunJob:
     settings: RunSettings
     run_id: int | None = None
     progress: ProgressCallback | None = None
+    redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
 
 
 @dataclass
@@ -127,6 +140,9 @@ class _Run:
         report = self.reports[step.index]
         if self.stop.is_set():
             return step
+        attempted_at = utc_now()
+        failure: BridgeError | None = None
+        backlog: Backlog | None = None
         try:
             store = self.store()
             session = self.job.open_mailbox(account)
@@ -134,18 +150,80 @@ class _Run:
                 step.more_waiting = run_pass(
                     self.context, OpenMailbox(account, session, store, report), step.quota
                 )
+                backlog = self._measure_backlog(account, session)
             finally:
                 session.close()
         except DatabaseError as error:
-            report.error = error
+            report.error = failure = error
             with self._lock:
                 self.fatal = self.fatal or error
             self.stop.set()
             log.error("%s: the database failed; the run stops: %s", account.label, error)
         except BridgeError as error:
-            report.error = error
+            report.error = failure = error
             log.error("%s (%s): %s", account.label, account.mailbox, error)
+        self._record_state(account, attempted_at, failure, backlog)
         return step
+
+    def _measure_backlog(self, account: MailboxAccount, session: MailboxSession) -> Backlog | None:
+        """What still waits in the folder after the pass; None (unknown) when it cannot be measured."""
+        if self.job.settings.dry_run:
+            return None
+        try:
+            measured = session.backlog()
+        except Exception as error:  # informational only: nothing may fail the pass here
+            log.warning(
+                "%s (%s): the backlog could not be measured; `wicbox status` shows it as unknown: %s",
+                account.label,
+                account.mailbox,
+                error,
+            )
+            return None
+        oldest = measured.oldest_received_at
+        received = None if oldest is None else dt.datetime.fromtimestamp(oldest, dt.timezone.utc)
+        return Backlog(measured.count, received, dt.datetime.now(dt.timezone.utc))
+
+    def _record_state(
+        self,
+        account: MailboxAccount,
+        attempted_at: dt.datetime,
+        error: BridgeError | None,
+        backlog: Backlog | None,
+    ) -> None:
+        """The pass's outcome in WICBOX_MAILBOX_STATE; a database failure here is only logged."""
+        if self.job.settings.dry_run:
+            return
+        record = PassRecord(
+            mailbox=account.mailbox,
+            folder=self.job.settings.source_folder,
+            label=account.label,
+            project_code=account.project_code,
+            protocol=self.job.settings.protocol,
+            run_id=self.job.run_id,
+            attempted_at=attempted_at,
+            failure=None if error is None else self._failure(account, error),
+            backlog=backlog,
+        )
+        try:
+            record_pass(self.store(), record)
+        except DatabaseError as failure:
+            log.warning(
+                "%s (%s): the state for `wicbox status` could not be recorded: %s",
+                account.label,
+                account.mailbox,
+                failure,
+            )
+
+    def _failure(self, account: MailboxAccount, error: BridgeError) -> PassFailure:
+        def secret_free(text: str) -> str:
+            return self.job.redact(mask_values(text, [account.password]))
+
+        return PassFailure(
+            kind=error_kind(error),
+            message=secret_free(error.message),
+            fix=None if error.fix is None else secret_free(error.fix),
+            code=error.code if isinstance(error, AuthenticationError) else None,
+        )
 
 
 def _run_round(pool: ThreadPoolExecutor, state: _Run, steps: list[_Pass]) -> list[_Pass]:

@@ -246,13 +246,16 @@ class GraphApi:
 
     def _messages(self, mailbox: Mailbox, folder: str, request: ApiRequest) -> ApiReply:
         query = parse_message_query(request.query)
-        page, more = query.apply(mailbox.in_folder(mailbox.folder(folder).folder_id))
+        messages = mailbox.in_folder(mailbox.folder(folder).folder_id)
+        page, more = query.apply(messages)
         immutable = request.immutable_ids
         fields = f"({','.join(query.select)})" if query.select else ""
         document: dict[str, Any] = {
             "@odata.context": context_url(self._base(), mailbox, f"mailFolders('{folder}')/messages{fields}"),
-            "value": [selected(message_document(m, immutable=immutable), query.select) for m in page],
         }
+        if query.count:
+            document["@odata.count"] = len(query.matching(messages))
+        document["value"] = [selected(message_document(m, immutable=immutable), query.select) for m in page]
         if more:
             document["@odata.nextLink"] = self._next_link(request, query.skip + query.top)
         return json_reply(200, document, _preference(request))

@@ -2,9 +2,11 @@
 
 Supported: ``$select``, ``$top`` (1..1000), ``$skiptoken`` (opaque, made by the emulator),
 ``$orderby`` on ``receivedDateTime`` (asc/desc), and ``$filter`` with ``isRead eq true|false`` and
-``receivedDateTime ge|gt|le|lt <timestamp>`` joined by ``and``. Like Exchange Online, a query with
-both ``$filter`` and ``$orderby`` must name the ordered property first in the filter, or the
-server answers ``400 InefficientFilter``.
+``receivedDateTime ge|gt|le|lt <timestamp>`` joined by ``and``, and ``$count=true`` (the number of
+messages matching ``$filter``, ignoring ``$top`` and paging, as ``@odata.count``: Outlook resources
+count without the ``ConsistencyLevel: eventual`` header that directory objects need). Like
+Exchange Online, a query with both ``$filter`` and ``$orderby`` must name the ordered property
+first in the filter, or the server answers ``400 InefficientFilter``.
 """
 
 from __future__ import annotations
@@ -80,10 +82,14 @@ class MessageQuery:
     skip: int
     descending: bool | None  # None: no $orderby
     clauses: tuple[Clause, ...]
+    count: bool = False
+
+    def matching(self, messages: list[Message]) -> list[Message]:
+        return [m for m in messages if all(clause.matches(m) for clause in self.clauses)]
 
     def apply(self, messages: list[Message]) -> tuple[list[Message], bool]:
         """This page of ``messages`` and whether more follow."""
-        chosen = [m for m in messages if all(clause.matches(m) for clause in self.clauses)]
+        chosen = self.matching(messages)
         if self.descending is None:
             chosen.sort(key=lambda m: m.created)
         else:
@@ -138,7 +144,17 @@ def parse_message_query(query: Mapping[str, str]) -> MessageQuery:
         raise bad_request(
             "The restriction or sort order is too complex for this operation.", "InefficientFilter"
         )
-    return MessageQuery(select, parse_top(query), parse_skip(query), descending, tuple(clauses))
+    count = parse_count(query)
+    return MessageQuery(select, parse_top(query), parse_skip(query), descending, tuple(clauses), count)
+
+
+def parse_count(query: Mapping[str, str]) -> bool:
+    text = query.get("$count")
+    if text is None:
+        return False
+    if text.lower() not in ("true", "false"):
+        raise bad_request(f"Invalid value '{text}' for $count query option: must be true or false.")
+    return text.lower() == "true"
 
 
 def selected(document: dict[str, object], select: tuple[str, ...]) -> dict[str, object]:

@@ -1,0 +1,75 @@
+"""``wicbox status``: whether mail is flowing, from the database alone (no mail server is asked)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.status import StatusOptions, verdict
+from wicbox_bridge.status_gather import gather_status
+from wicbox_bridge.status_render import report_json, text_lines
+from wicbox_bridge.store.schema import require_schema
+
+
+@click.command("status")
+@click.option(
+    "--stale-after",
+    "stale_minutes",
+    type=click.IntRange(1, 7 * 24 * 60),
+    default=30,
+    show_default=True,
+    metavar="MINUTES",
+    help="Mail is not flowing when no run finished OK/PARTIAL in this many minutes, a mailbox's oldest "
+    "waiting mail is older, or a failing mailbox last succeeded longer ago.",
+)
+@click.option(
+    "--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many runs to show."
+)
+@click.option(
+    "--quarantined",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="How many of the latest quarantined mails to show.",
+)
+@click.option(
+    "--expiry-warning",
+    "expiry_days",
+    type=click.IntRange(0, 365),
+    default=30,
+    show_default=True,
+    metavar="DAYS",
+    help="Warn this many days before the client secret expires (WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout (docs/status.md).")
+@pass_runtime
+def status_command(  # noqa: PLR0917 - click hands every option over as an argument
+    runtime: Runtime, stale_minutes: int, runs: int, quarantined: int, expiry_days: int, as_json: bool
+) -> int:
+    """Show whether mail is flowing: the last runs, per mailbox what was filed in the last 24 hours,
+    the backlog and its oldest mail, quarantined mails, and the credentials' expiry and failures.
+
+    Reads only the database (what `wicbox run` recorded), so it works while a mail server is down.
+    Exit code 0 when mail is flowing, 1 when it is not (the reasons are printed); 2 and 4 as for
+    every command (configuration or schema, database unreachable).
+    """
+    options = StatusOptions(
+        stale_after=dt.timedelta(minutes=stale_minutes),
+        expiry_warning=dt.timedelta(days=expiry_days),
+        runs=runs,
+        quarantined=quarantined,
+    )
+    with runtime.open_store() as store:
+        require_schema(store)
+        report = gather_status(store, now=dt.datetime.now(dt.timezone.utc), options=options)
+    result = verdict(report, options)
+    if as_json:
+        click.echo(json.dumps(report_json(report, result, options), indent=2))
+    else:
+        for line in text_lines(report, result, options, tz=None):
+            click.echo(line)
+    return int(result.exit_code)
