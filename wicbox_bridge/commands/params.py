@@ -68,7 +68,7 @@ def _note(name: str) -> str:
 @click.argument("name")
 @pass_runtime
 def params_get(runtime: Runtime, name: str) -> int:
-    """Print one parameter's value (a secret is shown masked); exit 1 when it is not set."""
+    """Print the value of parameter NAME (a secret is shown masked); exit 1 when it is not set."""
     store = runtime.open_store()
     try:
         require_schema(store)
@@ -95,7 +95,11 @@ def params_get(runtime: Runtime, name: str) -> int:
 @click.option("--clear", is_flag=True, help="Set the parameter to empty (NULL).")
 @pass_runtime
 def params_set(runtime: Runtime, name: str, value: str | None, prompt_value: bool, clear: bool) -> int:
-    """Set a parameter (matched case-insensitively; created when missing)."""
+    """Set parameter NAME to VALUE (NAME matched case-insensitively; created when missing).
+
+    Give exactly one of VALUE, --prompt or --clear. A value that cannot work (a typo in a choice,
+    a malformed GUID, host or URL) is refused before anything is stored.
+    """
     given = sum([value is not None, prompt_value, clear])
     if given != 1:
         raise click.UsageError("give exactly one of: VALUE, --prompt or --clear")
