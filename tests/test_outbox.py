@@ -23,7 +23,7 @@ from wicbox_bridge.commands.send import SendingAccounts, SendLock
 from wicbox_bridge.message_build import OutgoingAttachment, OutgoingMail, build_message, message_id_of
 from wicbox_bridge.outbox import OutboxJob, OutboxReport, OutboxSettings, SubmissionPacer, deliver_outbox
 from wicbox_bridge.params import parse_parameters
-from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.paths import machine_state_dir_for
 from wicbox_bridge.redact import Redactor
 from wicbox_bridge.runtime import Invocation, Runtime
 from wicbox_bridge.store import Store
@@ -238,7 +238,7 @@ def test_the_submission_limit_is_kept_without_the_server_refusing(sendroom: Send
 def test_one_send_at_a_time(sendroom: Sendroom) -> None:
     wic = sendroom.room.wic
     _enqueue(sendroom)
-    with SendLock(state_dir_for(wic.config, env={"WICBOX_HOME": str(wic.cli_runner.home)})):
+    with SendLock(machine_state_dir_for(wic.config, env={"WICBOX_HOME": str(wic.cli_runner.home)})):
         result = sendroom.cli("send")
     assert result.exit_code == 5, result.output
     assert "another wicbox send" in result.output

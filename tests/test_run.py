@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom
-from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.paths import machine_state_dir_for
 from wicbox_bridge.runlock import RunLock
 
 
@@ -156,7 +156,7 @@ def test_second_concurrent_run_exits_5(mailroom: Mailroom) -> None:
 
 
 def _state_dir(mailroom: Mailroom) -> Path:
-    return state_dir_for(mailroom.wic.config, env={"WICBOX_HOME": str(mailroom.wic.cli_runner.home)})
+    return machine_state_dir_for(mailroom.wic.config, env={"WICBOX_HOME": str(mailroom.wic.cli_runner.home)})
 
 
 def test_wrong_password_fails_with_exit_3_and_keeps_the_mail(mailroom: Mailroom) -> None:

@@ -17,10 +17,19 @@ from wicbox_bridge.commands.check import check_command
 from wicbox_bridge.commands.db import db_group
 from wicbox_bridge.commands.params import params_group
 from wicbox_bridge.commands.run import run_command
+from wicbox_bridge.commands.schedule import schedule_group
 from wicbox_bridge.commands.send import send_command, send_test_command
+from wicbox_bridge.commands.status import status_command
 from wicbox_bridge.commands.token import token_command
 from wicbox_bridge.errors import BridgeError, ExitCode
-from wicbox_bridge.logsetup import LOGGER_NAME, configure_logging
+from wicbox_bridge.logsetup import (
+    DEFAULT_FILE_LEVEL,
+    FILE_LEVELS,
+    FILE_ONLY,
+    LOGGER_NAME,
+    LogSettings,
+    configure_logging,
+)
 from wicbox_bridge.redact import Redactor
 from wicbox_bridge.runtime import Invocation, Runtime
 
@@ -43,7 +52,13 @@ class WicboxGroup(click.Group):
         except BridgeError as error:
             log.debug("command failed", exc_info=True)
             report_error(error)
+            _log_end(ctx, int(error.exit_code), error)
             ctx.exit(int(error.exit_code))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception:
+            log.critical("wicbox stopped on an unexpected error", exc_info=True, extra=FILE_ONLY)
+            raise
 
 
 def report_error(error: BridgeError) -> None:
@@ -68,16 +83,36 @@ def report_error(error: BridgeError) -> None:
     "directory, else next to the executable, else the embedded default database.",
 )
 @click.option("-v", "--verbose", count=True, help="More output: -v progress, -vv debug, -vvv library debug.")
+@click.option(
+    "--log-level",
+    type=click.Choice(list(FILE_LEVELS), case_sensitive=False),
+    default=logging.getLevelName(DEFAULT_FILE_LEVEL).lower(),
+    show_default=True,
+    help="Level of the log file (wicbox.log in the configuration's state directory, or the folder "
+    "WicBoxLogDirectory in WicGlobal.config names); it also keeps what -v shows.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> int | None:
+def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_level: str) -> int | None:
     """wicbox-bridge: reads the WIC mailboxes with OAuth2 and files every mail into the WIC database.
 
     Without a command it runs `wicbox run`, so a scheduled task that started the old WICBOX
     executable without arguments keeps working.
+
+    Exit codes: 0 ok, 1 partial failure, 2 configuration error, 3 authentication error,
+    4 connection error, 5 already running. WICBOX_HOME moves where the embedded database, the
+    token cache and the run lock are kept.
     """
     redactor = Redactor()
-    configure_logging(verbose, redactor)
-    ctx.obj = Runtime(Invocation.from_process(config_path, os.environ), redactor)
+    runtime = Runtime(Invocation.from_process(config_path, os.environ), redactor)
+    settings = LogSettings(verbose, FILE_LEVELS[log_level.lower()], runtime.log_file)
+    ctx.call_on_close(configure_logging(settings, redactor).close)
+    ctx.obj = runtime
+    log.info(
+        "wicbox %s started: wicbox-bridge %s, configuration: %s",
+        ctx.invoked_subcommand or "run",
+        __version__,
+        _configuration(runtime),
+    )
     if ctx.invoked_subcommand is None:
         return int(ctx.invoke(run_command))
     return None
@@ -87,7 +122,24 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int) -> int | Non
 @click.pass_context
 def _exit_with_code(ctx: click.Context, /, exit_code: int | None, **_: object) -> None:
     """Commands return their exit code; a plain ``None`` means success."""
+    _log_end(ctx, int(exit_code or ExitCode.OK))
     ctx.exit(int(exit_code or ExitCode.OK))
+
+
+def _configuration(runtime: Runtime) -> str:
+    try:
+        return runtime.location.describe()
+    except BridgeError as error:
+        return f"not found ({error.message})"
+
+
+def _log_end(ctx: click.Context, exit_code: int, error: BridgeError | None = None) -> None:
+    """The command's last line in the log file; an error with its fix (already on the terminal)."""
+    if error is not None:
+        fix = f"; fix: {error.fix}" if error.fix else ""
+        log.error("%s%s", error.message, fix, extra=FILE_ONLY)
+    command = ctx.invoked_subcommand or "run"
+    log.info("wicbox %s ended with exit code %d", command, exit_code, extra=FILE_ONLY)
 
 
 for command in (
@@ -98,6 +150,8 @@ for command in (
     token_command,
     send_test_command,
     send_command,
+    status_command,
+    schedule_group,
 ):
     cli.add_command(command)
 

@@ -20,8 +20,10 @@ from wicbox_bridge.config import (
     load_global_config,
     locate_config,
 )
+from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.logfile import LOG_FILE_NAME, default_log_directory
 from wicbox_bridge.params import ParsedParameters, is_secret_parameter, parse_parameters
-from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.paths import machine_state_dir_for, state_dir_for
 from wicbox_bridge.redact import Redactor
 from wicbox_bridge.store import DbApiStore, Store, open_store
 from wicbox_bridge.store.parameters import read_parameters
@@ -67,7 +69,31 @@ class Runtime:
 
     @property
     def state_dir(self) -> Path:
+        """The account's state directory of this configuration: the token cache."""
         return state_dir_for(self.location.path, env=self.invocation.env)
+
+    @property
+    def machine_state_dir(self) -> Path:
+        """The machine-wide directory of this configuration: run lock, pause marker, log file."""
+        return machine_state_dir_for(self.location.path, env=self.invocation.env)
+
+    @property
+    def log_file(self) -> Path | None:
+        """This configuration's log file (see :mod:`wicbox_bridge.logfile`); ``None``: no file.
+
+        A configuration file that cannot be found has no state directory: nothing is logged to a
+        file then. A configuration file that cannot be read logs to its default place; the command
+        itself reports what is wrong with it.
+        """
+        try:
+            state_dir = self.machine_state_dir
+        except BridgeError:
+            return None
+        try:
+            directory = self.config.log_directory
+        except BridgeError:
+            directory = None
+        return (directory or default_log_directory(state_dir)) / LOG_FILE_NAME
 
     def open_store(self) -> DbApiStore:
         return open_store(self.config.database)

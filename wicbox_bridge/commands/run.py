@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import click
 
+from wicbox_bridge import __version__
 from wicbox_bridge.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
@@ -19,7 +21,8 @@ from wicbox_bridge.commands._build import (
     register_account_secrets,
     token_service,
 )
-from wicbox_bridge.errors import DatabaseError
+from wicbox_bridge.errors import DatabaseError, ExitCode
+from wicbox_bridge.logsetup import FILE_ONLY
 from wicbox_bridge.params import AuthMethod, Parameters
 from wicbox_bridge.routing import RoutableProject
 from wicbox_bridge.run_report import dry_run_lines, failure_lines, report_json, summary_line
@@ -33,12 +36,15 @@ from wicbox_bridge.runner import (
     run_mailboxes,
 )
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.schedule.pause import paused_notice
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import list_projects
 from wicbox_bridge.store.runs import finish_run, mark_interrupted_runs, start_run
 from wicbox_bridge.store.times import utc_now
 
 MAX_MAILS_LIMIT = 1000
+
+log = logging.getLogger("wicbox.run")
 
 
 @click.command("run")
@@ -62,8 +68,13 @@ def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json:
     one exits with code 5.
     """
     cap = _effective_cap(runtime.config.max_mails_per_run, max_mails)
-    lock = contextlib.nullcontext() if dry_run else RunLock(runtime.state_dir)
-    with lock, runtime.open_store() as store:
+    lock = contextlib.nullcontext() if dry_run else RunLock(runtime.machine_state_dir)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(lock)
+        if (notice := paused_notice(runtime.machine_state_dir)) is not None:  # `wicbox schedule stop`
+            click.echo(notice, err=as_json)
+            return int(ExitCode.OK)
+        store = stack.enter_context(runtime.open_store())
         parsed = runtime.load_parameters(store)
         for warning in (*runtime.config.warnings, *parsed.warnings):
             click.echo(f"wicbox: warning: {warning}", err=True)
@@ -130,6 +141,15 @@ def _run(
     dry_run: bool,
     show_progress: bool,
 ) -> RunReport:
+    log.info(
+        "run %s started: mode=%s cap=%d dry_run=%s version=%s config=%s",
+        run_id or "-",
+        params.account_mode.value,
+        cap,
+        dry_run,
+        __version__,
+        runtime.location.describe(),
+    )
     oauth = params.method is AuthMethod.OAUTH2
     services = token_service(runtime, params) if oauth else contextlib.nullcontext(None)
     with services as service, _progress(cap, show_progress) as progress:
@@ -150,6 +170,7 @@ def _run(
             ),
             run_id=run_id,
             progress=progress,
+            redact=runtime.redactor.redact,
         )
         return run_mailboxes(job)
 
@@ -213,6 +234,8 @@ def _print_report(
     as_json: bool,
 ) -> None:
     mode = params.account_mode.value
+    summary = summary_line(report, mode).removeprefix("wicbox: ")
+    log.info("run %s ended: %s", run_id or "-", summary, extra=FILE_ONLY)
     if as_json:
         click.echo(json.dumps(report_json(report, mode=mode, run_id=run_id, max_mails=cap), indent=2))
     elif report.dry_run:

@@ -202,7 +202,7 @@ def send_command(runtime: Runtime, max_mails: int | None, rate_window: float) ->
     """
     defaults = OutboxSettings()
     settings = OutboxSettings(window_s=rate_window, max_messages=max_mails or defaults.max_messages)
-    with SendLock(runtime.state_dir), runtime.open_store() as store:
+    with SendLock(runtime.machine_state_dir), runtime.open_store() as store:
         params = runtime.load_parameters(store).parameters
         accounts = SendingAccounts(params, store)
         runtime.redactor.register(accounts.passwords())
