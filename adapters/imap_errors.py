@@ -19,7 +19,8 @@ from wicbox_bridge import params as names
 from wicbox_bridge.adapters.net_errors import cannot_connect, tls_failure
 from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, MailboxError
-from wicbox_bridge.params import Endpoint
+from wicbox_bridge.params import Endpoint, PermissionType
+from wicbox_bridge.scopes import Resource, where_to_add
 
 HOST_PARAMETER = names.IMAP_HOST
 TLS_PARAMETER = names.IMAP_TLS
@@ -170,8 +171,8 @@ def oauth_refused(
     if "scp" in claims or "upn" in claims:
         hints = _delegated_hints(claims, mailbox)
         fix = (
-            "give the app the delegated permission IMAP.AccessAsUser.All (Azure portal > App "
-            "registrations > API permissions > Office 365 Exchange Online, then grant admin consent), "
+            "give the app the delegated permission IMAP.AccessAsUser.All "
+            f"({where_to_add(Resource.EXCHANGE, PermissionType.DELEGATED)}, then grant admin consent), "
             "sign in as the mailbox itself, and enable IMAP for the mailbox (Exchange Online "
             f"PowerShell: {_EXCHANGE_IMAP_ENABLE.format(mailbox=mailbox)})"
         )

@@ -20,7 +20,8 @@ from wicbox_bridge import params as names
 from wicbox_bridge.adapters import net_errors
 from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.errors import AuthenticationError, BridgeError, ConnectionFailure, SendError
-from wicbox_bridge.params import Endpoint
+from wicbox_bridge.params import Endpoint, PermissionType
+from wicbox_bridge.scopes import Resource, where_to_add
 
 HOST_PARAMETER = names.SMTP_HOST
 TLS_PARAMETER = names.SMTP_TLS
@@ -191,9 +192,9 @@ def _delegated_refusal(context: AnswerContext) -> tuple[list[str], str]:
     if isinstance(upn, str) and upn.casefold() != context.login_user.casefold():
         hints.append(f"the token is for {upn}, not for {context.login_user}")
     fix = (
-        "give the app the delegated permission SMTP.Send (Azure portal > App registrations > API "
-        "permissions > Office 365 Exchange Online, then grant admin consent), sign in as the sending "
-        "mailbox itself, and enable SMTP AUTH for it (Set-CASMailbox -Identity "
+        "give the app the delegated permission SMTP.Send "
+        f"({where_to_add(Resource.EXCHANGE, PermissionType.DELEGATED)}, then grant admin consent), "
+        "sign in as the sending mailbox itself, and enable SMTP AUTH for it (Set-CASMailbox -Identity "
         f"{context.login_user} -SmtpClientAuthenticationDisabled $false)"
     )
     return hints, fix

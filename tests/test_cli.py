@@ -9,7 +9,7 @@ import pytest
 from tests.clihelp import WicboxCli, write_config
 from tests.plugins.postgres import PgDatabase
 from wicbox_bridge import __version__
-from wicbox_bridge.paths import embedded_database_path
+from wicbox_bridge.paths import embedded_database_path, machine_state_dir_for
 
 SECRET = "Zeer-Geheim-Wachtwoord-7731"
 
@@ -32,6 +32,11 @@ def configured(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
         database: PgDatabase = request.getfixturevalue("pg_database")
         connection = database.connection_string
     return write_config(tmp_path / "WicGlobal.config", connection, max_mails="250")
+
+
+def default_log_file(wicbox: WicboxCli, config: Path | None) -> Path:
+    """Where a configuration logs without WicBoxLogDirectory: its machine-wide directory."""
+    return machine_state_dir_for(config, env={"WICBOX_HOME": str(wicbox.home)}) / "logs" / "wicbox.log"
 
 
 def test_version(wicbox: WicboxCli) -> None:
@@ -132,6 +137,7 @@ def test_missing_config_file_names_the_path_and_the_option(wicbox: WicboxCli, tm
     assert result.exit_code == 2
     assert str(missing) in result.output
     assert "--config" in result.output
+    assert "[OK  ] log file: none: no configuration file\n" in result.output
 
 
 def test_malformed_config_names_file_and_line(wicbox: WicboxCli, tmp_path: Path) -> None:
@@ -161,6 +167,9 @@ def test_embedded_default_is_used_without_any_config(wicbox: WicboxCli) -> None:
     check = wicbox("check")
     assert "embedded defaults" in check.output
     assert "mail cap: at most 100 mails per run" in check.output
+    log_file = default_log_file(wicbox, None)
+    assert f"[OK  ] log file: {log_file}\n" in check.output
+    assert log_file.is_file()
 
 
 def test_config_in_working_directory_is_found(wicbox: WicboxCli) -> None:
@@ -174,10 +183,35 @@ def test_check_reports_each_step_and_fails_on_missing_parameters(wicbox: WicboxC
     assert wicbox("db", "init", config=configured).exit_code == 0
     result = wicbox("check", config=configured)
     assert "[OK  ] configuration" in result.output
+    log_file = default_log_file(wicbox, configured)
+    assert f"[OK  ] log file: {log_file}\n" in result.output
+    assert log_file.is_file()  # the line names the file this very command wrote to
     assert "[OK  ] database" in result.output
     assert "[FAIL] parameters" in result.output
     assert "WICBOX_MAILCLIENT_CLIENTID" in result.output
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("log_directory", "expected"),
+    [
+        ("wic-logs", "wic-logs/wicbox.log"),  # relative to the configuration's folder
+        ("{tmp}/elders/logs", "elders/logs/wicbox.log"),
+    ],
+)
+def test_check_names_the_log_file_wicboxlogdirectory_chose(
+    wicbox: WicboxCli, tmp_path: Path, log_directory: str, expected: str
+) -> None:
+    config = write_config(tmp_path / "WicGlobal.config", f"sqlite:///{tmp_path / 'wic.db'}")
+    setting = f'<add key="WicBoxLogDirectory" value="{log_directory.format(tmp=tmp_path)}"/>'
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("</configuration>", f"<appSettings>{setting}</appSettings></configuration>"),
+        encoding="utf-8",
+    )
+    result = wicbox("check", config=config)
+    assert f"[OK  ] log file: {tmp_path / expected}\n" in result.output
+    assert (tmp_path / expected).is_file()
 
 
 def test_no_command_means_run(wicbox: WicboxCli, configured: Path) -> None:

@@ -197,7 +197,10 @@ def test_delegated_token_of_another_user_is_refused_with_the_fix(bed: Bed, token
         ImapAdapter(bed.settings()).open(OTHER_MAILBOX, tokens)
     text = str(caught.value)
     assert f"the token is for {MAILBOX}, not for the mailbox {OTHER_MAILBOX}" in text
-    assert "IMAP.AccessAsUser.All" in text
+    assert (
+        "the delegated permission IMAP.AccessAsUser.All (Azure > App registrations > (the WICBox app) > API "
+        "permissions > Add a permission > Microsoft Graph > Delegated permissions, then grant admin consent)"
+    ) in text
     assert f"Set-CASMailbox -Identity {OTHER_MAILBOX} -ImapEnabled $true" in text
     assert tokens.issued[0].value.reveal() not in text
 

@@ -28,6 +28,7 @@ from wicbox_bridge.scopes import (
     resolve_mail_protocol,
     scopes_for,
     split_scope_value,
+    where_to_add,
 )
 from wicbox_bridge.secret import Secret
 
@@ -143,15 +144,40 @@ def test_scopes_for(
     assert scopes_for(scope, protocol, permission_type) == expected  # type: ignore[arg-type]
 
 
+ADD = "Azure > App registrations > (the WICBox app) > API permissions > Add a permission"
+
+
+@pytest.mark.parametrize(
+    ("resource", "permission_type", "page"),
+    [
+        # Microsoft lists Exchange's delegated IMAP/SMTP permissions under Microsoft Graph
+        (Resource.EXCHANGE, D, "Microsoft Graph > Delegated permissions"),
+        (Resource.GRAPH, D, "Microsoft Graph > Delegated permissions"),
+        (Resource.EXCHANGE, A,
+         "APIs my organization uses > Office 365 Exchange Online > Application permissions"),
+        (Resource.GRAPH, A, "Microsoft Graph > Application permissions"),
+    ],
+)
+def test_where_the_portal_lists_a_permission(
+    resource: Resource, permission_type: PermissionType, page: str
+) -> None:
+    assert where_to_add(resource, permission_type) == f"{ADD} > {page}"
+
+
 @pytest.mark.parametrize(
     ("scope", "protocol", "permission_type", "says"),
     [
-        ("Mail.ReadWrite", "imap", D, "add the Office 365 Exchange Online permission IMAP.AccessAsUser.All"),
-        ("Mail.ReadWrite", "imap", A, "IMAP.AccessAsApp (application)"),
+        ("Mail.ReadWrite", "imap", D, f"add the delegated permission IMAP.AccessAsUser.All ({ADD} > "
+         "Microsoft Graph > Delegated permissions)"),
+        ("Mail.ReadWrite", "imap", D, f"application permission IMAP.AccessAsApp ({ADD} > APIs my "
+         "organization uses > Office 365 Exchange Online > Application permissions)"),
+        ("Mail.ReadWrite", "imap", A, f"or the application permission IMAP.AccessAsApp ({ADD} > APIs my"),
         ("Mail.ReadWrite", "imap", D, "WICBOX_MAILCLIENT_PROTOCOL to AUTO/GRAPH"),
         ("IMAP.AccessAsUser.All", "graph", D, "Microsoft Graph permission Mail.ReadWrite"),
-        ("SMTP.Send", "imap", D, "IMAP.AccessAsUser.All"),
-        ("Mail.Read", "graph", D, "Mail.ReadWrite"),
+        ("SMTP.Send", "imap", D, f"add the delegated permission IMAP.AccessAsUser.All ({ADD} > Microsoft "
+         "Graph > Delegated permissions)"),
+        ("Mail.Read", "graph", D, f"add the delegated permission Mail.ReadWrite ({ADD} > Microsoft Graph > "
+         "Delegated permissions)"),
         ("IMAP.AccessAsApp", "imap", D, "WICBOX_MAILCLIENT_CLIENTSECRET"),
     ],
 )

@@ -219,7 +219,8 @@ EXCHANGE_ANSWERS = {
     ),
     "auth-unsuccessful": (
         "AUTH", AUTH_UNSUCCESSFUL, AuthenticationError, ExitCode.AUTHENTICATION, None,
-        "delegated permission SMTP.Send",
+        "delegated permission SMTP.Send (Azure > App registrations > (the WICBox app) > API permissions > "
+        "Add a permission > Microsoft Graph > Delegated permissions, then grant admin consent)",
     ),
     "basic-not-supported": (
         "AUTH", BASIC_DISABLED, AuthenticationError, ExitCode.AUTHENTICATION, None,

@@ -154,13 +154,37 @@ def test_check_token_for_protocol(
         assert result.fix
 
 
-def test_missing_permission_says_which_azure_permission_to_add() -> None:
-    token = report_token(OUTLOOK365, roles=["SMTP.SendAsApp"])
-    result = check_token_for_protocol(token, "imap", A, mailbox="wicbox@klant.example", client_id=CLIENT_ID,
-                                      now=NOW)
-    assert result.fix is not None
-    assert "Office 365 Exchange Online application permission IMAP.AccessAsApp" in result.fix
-    assert "Grant admin consent" in result.fix
+ADD_PERMISSION = "Azure > App registrations > (the WICBox app) > API permissions > Add a permission"
+
+
+@pytest.mark.parametrize(
+    ("token", "protocol", "permission_type", "fix"),
+    [
+        # Microsoft lists the delegated IMAP/SMTP permissions under Microsoft Graph, not Exchange Online
+        (report_token(OUTLOOK, scp="SMTP.Send"), "imap", D,
+         f"add the delegated permission IMAP.AccessAsUser.All ({ADD_PERMISSION} > Microsoft Graph > "
+         'Delegated permissions) and click "Grant admin consent"'),
+        (report_token(OUTLOOK, scp="IMAP.AccessAsUser.All"), "smtp", D,
+         f"add the delegated permission SMTP.Send ({ADD_PERMISSION} > Microsoft Graph > Delegated "
+         'permissions) and click "Grant admin consent"'),
+        (report_token(GRAPH, scp="Mail.Read"), "graph", D,
+         f"add the delegated permission Mail.ReadWrite ({ADD_PERMISSION} > Microsoft Graph > Delegated "
+         'permissions) and click "Grant admin consent"'),
+        (report_token(OUTLOOK365, roles=["SMTP.SendAsApp"]), "imap", A,
+         f"add the Office 365 Exchange Online application permission IMAP.AccessAsApp ({ADD_PERMISSION} > "
+         'APIs my organization uses > Office 365 Exchange Online > Application permissions) and click "Grant '
+         'admin consent"'),
+        (report_token(GRAPH, roles=[]), "graph", A,
+         f"add the Microsoft Graph application permission Mail.ReadWrite ({ADD_PERMISSION} > Microsoft Graph "
+         '> Application permissions) and click "Grant admin consent"'),
+    ],
+)
+def test_missing_permission_says_which_azure_permission_to_add(
+    token: AccessToken, protocol: str, permission_type: PermissionType, fix: str
+) -> None:
+    result = check_token_for_protocol(token, protocol, permission_type,  # type: ignore[arg-type]
+                                      mailbox="wicbox@klant.example", client_id=CLIENT_ID, now=NOW)
+    assert result.fix == fix
 
 
 @pytest.mark.parametrize("protocol", ["imap", "smtp"])

@@ -88,8 +88,8 @@ def report_error(error: BridgeError) -> None:
     type=click.Choice(list(FILE_LEVELS), case_sensitive=False),
     default=logging.getLevelName(DEFAULT_FILE_LEVEL).lower(),
     show_default=True,
-    help="Level of the log file (wicbox.log in the configuration's state directory, or the folder "
-    "WicBoxLogDirectory in WicGlobal.config names); it also keeps what -v shows.",
+    help="Level of the log file (wicbox.log in the configuration's machine-wide directory, or the "
+    "folder WicBoxLogDirectory in WicGlobal.config names); it also keeps what -v shows.",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_level: str) -> int | None:
@@ -99,8 +99,16 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_level: s
     executable without arguments keeps working.
 
     Exit codes: 0 ok, 1 partial failure, 2 configuration error, 3 authentication error,
-    4 connection error, 5 already running. WICBOX_HOME moves where the embedded database, the
-    token cache and the run lock are kept.
+    4 connection error, 5 already running.
+
+    \b
+    Where it keeps its files on Windows (Linux: ~/.local/share/wicbox-bridge):
+      %LOCALAPPDATA%\\wicbox-bridge  per account: token cache, embedded database
+      %ProgramData%\\wicbox-bridge   per machine: run lock, pause marker of
+                                    `wicbox schedule stop`, logs
+
+    WICBOX_HOME replaces both folders: it moves the token cache, the run lock, the pause marker, the
+    logs and the embedded database. `wicbox check` prints the log file.
     """
     redactor = Redactor()
     runtime = Runtime(Invocation.from_process(config_path, os.environ), redactor)

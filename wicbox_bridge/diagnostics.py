@@ -34,6 +34,7 @@ def run_checks(runtime: Runtime, account_checks: AccountChecks | None = None) ->
     """Configuration, database and parameters, then ``account_checks`` (protocol, tokens, logins)."""
     results: list[CheckResult] = []
     config = _check_config(runtime, results)
+    results.append(_log_file_line(runtime))
     if config is None:
         results.append(_skipped("database", "the configuration file has to be fixed first"))
         return results
@@ -65,6 +66,12 @@ def _check_config(runtime: Runtime, results: list[CheckResult]) -> GlobalConfig 
     )
     results.extend(CheckResult("configuration", CheckStatus.WARN, warning) for warning in config.warnings)
     return config
+
+
+def _log_file_line(runtime: Runtime) -> CheckResult:
+    """Where this configuration's log file is (the default or WicBoxLogDirectory), for support."""
+    path = runtime.log_file
+    return CheckResult("log file", CheckStatus.OK, str(path) if path else "none: no configuration file")
 
 
 def _check_database_and_parameters(

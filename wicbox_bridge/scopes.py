@@ -5,7 +5,9 @@ Online's IMAP and SMTP need their own permissions on another resource. This modu
 administrator wrote (short names or full scope URLs, several separated by spaces, commas or
 semicolons) to the scopes one token request asks for, and picks the reading protocol for AUTO.
 A SCOPE that cannot work for a protocol is a :class:`ParameterError` naming the Azure permission
-to add.
+to add and where the portal lists it (:func:`where_to_add`): Microsoft lists every delegated mail
+permission, Exchange's IMAP.AccessAsUser.All and SMTP.Send too, under Microsoft Graph, although
+their tokens are for Office 365 Exchange Online; the application ones sit under their own API.
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ KNOWN_PERMISSIONS: dict[str, KnownPermission] = {
     "Mail.Send.Shared": KnownPermission(Resource.GRAPH),
 }
 _CANONICAL_NAMES = {name.lower(): name for name in KNOWN_PERMISSIONS}
+ADD_PERMISSION = "Azure > App registrations > (the WICBox app) > API permissions > Add a permission"
+_PORTAL_PAGE = {
+    (Resource.EXCHANGE, PermissionType.DELEGATED): "Microsoft Graph > Delegated permissions",
+    (Resource.GRAPH, PermissionType.DELEGATED): "Microsoft Graph > Delegated permissions",
+    (Resource.EXCHANGE, PermissionType.APPLICATION): (
+        "APIs my organization uses > Office 365 Exchange Online > Application permissions"
+    ),
+    (Resource.GRAPH, PermissionType.APPLICATION): "Microsoft Graph > Application permissions",
+}
 _RESOURCE_URL = {
     Resource.EXCHANGE: "https://outlook.office.com",
     Resource.GRAPH: "https://graph.microsoft.com",
@@ -81,6 +92,11 @@ _REQUIRED_DELEGATED: dict[TokenProtocol, str] = {
     "smtp": "SMTP.Send",
     "graph": "Mail.ReadWrite",
 }
+
+
+def where_to_add(resource: Resource, permission_type: PermissionType) -> str:
+    """The Azure portal's path to a permission of ``resource`` (delegated ones: under Microsoft Graph)."""
+    return f"{ADD_PERMISSION} > {_PORTAL_PAGE[resource, permission_type]}"
 
 
 @dataclass(frozen=True)
@@ -180,7 +196,7 @@ def _wrong_resource_error(protocol: TokenProtocol, entries: list[ScopeEntry]) ->
     if protocol == "graph":
         return ParameterError(
             SCOPE_PARAMETER,
-            f"{written} holds only Office 365 Exchange Online permissions; they cannot open a mailbox "
+            f"{written} holds only Exchange Online (IMAP/SMTP) permissions; they cannot open a mailbox "
             "through Microsoft Graph.",
             fix="add the Microsoft Graph permission Mail.ReadWrite (delegated or application) in Azure > "
             f"App registrations > API permissions, grant admin consent and set {SCOPE_PARAMETER} to "
@@ -189,8 +205,9 @@ def _wrong_resource_error(protocol: TokenProtocol, entries: list[ScopeEntry]) ->
     return ParameterError(
         SCOPE_PARAMETER,
         f"{written} holds only Microsoft Graph permissions; they cannot open a mailbox over IMAP.",
-        fix="add the Office 365 Exchange Online permission IMAP.AccessAsUser.All (delegated) / "
-        "IMAP.AccessAsApp (application) in Azure > App registrations > API permissions, grant admin "
+        fix="add the delegated permission IMAP.AccessAsUser.All "
+        f"({where_to_add(Resource.EXCHANGE, PermissionType.DELEGATED)}) or the application permission "
+        f"IMAP.AccessAsApp ({where_to_add(Resource.EXCHANGE, PermissionType.APPLICATION)}), grant admin "
         f"consent and set {SCOPE_PARAMETER} to {IMAP_DELEGATED} (delegated) or {EXCHANGE_APPLICATION} "
         f"(application), or set {PROTOCOL_PARAMETER} to AUTO/GRAPH",
     )
@@ -203,8 +220,8 @@ def _missing_permission_error(protocol: TokenProtocol, entries: list[ScopeEntry]
     return ParameterError(
         SCOPE_PARAMETER,
         f"{written} does not include {needed}, which {protocol.upper()} needs with delegated permissions.",
-        fix=f"add the {resource.value} permission {needed} (delegated) in Azure > App registrations > "
-        f"API permissions, grant admin consent and add {needed} to {SCOPE_PARAMETER}",
+        fix=f"add the delegated permission {needed} ({where_to_add(resource, PermissionType.DELEGATED)}), "
+        f"grant admin consent and add {needed} to {SCOPE_PARAMETER}",
     )
 
 
@@ -259,7 +276,7 @@ def _auto_protocol(entries: list[ScopeEntry]) -> tuple[MailProtocol, str]:
     graph = [entry.written for entry in entries if entry.resource is Resource.GRAPH]
     if graph and not reads_imap:
         return MailProtocol.GRAPH, f"{SCOPE_PARAMETER} {' '.join(graph)} is a Microsoft Graph permission"
-    return MailProtocol.IMAP, f"{SCOPE_PARAMETER} holds Office 365 Exchange Online permissions"
+    return MailProtocol.IMAP, f"{SCOPE_PARAMETER} holds Exchange Online (IMAP/SMTP) permissions"
 
 
 def resolve_mail_protocol(params: Parameters) -> tuple[MailProtocol, str]:

@@ -14,31 +14,28 @@ from urllib.parse import urlsplit
 from wicbox_bridge.adapters.base import AccessToken
 from wicbox_bridge.checks import CheckResult, CheckStatus
 from wicbox_bridge.params import PermissionType
-from wicbox_bridge.scopes import SCOPE_PARAMETER, TokenProtocol
+from wicbox_bridge.scopes import SCOPE_PARAMETER, Resource, TokenProtocol, where_to_add
 
 EXCHANGE_AUDIENCES = frozenset(
     {"https://outlook.office.com", "https://outlook.office365.com", "00000002-0000-0ff1-ce00-000000000000"}
 )
 GRAPH_AUDIENCES = frozenset({"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"})
-API_PERMISSIONS = "Azure > App registrations > (the WICBox app) > API permissions"
 
 
 @dataclass(frozen=True)
 class ProtocolNeeds:
     """What a protocol's server accepts: the resource, and the permission per permission type."""
 
-    resource: str
+    resource: Resource
     audiences: frozenset[str]
     delegated: str
     application: str
 
 
 PROTOCOL_NEEDS: dict[TokenProtocol, ProtocolNeeds] = {
-    "imap": ProtocolNeeds(
-        "Office 365 Exchange Online", EXCHANGE_AUDIENCES, "IMAP.AccessAsUser.All", "IMAP.AccessAsApp"
-    ),
-    "smtp": ProtocolNeeds("Office 365 Exchange Online", EXCHANGE_AUDIENCES, "SMTP.Send", "SMTP.SendAsApp"),
-    "graph": ProtocolNeeds("Microsoft Graph", GRAPH_AUDIENCES, "Mail.ReadWrite", "Mail.ReadWrite"),
+    "imap": ProtocolNeeds(Resource.EXCHANGE, EXCHANGE_AUDIENCES, "IMAP.AccessAsUser.All", "IMAP.AccessAsApp"),
+    "smtp": ProtocolNeeds(Resource.EXCHANGE, EXCHANGE_AUDIENCES, "SMTP.Send", "SMTP.SendAsApp"),
+    "graph": ProtocolNeeds(Resource.GRAPH, GRAPH_AUDIENCES, "Mail.ReadWrite", "Mail.ReadWrite"),
 }
 
 
@@ -103,11 +100,12 @@ def describe_token(
 
 
 def _wrong_audience(protocol: TokenProtocol, audience: str, needs: ProtocolNeeds) -> CheckResult:
+    resource = needs.resource.value
     return CheckResult(
         f"{protocol.upper()} token",
         CheckStatus.FAIL,
-        f"the token is for {audience or 'no audience'}; {protocol.upper()} needs a {needs.resource} token",
-        fix=f"set {SCOPE_PARAMETER} to a {needs.resource} permission ({needs.delegated} delegated / "
+        f"the token is for {audience or 'no audience'}; {protocol.upper()} needs a token for {resource}",
+        fix=f"set {SCOPE_PARAMETER} to a permission of {resource} ({needs.delegated} delegated / "
         f"{needs.application} application), or choose the protocol that matches the permission",
     )
 
@@ -117,14 +115,15 @@ def _missing_permission(
 ) -> CheckResult:
     delegated = permission_type is PermissionType.DELEGATED
     wanted = needs.delegated if delegated else needs.application
-    kind = "delegated" if delegated else "application"
+    # the portal lists delegated mail permissions under Microsoft Graph, whatever the token's resource
+    kind = "delegated" if delegated else f"{needs.resource.value} application"
     claim = "scp" if delegated else "roles"
     return CheckResult(
         f"{protocol.upper()} token",
         CheckStatus.FAIL,
         f"the token's {claim} ({' '.join(granted) or 'none'}) lacks {wanted}",
-        fix=f"in {API_PERMISSIONS} add the {needs.resource} {kind} permission {wanted} and click "
-        '"Grant admin consent"',
+        fix=f"add the {kind} permission {wanted} "
+        f'({where_to_add(needs.resource, permission_type)}) and click "Grant admin consent"',
     )
 
 
