@@ -93,8 +93,8 @@ def token_rejected(
             code=reply.code or None,
             description=reply.message or None,
             fix=f"set {names.SCOPE} to the Microsoft Graph permission Mail.ReadWrite (granted in "
-            f"{API_PERMISSIONS} > Microsoft Graph), or set {names.PROTOCOL} to IMAP when the app has the "
-            "Office 365 Exchange Online IMAP permission",
+            f"{API_PERMISSIONS} > Microsoft Graph), or set {names.PROTOCOL} to IMAP when the app has an "
+            "IMAP permission (delegated IMAP.AccessAsUser.All or application IMAP.AccessAsApp)",
         )
     expires = claims.get("exp")
     if isinstance(expires, (int, float)) and expires <= time.time():
