@@ -25,12 +25,13 @@ class WicboxCli:
         argv = ["--config", str(config), *args] if config else list(args)
         runner = CliRunner()
         env = {"WICBOX_HOME": str(self.home), "WICBOX_CONFIG": None}
-        with _chdir(self.cwd):
+        with working_directory(self.cwd):
             return runner.invoke(cli, argv, env=env, input=input, catch_exceptions=False)
 
 
 @contextlib.contextmanager
-def _chdir(path: Path) -> Iterator[None]:
+def working_directory(path: Path) -> Iterator[None]:
+    """Runs the block in ``path`` (tests that look up files relative to the working directory)."""
     previous = Path.cwd()
     os.chdir(path)
     try:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import ast
-import contextlib
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from tests.clihelp import working_directory
 from tools import cli_reference
 from tools.cli_reference import CommandHelp, blocks_in, command_helps, refresh
 from wicbox_bridge.cli import cli
@@ -50,15 +48,6 @@ def table_rows(text: str) -> list[list[str]]:
         rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
     return rows
 
-
-@contextlib.contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 # --------------------------------------------------------------------------- command help
