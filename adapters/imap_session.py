@@ -41,7 +41,7 @@ log = logging.getLogger("wicbox.imap")
 T = TypeVar("T")
 
 UID_SET_BATCH = 500  # UIDs per STORE/MOVE/COPY/EXPUNGE command
-FETCH_ITEMS = ["BODY.PEEK[]", "RFC822.SIZE", "INTERNALDATE"]
+FETCH_ITEMS = ["BODY.PEEK[]", "INTERNALDATE"]  # the sizes are known from the listing
 _MISSING_FOLDER = re.compile(r"NONEXISTENT|TRYCREATE|doesn't exist|not found", re.IGNORECASE)
 SEEN = r"\Seen"
 DELETED = r"\Deleted"

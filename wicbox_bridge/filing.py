@@ -2,7 +2,7 @@
 
 For each fetched mail: a mail whose bytes are already filed for this mailbox is only acknowledged
 again (the process stopped after the commit, before the server action); otherwise it is parsed,
-routed and inserted — a whole batch in one transaction, each mail behind its own savepoint. The
+routed and inserted — a whole batch in one transaction (see :func:`file_prepared`). The
 caller then applies the server actions the :class:`BatchResult` lists, and only after that marks
 them done. A mail the database refuses (:class:`~wicbox_bridge.errors.DataRejected`) is recorded
 as quarantined and moved to the failed folder; any other database error propagates, so nothing
@@ -11,9 +11,7 @@ more is acknowledged on the server.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,14 +23,8 @@ from wicbox_bridge.mail_record import MailRecord
 from wicbox_bridge.mailparse import parse_mail
 from wicbox_bridge.routing import RoutableProject, RoutingDecision, route_mail
 from wicbox_bridge.store.base import Store, atomic, savepoint
-from wicbox_bridge.store.mails import (
-    KnownMail,
-    MailOrigin,
-    MailStatus,
-    find_mails,
-    insert_mail,
-    insert_quarantined,
-)
+from wicbox_bridge.store.mail_insert import NewMail, files_many_rows, insert_mail, insert_mails
+from wicbox_bridge.store.mails import KnownMail, MailOrigin, MailStatus, find_mails, insert_quarantined
 
 log = logging.getLogger("wicbox.filing")
 
@@ -115,33 +107,129 @@ def _route(context: MailboxContext, record: MailRecord) -> RoutingDecision:
     return route_mail(record, context.projects)
 
 
-def file_batch(store: Store, context: MailboxContext, mails: Sequence[FetchedMail]) -> BatchResult:
-    """File one fetched batch in one transaction (a savepoint per mail); see the module docstring.
+@dataclass(frozen=True)
+class PreparedMail:
+    """A fetched mail with its SHA-256 and its parsed record, ready to be filed."""
+
+    mail: FetchedMail
+    record: MailRecord
+
+    @property
+    def sha256(self) -> str:
+        return self.record.sha256
+
+
+def prepare_batch(mails: Sequence[FetchedMail]) -> list[PreparedMail]:
+    """Parse (and hash) a fetched batch: the CPU part of filing, which needs no database.
+
+    It runs ahead of the database work (see :mod:`wicbox_bridge.mailbox_pass`), so it is done for
+    every mail, also for the rare one the database then recognises as already filed.
+    """
+    return [PreparedMail(mail, parse_mail(mail.raw)) for mail in mails]
+
+
+def file_prepared(store: Store, context: MailboxContext, prepared: Sequence[PreparedMail]) -> BatchResult:
+    """File one parsed batch in one transaction; see the module docstring.
 
     One commit per batch instead of one per mail: the database's log flush is the dominant cost of
-    filing. A mail the database refuses is undone alone (its savepoint) and quarantined; any other
-    database error rolls the whole batch back, so nothing of it is acknowledged on the server.
+    filing. Where the store can (:func:`~wicbox_bridge.store.mail_insert.files_many_rows`), the new
+    mails of the batch go in with a few multi-row statements; if the database refuses one of them,
+    that transaction is rolled back and the batch filed again one mail at a time, each behind its
+    own savepoint, so the refused mail alone is quarantined. Any other database error rolls the
+    whole batch back, so nothing of it is acknowledged on the server.
     """
+    known = find_mails(store, context.mailbox, [item.sha256 for item in prepared])
+    if context.dry_run:
+        return _would_file(context, prepared, known)
+    if files_many_rows(store) and not store.in_transaction:
+        try:
+            return _file_together(store, context, prepared, dict(known))
+        except DataRejected as refused:
+            log.info(
+                "mailbox %s: the database refused a mail of a batch of %d (%s); filing them one by one",
+                context.mailbox,
+                len(prepared),
+                refused.message,
+            )
+    with atomic(store):
+        return _file_one_by_one(store, context, prepared, dict(known))
+
+
+def _already_filed(mail: FetchedMail, known: KnownMail) -> MailResult:
+    outcome = Outcome.QUARANTINED if known.status.quarantined else Outcome.DUPLICATE
+    return MailResult(mail.ref, outcome, known.mail_id, None, "already filed", None)
+
+
+def _would_file(
+    context: MailboxContext, prepared: Sequence[PreparedMail], known: dict[str, KnownMail]
+) -> BatchResult:
     batch = BatchResult()
-    hashes = [hashlib.sha256(mail.raw).hexdigest() for mail in mails]
-    known = find_mails(store, context.mailbox, hashes)
-    parsed = {
-        sha256: parse_mail(mail.raw)
-        for mail, sha256 in zip(mails, hashes, strict=True)
-        if sha256 not in known
-    }
-    writing = contextlib.nullcontext() if context.dry_run else atomic(store)
-    with writing:
-        for mail, sha256 in zip(mails, hashes, strict=True):
-            result = _file_one(store, context, mail, known.get(sha256), parsed.get(sha256))
-            if result.mail_id is not None and sha256 not in known:
-                status = (
-                    MailStatus.QUARANTINE_PENDING
-                    if result.outcome is Outcome.QUARANTINED
-                    else MailStatus.PENDING_ACK
-                )
-                known[sha256] = KnownMail(result.mail_id, status)  # the same bytes twice in one batch
-            batch.add(result)
+    for item in prepared:
+        found = known.get(item.sha256)
+        if found is not None:
+            batch.add(_already_filed(item.mail, found))
+            continue
+        decision, record = _route(context, item.record), item.record
+        batch.add(
+            MailResult(
+                item.mail.ref,
+                Outcome.WOULD_FILE,
+                None,
+                decision.project_id,
+                decision.reason,
+                record.message_id,
+                record.subject,
+            )
+        )
+    return batch
+
+
+def _file_together(
+    store: Store, context: MailboxContext, prepared: Sequence[PreparedMail], known: dict[str, KnownMail]
+) -> BatchResult:
+    """The new mails of the batch in one transaction of a few statements (the same bytes once)."""
+    new: dict[str, NewMail] = {}
+    for item in prepared:
+        if item.sha256 not in known and item.sha256 not in new:
+            decision = _route(context, item.record)
+            origin = origin_of(item.mail, context.protocol)
+            new[item.sha256] = NewMail(
+                origin, item.mail.raw, item.record, decision.project_id, decision.reason
+            )
+    mail_ids = insert_mails(store, run_id=context.run_id, mails=list(new.values())) if new else {}
+    batch = BatchResult()
+    for item in prepared:
+        found = known.get(item.sha256)
+        if found is not None:  # filed before, or earlier in this batch
+            batch.add(_already_filed(item.mail, found))
+            continue
+        filed = new[item.sha256]
+        mail_id = mail_ids[item.sha256]
+        batch.add(
+            MailResult(
+                item.mail.ref, Outcome.FILED, mail_id, filed.project_id, filed.routing, item.record.message_id
+            )
+        )
+        known[item.sha256] = KnownMail(mail_id, MailStatus.PENDING_ACK)
+    return batch
+
+
+def _file_one_by_one(
+    store: Store, context: MailboxContext, prepared: Sequence[PreparedMail], known: dict[str, KnownMail]
+) -> BatchResult:
+    """Each mail behind its own savepoint: a mail the database refuses is undone alone."""
+    batch = BatchResult()
+    for item in prepared:
+        mail, sha256 = item.mail, item.sha256
+        result = _file_one(store, context, mail, known.get(sha256), item.record)
+        if result.mail_id is not None and sha256 not in known:
+            status = (
+                MailStatus.QUARANTINE_PENDING
+                if result.outcome is Outcome.QUARANTINED
+                else MailStatus.PENDING_ACK
+            )
+            known[sha256] = KnownMail(result.mail_id, status)  # the same bytes twice in one batch
+        batch.add(result)
     return batch
 
 
@@ -150,35 +238,17 @@ def _file_one(
     context: MailboxContext,
     mail: FetchedMail,
     known: KnownMail | None,
-    record: MailRecord | None,
+    record: MailRecord,
 ) -> MailResult:
     if known is not None:
-        outcome = Outcome.QUARANTINED if known.status.quarantined else Outcome.DUPLICATE
-        return MailResult(mail.ref, outcome, known.mail_id, None, "already filed", None)
-    if record is None:  # pragma: no cover - every unknown hash was parsed
-        record = parse_mail(mail.raw)
+        return _already_filed(mail, known)
     decision = _route(context, record)
-    if context.dry_run:
-        return MailResult(
-            mail.ref,
-            Outcome.WOULD_FILE,
-            None,
-            decision.project_id,
-            decision.reason,
-            record.message_id,
-            record.subject,
-        )
     try:
         with savepoint(store, "wicbox_mail"):
-            mail_id = insert_mail(
-                store,
-                run_id=context.run_id,
-                origin=origin_of(mail, context.protocol),
-                raw=mail.raw,
-                record=record,
-                project_id=decision.project_id,
-                routing=decision.reason,
+            new = NewMail(
+                origin_of(mail, context.protocol), mail.raw, record, decision.project_id, decision.reason
             )
+            mail_id = insert_mail(store, run_id=context.run_id, mail=new)
     except DataRejected as refused:
         return _quarantine(store, context, mail, record.sha256, refused)
     return MailResult(

@@ -52,13 +52,13 @@ def table_lines(case: CaseResult) -> list[str]:
     lines = [
         f"== {case.title}: {case.mails} mails, {case.total_bytes / MB:.1f} MB, "
         f"largest {case.largest_bytes / MB:.2f} MB",
-        f"{'contender':34} {'seconds':>8} {'mails/s':>8} {'vs floor':>9} {'peak RSS':>9}  note",
+        f"{'contender':34} {'seconds':>8} {'mails/s':>8} {'vs floor':>9} {'CPU s':>6} {'peak RSS':>9}  note",
     ]
     for row in case.rows:
         ratio = row.seconds / case.floor.seconds
         lines.append(
             f"{row.contender:34} {row.seconds:8.2f} {row.mails_per_second:8.0f} {ratio:8.2f}x "
-            f"{row.peak_rss_mb:7.1f}MB  {row.note}"
+            f"{row.cpu_seconds:6.2f} {row.peak_rss_mb:7.1f}MB  {row.note}"
         )
     return lines
 

@@ -49,6 +49,7 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     note: str = ""
+    cpu_seconds: float = 0.0
 
     @property
     def mails_per_second(self) -> float:
@@ -67,7 +68,9 @@ def measure_floor(bed: BenchBed, token_file: Path, expected: int) -> Measurement
     answer = json.loads(child.stdout)
     _expect(answer["mails"], expected, "the floor fetched")
     note = f"fetch loop alone {answer['fetch_seconds']:.2f} s, {answer['bytes'] / 2**20:.1f} MB"
-    return Measurement("floor: imapclient UID FETCH", expected, child.seconds, child.peak_rss_mb, note)
+    return Measurement(
+        "floor: imapclient UID FETCH", expected, child.seconds, child.peak_rss_mb, note, child.cpu_seconds
+    )
 
 
 # ---- wicbox run -------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ def measure_wicbox(
     finally:
         bed.postgres.drop_database(database)
     note = f"run report {report['seconds']:.2f} s"
-    return Measurement(label, expected, child.seconds, child.peak_rss_mb, note)
+    return Measurement(label, expected, child.seconds, child.peak_rss_mb, note, child.cpu_seconds)
 
 
 # ---- getmail6 ---------------------------------------------------------------------------------
@@ -247,7 +250,9 @@ def measure_getmail(bed: BenchBed, token: str, expected: int) -> Measurement:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         note = f"after {len(failures)} failed attempt(s): {failures[-1]}" if failures else ""
-        return Measurement("getmail6 (XOAUTH2, Maildir)", expected, child.seconds, child.peak_rss_mb, note)
+        return Measurement(
+            "getmail6 (XOAUTH2, Maildir)", expected, child.seconds, child.peak_rss_mb, note, child.cpu_seconds
+        )
     raise RuntimeError(f"getmail failed {GETMAIL_ATTEMPTS} times: {'; '.join(failures)}")
 
 

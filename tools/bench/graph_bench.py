@@ -182,7 +182,14 @@ def measure_graph_floor(bed: BenchBed, graph: GraphEmulator, mails: Sequence[byt
     if answer["bytes"] != sum(map(len, mails)):
         raise RuntimeError(f"the Graph floor read {answer['bytes']} bytes, not the seeded ones")
     note = f"list {answer['list_seconds']:.2f} s + fetch {answer['fetch_seconds']:.2f} s"
-    return Measurement("floor: requests list + $value x4", len(mails), child.seconds, child.peak_rss_mb, note)
+    return Measurement(
+        "floor: requests list + $value x4",
+        len(mails),
+        child.seconds,
+        child.peak_rss_mb,
+        note,
+        child.cpu_seconds,
+    )
 
 
 def graph_parameters(graph: GraphEmulator) -> dict[str, str | None]:
@@ -222,7 +229,7 @@ def measure_graph_wicbox(
     finally:
         bed.postgres.drop_database(database)
     note = f"run report {report['seconds']:.2f} s; {throttled} throttled request(s)"
-    return Measurement(label, count, child.seconds, child.peak_rss_mb, note)
+    return Measurement(label, count, child.seconds, child.peak_rss_mb, note, child.cpu_seconds)
 
 
 def measure_graph(

@@ -1,10 +1,11 @@
 """Run one contender as a child process and measure its wall time and peak resident memory.
 
 The command runs under :mod:`tools.bench.rss_probe`, a small launcher that times it and reads
-its peak RSS from ``wait4`` (the largest ``ru_maxrss`` of the command and every descendant it
-waited for), so neither the servers nor the benchmark's own memory count. The launcher gets its
-own process group; if the benchmark is interrupted or the command overruns its time limit, that
-group is killed before the error goes on.
+its peak RSS (the larger of ``wait4``'s ``ru_maxrss`` and the largest sum over the command's
+process tree, sampled from ``/proc``) and its CPU time (user plus system, its own and that of
+every descendant it waited for), so neither the servers nor the benchmark's own memory count.
+The launcher gets its own process group; if the benchmark is interrupted or the command overruns
+its time limit, that group is killed before the error goes on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ChildRun:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0
 
     def require_success(self, what: str) -> ChildRun:
         if self.exit_code != 0:
@@ -69,7 +71,7 @@ def run_child(
         figures = json.loads(report.read_text(encoding="utf-8"))
         return ChildRun(
             tuple(argv), int(figures["exit_code"]), float(figures["seconds"]),
-            int(figures["max_rss_kb"]) / 1024, _read(stdout), _read(stderr),
+            int(figures["max_rss_kb"]) / 1024, _read(stdout), _read(stderr), float(figures["cpu_seconds"]),
         )  # fmt: skip
 
 

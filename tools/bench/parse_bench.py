@@ -35,9 +35,31 @@ from wicbox_bridge.mailparse import FastPathUnsupported, parse_mail, parse_mail_
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORDS = (
-    "dossier", "project", "vraag", "antwoord", "offerte", "factuur", "bijlage", "planning", "overleg",
-    "levering", "contract", "klant", "leverancier", "gemeente", "aanvraag", "vergunning", "termijn",
-    "bevestiging", "verslag", "afspraak", "budget", "wijziging", "opmerking", "status", "document",
+    "dossier",
+    "project",
+    "vraag",
+    "antwoord",
+    "offerte",
+    "factuur",
+    "bijlage",
+    "planning",
+    "overleg",
+    "levering",
+    "contract",
+    "klant",
+    "leverancier",
+    "gemeente",
+    "aanvraag",
+    "vergunning",
+    "termijn",
+    "bevestiging",
+    "verslag",
+    "afspraak",
+    "budget",
+    "wijziging",
+    "opmerking",
+    "status",
+    "document",
 )
 
 
@@ -70,8 +92,12 @@ def generated_mail(rng: random.Random, number: int, body_size: int, attachments:
     message.set_content(text)
     message.add_alternative(f"<html><body><p>{text}</p></body></html>", subtype="html")
     for index, size in enumerate(attachments, start=1):
-        message.add_attachment(rng.randbytes(size), maintype="application", subtype="pdf",
-                               filename=f"bijlage-{number}-{index}.pdf")
+        message.add_attachment(
+            rng.randbytes(size),
+            maintype="application",
+            subtype="pdf",
+            filename=f"bijlage-{number}-{index}.pdf",
+        )
     return message.as_bytes(policy=policy.SMTP)
 
 
@@ -80,16 +106,21 @@ def office_mails(count: int = 1050) -> list[bytes]:
     mails = []
     for number in range(count):
         with_attachment = number % 3 == 0
-        mails.append(generated_mail(rng, number, 4500 if with_attachment else 9500,
-                                    [6000] if with_attachment else []))
+        mails.append(
+            generated_mail(rng, number, 4500 if with_attachment else 9500, [6000] if with_attachment else [])
+        )
     return mails
 
 
 def large_mails(count: int = 120) -> list[bytes]:
     rng = random.Random(200)
     return [
-        generated_mail(rng, number, rng.randrange(2000, 20000),
-                       [rng.randrange(10_000, 70_000) for _ in range(rng.randrange(1, 4))])
+        generated_mail(
+            rng,
+            number,
+            rng.randrange(2000, 20000),
+            [rng.randrange(10_000, 70_000) for _ in range(rng.randrange(1, 4))],
+        )
         for number in range(count)
     ]
 
@@ -200,8 +231,10 @@ def report(name: str, mails: list[bytes], repeat: int) -> None:
         seconds, raised = time_contender(parse, mails, repeat)
         baseline = baseline or seconds
         peak = f"{peak_ratio(parse, mails):7.2f}" if traceable else f"{'-':>7}"
-        print(f"{label:45} {seconds:8.3f} {seconds / len(mails) * 1000:8.3f} "
-              f"{seconds / baseline:7.3f} {raised:7d} {peak}")
+        print(
+            f"{label:45} {seconds:8.3f} {seconds / len(mails) * 1000:8.3f} "
+            f"{seconds / baseline:7.3f} {raised:7d} {peak}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, TypeVar
 
-from wicbox_bridge.mail_record import MailRecord
 from wicbox_bridge.store.base import Store, atomic, last_identity
 from wicbox_bridge.store.times import naive_utc, utc_now
 
@@ -62,8 +61,7 @@ class PendingAck:
     uidvalidity: int | None
 
 
-_COLUMN_LIMITS: Final = {"MAILBOX": 320, "FOLDER": 400, "SOURCE_ID": 512, "MESSAGE_ID": 998, "ROUTING": 400}
-_NAME_LIMIT: Final = 255
+COLUMN_LIMITS: Final = {"MAILBOX": 320, "FOLDER": 400, "SOURCE_ID": 512, "MESSAGE_ID": 998, "ROUTING": 400}
 _IN_CHUNK: Final = 400
 
 _INSERT_MAIL: Final = (
@@ -72,18 +70,15 @@ _INSERT_MAIL: Final = (
     "BODY_TEXT, BODY_HTML, RAW_MIME, STATUS, ROUTING, PROBLEMS, ERROR, FILED_AT) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_ATTACHMENT: Final = (
-    "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
 
 
 def normalized_mailbox(mailbox: str) -> str:
     return mailbox.strip().lower()
 
 
-def _bounded(column: str, value: str | None) -> str | None:
-    limit = _COLUMN_LIMITS[column]
+def bounded(column: str, value: str | None) -> str | None:
+    """``value`` cut to the length of ``column`` (one of the columns in ``COLUMN_LIMITS``)."""
+    limit = COLUMN_LIMITS[column]
     return value if value is None or len(value) <= limit else value[:limit]
 
 
@@ -102,66 +97,6 @@ def find_mails(store: Store, mailbox: str, sha256s: Sequence[str]) -> dict[str, 
     return found
 
 
-def insert_mail(
-    store: Store,
-    *,
-    run_id: int | None,
-    origin: MailOrigin,
-    raw: bytes,
-    record: MailRecord,
-    project_id: int | None,
-    routing: str,
-) -> int:
-    """File one mail with its attachments in one transaction (STATUS = PENDING_ACK); its MAIL_ID."""
-    mailbox = normalized_mailbox(origin.mailbox)
-    problems = list(record.problems)
-    if record.message_id and len(record.message_id) > _COLUMN_LIMITS["MESSAGE_ID"]:
-        problems.append("Message-ID longer than 998 characters: stored truncated")
-    values = (
-        run_id,
-        project_id,
-        _bounded("MAILBOX", mailbox),
-        _bounded("FOLDER", origin.folder),
-        origin.protocol,
-        origin.uidvalidity,
-        origin.uid,
-        _bounded("SOURCE_ID", origin.source_id),
-        _bounded("MESSAGE_ID", record.message_id),
-        record.sha256,
-        record.subject,
-        record.from_addr,
-        ", ".join(record.to_addrs) or None,
-        ", ".join(record.cc_addrs) or None,
-        naive_utc(record.sent_at),
-        naive_utc(origin.received_at),
-        len(raw),
-        record.body_text,
-        record.body_html,
-        raw,
-        MailStatus.PENDING_ACK.value,
-        _bounded("ROUTING", routing),
-        "\n".join(problems) or None,
-        None,
-        utc_now(),
-    )
-    with atomic(store):
-        store.execute(_INSERT_MAIL, values)
-        mail_id = last_identity(store)
-        for position, attachment in enumerate(record.attachments, start=1):
-            store.execute(
-                _INSERT_ATTACHMENT,
-                (
-                    mail_id,
-                    position,
-                    attachment.filename[:_NAME_LIMIT],
-                    attachment.content_type[:_NAME_LIMIT],
-                    attachment.size,
-                    attachment.content,
-                ),
-            )
-    return mail_id
-
-
 def insert_quarantined(
     store: Store, *, run_id: int | None, origin: MailOrigin, raw: bytes, sha256: str, reason: str
 ) -> int:
@@ -170,12 +105,12 @@ def insert_quarantined(
     values = (
         run_id,
         None,
-        _bounded("MAILBOX", mailbox),
-        _bounded("FOLDER", origin.folder),
+        bounded("MAILBOX", mailbox),
+        bounded("FOLDER", origin.folder),
         origin.protocol,
         origin.uidvalidity,
         origin.uid,
-        _bounded("SOURCE_ID", origin.source_id),
+        bounded("SOURCE_ID", origin.source_id),
         None,
         sha256,
         None,

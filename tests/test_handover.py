@@ -1,0 +1,98 @@
+"""The one-slot hand-over between the fetching and the filing thread, with real threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from wicbox_bridge.handover import Handover, Item
+
+WAIT_S = 5.0
+
+
+def started(target: object) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)  # type: ignore[arg-type]
+    thread.start()
+    return thread
+
+
+def test_items_arrive_in_order_and_end_with_an_end_item() -> None:
+    handover: Handover[int] = Handover()
+    taken: list[int | None] = []
+
+    def consume() -> None:
+        while (item := handover.take()).batch is not None:
+            taken.append(item.batch)
+
+    consumer = started(consume)
+    for number in range(5):
+        assert handover.put(Item(number))
+    assert handover.put(Item())
+    consumer.join(WAIT_S)
+
+    assert not consumer.is_alive()
+    assert taken == [0, 1, 2, 3, 4]
+
+
+def test_a_second_put_waits_until_the_first_is_taken() -> None:
+    handover: Handover[str] = Handover()
+    assert handover.put(Item("first"))
+    second_put = threading.Event()
+    producer = started(lambda: handover.put(Item("second")) and second_put.set())
+
+    assert not second_put.wait(0.2)  # the slot is full
+    assert handover.take().batch == "first"
+    assert second_put.wait(WAIT_S)
+    assert handover.take().batch == "second"
+    producer.join(WAIT_S)
+
+
+def test_wait_taken_returns_once_the_slot_is_empty() -> None:
+    handover: Handover[str] = Handover()
+    assert handover.wait_taken()  # empty from the start
+    handover.put(Item("batch"))
+    emptied = threading.Event()
+    waiter = started(lambda: handover.wait_taken() and emptied.set())
+
+    assert not emptied.wait(0.2)
+    handover.take()
+    assert emptied.wait(WAIT_S)
+    waiter.join(WAIT_S)
+
+
+def test_close_wakes_a_waiting_producer_and_refuses_further_puts() -> None:
+    handover: Handover[str] = Handover()
+    handover.put(Item("never taken"))
+    answers: list[bool] = []
+    producer = started(lambda: answers.append(handover.put(Item("blocked"))))
+    time.sleep(0.1)
+
+    handover.close()
+    producer.join(WAIT_S)
+
+    assert answers == [False]
+    assert not handover.put(Item("late"))
+    assert not handover.wait_taken()
+    assert handover.closed
+
+
+def test_close_wakes_a_waiting_consumer_with_an_end_item() -> None:
+    handover: Handover[str] = Handover()
+    items: list[Item[str]] = []
+    consumer = started(lambda: items.append(handover.take()))
+    time.sleep(0.1)
+
+    handover.close()
+    consumer.join(WAIT_S)
+
+    assert len(items) == 1
+    assert items[0].batch is None
+    assert items[0].error is None
+
+
+def test_an_error_travels_to_the_consumer() -> None:
+    handover: Handover[str] = Handover()
+    failure = ConnectionError("the session was lost")
+    handover.put(Item(error=failure))
+
+    assert handover.take().error is failure

@@ -1,0 +1,211 @@
+"""Inserting filed mails into WICBOX_MAIL and WICBOX_ATTACHMENT (STATUS = PENDING_ACK).
+
+Two ways, with the same rows as result:
+
+* :func:`insert_mails` files a whole batch with a few statements: several rows per INSERT, the
+  generated MAIL_IDs read back with RETURNING, where the dialect has it (:func:`files_many_rows`).
+  Each statement is a round trip the database server works through while the client waits, so
+  their number, not the bytes, decided the time of filing.
+* :func:`insert_mail` files one mail (SQL Server, and a batch the database refused part of).
+
+Very large values are sent in parts where the dialect can append to a value in place
+(:data:`_APPEND`): the row is inserted with an empty value and the bytes follow in parts of 8 MiB.
+psqlODBC copies a parameter twice before sending it (about 60 MB of native memory for a 30 MB
+mail); in parts, that copy is never larger than one part.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from wicbox_bridge.mail_record import Attachment, MailRecord
+from wicbox_bridge.store.base import Dialect, Store, atomic, last_identity
+from wicbox_bridge.store.mails import (
+    COLUMN_LIMITS,
+    MailOrigin,
+    MailStatus,
+    bounded,
+    normalized_mailbox,
+)
+from wicbox_bridge.store.times import naive_utc, utc_now
+
+__all__ = ["NewMail", "files_many_rows", "insert_mail", "insert_mails"]
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """One mail to file: where it was read, its exact bytes, its parsed record and its project."""
+
+    origin: MailOrigin
+    raw: bytes
+    record: MailRecord
+    project_id: int | None
+    routing: str
+
+
+_NAME_LIMIT: Final = 255
+_MAIL_COLUMNS: Final = (
+    "INSERT INTO WICBOX_MAIL (RUN_ID, PROJECT_ID, MAILBOX, FOLDER, PROTOCOL, UIDVALIDITY, UID, SOURCE_ID, "
+    "MESSAGE_ID, SHA256, SUBJECT, FROM_ADDR, TO_ADDRS, CC_ADDRS, SENT_AT, RECEIVED_AT, SIZE_BYTES, "
+    "BODY_TEXT, BODY_HTML, RAW_MIME, STATUS, ROUTING, PROBLEMS, ERROR, FILED_AT)"
+)
+_MAIL_ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ATTACHMENT_COLUMNS: Final = (
+    "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
+)
+_ATTACHMENT_ROW: Final = "(?, ?, ?, ?, ?, ?)"
+# Several rows per INSERT: at most this many parameters in one statement (SQLite before 3.32
+# allowed 999; SQL Server allows 2100), and about this many bytes of mail and attachment content
+# (the driver copies a statement's parameters before sending them).
+_MOST_PARAMETERS: Final = 999
+_MOST_STATEMENT_BYTES: Final = 1024 * 1024
+# RETURNING hands back the generated keys of many rows: PostgreSQL, and SQLite from 3.35. SQL
+# Server's OUTPUT clause would do the same but fails on a table with triggers: it files one mail at
+# a time.
+_SQLITE_RETURNING: Final = (3, 35, 0)
+# Values larger than this go in parts of _APPEND_PART_BYTES, where the dialect can append.
+_LARGE_VALUE_BYTES: Final = 8 * 1024 * 1024
+_APPEND_PART_BYTES: Final = 8 * 1024 * 1024
+_APPEND: Final[dict[Dialect, tuple[str, str]]] = {
+    "postgresql": (
+        "UPDATE WICBOX_MAIL SET RAW_MIME = RAW_MIME || ? WHERE MAIL_ID = ?",
+        "UPDATE WICBOX_ATTACHMENT SET CONTENT = CONTENT || ? WHERE ATTACHMENT_ID = ?",
+    ),
+}
+
+
+def insert_mail(store: Store, *, run_id: int | None, mail: NewMail) -> int:
+    """File one mail with its attachments in one transaction; its MAIL_ID."""
+    with atomic(store):
+        in_parts = _in_parts(store, mail.raw)
+        store.execute(f"{_MAIL_COLUMNS} VALUES {_MAIL_ROW}", _mail_values(run_id, mail, inline=not in_parts))
+        mail_id = last_identity(store)
+        if in_parts:
+            _append(store, _APPEND[store.dialect][0], mail_id, mail.raw)
+        for position, attachment in enumerate(mail.record.attachments, start=1):
+            _insert_attachment(store, mail_id, position, attachment)
+    return mail_id
+
+
+def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) -> dict[str, int]:
+    """File many mails with their attachments in one transaction; MAIL_ID by SHA-256.
+
+    The mails must differ by SHA-256. A row the database refuses fails its whole statement (and so
+    the transaction): the caller then files the mails one by one to find it.
+    """
+    if not files_many_rows(store):
+        raise ValueError(f"the {store.dialect} store files one mail at a time (insert_mail)")
+    mail_ids: dict[str, int] = {}
+    with atomic(store):
+        small = [mail for mail in mails if not _in_parts(store, mail.raw)]
+        for chunk in _row_chunks([_mail_values(run_id, mail, inline=True) for mail in small], _MAIL_ROW):
+            sql = f"{_MAIL_COLUMNS} VALUES {', '.join([_MAIL_ROW] * len(chunk))} RETURNING MAIL_ID, SHA256"
+            for mail_id, sha256 in store.query(sql, [value for row in chunk for value in row]):
+                mail_ids[str(sha256).strip()] = int(mail_id)
+        for mail in mails:
+            if mail.record.sha256 not in mail_ids:
+                mail_ids[mail.record.sha256] = insert_mail(store, run_id=run_id, mail=mail)
+        attachments = [
+            _attachment_values(mail_ids[mail.record.sha256], position, attachment)
+            for mail in small
+            for position, attachment in enumerate(mail.record.attachments, start=1)
+        ]
+        for rows in _row_chunks(attachments, _ATTACHMENT_ROW):
+            sql = f"{_ATTACHMENT_COLUMNS} VALUES {', '.join([_ATTACHMENT_ROW] * len(rows))}"
+            store.execute(sql, [value for row in rows for value in row])
+    return mail_ids
+
+
+def files_many_rows(store: Store) -> bool:
+    """Whether :func:`insert_mails` works on this store (RETURNING of many rows)."""
+    if store.dialect == "sqlite":
+        return sqlite3.sqlite_version_info >= _SQLITE_RETURNING
+    return store.dialect == "postgresql"
+
+
+def _in_parts(store: Store, value: bytes) -> bool:
+    return store.dialect in _APPEND and len(value) > _LARGE_VALUE_BYTES
+
+
+def _append(store: Store, sql: str, key: int, value: bytes) -> None:
+    """``value`` appended part after part to the (empty) value the row was inserted with."""
+    with memoryview(value) as view:
+        for start in range(0, len(value), _APPEND_PART_BYTES):
+            store.execute(sql, (view[start : start + _APPEND_PART_BYTES].tobytes(), key))
+
+
+def _insert_attachment(store: Store, mail_id: int, position: int, attachment: Attachment) -> None:
+    in_parts = _in_parts(store, attachment.content)
+    values = _attachment_values(mail_id, position, attachment, inline=not in_parts)
+    store.execute(f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}", values)
+    if in_parts:
+        _append(store, _APPEND[store.dialect][1], last_identity(store), attachment.content)
+
+
+def _row_chunks(rows: Sequence[tuple[object, ...]], row_marks: str) -> Iterable[list[tuple[object, ...]]]:
+    """``rows`` in groups small enough for one statement (parameters and bytes; see above).
+
+    A row larger than the byte budget is a statement of its own.
+    """
+    most_rows = max(1, _MOST_PARAMETERS // row_marks.count("?"))
+    chunk: list[tuple[object, ...]] = []
+    size = 0
+    for row in rows:
+        row_size = sum(len(value) for value in row if isinstance(value, (bytes, str)))
+        if chunk and (len(chunk) >= most_rows or size + row_size > _MOST_STATEMENT_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += row_size
+    if chunk:
+        yield chunk
+
+
+def _attachment_values(
+    mail_id: int, position: int, attachment: Attachment, *, inline: bool = True
+) -> tuple[object, ...]:
+    return (
+        mail_id,
+        position,
+        attachment.filename[:_NAME_LIMIT],
+        attachment.content_type[:_NAME_LIMIT],
+        attachment.size,
+        attachment.content if inline else b"",
+    )
+
+
+def _mail_values(run_id: int | None, mail: NewMail, *, inline: bool) -> tuple[object, ...]:
+    origin, record, raw = mail.origin, mail.record, mail.raw
+    problems = list(record.problems)
+    if record.message_id and len(record.message_id) > COLUMN_LIMITS["MESSAGE_ID"]:
+        problems.append("Message-ID longer than 998 characters: stored truncated")
+    return (
+        run_id,
+        mail.project_id,
+        bounded("MAILBOX", normalized_mailbox(origin.mailbox)),
+        bounded("FOLDER", origin.folder),
+        origin.protocol,
+        origin.uidvalidity,
+        origin.uid,
+        bounded("SOURCE_ID", origin.source_id),
+        bounded("MESSAGE_ID", record.message_id),
+        record.sha256,
+        record.subject,
+        record.from_addr,
+        ", ".join(record.to_addrs) or None,
+        ", ".join(record.cc_addrs) or None,
+        naive_utc(record.sent_at),
+        naive_utc(origin.received_at),
+        len(raw),
+        record.body_text,
+        record.body_html,
+        raw if inline else b"",
+        MailStatus.PENDING_ACK.value,
+        bounded("ROUTING", mail.routing),
+        "\n".join(problems) or None,
+        None,
+        utc_now(),
+    )
