@@ -25,8 +25,9 @@ LINE = re.compile(
     r"(?P<logger>[\w.]+): (?P<message>.*)$"
 )
 MAIL_LINE = re.compile(
-    r"^mailbox=(?P<mailbox>\S+) key=(?P<key>\S+) message_id=(?P<message_id>\S+) project=(?P<project>\S+) "
-    r"outcome=(?P<outcome>\S+) mail_id=(?P<mail_id>\S+) routing=(?P<routing>.+)$"
+    r"^mailbox=(?P<mailbox>\S+) folder=(?P<folder>\S+) validity=(?P<validity>\S+) key=(?P<key>\S+) "
+    r"message_id=(?P<message_id>\S+) project=(?P<project>\S+) outcome=(?P<outcome>\S+) "
+    r"mail_id=(?P<mail_id>\S+) routing=(?P<routing>.+)$"
 )
 
 
@@ -157,7 +158,10 @@ def test_a_run_leaves_one_line_per_mail_in_the_log_file(mailroom: Mailroom) -> N
         (mailroom.mailbox, str(uid), f"mail-{n}@example.org", "filed")
         for n, uid in zip((1, 2, 3), uids, strict=True)
     ]
-    assert [m["project"] for m in mails] == ["1", "unassigned", "unassigned"]
+    assert [m["project"] for m in mails] == ["ALPHA(1)", "unassigned", "unassigned"]
+    with mailroom.dovecot.admin_session(mailroom.mailbox) as client:
+        validity = client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
+    assert {(m["folder"], m["validity"]) for m in mails} == {("INBOX", str(validity))}
     filed = {row.mail_id for row in mailroom.filed()}
     assert {int(m["mail_id"]) for m in mails} == filed
     messages = [line["message"] for line in log_lines(path)]

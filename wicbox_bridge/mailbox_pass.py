@@ -1,22 +1,33 @@
 """One pass over one mailbox: confirm what an earlier run left, list, fetch ahead, file, acknowledge.
 
-Fetching and filing overlap: a helper thread fetches the next batch while this thread parses and
+Fetching and filing overlap: a helper thread fetches and parses the next batch while this thread
 files the current one (the IMAP or Graph session is used by that thread alone until the fetching
-is done). The server actions for everything filed in the pass are applied after that, so the
-order that makes a run safe to kill holds: commit first, then move/delete/flag, then mark done.
+is done). Filing mostly waits for the database server, without holding the interpreter lock, so
+the parsing belongs with the fetching. The server actions for everything filed in the pass are
+applied after that, so the order that makes a run safe to kill holds: commit first, then
+move/delete/flag, then mark done.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wicbox_bridge.accounts import MailboxAccount
-from wicbox_bridge.adapters.base import FetchedMail, MailboxSession, MailRef
-from wicbox_bridge.filing import BatchResult, MailboxContext, MailResult, file_batch
+from wicbox_bridge.adapters.base import MailboxSession, MailRef
+from wicbox_bridge.filing import (
+    BatchResult,
+    MailboxContext,
+    MailResult,
+    PreparedMail,
+    file_prepared,
+    prepare_batch,
+)
+from wicbox_bridge.handover import Handover, Item
+from wicbox_bridge.mail_trace import mail_trace_line, project_field
 from wicbox_bridge.routing import RoutableProject
 from wicbox_bridge.run_results import MailboxReport
 from wicbox_bridge.store.base import Store
@@ -25,7 +36,6 @@ from wicbox_bridge.store.mails import MailStatus, mark_filed, mark_quarantined, 
 log = logging.getLogger("wicbox.run")
 mail_log = logging.getLogger("wicbox.mail")
 
-_QUEUE_POLL_S = 0.2
 _ACTION_CHUNK = 500
 
 
@@ -42,6 +52,11 @@ class PassContext:
     projects: Sequence[RoutableProject]
     stop: threading.Event
     progress: Callable[[int], None] | None = None
+
+    @functools.cached_property
+    def project_codes(self) -> Mapping[int, str]:
+        """Project id to code, for the per-mail trace line."""
+        return {project.project_id: project.code for project in self.projects}
 
 
 @dataclass(frozen=True)
@@ -104,82 +119,72 @@ def batches(refs: list[MailRef], most: int, most_bytes: int) -> list[list[MailRe
 def _fetch_and_file(
     context: PassContext, mailbox: OpenMailbox, filing: MailboxContext, chunks: list[list[MailRef]]
 ) -> BatchResult:
-    fetched: queue.Queue[tuple[str, list[FetchedMail] | BaseException | None]] = queue.Queue(maxsize=1)
-    done = threading.Event()
+    handover: Handover[list[PreparedMail]] = Handover()
     fetcher = threading.Thread(
         target=_fetch_ahead,
-        args=(mailbox.session, chunks, fetched, done, context.stop),
+        args=(mailbox.session, chunks, handover, context.stop),
         name="wicbox-fetch",
         daemon=True,
     )
     filed = BatchResult()
     fetcher.start()
     try:
-        while True:
-            kind, payload = fetched.get()
-            if kind == "done":
-                break
-            if isinstance(payload, BaseException):
-                raise payload
-            assert payload is not None
-            batch = file_batch(mailbox.store, filing, payload)
-            filed.extend(batch)
-            _record(mailbox.account, batch.results, mailbox.report, context.progress)
-            if context.stop.is_set():
-                break
+        while _file_next(context, mailbox, filing, handover, filed) and not context.stop.is_set():
+            pass
     finally:
-        done.set()
+        handover.close()
         fetcher.join()
     return filed
+
+
+def _file_next(
+    context: PassContext,
+    mailbox: OpenMailbox,
+    filing: MailboxContext,
+    handover: Handover[list[PreparedMail]],
+    filed: BatchResult,
+) -> bool:
+    """File the next fetched batch into ``filed``; False when there is none. A batch is only
+    referenced here, so its bytes are freed before the next one is waited for."""
+    item = handover.take()
+    if item.error is not None:
+        raise item.error
+    if item.batch is None:
+        return False
+    batch = file_prepared(mailbox.store, filing, item.batch)
+    filed.extend(batch)
+    _record(batch.results, mailbox.report, context)
+    return True
 
 
 def _fetch_ahead(
     session: MailboxSession,
     chunks: list[list[MailRef]],
-    fetched: queue.Queue[tuple[str, list[FetchedMail] | BaseException | None]],
-    done: threading.Event,
+    handover: Handover[list[PreparedMail]],
     stop: threading.Event,
 ) -> None:
-    """Fetch the batches in order into ``fetched``; an error is handed over, not raised here."""
+    """Fetch and parse the batches in order, one ahead of the filing; an error is handed over,
+    not raised here. Each batch is fetched only once the previous one was taken (memory)."""
     try:
         for chunk in chunks:
-            if done.is_set() or stop.is_set():
+            if stop.is_set() or not handover.wait_taken():
+                break
+            if not handover.put(Item(prepare_batch(session.fetch(chunk)))):
                 return
-            if not _hand_over(fetched, ("batch", session.fetch(chunk)), done):
-                return
-        _hand_over(fetched, ("done", None), done)
+        handover.put(Item())
     except BaseException as error:
-        _hand_over(fetched, ("error", error), done)
+        handover.put(Item(error=error))
 
 
-def _hand_over(
-    fetched: queue.Queue[tuple[str, list[FetchedMail] | BaseException | None]],
-    item: tuple[str, list[FetchedMail] | BaseException | None],
-    done: threading.Event,
-) -> bool:
-    while not done.is_set():
-        try:
-            fetched.put(item, timeout=_QUEUE_POLL_S)
-        except queue.Full:
-            continue
-        return True
-    return False
-
-
-def _record(
-    account: MailboxAccount,
-    results: list[MailResult],
-    report: MailboxReport,
-    progress: Callable[[int], None] | None,
-) -> None:
+def _record(results: list[MailResult], report: MailboxReport, context: PassContext) -> None:
     """Counted and logged once committed: if a server action fails later, these mails are still
     filed (the next run only acknowledges them) and the report must say so."""
     for result in results:
         report.count(result)
         report.results.append(result)
-        _log_mail(account, result)
-    if progress is not None:
-        progress(len(results))
+        _log_mail(result, context.project_codes)
+    if context.progress is not None:
+        context.progress(len(results))
 
 
 def _reconcile(context: PassContext, store: Store, session: MailboxSession, account: MailboxAccount) -> None:
@@ -218,14 +223,15 @@ def apply_server_actions(store: Store, session: MailboxSession, batch: BatchResu
         mark_quarantined(store, [mail_id for _, mail_id in chunk])
 
 
-def _log_mail(account: MailboxAccount, result: MailResult) -> None:
-    mail_log.info(
-        "mailbox=%s key=%s message_id=%s project=%s outcome=%s mail_id=%s routing=%s",
-        account.mailbox,
-        result.ref.key,
-        result.message_id or "-",
-        result.project_id if result.project_id is not None else "unassigned",
-        result.outcome.value,
-        result.mail_id if result.mail_id is not None else "-",
-        result.routing,
+def _log_mail(result: MailResult, project_codes: Mapping[int, str]) -> None:
+    if not mail_log.isEnabledFor(logging.INFO):
+        return
+    line = mail_trace_line(
+        result.ref,
+        message_id=result.message_id,
+        project=project_field(result.project_id, project_codes),
+        outcome=result.outcome.value,
+        mail_id=result.mail_id,
+        routing=result.routing,
     )
+    mail_log.info("%s", line)
