@@ -86,8 +86,7 @@ def _check_folders(settings: GraphSettings) -> None:
     )
     if failed in (source, processed):
         raise failed_folder_clash(
-            "must differ from the source and processed folders: mails that could not be filed "
-            "must stay apart"
+            "must differ from the source and processed folders: mails that could not be filed must stay apart"
         )
 
 

@@ -74,8 +74,22 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
 RETRYABLE_STATUSES = frozenset({429, 503})
 # Claims worth showing in diagnostics; none of them is secret.
 REPORTED_CLAIMS = (
-    "aud", "iss", "tid", "oid", "sub", "scp", "roles", "upn", "unique_name", "name",
-    "appid", "app_displayname", "iat", "nbf", "exp", "ver",
+    "aud",
+    "iss",
+    "tid",
+    "oid",
+    "sub",
+    "scp",
+    "roles",
+    "upn",
+    "unique_name",
+    "name",
+    "appid",
+    "app_displayname",
+    "iat",
+    "nbf",
+    "exp",
+    "ver",
 )
 _ROPC_DEPRECATION = r"This API has been deprecated for public client flows"
 _SSL_REASON = re.compile(r"\[SSL[^\]]*\][^')\"]*")
@@ -333,8 +347,11 @@ def _tls_reason(exc: BaseException) -> str:
 def _connection_failure(exc: requests.RequestException, platform: IdentityPlatform) -> ConnectionFailure:
     host = platform.host
     if isinstance(exc, requests.exceptions.SSLError):
-        setting = f"{CA_BUNDLE_PARAMETER} is {platform.ca_bundle}" if platform.ca_bundle else (
-            f"{CA_BUNDLE_PARAMETER} is empty")
+        setting = (
+            f"{CA_BUNDLE_PARAMETER} is {platform.ca_bundle}"
+            if platform.ca_bundle
+            else (f"{CA_BUNDLE_PARAMETER} is empty")
+        )
         return ConnectionFailure(
             f"TLS with the identity platform {host} failed: {_tls_reason(exc)}.",
             fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
@@ -446,7 +463,11 @@ class DelegatedTokenProvider(_ProviderBase):
     permission_type = PermissionType.DELEGATED
 
     def __init__(
-        self, service: TokenService, scopes: tuple[str, ...], username: str, password: Secret,
+        self,
+        service: TokenService,
+        scopes: tuple[str, ...],
+        username: str,
+        password: Secret,
         names: CredentialNames,
     ) -> None:
         super().__init__(service, scopes, names)
@@ -564,7 +585,11 @@ class TokenService:
 
     @classmethod
     def from_parameters(
-        cls, params: Parameters, cache_path: Path, *, encrypt_cache: bool = True,
+        cls,
+        params: Parameters,
+        cache_path: Path,
+        *,
+        encrypt_cache: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> TokenService:
         return cls(IdentityPlatform.from_parameters(params), cache_path, encrypt_cache=encrypt_cache, env=env)
@@ -573,7 +598,10 @@ class TokenService:
         self.http_client.close()
 
     def delegated(
-        self, scopes: tuple[str, ...], username: str, password: Secret | None,
+        self,
+        scopes: tuple[str, ...],
+        username: str,
+        password: Secret | None,
         names: CredentialNames | None = None,
     ) -> DelegatedTokenProvider:
         names = names or CredentialNames(account=username, scopes=scopes)
@@ -607,8 +635,11 @@ class TokenService:
         """
         scopes = scopes_for(params.scope, protocol, params.permission_type)
         if not params.client_id:
-            raise ParameterError(CLIENT_ID_PARAMETER, "is empty.",
-                                 fix="copy the Application (client) ID of the app registration")
+            raise ParameterError(
+                CLIENT_ID_PARAMETER,
+                "is empty.",
+                fix="copy the Application (client) ID of the app registration",
+            )
         if params.client_secret:  # application permissions
             return self.application(scopes, params.client_secret)
         account = username or params.username

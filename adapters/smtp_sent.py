@@ -67,8 +67,11 @@ class ImapSentLookup:
     def _folders(self, client: IMAPClient, delimiter: str | None, recipients: Sequence[str]) -> list[str]:
         listed = client.list_folders()
         names = {_text(name) for _flags, _delimiter, name in listed}
-        sent = [_text(name) for flags, _delimiter, name in listed
-                if SENT_FLAG in {_text(flag).upper() for flag in flags}]
+        sent = [
+            _text(name)
+            for flags, _delimiter, name in listed
+            if SENT_FLAG in {_text(flag).upper() for flag in flags}
+        ]
         sent += [name for name in SENT_FOLDER_NAMES if name in names and name not in sent]
         own: list[str] = []
         if any(recipient.casefold() == self.mailbox.casefold() for recipient in recipients):

@@ -33,4 +33,3 @@ def make_mail(
 def to_crlf(raw: bytes) -> bytes:
     """What an IMAP server stores for ``raw``: every line ending as CRLF."""
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-

@@ -64,16 +64,35 @@ def test_each_code_has_its_fix(code: str | None, names: CredentialNames, fix_say
 
 @pytest.mark.parametrize(
     ("code", "reacquire"),
-    [("AADSTS50173", True), ("AADSTS70000", True), ("AADSTS700082", True), ("AADSTS70008", True),
-     ("AADSTS50126", False), ("AADSTS7000215", False), (None, False), ("AADSTS1", False)],
+    [
+        ("AADSTS50173", True),
+        ("AADSTS70000", True),
+        ("AADSTS700082", True),
+        ("AADSTS70008", True),
+        ("AADSTS50126", False),
+        ("AADSTS7000215", False),
+        (None, False),
+        ("AADSTS1", False),
+    ],
 )
 def test_expired_refresh_tokens_are_reacquired(code: str | None, reacquire: bool) -> None:
     assert needs_reacquire(code) is reacquire
 
 
 def test_the_catalogue_gives_each_listed_code_its_own_advice() -> None:
-    listed = ["AADSTS50126", "AADSTS7000218", "AADSTS7000215", "AADSTS7000222", "AADSTS700016",
-              "AADSTS90002", "AADSTS65001", "AADSTS50076", "AADSTS50034", "AADSTS50173", "AADSTS1002012"]
+    listed = [
+        "AADSTS50126",
+        "AADSTS7000218",
+        "AADSTS7000215",
+        "AADSTS7000222",
+        "AADSTS700016",
+        "AADSTS90002",
+        "AADSTS65001",
+        "AADSTS50076",
+        "AADSTS50034",
+        "AADSTS50173",
+        "AADSTS1002012",
+    ]
     generic = advice_for("AADSTS1", NAMES)
     fixes = {advice_for(code, NAMES).fix for code in listed}
     assert generic.fix not in fixes
@@ -97,8 +116,10 @@ def test_error_code(reply: dict[str, object], code: str | None) -> None:
     ("description", "line"),
     [
         (DESCRIPTION, "AADSTS50126: Error validating credentials due to invalid username or password."),
-        ("AADSTS90002: Tenant 'x' not found. Trace ID: abc Correlation ID: def",
-         "AADSTS90002: Tenant 'x' not found."),
+        (
+            "AADSTS90002: Tenant 'x' not found. Trace ID: abc Correlation ID: def",
+            "AADSTS90002: Tenant 'x' not found.",
+        ),
         ("", ""),
     ],
 )

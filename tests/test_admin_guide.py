@@ -49,7 +49,6 @@ def table_rows(text: str) -> list[list[str]]:
     return rows
 
 
-
 # --------------------------------------------------------------------------- command help
 
 

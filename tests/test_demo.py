@@ -42,7 +42,9 @@ def test_the_demo_sends_a_test_mail_files_six_mails_and_shows_the_log_file() -> 
     assert log_file is not None, output
     traced = re.findall(
         r"^  mailbox=wicbox@klant\.example folder=INBOX validity=\d+ key=(\d+) message_id=\S+ project=\S+ "
-        r"outcome=filed", output, re.M
+        r"outcome=filed",
+        output,
+        re.M,
     )
     assert traced == ["1", "2", "3", "4", "5", "6"]
     assert "deprecated" not in output

@@ -456,7 +456,8 @@ def large_mail(attachment_sizes: tuple[int, ...], seed: int) -> tuple[bytes, lis
     )
     parts = [b"Content-Type: text/plain; charset=utf-8\r\n\r\nZie bijlagen.\r\n"] + [
         b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
-        b'Content-Disposition: attachment; filename="bijlage-%d.pdf"\r\n\r\n' % index
+        b'Content-Disposition: attachment; filename="bijlage-%d.pdf"\r\n\r\n'
+        % index
         + base64.encodebytes(data).replace(b"\n", b"\r\n")
         for index, data in enumerate(files, start=1)
     ]

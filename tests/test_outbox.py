@@ -37,6 +37,7 @@ pytestmark = pytest.mark.testbed
 def sendroom(mailroom: Mailroom, smtp_clean: SmtpServer) -> Sendroom:
     return make_sendroom(mailroom, smtp_clean)
 
+
 RECIPIENT_UNKNOWN = "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
 
 
@@ -142,15 +143,19 @@ def library_job(room: Sendroom, fake: FakeTime, **settings: object) -> Iterator[
 
 @pytest.mark.parametrize("wic_backend", BACKENDS)
 def test_send_delivers_text_html_attachments_and_raw_mime(sendroom: Sendroom) -> None:
-    html_id, = _enqueue(
-        sendroom, subject="Dossier 2026/17 — één bijlage", body_text="Beste,\r\nzie bijlage.",
-        body_html="<p>Beste, zie <b>bijlage</b>.</p>", cc="Team <team@elders.example>",
+    (html_id,) = _enqueue(
+        sendroom,
+        subject="Dossier 2026/17 — één bijlage",
+        body_text="Beste,\r\nzie bijlage.",
+        body_html="<p>Beste, zie <b>bijlage</b>.</p>",
+        cc="Team <team@elders.example>",
         bcc="geheim@elders.example",
         attachments=[OutgoingAttachment("verslag één.pdf", "application/pdf", b"%PDF\x00\xff")],
     )
-    raw = build_message(OutgoingMail(SENDER, RECIPIENT, "Zelf gebouwd", body_text="raw"),
-                        message_id="<raw-1@klant.example>").as_bytes()
-    raw_id, = _enqueue(sendroom, raw_mime=raw, to="", subject="", body_text=None)
+    raw = build_message(
+        OutgoingMail(SENDER, RECIPIENT, "Zelf gebouwd", body_text="raw"), message_id="<raw-1@klant.example>"
+    ).as_bytes()
+    (raw_id,) = _enqueue(sendroom, raw_mime=raw, to="", subject="", body_text=None)
     result = sendroom.cli("send")
     assert result.exit_code == 0, result.output
     assert "sent 2, failed 0" in result.output
@@ -171,9 +176,9 @@ def test_send_delivers_text_html_attachments_and_raw_mime(sendroom: Sendroom) ->
 
 
 def test_permanent_failures_are_recorded_and_the_rest_is_sent(sendroom: Sendroom) -> None:
-    refused, = _enqueue(sendroom, to="onbekend@klant.example")
-    injected, = _enqueue(sendroom, subject="Hallo\r\nBcc: spion@elders.example")
-    fine, = _enqueue(sendroom)
+    (refused,) = _enqueue(sendroom, to="onbekend@klant.example")
+    (injected,) = _enqueue(sendroom, subject="Hallo\r\nBcc: spion@elders.example")
+    (fine,) = _enqueue(sendroom)
     sendroom.smtp.script_reply("RCPT", RECIPIENT_UNKNOWN)
     result = sendroom.cli("send")
     assert result.exit_code == 1, result.output
@@ -269,7 +274,7 @@ def test_rate_limit_decisions_with_a_controlled_clock(sendroom: Sendroom) -> Non
 
 
 def test_transient_answer_is_retried_later_with_backoff(sendroom: Sendroom) -> None:
-    outbox_id, = _enqueue(sendroom)
+    (outbox_id,) = _enqueue(sendroom)
     sendroom.smtp.script_reply("DATA", TRANSIENT_FAILURE, times=2)
     fake = FakeTime()
     for attempt, delay in ((1, 60), (2, 120)):
@@ -291,7 +296,7 @@ def test_transient_answer_is_retried_later_with_backoff(sendroom: Sendroom) -> N
 
 
 def test_transient_answers_give_up_after_max_attempts(sendroom: Sendroom) -> None:
-    outbox_id, = _enqueue(sendroom)
+    (outbox_id,) = _enqueue(sendroom)
     sendroom.smtp.script_reply("DATA", TRANSIENT_FAILURE, times=3)
     fake = FakeTime()
     for _ in range(3):
@@ -318,8 +323,10 @@ def test_interrupted_row_found_in_sent_items_is_not_sent_again(sendroom: Sendroo
     with sendroom.room.wic.store() as store:
         _interrupt(store, found, "<al-verzonden@klant.example>")
         _interrupt(store, missing, "<nooit-aangekomen@klant.example>")
-    copy = build_message(OutgoingMail(SENDER, RECIPIENT, "Outbox 0", body_text="Inhoud"),
-                         message_id="<al-verzonden@klant.example>").as_bytes()
+    copy = build_message(
+        OutgoingMail(SENDER, RECIPIENT, "Outbox 0", body_text="Inhoud"),
+        message_id="<al-verzonden@klant.example>",
+    ).as_bytes()
     sendroom.dovecot.append(SENDER, "Sent Items", copy)
     result = sendroom.cli("send")
     assert result.exit_code == 0, result.output
@@ -332,7 +339,7 @@ def test_interrupted_row_found_in_sent_items_is_not_sent_again(sendroom: Sendroo
 
 
 def test_interrupted_mail_to_the_sending_mailbox_is_found_in_its_inbox(sendroom: Sendroom) -> None:
-    outbox_id, = _enqueue(sendroom, to=SENDER)
+    (outbox_id,) = _enqueue(sendroom, to=SENDER)
     assert sendroom.cli("send").exit_code == 0
     [row] = _rows(sendroom, [outbox_id])
     assert row.message_id is not None

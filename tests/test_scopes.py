@@ -85,8 +85,12 @@ def test_split_scope_value(value: str, items: list[str]) -> None:
         (IMAP_DELEGATED, Resource.EXCHANGE, "IMAP.AccessAsUser.All", IMAP_DELEGATED),
         (EXCHANGE_APPLICATION, Resource.EXCHANGE, ".default", EXCHANGE_APPLICATION),
         (GRAPH_APPLICATION, Resource.GRAPH, ".default", GRAPH_APPLICATION),
-        ("https://outlook.office365.com/IMAP.AccessAsUser.All", Resource.EXCHANGE, "IMAP.AccessAsUser.All",
-         "https://outlook.office365.com/IMAP.AccessAsUser.All"),
+        (
+            "https://outlook.office365.com/IMAP.AccessAsUser.All",
+            Resource.EXCHANGE,
+            "IMAP.AccessAsUser.All",
+            "https://outlook.office365.com/IMAP.AccessAsUser.All",
+        ),
     ],
 )
 def test_parse_scope_classifies_each_item(
@@ -96,7 +100,9 @@ def test_parse_scope_classifies_each_item(
     assert (entry.resource, entry.permission, entry.scope) == (resource, permission, scope)
 
 
-@pytest.mark.parametrize("value", ["Mail.Whatever", ".default", "https://example.org/x", "http://graph.microsoft.com/x"])
+@pytest.mark.parametrize(
+    "value", ["Mail.Whatever", ".default", "https://example.org/x", "http://graph.microsoft.com/x"]
+)
 def test_parse_scope_rejects_unknown_items(value: str) -> None:
     with pytest.raises(ParameterError) as caught:
         parse_scope(value)
@@ -131,8 +137,12 @@ def test_parse_scope_rejects_unknown_items(value: str) -> None:
         (EXCHANGE_APPLICATION, "imap", A, (EXCHANGE_APPLICATION,)),
         ("https://outlook.office.com/.default", "imap", A, ("https://outlook.office.com/.default",)),
         ("https://outlook.office.com/.default", "imap", D, ("https://outlook.office.com/.default",)),
-        ("https://outlook.office365.com/IMAP.AccessAsUser.All", "imap", D,
-         ("https://outlook.office365.com/IMAP.AccessAsUser.All",)),
+        (
+            "https://outlook.office365.com/IMAP.AccessAsUser.All",
+            "imap",
+            D,
+            ("https://outlook.office365.com/IMAP.AccessAsUser.All",),
+        ),
         (f"{IMAP_DELEGATED};{GRAPH_DELEGATED}", "graph", D, (GRAPH_DELEGATED,)),
         (f"{IMAP_DELEGATED};{GRAPH_DELEGATED}", "imap", D, (IMAP_DELEGATED,)),
         ("offline_access Mail.ReadWrite", "graph", D, (GRAPH_DELEGATED,)),
@@ -153,8 +163,11 @@ ADD = "Azure > App registrations > (the WICBox app) > API permissions > Add a pe
         # Microsoft lists Exchange's delegated IMAP/SMTP permissions under Microsoft Graph
         (Resource.EXCHANGE, D, "Microsoft Graph > Delegated permissions"),
         (Resource.GRAPH, D, "Microsoft Graph > Delegated permissions"),
-        (Resource.EXCHANGE, A,
-         "APIs my organization uses > Office 365 Exchange Online > Application permissions"),
+        (
+            Resource.EXCHANGE,
+            A,
+            "APIs my organization uses > Office 365 Exchange Online > Application permissions",
+        ),
         (Resource.GRAPH, A, "Microsoft Graph > Application permissions"),
     ],
 )
@@ -167,17 +180,36 @@ def test_where_the_portal_lists_a_permission(
 @pytest.mark.parametrize(
     ("scope", "protocol", "permission_type", "says"),
     [
-        ("Mail.ReadWrite", "imap", D, f"add the delegated permission IMAP.AccessAsUser.All ({ADD} > "
-         "Microsoft Graph > Delegated permissions)"),
-        ("Mail.ReadWrite", "imap", D, f"application permission IMAP.AccessAsApp ({ADD} > APIs my "
-         "organization uses > Office 365 Exchange Online > Application permissions)"),
+        (
+            "Mail.ReadWrite",
+            "imap",
+            D,
+            f"add the delegated permission IMAP.AccessAsUser.All ({ADD} > "
+            "Microsoft Graph > Delegated permissions)",
+        ),
+        (
+            "Mail.ReadWrite",
+            "imap",
+            D,
+            f"application permission IMAP.AccessAsApp ({ADD} > APIs my "
+            "organization uses > Office 365 Exchange Online > Application permissions)",
+        ),
         ("Mail.ReadWrite", "imap", A, f"or the application permission IMAP.AccessAsApp ({ADD} > APIs my"),
         ("Mail.ReadWrite", "imap", D, "WICBOX_MAILCLIENT_PROTOCOL to AUTO/GRAPH"),
         ("IMAP.AccessAsUser.All", "graph", D, "Microsoft Graph permission Mail.ReadWrite"),
-        ("SMTP.Send", "imap", D, f"add the delegated permission IMAP.AccessAsUser.All ({ADD} > Microsoft "
-         "Graph > Delegated permissions)"),
-        ("Mail.Read", "graph", D, f"add the delegated permission Mail.ReadWrite ({ADD} > Microsoft Graph > "
-         "Delegated permissions)"),
+        (
+            "SMTP.Send",
+            "imap",
+            D,
+            f"add the delegated permission IMAP.AccessAsUser.All ({ADD} > Microsoft "
+            "Graph > Delegated permissions)",
+        ),
+        (
+            "Mail.Read",
+            "graph",
+            D,
+            f"add the delegated permission Mail.ReadWrite ({ADD} > Microsoft Graph > Delegated permissions)",
+        ),
         ("IMAP.AccessAsApp", "imap", D, "WICBOX_MAILCLIENT_CLIENTSECRET"),
     ],
 )

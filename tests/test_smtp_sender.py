@@ -84,12 +84,14 @@ class Bed:
     def settings(self, tls: TlsMode = TlsMode.STARTTLS, **options: Any) -> SmtpSettings:
         port = self.smtp.starttls_port if tls is TlsMode.STARTTLS else self.smtp.implicit_tls_port
         options.setdefault("retry_backoff_s", 0.01)
-        return SmtpSettings(Endpoint(self.smtp.host, port, tls), ca_bundle=self.pki.ca_cert, timeout_s=10,
-                            **options)
+        return SmtpSettings(
+            Endpoint(self.smtp.host, port, tls), ca_bundle=self.pki.ca_cert, timeout_s=10, **options
+        )
 
     def _service(self, client_id: str, name: str) -> TokenService:
-        platform = IdentityPlatform(self.idp.base_url, self.directory.tenant_id, client_id,
-                                    ca_bundle=self.pki.ca_cert)
+        platform = IdentityPlatform(
+            self.idp.base_url, self.directory.tenant_id, client_id, ca_bundle=self.pki.ca_cert
+        )
         return TokenService(platform, self.cache_dir / name, encrypt_cache=False)
 
     def delegated_tokens(self, user: str = SENDER) -> TokenProvider:
@@ -210,34 +212,63 @@ def test_sending_as_another_address_is_refused_with_the_send_as_fix(bed: Bed) ->
 
 EXCHANGE_ANSWERS = {
     "auth-disabled": (
-        "AUTH", AUTH_DISABLED_FOR_TENANT, AuthenticationError, ExitCode.AUTHENTICATION, None,
+        "AUTH",
+        AUTH_DISABLED_FOR_TENANT,
+        AuthenticationError,
+        ExitCode.AUTHENTICATION,
+        None,
         f"Set-CASMailbox -Identity {SENDER} -SmtpClientAuthenticationDisabled $false",
     ),
     "auth-disabled-tenant": (
-        "AUTH", AUTH_DISABLED_FOR_TENANT, AuthenticationError, ExitCode.AUTHENTICATION, None,
+        "AUTH",
+        AUTH_DISABLED_FOR_TENANT,
+        AuthenticationError,
+        ExitCode.AUTHENTICATION,
+        None,
         "Set-TransportConfig -SmtpClientAuthenticationDisabled $false",
     ),
     "auth-unsuccessful": (
-        "AUTH", AUTH_UNSUCCESSFUL, AuthenticationError, ExitCode.AUTHENTICATION, None,
+        "AUTH",
+        AUTH_UNSUCCESSFUL,
+        AuthenticationError,
+        ExitCode.AUTHENTICATION,
+        None,
         "delegated permission SMTP.Send (Azure > App registrations > (the WICBox app) > API permissions > "
         "Add a permission > Microsoft Graph > Delegated permissions, then grant admin consent)",
     ),
     "basic-not-supported": (
-        "AUTH", BASIC_DISABLED, AuthenticationError, ExitCode.AUTHENTICATION, None,
+        "AUTH",
+        BASIC_DISABLED,
+        AuthenticationError,
+        ExitCode.AUTHENTICATION,
+        None,
         "set WICBOXMethod to OAuth2",
     ),
     "not-authenticated": (
-        "MAIL", NOT_AUTHENTICATED, AuthenticationError, ExitCode.AUTHENTICATION, None,
+        "MAIL",
+        NOT_AUTHENTICATED,
+        AuthenticationError,
+        ExitCode.AUTHENTICATION,
+        None,
         "smtp.office365.com:587",
     ),
     "send-as": (
-        "MAIL", SEND_AS_DENIED, SendError, ExitCode.PARTIAL, True,
+        "MAIL",
+        SEND_AS_DENIED,
+        SendError,
+        ExitCode.PARTIAL,
+        True,
         f"Add-RecipientPermission {SENDER} -Trustee {SENDER} -AccessRights SendAs",
     ),
     "quota": ("DATA", QUOTA_EXCEEDED, SendError, ExitCode.PARTIAL, False, "wait a minute"),
     "recipient": ("RCPT", RECIPIENT_UNKNOWN, SendError, ExitCode.PARTIAL, True, "check the recipient"),
     "transient-every-time": (
-        "DATA", TRANSIENT_FAILURE, SendError, ExitCode.PARTIAL, False, "sent again later"
+        "DATA",
+        TRANSIENT_FAILURE,
+        SendError,
+        ExitCode.PARTIAL,
+        False,
+        "sent again later",
     ),
 }
 
@@ -274,8 +305,9 @@ def test_exchange_answers_give_their_fix(
 def test_transient_answer_is_retried_with_backoff(bed: Bed) -> None:
     bed.smtp.script_reply("DATA", TRANSIENT_FAILURE, times=2)
     waits: list[float] = []
-    sender = SmtpSender(bed.settings(retry_backoff_s=0.5, transient_retries=3), bed.delegated(),
-                        sleep=waits.append)
+    sender = SmtpSender(
+        bed.settings(retry_backoff_s=0.5, transient_retries=3), bed.delegated(), sleep=waits.append
+    )
     sender.send(_mail(), SENDER, [RECIPIENT])
     assert waits == [0.5, 1.0]
     assert len(bed.smtp.accepted()) == 1
@@ -288,8 +320,10 @@ def test_a_refused_cached_token_is_replaced_once(bed: Bed) -> None:
     steps: list[StepReport] = []
     bed.sender(login, steps).send(_mail(), SENDER, [RECIPIENT])
     tokens = [step.detail for step in steps if step.stage is Stage.TOKEN]
-    assert tokens == [f"delegated token for {SENDER} from the token cache",
-                      f"delegated token for {SENDER} from the identity platform"]
+    assert tokens == [
+        f"delegated token for {SENDER} from the token cache",
+        f"delegated token for {SENDER} from the identity platform",
+    ]
     assert len(bed.smtp.accepted()) == 1
 
 
@@ -305,8 +339,11 @@ def test_untrusted_certificate_names_the_ca_bundle(bed: Bed, tmp_path: Path) -> 
 
 
 def test_closed_port_is_a_connection_failure(bed: Bed) -> None:
-    settings = SmtpSettings(Endpoint(bed.smtp.host, free_port(bed.smtp.host), TlsMode.STARTTLS),
-                            ca_bundle=bed.pki.ca_cert, timeout_s=5)
+    settings = SmtpSettings(
+        Endpoint(bed.smtp.host, free_port(bed.smtp.host), TlsMode.STARTTLS),
+        ca_bundle=bed.pki.ca_cert,
+        timeout_s=5,
+    )
     with pytest.raises(ConnectionFailure) as failed:
         SmtpSender(settings, bed.delegated()).send(_mail(), SENDER, [RECIPIENT])
     assert failed.value.exit_code == ExitCode.CONNECTION
@@ -318,8 +355,9 @@ class _RecordingHandler:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         self.commands.append("EHLO")
         return responses
 
@@ -328,8 +366,7 @@ class _RecordingHandler:
 def plain_smtp(testbed_ip: str) -> Iterator[tuple[Controller, _RecordingHandler]]:
     """An SMTP server without STARTTLS (a network that strips it, or a wrong port)."""
     handler = _RecordingHandler()
-    controller = Controller(handler, hostname=testbed_ip, port=free_port(testbed_ip),
-                            auth_require_tls=False)
+    controller = Controller(handler, hostname=testbed_ip, port=free_port(testbed_ip), auth_require_tls=False)
     controller.start()
     try:
         yield controller, handler
@@ -339,8 +376,11 @@ def plain_smtp(testbed_ip: str) -> Iterator[tuple[Controller, _RecordingHandler]
 
 def test_no_sign_in_without_tls(bed: Bed, plain_smtp: tuple[Controller, _RecordingHandler]) -> None:
     controller, handler = plain_smtp
-    settings = SmtpSettings(Endpoint(controller.hostname, controller.port, TlsMode.STARTTLS),
-                            ca_bundle=bed.pki.ca_cert, timeout_s=5)
+    settings = SmtpSettings(
+        Endpoint(controller.hostname, controller.port, TlsMode.STARTTLS),
+        ca_bundle=bed.pki.ca_cert,
+        timeout_s=5,
+    )
     steps: list[StepReport] = []
     with pytest.raises(ConnectionFailure) as failed:
         SmtpSender(settings, PasswordLogin(SENDER, Secret(PASSWORD)), on_step=steps.append).verify_login()
@@ -357,29 +397,65 @@ def test_nothing_secret_in_reprs(bed: Bed) -> None:
 
 # ---------------------------------------------------------------------------------- answers (pure)
 
-CONTEXT = AnswerContext(Endpoint("smtp.office365.com", 587, TlsMode.STARTTLS), SENDER, Login.APPLICATION,
-                        sender="info@klant.example", claims={"roles": ["IMAP.AccessAsApp"], "oid": "sp-1"})
+CONTEXT = AnswerContext(
+    Endpoint("smtp.office365.com", 587, TlsMode.STARTTLS),
+    SENDER,
+    Login.APPLICATION,
+    sender="info@klant.example",
+    claims={"roles": ["IMAP.AccessAsApp"], "oid": "sp-1"},
+)
 
 ANSWER_CASES = {
-    "139": (535, "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled", Stage.AUTH,
-            AuthenticationError, "SmtpClientAuthenticationDisabled $false"),
-    "app-role-missing": (535, "5.7.3 Authentication unsuccessful", Stage.AUTH, AuthenticationError,
-                         "-User sp-1"),
+    "139": (
+        535,
+        "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled",
+        Stage.AUTH,
+        AuthenticationError,
+        "SmtpClientAuthenticationDisabled $false",
+    ),
+    "app-role-missing": (
+        535,
+        "5.7.3 Authentication unsuccessful",
+        Stage.AUTH,
+        AuthenticationError,
+        "-User sp-1",
+    ),
     "30": (550, "5.7.30 Basic authentication is not supported", Stage.AUTH, AuthenticationError, "OAuth2"),
-    "57": (530, "5.7.57 Client not authenticated to send mail", Stage.MAIL, AuthenticationError,
-           "smtp.office365.com:587"),
-    "60": (550, "5.7.60 SMTP; Client does not have permissions to send as this sender", Stage.MAIL,
-           SendError, "Add-RecipientPermission info@klant.example -Trustee wicbox@klant.example"),
-    "quota": (554, "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", Stage.DATA,
-              SendError, "wait a minute"),
+    "57": (
+        530,
+        "5.7.57 Client not authenticated to send mail",
+        Stage.MAIL,
+        AuthenticationError,
+        "smtp.office365.com:587",
+    ),
+    "60": (
+        550,
+        "5.7.60 SMTP; Client does not have permissions to send as this sender",
+        Stage.MAIL,
+        SendError,
+        "Add-RecipientPermission info@klant.example -Trustee wicbox@klant.example",
+    ),
+    "quota": (
+        554,
+        "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+        Stage.DATA,
+        SendError,
+        "wait a minute",
+    ),
     "421": (421, "4.3.2 Service not available", Stage.CONNECT, SendError, "sent again later"),
-    "552": (552, "5.3.4 Message size exceeds fixed maximum message size", Stage.DATA, SendError,
-            "not retried"),
+    "552": (
+        552,
+        "5.3.4 Message size exceeds fixed maximum message size",
+        Stage.DATA,
+        SendError,
+        "not retried",
+    ),
 }
 
 
-@pytest.mark.parametrize(("code", "text", "stage", "error_class", "fix"), ANSWER_CASES.values(),
-                         ids=ANSWER_CASES.keys())
+@pytest.mark.parametrize(
+    ("code", "text", "stage", "error_class", "fix"), ANSWER_CASES.values(), ids=ANSWER_CASES.keys()
+)
 def test_answer_table(code: int, text: str, stage: Stage, error_class: type[BridgeError], fix: str) -> None:
     error = answer_error(Answer(code, text), stage, CONTEXT)
     assert type(error) is error_class
@@ -437,9 +513,14 @@ def test_invalid_addresses_are_refused(text: str) -> None:
 
 def test_built_message_headers_envelope_and_bcc() -> None:
     built = build_message(
-        OutgoingMail(from_addr="Zoë Peeters <wicbox@klant.example>", to="a@klant.example",
-                     cc="b@klant.example", bcc="geheim@klant.example", subject="Überweisung ✓",
-                     body_text="tekst"),
+        OutgoingMail(
+            from_addr="Zoë Peeters <wicbox@klant.example>",
+            to="a@klant.example",
+            cc="b@klant.example",
+            bcc="geheim@klant.example",
+            subject="Überweisung ✓",
+            body_text="tekst",
+        ),
         message_id="<vast-1@klant.example>",
     )
     raw = built.as_bytes()
@@ -453,4 +534,3 @@ def test_built_message_headers_envelope_and_bcc() -> None:
     assert parsed["Date"] is not None
     envelope = envelope_of_raw(raw)
     assert envelope is not None and envelope.sender == "wicbox@klant.example"
-

@@ -72,7 +72,9 @@ def test_set_joins_the_callers_transaction(wic_store: DbApiStore) -> None:
 
 ALL_ADDED: dict[str, str | None] = dict.fromkeys((*MAILCLIENT_PARAMETERS, "WICBOXMETHOD"))
 MIGRATED: dict[str, str | None] = {
-    **dict.fromkeys(MAILCLIENT_PARAMETERS, "x"), "WicboxAccountMode": "MIX", "WICBOXMETHOD": "OAuth2"
+    **dict.fromkeys(MAILCLIENT_PARAMETERS, "x"),
+    "WicboxAccountMode": "MIX",
+    "WICBOXMETHOD": "OAuth2",
 }
 
 
@@ -165,4 +167,3 @@ def test_migration_report_lines() -> None:
         "left alone WICBOXMETHOD (already present)",
     ]
     assert ParameterMigrationReport(left_alone=("WICBOXMETHOD",)).lines()[-1].startswith("nothing to change")
-

@@ -134,15 +134,17 @@ def test_mssql_schema_batches_are_guarded(script: SqlScript) -> None:
         )
         if index_guard:
             index, table = index_guard.groups()
-            assert re.match(rf"CREATE\s+INDEX\s+{index}\s+ON\s+{table}\s*\(", code[index_guard.end():]), batch
+            assert re.match(rf"CREATE\s+INDEX\s+{index}\s+ON\s+{table}\s*\(", code[index_guard.end() :]), (
+                batch
+            )
             continue
         guard = re.match(r"IF\s+(OBJECT_ID|COL_LENGTH)\s*\(N'(\w+)'(?:,\s*N'(\w+)')?\)\s+IS\s+NULL\s+", code)
         assert guard, f"unguarded batch:\n{batch}"
         if guard.group(1) == "OBJECT_ID":
-            assert re.match(rf"CREATE\s+TABLE\s+{guard.group(2)}\s*\(", code[guard.end():]), batch
+            assert re.match(rf"CREATE\s+TABLE\s+{guard.group(2)}\s*\(", code[guard.end() :]), batch
         else:
             table, column = guard.group(2), guard.group(3)
-            assert re.match(rf"ALTER\s+TABLE\s+{table}\s+ADD\s+{column}\s", code[guard.end():]), batch
+            assert re.match(rf"ALTER\s+TABLE\s+{table}\s+ADD\s+{column}\s", code[guard.end() :]), batch
 
 
 @pytest.mark.parametrize("script", [pytest.param(s, id=str(s.number)) for s in parameter_scripts("mssql")])

@@ -41,34 +41,48 @@ def b64(data: Mapping[str, object]) -> str:
 
 def add_user_tokens(cache: msal.SerializableTokenCache, upn: str, uid: str) -> None:
     """What msal stores after a password grant (msal's own cache.add, as the grant would call it)."""
-    claims = {"aud": CLIENT_ID, "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0",
-              "oid": uid, "preferred_username": upn, "tid": TENANT}
+    claims = {
+        "aud": CLIENT_ID,
+        "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0",
+        "oid": uid,
+        "preferred_username": upn,
+        "tid": TENANT,
+    }
     id_token = ".".join([b64({"alg": "none"}), b64(claims), ""])
-    cache.add({
-        "client_id": CLIENT_ID,
-        "scope": ["https://outlook.office.com/IMAP.AccessAsUser.All"],
-        "token_endpoint": TOKEN_ENDPOINT,
-        "response": {
-            "access_token": f"at-{uid}", "token_type": "Bearer", "expires_in": 3600,
-            "refresh_token": f"rt-{uid}", "id_token": id_token,
-            "client_info": b64({"uid": uid, "utid": TENANT}),
-        },
-    })
+    cache.add(
+        {
+            "client_id": CLIENT_ID,
+            "scope": ["https://outlook.office.com/IMAP.AccessAsUser.All"],
+            "token_endpoint": TOKEN_ENDPOINT,
+            "response": {
+                "access_token": f"at-{uid}",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": f"rt-{uid}",
+                "id_token": id_token,
+                "client_info": b64({"uid": uid, "utid": TENANT}),
+            },
+        }
+    )
 
 
 def add_app_token(cache: msal.SerializableTokenCache, client_id: str = CLIENT_ID) -> None:
-    cache.add({
-        "client_id": client_id,
-        "scope": ["https://outlook.office365.com/.default"],
-        "token_endpoint": TOKEN_ENDPOINT,
-        "response": {"access_token": "app-at", "token_type": "Bearer", "expires_in": 3600},
-    })
+    cache.add(
+        {
+            "client_id": client_id,
+            "scope": ["https://outlook.office365.com/.default"],
+            "token_endpoint": TOKEN_ENDPOINT,
+            "response": {"access_token": "app-at", "token_type": "Bearer", "expires_in": 3600},
+        }
+    )
 
 
 def counts(cache: msal.SerializableTokenCache) -> dict[str, int]:
     kinds = msal.TokenCache.CredentialType
-    return {name: len(list(cache.search(getattr(kinds, name))))
-            for name in ("ACCESS_TOKEN", "REFRESH_TOKEN", "ID_TOKEN", "ACCOUNT")}
+    return {
+        name: len(list(cache.search(getattr(kinds, name))))
+        for name in ("ACCESS_TOKEN", "REFRESH_TOKEN", "ID_TOKEN", "ACCOUNT")
+    }
 
 
 def test_cache_path_is_per_configuration(tmp_path: Path) -> None:

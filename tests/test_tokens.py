@@ -60,9 +60,15 @@ D = PermissionType.DELEGATED
 A = PermissionType.APPLICATION
 
 
-def report_token(aud: str, *, scp: str | None = None, roles: list[str] | None = None,
-                 upn: str | None = "wicbox@klant.example", expires_in: float = 3600,
-                 from_cache: bool = False) -> AccessToken:
+def report_token(
+    aud: str,
+    *,
+    scp: str | None = None,
+    roles: list[str] | None = None,
+    upn: str | None = "wicbox@klant.example",
+    expires_in: float = 3600,
+    from_cache: bool = False,
+) -> AccessToken:
     claims: dict[str, object] = {"aud": aud, "tid": TENANT, "appid": CLIENT_ID, "exp": NOW + expires_in}
     if scp is not None:
         claims["scp"] = scp
@@ -78,8 +84,15 @@ def report_token(aud: str, *, scp: str | None = None, roles: list[str] | None = 
 
 def test_describe_delegated_token() -> None:
     token = report_token("https://outlook.office.com", scp="IMAP.AccessAsUser.All SMTP.Send", from_cache=True)
-    rows = dict(describe_token(token, account="wicbox@klant.example", permission_type=D,
-                               scopes=["https://outlook.office.com/IMAP.AccessAsUser.All"], now=NOW))
+    rows = dict(
+        describe_token(
+            token,
+            account="wicbox@klant.example",
+            permission_type=D,
+            scopes=["https://outlook.office.com/IMAP.AccessAsUser.All"],
+            now=NOW,
+        )
+    )
     assert rows["account"] == "wicbox@klant.example"
     assert rows["permission type"] == "delegated"
     assert rows["scopes requested"] == "https://outlook.office.com/IMAP.AccessAsUser.All"
@@ -94,8 +107,15 @@ def test_describe_delegated_token() -> None:
 
 def test_describe_application_token() -> None:
     token = report_token("https://outlook.office365.com", roles=["IMAP.AccessAsApp", "SMTP.SendAsApp"])
-    rows = dict(describe_token(token, account="app", permission_type=A,
-                               scopes=["https://outlook.office365.com/.default"], now=NOW))
+    rows = dict(
+        describe_token(
+            token,
+            account="app",
+            permission_type=A,
+            scopes=["https://outlook.office365.com/.default"],
+            now=NOW,
+        )
+    )
     assert rows["application roles (roles)"] == "IMAP.AccessAsApp SMTP.SendAsApp"
     assert rows["app (appid)"] == CLIENT_ID
     assert "user (upn)" not in rows
@@ -116,8 +136,13 @@ GRAPH = "https://graph.microsoft.com"
 @pytest.mark.parametrize(
     ("token", "protocol", "permission_type", "status", "says"),
     [
-        (report_token(OUTLOOK, scp="IMAP.AccessAsUser.All"), "imap", D, CheckStatus.OK,
-         "IMAP.AccessAsUser.All"),
+        (
+            report_token(OUTLOOK, scp="IMAP.AccessAsUser.All"),
+            "imap",
+            D,
+            CheckStatus.OK,
+            "IMAP.AccessAsUser.All",
+        ),
         (report_token(OUTLOOK365 + "/", scp="IMAP.AccessAsUser.All"), "imap", D, CheckStatus.OK, "wicbox@"),
         (report_token(OUTLOOK, scp="SMTP.Send"), "smtp", D, CheckStatus.OK, "SMTP.Send"),
         (report_token(GRAPH, scp="Mail.ReadWrite"), "graph", D, CheckStatus.OK, "Mail.ReadWrite"),
@@ -132,21 +157,42 @@ GRAPH = "https://graph.microsoft.com"
         (report_token(OUTLOOK365, roles=[]), "imap", A, CheckStatus.FAIL, "lacks IMAP.AccessAsApp"),
         (report_token(OUTLOOK365, roles=None), "smtp", A, CheckStatus.FAIL, "lacks SMTP.SendAsApp"),
         # delegated token of another user
-        (report_token(OUTLOOK, scp="IMAP.AccessAsUser.All", upn="other@klant.example"), "imap", D,
-         CheckStatus.FAIL, "other@klant.example"),
+        (
+            report_token(OUTLOOK, scp="IMAP.AccessAsUser.All", upn="other@klant.example"),
+            "imap",
+            D,
+            CheckStatus.FAIL,
+            "other@klant.example",
+        ),
         # expired
-        (report_token(OUTLOOK, scp="IMAP.AccessAsUser.All", expires_in=-5), "imap", D, CheckStatus.FAIL,
-         "expired"),
+        (
+            report_token(OUTLOOK, scp="IMAP.AccessAsUser.All", expires_in=-5),
+            "imap",
+            D,
+            CheckStatus.FAIL,
+            "expired",
+        ),
         # application token with the role: Exchange still needs the mailbox permission
-        (report_token(OUTLOOK365, roles=["IMAP.AccessAsApp"]), "imap", A, CheckStatus.WARN,
-         "mailbox permission"),
+        (
+            report_token(OUTLOOK365, roles=["IMAP.AccessAsApp"]),
+            "imap",
+            A,
+            CheckStatus.WARN,
+            "mailbox permission",
+        ),
     ],
 )
 def test_check_token_for_protocol(
     token: AccessToken, protocol: str, permission_type: PermissionType, status: CheckStatus, says: str
 ) -> None:
-    result = check_token_for_protocol(token, protocol, permission_type,  # type: ignore[arg-type]
-                                      mailbox="WICBOX@klant.example", client_id=CLIENT_ID, now=NOW)
+    result = check_token_for_protocol(
+        token,
+        protocol,
+        permission_type,  # type: ignore[arg-type]
+        mailbox="WICBOX@klant.example",
+        client_id=CLIENT_ID,
+        now=NOW,
+    )
     assert result.status is status
     assert says in result.detail
     assert TOKEN_VALUE not in result.render()
@@ -161,29 +207,56 @@ ADD_PERMISSION = "Azure > App registrations > (the WICBox app) > API permissions
     ("token", "protocol", "permission_type", "fix"),
     [
         # Microsoft lists the delegated IMAP/SMTP permissions under Microsoft Graph, not Exchange Online
-        (report_token(OUTLOOK, scp="SMTP.Send"), "imap", D,
-         f"add the delegated permission IMAP.AccessAsUser.All ({ADD_PERMISSION} > Microsoft Graph > "
-         'Delegated permissions) and click "Grant admin consent"'),
-        (report_token(OUTLOOK, scp="IMAP.AccessAsUser.All"), "smtp", D,
-         f"add the delegated permission SMTP.Send ({ADD_PERMISSION} > Microsoft Graph > Delegated "
-         'permissions) and click "Grant admin consent"'),
-        (report_token(GRAPH, scp="Mail.Read"), "graph", D,
-         f"add the delegated permission Mail.ReadWrite ({ADD_PERMISSION} > Microsoft Graph > Delegated "
-         'permissions) and click "Grant admin consent"'),
-        (report_token(OUTLOOK365, roles=["SMTP.SendAsApp"]), "imap", A,
-         f"add the Office 365 Exchange Online application permission IMAP.AccessAsApp ({ADD_PERMISSION} > "
-         'APIs my organization uses > Office 365 Exchange Online > Application permissions) and click "Grant '
-         'admin consent"'),
-        (report_token(GRAPH, roles=[]), "graph", A,
-         f"add the Microsoft Graph application permission Mail.ReadWrite ({ADD_PERMISSION} > Microsoft Graph "
-         '> Application permissions) and click "Grant admin consent"'),
+        (
+            report_token(OUTLOOK, scp="SMTP.Send"),
+            "imap",
+            D,
+            f"add the delegated permission IMAP.AccessAsUser.All ({ADD_PERMISSION} > Microsoft Graph > "
+            'Delegated permissions) and click "Grant admin consent"',
+        ),
+        (
+            report_token(OUTLOOK, scp="IMAP.AccessAsUser.All"),
+            "smtp",
+            D,
+            f"add the delegated permission SMTP.Send ({ADD_PERMISSION} > Microsoft Graph > Delegated "
+            'permissions) and click "Grant admin consent"',
+        ),
+        (
+            report_token(GRAPH, scp="Mail.Read"),
+            "graph",
+            D,
+            f"add the delegated permission Mail.ReadWrite ({ADD_PERMISSION} > Microsoft Graph > Delegated "
+            'permissions) and click "Grant admin consent"',
+        ),
+        (
+            report_token(OUTLOOK365, roles=["SMTP.SendAsApp"]),
+            "imap",
+            A,
+            "add the Office 365 Exchange Online application permission IMAP.AccessAsApp "
+            f"({ADD_PERMISSION} > APIs my organization uses > Office 365 Exchange Online > "
+            'Application permissions) and click "Grant admin consent"',
+        ),
+        (
+            report_token(GRAPH, roles=[]),
+            "graph",
+            A,
+            "add the Microsoft Graph application permission Mail.ReadWrite "
+            f"({ADD_PERMISSION} > Microsoft Graph > Application permissions) "
+            'and click "Grant admin consent"',
+        ),
     ],
 )
 def test_missing_permission_says_which_azure_permission_to_add(
     token: AccessToken, protocol: str, permission_type: PermissionType, fix: str
 ) -> None:
-    result = check_token_for_protocol(token, protocol, permission_type,  # type: ignore[arg-type]
-                                      mailbox="wicbox@klant.example", client_id=CLIENT_ID, now=NOW)
+    result = check_token_for_protocol(
+        token,
+        protocol,
+        permission_type,  # type: ignore[arg-type]
+        mailbox="wicbox@klant.example",
+        client_id=CLIENT_ID,
+        now=NOW,
+    )
     assert result.fix == fix
 
 
@@ -191,17 +264,25 @@ def test_missing_permission_says_which_azure_permission_to_add(
 def test_application_exchange_check_prints_the_powershell(protocol: str) -> None:
     role = "IMAP.AccessAsApp" if protocol == "imap" else "SMTP.SendAsApp"
     token = report_token(OUTLOOK365, roles=[role])
-    result = check_token_for_protocol(token, protocol, A,  # type: ignore[arg-type]
-                                      mailbox="project-alpha@klant.example", client_id=CLIENT_ID, now=NOW)
+    result = check_token_for_protocol(
+        token,
+        protocol,
+        A,  # type: ignore[arg-type]
+        mailbox="project-alpha@klant.example",
+        client_id=CLIENT_ID,
+        now=NOW,
+    )
     assert result.passed
     assert result.fix is not None
     assert f"New-ServicePrincipal -AppId {CLIENT_ID} -ObjectId {SP_ID}" in result.fix
-    assert (f"Add-MailboxPermission -Identity project-alpha@klant.example -User {SP_ID} "
-            "-AccessRights FullAccess") in result.fix
+    assert (
+        f"Add-MailboxPermission -Identity project-alpha@klant.example -User {SP_ID} -AccessRights FullAccess"
+    ) in result.fix
     assert "New-ServicePrincipal" in result.render()
 
 
 # -- token providers against the identity-platform emulator ---------------------------------------
+
 
 @dataclass(frozen=True)
 class OwnUser:
@@ -210,10 +291,15 @@ class OwnUser:
 
 
 @pytest.fixture
-def platform(idp_clean: IdentityPlatformEmulator, idp_directory: SeededDirectory,
-             loopback_pki: LoopbackPki) -> IdentityPlatform:
-    return IdentityPlatform(idp_clean.base_url, idp_directory.tenant_id, idp_directory.public_client_id,
-                            ca_bundle=loopback_pki.ca_cert)
+def platform(
+    idp_clean: IdentityPlatformEmulator, idp_directory: SeededDirectory, loopback_pki: LoopbackPki
+) -> IdentityPlatform:
+    return IdentityPlatform(
+        idp_clean.base_url,
+        idp_directory.tenant_id,
+        idp_directory.public_client_id,
+        ca_bundle=loopback_pki.ca_cert,
+    )
 
 
 @pytest.fixture
@@ -239,13 +325,18 @@ def service_for(platform: IdentityPlatform, cache_path: Path, **kwargs: Any) -> 
     return TokenService(platform, cache_path, encrypt_cache=False, **kwargs)
 
 
-def delegated(platform: IdentityPlatform, cache_path: Path, user: OwnUser,
-              scopes: tuple[str, ...] = (IMAP_DELEGATED,)) -> TokenProvider:
+def delegated(
+    platform: IdentityPlatform, cache_path: Path, user: OwnUser, scopes: tuple[str, ...] = (IMAP_DELEGATED,)
+) -> TokenProvider:
     return service_for(platform, cache_path).delegated(scopes, user.upn, Secret(user.password))
 
 
-def application(platform: IdentityPlatform, cache_path: Path, secret: str,
-                scopes: tuple[str, ...] = (EXCHANGE_APPLICATION,)) -> TokenProvider:
+def application(
+    platform: IdentityPlatform,
+    cache_path: Path,
+    secret: str,
+    scopes: tuple[str, ...] = (EXCHANGE_APPLICATION,),
+) -> TokenProvider:
     return service_for(platform, cache_path).application(scopes, Secret(secret))
 
 
@@ -253,8 +344,9 @@ def grants(idp: IdentityPlatformEmulator) -> list[tuple[str | None, int]]:
     return [(record.grant_type, record.status) for record in idp.request_log.token_requests()]
 
 
-def test_delegated_token(platform: IdentityPlatform, cache_path: Path, own_user: OwnUser,
-                         idp_clean: IdentityPlatformEmulator) -> None:
+def test_delegated_token(
+    platform: IdentityPlatform, cache_path: Path, own_user: OwnUser, idp_clean: IdentityPlatformEmulator
+) -> None:
     token = delegated(platform, cache_path, own_user, (IMAP_DELEGATED, SMTP_DELEGATED))()
     assert not token.from_cache
     assert token.claims["aud"] == "https://outlook.office.com"
@@ -267,8 +359,12 @@ def test_delegated_token(platform: IdentityPlatform, cache_path: Path, own_user:
     assert check.status is CheckStatus.OK
 
 
-def test_application_token(app_platform: IdentityPlatform, cache_path: Path, idp_directory: SeededDirectory,
-                           idp_clean: IdentityPlatformEmulator) -> None:
+def test_application_token(
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    idp_directory: SeededDirectory,
+    idp_clean: IdentityPlatformEmulator,
+) -> None:
     token = application(app_platform, cache_path, idp_directory.confidential_client_secret)()
     assert token.claims["aud"] == "https://outlook.office365.com"
     assert token.claims["roles"] == ["IMAP.AccessAsApp", "SMTP.SendAsApp"]
@@ -281,8 +377,12 @@ def test_application_token(app_platform: IdentityPlatform, cache_path: Path, idp
 
 
 def test_warm_run_makes_no_request(
-    platform: IdentityPlatform, app_platform: IdentityPlatform, cache_path: Path, own_user: OwnUser,
-    idp_directory: SeededDirectory, idp_clean: IdentityPlatformEmulator,
+    platform: IdentityPlatform,
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    own_user: OwnUser,
+    idp_directory: SeededDirectory,
+    idp_clean: IdentityPlatformEmulator,
 ) -> None:
     secret = idp_directory.confidential_client_secret
     first_user = delegated(platform, cache_path, own_user)()
@@ -297,8 +397,12 @@ def test_warm_run_makes_no_request(
 
 
 def test_expired_tokens_are_renewed(
-    platform: IdentityPlatform, app_platform: IdentityPlatform, cache_path: Path, own_user: OwnUser,
-    idp_directory: SeededDirectory, idp_clean: IdentityPlatformEmulator,
+    platform: IdentityPlatform,
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    own_user: OwnUser,
+    idp_directory: SeededDirectory,
+    idp_clean: IdentityPlatformEmulator,
 ) -> None:
     idp_clean.token_lifetime = 200  # msal renews tokens with less than 5 minutes left
     delegated(platform, cache_path, own_user)()
@@ -306,12 +410,17 @@ def test_expired_tokens_are_renewed(
     renewed_user = delegated(platform, cache_path, own_user)()
     renewed_app = application(app_platform, cache_path, idp_directory.confidential_client_secret)()
     assert not renewed_user.from_cache and not renewed_app.from_cache
-    assert grants(idp_clean) == [("password", 200), ("client_credentials", 200),
-                                 ("refresh_token", 200), ("client_credentials", 200)]
+    assert grants(idp_clean) == [
+        ("password", 200),
+        ("client_credentials", 200),
+        ("refresh_token", 200),
+        ("client_credentials", 200),
+    ]
 
 
-def test_rotated_refresh_token_is_persisted(platform: IdentityPlatform, cache_path: Path, own_user: OwnUser,
-                                            idp_clean: IdentityPlatformEmulator) -> None:
+def test_rotated_refresh_token_is_persisted(
+    platform: IdentityPlatform, cache_path: Path, own_user: OwnUser, idp_clean: IdentityPlatformEmulator
+) -> None:
     idp_clean.token_lifetime = 200
     for _run in range(3):  # each run a new process-like service reading the file
         delegated(platform, cache_path, own_user)()
@@ -320,16 +429,24 @@ def test_rotated_refresh_token_is_persisted(platform: IdentityPlatform, cache_pa
 
 
 def test_force_refresh_skips_the_cached_access_token(
-    platform: IdentityPlatform, app_platform: IdentityPlatform, cache_path: Path, own_user: OwnUser,
-    idp_directory: SeededDirectory, idp_clean: IdentityPlatformEmulator,
+    platform: IdentityPlatform,
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    own_user: OwnUser,
+    idp_directory: SeededDirectory,
+    idp_clean: IdentityPlatformEmulator,
 ) -> None:
     user = delegated(platform, cache_path, own_user)
     app = application(app_platform, cache_path, idp_directory.confidential_client_secret)
     first_user, first_app = user(), app()
     assert user(force_refresh=True).value != first_user.value
     assert app(force_refresh=True).value != first_app.value
-    assert grants(idp_clean) == [("password", 200), ("client_credentials", 200),
-                                 ("refresh_token", 200), ("client_credentials", 200)]
+    assert grants(idp_clean) == [
+        ("password", 200),
+        ("client_credentials", 200),
+        ("refresh_token", 200),
+        ("client_credentials", 200),
+    ]
 
 
 def test_revoked_refresh_token_falls_back_to_the_password_once(
@@ -367,7 +484,9 @@ def test_changed_password_gets_a_new_token(
 
 
 def test_changed_client_secret_is_not_hidden_by_the_cache(
-    app_platform: IdentityPlatform, cache_path: Path, idp_directory: SeededDirectory,
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    idp_directory: SeededDirectory,
     idp_clean: IdentityPlatformEmulator,
 ) -> None:
     application(app_platform, cache_path, idp_directory.confidential_client_secret)()
@@ -377,16 +496,27 @@ def test_changed_client_secret_is_not_hidden_by_the_cache(
 
 
 def test_changed_client_id_or_tenant_signs_in_again(
-    platform: IdentityPlatform, cache_path: Path, own_user: OwnUser, idp_directory: SeededDirectory,
+    platform: IdentityPlatform,
+    cache_path: Path,
+    own_user: OwnUser,
+    idp_directory: SeededDirectory,
     idp_clean: IdentityPlatformEmulator,
 ) -> None:
     other_client = str(uuid.uuid4())
-    idp_clean.add_application(other_client, idp_directory.tenant_id, "other", public_client_flows=True,
-                              delegated_consent=idp_directory.delegated_scopes)
+    idp_clean.add_application(
+        other_client,
+        idp_directory.tenant_id,
+        "other",
+        public_client_flows=True,
+        delegated_consent=idp_directory.delegated_scopes,
+    )
     delegated(platform, cache_path, own_user)()
     delegated(dataclasses.replace(platform, client_id=other_client), cache_path, own_user)()
-    delegated(dataclasses.replace(platform, client_id=other_client, tenant_id="klant.onmicrosoft.com"),
-              cache_path, own_user)()
+    delegated(
+        dataclasses.replace(platform, client_id=other_client, tenant_id="klant.onmicrosoft.com"),
+        cache_path,
+        own_user,
+    )()
     records = idp_clean.request_log.token_requests()
     assert [(r.grant_type, r.client_id, r.status) for r in records] == [
         ("password", platform.client_id, 200),
@@ -400,6 +530,7 @@ def test_changed_client_id_or_tenant_signs_in_again(
 
 # -- errors: each AADSTS code with its fix, exit code 3, and no secret anywhere ---------------------
 
+
 @dataclass(frozen=True)
 class Bed:
     """What the error cases build their providers from."""
@@ -411,15 +542,29 @@ class Bed:
     cache_path: Path
     user: OwnUser
 
-    def user_provider(self, password: str | None = None, *, upn: str | None = None,
-                      client_id: str | None = None, tenant_id: str | None = None) -> TokenProvider:
-        platform = dataclasses.replace(self.platform, client_id=client_id or self.platform.client_id,
-                                       tenant_id=tenant_id or self.platform.tenant_id)
+    def user_provider(
+        self,
+        password: str | None = None,
+        *,
+        upn: str | None = None,
+        client_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> TokenProvider:
+        platform = dataclasses.replace(
+            self.platform,
+            client_id=client_id or self.platform.client_id,
+            tenant_id=tenant_id or self.platform.tenant_id,
+        )
         who = OwnUser(upn or self.user.upn, password or self.user.password)
         return delegated(platform, self.cache_path, who)
 
-    def app_provider(self, secret: str | None = None, *, client_id: str | None = None,
-                     scopes: tuple[str, ...] = (EXCHANGE_APPLICATION,)) -> TokenProvider:
+    def app_provider(
+        self,
+        secret: str | None = None,
+        *,
+        client_id: str | None = None,
+        scopes: tuple[str, ...] = (EXCHANGE_APPLICATION,),
+    ) -> TokenProvider:
         platform = dataclasses.replace(self.app_platform, client_id=client_id or self.app_platform.client_id)
         secret = secret or self.directory.confidential_client_secret
         return application(platform, self.cache_path, secret, scopes)
@@ -431,8 +576,14 @@ class Bed:
 
 
 @pytest.fixture
-def bed(idp_clean: IdentityPlatformEmulator, idp_directory: SeededDirectory, platform: IdentityPlatform,
-        app_platform: IdentityPlatform, cache_path: Path, own_user: OwnUser) -> Bed:
+def bed(
+    idp_clean: IdentityPlatformEmulator,
+    idp_directory: SeededDirectory,
+    platform: IdentityPlatform,
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    own_user: OwnUser,
+) -> Bed:
     return Bed(idp_clean, idp_directory, platform, app_platform, cache_path, own_user)
 
 
@@ -457,27 +608,46 @@ def _mfa(policy: str) -> Callable[[Bed], TokenProvider]:
     def build(bed: Bed) -> TokenProvider:
         bed.idp.set_mfa(bed.user.upn, policy)  # type: ignore[arg-type]
         return bed.user_provider()
+
     return build
 
 
 ERROR_CASES: dict[str, tuple[Callable[[Bed], TokenProvider], str, str]] = {
-    "wrong password": (lambda bed: bed.user_provider("Pw-wrong-Geheim"), "AADSTS50126",
-                       "WICBOX_MAILCLIENT_PASSWORD"),
+    "wrong password": (
+        lambda bed: bed.user_provider("Pw-wrong-Geheim"),
+        "AADSTS50126",
+        "WICBOX_MAILCLIENT_PASSWORD",
+    ),
     "public client flows off": (_public_flows_off, "AADSTS7000218", 'turn on "Allow public client flows"'),
-    "wrong client secret": (lambda bed: bed.app_provider("Sx~wrong-Geheim"), "AADSTS7000215",
-                            "Certificates & secrets and copy its Value"),
+    "wrong client secret": (
+        lambda bed: bed.app_provider("Sx~wrong-Geheim"),
+        "AADSTS7000215",
+        "Certificates & secrets and copy its Value",
+    ),
     "expired client secret": (_expired_secret, "AADSTS7000222", "Certificates & secrets and copy its Value"),
-    "unknown client id": (lambda bed: bed.user_provider(client_id=str(uuid.uuid4())), "AADSTS700016",
-                          "check WICBOX_MAILCLIENT_CLIENTID"),
-    "unknown tenant": (lambda bed: bed.user_provider(tenant_id=str(uuid.uuid4())), "AADSTS90002",
-                       "WICBOX_MAILCLIENT_TENANTID"),
+    "unknown client id": (
+        lambda bed: bed.user_provider(client_id=str(uuid.uuid4())),
+        "AADSTS700016",
+        "check WICBOX_MAILCLIENT_CLIENTID",
+    ),
+    "unknown tenant": (
+        lambda bed: bed.user_provider(tenant_id=str(uuid.uuid4())),
+        "AADSTS90002",
+        "WICBOX_MAILCLIENT_TENANTID",
+    ),
     "consent missing": (_no_consent, "AADSTS65001", "Grant admin consent"),
     "MFA required": (_mfa("required"), "AADSTS50076", "use application permissions"),
     "MFA enrolment": (_mfa("enroll"), "AADSTS50079", "use application permissions"),
-    "unknown user": (lambda bed: bed.user_provider(upn="niemand@klant.example"), "AADSTS50034",
-                     "check WICBOX_MAILCLIENT_USERNAME"),
-    "scope not .default": (lambda bed: bed.app_provider(scopes=(IMAP_DELEGATED,)), "AADSTS1002012",
-                           "WICBOX_MAILCLIENT_SCOPE"),
+    "unknown user": (
+        lambda bed: bed.user_provider(upn="niemand@klant.example"),
+        "AADSTS50034",
+        "check WICBOX_MAILCLIENT_USERNAME",
+    ),
+    "scope not .default": (
+        lambda bed: bed.app_provider(scopes=(IMAP_DELEGATED,)),
+        "AADSTS1002012",
+        "WICBOX_MAILCLIENT_SCOPE",
+    ),
     "scope of two resources": (
         lambda bed: bed.app_provider(scopes=(EXCHANGE_APPLICATION, GRAPH_APPLICATION)),
         "AADSTS70011",
@@ -505,8 +675,16 @@ def test_identity_platform_errors_say_what_to_fix(bed: Bed, case: str) -> None:
     assert error.description is not None and error.description.startswith(code)
     assert "Trace ID" not in str(error) and "Correlation ID" not in str(error)
     assert isinstance(error, IdentityPlatformError) and error.support.get("correlation_id")
-    assert_no_secret(error, [bed.user.password, bed.directory.confidential_client_secret,
-                             "Pw-wrong-Geheim", "Sx~wrong-Geheim", "Sx~expired"])
+    assert_no_secret(
+        error,
+        [
+            bed.user.password,
+            bed.directory.confidential_client_secret,
+            "Pw-wrong-Geheim",
+            "Sx~wrong-Geheim",
+            "Sx~expired",
+        ],
+    )
 
 
 def test_providers_do_not_show_secrets(bed: Bed) -> None:
@@ -520,9 +698,8 @@ def test_providers_do_not_show_secrets(bed: Bed) -> None:
 
 # -- network, TLS, throttling -------------------------------------------------------------------------
 
-def test_configured_ca_bundle_wins_over_the_environment(
-    bed: Bed, monkeypatch: pytest.MonkeyPatch
-) -> None:
+
+def test_configured_ca_bundle_wins_over_the_environment(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
     other_ca = requests.certs.where()  # a real bundle without the test CA
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", other_ca)
     monkeypatch.setenv("CURL_CA_BUNDLE", other_ca)
@@ -603,14 +780,29 @@ for _ in range(job["rounds"]):
 
 def test_two_processes_share_the_cache(bed: Bed, loopback_pki: LoopbackPki) -> None:
     bed.user_provider()()  # the account is in the cache; every round below refreshes (and rotates)
-    job = json.dumps({
-        "base_url": bed.platform.base_url, "tenant": bed.platform.tenant_id,
-        "client_id": bed.platform.client_id, "ca": str(loopback_pki.ca_cert), "cache": str(bed.cache_path),
-        "rounds": 6, "scope": IMAP_DELEGATED,
-        "upn": bed.user.upn, "password": bed.user.password,
-    })
-    workers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_RUN], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    job = json.dumps(
+        {
+            "base_url": bed.platform.base_url,
+            "tenant": bed.platform.tenant_id,
+            "client_id": bed.platform.client_id,
+            "ca": str(loopback_pki.ca_cert),
+            "cache": str(bed.cache_path),
+            "rounds": 6,
+            "scope": IMAP_DELEGATED,
+            "upn": bed.user.upn,
+            "password": bed.user.password,
+        }
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_RUN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [worker.communicate(job, timeout=120) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     assert len(bed.idp.request_log.token_requests(status=200)) >= 13
@@ -640,19 +832,35 @@ def test_ropc_deprecation_warning_is_silenced_and_others_are_not(bed: Bed) -> No
     assert "an unrelated deprecation" in messages
 
 
-def wicman_parameters(bed: Bed, loopback_pki: LoopbackPki, *, scope: str = "", secret: str | None = None,
-                      password: str | None = None) -> Parameters:
+def wicman_parameters(
+    bed: Bed,
+    loopback_pki: LoopbackPki,
+    *,
+    scope: str = "",
+    secret: str | None = None,
+    password: str | None = None,
+) -> Parameters:
     client_id = bed.directory.confidential_client_id if secret else bed.directory.public_client_id
     return Parameters(
-        scope=scope, client_id=client_id, client_secret=Secret(secret) if secret else None,
-        tenant_id=bed.directory.tenant_id, username=bed.user.upn,
+        scope=scope,
+        client_id=client_id,
+        client_secret=Secret(secret) if secret else None,
+        tenant_id=bed.directory.tenant_id,
+        username=bed.user.upn,
         password=None if secret or password == "" else Secret(password or bed.user.password),
-        account_mode=AccountMode.SINGLE, method=AuthMethod.OAUTH2, protocol=MailProtocol.AUTO,
+        account_mode=AccountMode.SINGLE,
+        method=AuthMethod.OAUTH2,
+        protocol=MailProtocol.AUTO,
         authority_host=bed.idp.base_url,
         imap=Endpoint("outlook.office365.com", 993, TlsMode.IMPLICIT),
         smtp=Endpoint("smtp.office365.com", 587, TlsMode.STARTTLS),
-        graph_url="https://graph.microsoft.com", ca_bundle=loopback_pki.ca_cert, source_folder="INBOX",
-        after_process=AfterProcess.MOVE, processed_folder="Verwerkt", failed_folder="Mislukt", workers=1,
+        graph_url="https://graph.microsoft.com",
+        ca_bundle=loopback_pki.ca_cert,
+        source_folder="INBOX",
+        after_process=AfterProcess.MOVE,
+        processed_folder="Verwerkt",
+        failed_folder="Mislukt",
+        workers=1,
     )
 
 
@@ -668,8 +876,13 @@ def wicman_parameters(bed: Bed, loopback_pki: LoopbackPki, *, scope: str = "", s
     ],
 )
 def test_token_for_protocol_from_parameters(
-    bed: Bed, loopback_pki: LoopbackPki, scope: str, application_permissions: bool, protocol: str,
-    audience: str, permission: str,
+    bed: Bed,
+    loopback_pki: LoopbackPki,
+    scope: str,
+    application_permissions: bool,
+    protocol: str,
+    audience: str,
+    permission: str,
 ) -> None:
     secret = bed.directory.confidential_client_secret if application_permissions else None
     params = wicman_parameters(bed, loopback_pki, scope=scope, secret=secret)
@@ -682,10 +895,12 @@ def test_token_for_protocol_from_parameters(
 
 def test_multiple_mode_signs_in_a_projects_own_mailbox(bed: Bed, loopback_pki: LoopbackPki) -> None:
     project = bed.directory.project_users[0]
-    service = TokenService.from_parameters(wicman_parameters(bed, loopback_pki), bed.cache_path,
-                                           encrypt_cache=False)
-    provider = service.for_protocol(wicman_parameters(bed, loopback_pki), "imap", username=project.upn,
-                                    password=Secret(project.password))
+    service = TokenService.from_parameters(
+        wicman_parameters(bed, loopback_pki), bed.cache_path, encrypt_cache=False
+    )
+    provider = service.for_protocol(
+        wicman_parameters(bed, loopback_pki), "imap", username=project.upn, password=Secret(project.password)
+    )
     assert provider().claims["upn"] == project.upn
 
 
@@ -697,10 +912,15 @@ def test_empty_password_with_delegated_permissions(bed: Bed, loopback_pki: Loopb
 
 def test_proxies_come_from_https_proxy_and_no_proxy(tmp_path: Path) -> None:
     platform = IdentityPlatform("https://login.microsoftonline.com", "t", "c")
-    env = {"HTTPS_PROXY": "http://proxy.klant.example:3128", "NO_PROXY": "localhost,.intern.klant.example",
-           "REQUESTS_CA_BUNDLE": str(tmp_path / "env.pem")}
+    env = {
+        "HTTPS_PROXY": "http://proxy.klant.example:3128",
+        "NO_PROXY": "localhost,.intern.klant.example",
+        "REQUESTS_CA_BUNDLE": str(tmp_path / "env.pem"),
+    }
     client = IdentityHttpClient(platform, env=env)
-    assert client._proxies("https://login.microsoftonline.com/t") == {"https": "http://proxy.klant.example:3128"}
+    assert client._proxies("https://login.microsoftonline.com/t") == {
+        "https": "http://proxy.klant.example:3128"
+    }
     assert client._proxies("https://sts.intern.klant.example/t") == {}
     assert client.session.trust_env is False
     assert client.session.verify == str(tmp_path / "env.pem")  # no CA configured: the environment's

@@ -37,9 +37,9 @@ class MailboxAccount:
         return self.project.code if self.project else None
 
 
-
 MailboxOpener = Callable[[MailboxAccount], MailboxSession]
 """Opens a session on one account's mailbox (built by the CLI from the reading adapter)."""
+
 
 def _signs_in_with_password(params: Parameters) -> bool:
     return params.method is AuthMethod.BASIC or params.permission_type is PermissionType.DELEGATED

@@ -165,12 +165,14 @@ def build_message(
         )
     to, cc, bcc = (parse_addresses(labels[name], getattr(mail, name)) for name in ("to", "cc", "bcc"))
     if not (to or cc or bcc):
-        raise ParameterError(labels["to"], "is empty: the mail has no recipient.",
-                             fix=f"fill in {labels['to']}")
+        raise ParameterError(
+            labels["to"], "is empty: the mail has no recipient.", fix=f"fill in {labels['to']}"
+        )
     reject_line_breaks(labels["subject"], mail.subject)
     if len(mail.subject) > _MAX_SUBJECT:
-        raise ParameterError(labels["subject"], f"is longer than {_MAX_SUBJECT} characters.",
-                             fix="shorten the subject")
+        raise ParameterError(
+            labels["subject"], f"is longer than {_MAX_SUBJECT} characters.", fix="shorten the subject"
+        )
     identifier = message_id or new_message_id(senders[0].addr_spec)
     reject_line_breaks("Message-ID", identifier)
     message = EmailMessage(policy=policy.SMTP)

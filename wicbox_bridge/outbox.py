@@ -269,18 +269,29 @@ class _Delivery:
                 account = self.job.account_for(row.from_addr)
                 found = self._look_up(row, account)
             except (ConfigurationError, AuthenticationError, ConnectionFailure, SendError) as error:
-                log.warning("Outbox mail %s was interrupted and cannot be checked now: %s",
-                            row.outbox_id, error.message)
+                log.warning(
+                    "Outbox mail %s was interrupted and cannot be checked now: %s",
+                    row.outbox_id,
+                    error.message,
+                )
                 self.report.problems.append(error)
                 continue
             now = _utc(self.job.clock())
             if found:
-                mark_sent(self.job.store, row.outbox_id, now,
-                          "interrupted after submission; found by its Message-ID, not sent again")
+                mark_sent(
+                    self.job.store,
+                    row.outbox_id,
+                    now,
+                    "interrupted after submission; found by its Message-ID, not sent again",
+                )
                 self.report.confirmed += 1
             else:
-                reschedule(self.job.store, row.outbox_id,
-                           "interrupted during submission; not found by its Message-ID: sent again", None)
+                reschedule(
+                    self.job.store,
+                    row.outbox_id,
+                    "interrupted during submission; not found by its Message-ID: sent again",
+                    None,
+                )
                 self.report.resend += 1
 
     def _look_up(self, row: OutboxRow, account: MailboxAccount) -> bool:
@@ -319,8 +330,9 @@ class _Delivery:
         if not claim_for_sending(store, row.outbox_id, prepared.message_id):
             return  # taken by another sender meanwhile
         try:
-            self.job.sender_for(account).send(prepared.raw, prepared.envelope.sender,
-                                              list(prepared.envelope.recipients))
+            self.job.sender_for(account).send(
+                prepared.raw, prepared.envelope.sender, list(prepared.envelope.recipients)
+            )
         except BridgeError as error:
             self._failed(row, account, error)
             return
@@ -336,8 +348,13 @@ class _Delivery:
         if wait > self.job.settings.max_wait_s:
             self.stopped.add(mailbox.casefold())
             return False
-        log.info("Waiting %.1f s: %s reached %d mails in %.0f s", wait, mailbox,
-                 self.job.settings.per_window, self.job.settings.window_s)
+        log.info(
+            "Waiting %.1f s: %s reached %d mails in %.0f s",
+            wait,
+            mailbox,
+            self.job.settings.per_window,
+            self.job.settings.window_s,
+        )
         self.job.sleep(wait)
         return True
 

@@ -39,5 +39,6 @@ def smtp_checks(
 def _refused(name: str, error: BridgeError, sending_in_use: bool) -> CheckResult:
     if sending_in_use:
         return CheckResult(name, CheckStatus.FAIL, error.message, error.fix, int(error.exit_code))
-    return CheckResult(name, CheckStatus.WARN, f"{error.message} ({NOT_IN_USE})", error.fix,
-                       int(error.exit_code))
+    return CheckResult(
+        name, CheckStatus.WARN, f"{error.message} ({NOT_IN_USE})", error.fix, int(error.exit_code)
+    )

@@ -46,8 +46,6 @@ EXCHANGE_FOLDERS = (
 START_TIMEOUT_S = 15.0
 
 
-
-
 def wait_for_port(host: str, port: int, timeout_s: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while True:

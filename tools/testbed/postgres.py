@@ -68,9 +68,7 @@ def free_loopback_port() -> int:
 
 def odbc_connection_string(host: str, port: int, database: str, user: str, password: str) -> str:
     """A DSN-less psqlODBC connection string."""
-    return (
-        f"DRIVER={{{ODBC_DRIVER}}};SERVER={host};PORT={port};DATABASE={database};UID={user};PWD={password}"
-    )
+    return f"DRIVER={{{ODBC_DRIVER}}};SERVER={host};PORT={port};DATABASE={database};UID={user};PWD={password}"
 
 
 def _running_as_root() -> bool:

@@ -187,10 +187,19 @@ class SendingAccounts:
 
 
 @click.command("send")
-@click.option("--max-mails", type=click.IntRange(1, 100_000), default=None,
-              help="Deliver at most this many outbox mails in this run.")
-@click.option("--rate-window", type=click.FloatRange(min=0.1), default=60.0, hidden=True,
-              help="Seconds in which a mailbox may submit 30 mails (Exchange: 60; shorter for tests).")
+@click.option(
+    "--max-mails",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Deliver at most this many outbox mails in this run.",
+)
+@click.option(
+    "--rate-window",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    hidden=True,
+    help="Seconds in which a mailbox may submit 30 mails (Exchange: 60; shorter for tests).",
+)
 @pass_runtime
 def send_command(runtime: Runtime, max_mails: int | None, rate_window: float) -> int:
     """Deliver the mails WIC put in WICBOX_OUTBOX.

@@ -116,15 +116,30 @@ def enqueue(
     with atomic(store):
         store.execute(
             _INSERT,
-            (from_addr, to or None, cc or None, bcc or None, subject or None, body_text, body_html,
-             raw_mime, OutboxStatus.PENDING.value, utc_now()),
+            (
+                from_addr,
+                to or None,
+                cc or None,
+                bcc or None,
+                subject or None,
+                body_text,
+                body_html,
+                raw_mime,
+                OutboxStatus.PENDING.value,
+                utc_now(),
+            ),
         )
         outbox_id = last_identity(store)
         for position, attachment in enumerate(attachments, start=1):
             store.execute(
                 _INSERT_ATTACHMENT,
-                (outbox_id, position, attachment.filename[:_NAME_LIMIT],
-                 attachment.content_type[:_NAME_LIMIT], attachment.content),
+                (
+                    outbox_id,
+                    position,
+                    attachment.filename[:_NAME_LIMIT],
+                    attachment.content_type[:_NAME_LIMIT],
+                    attachment.content,
+                ),
             )
     return outbox_id
 
