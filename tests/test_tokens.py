@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msal
 import pytest
@@ -35,7 +35,7 @@ from wicbox_bridge.adapters.identity import (
     tls_verify_setting,
 )
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME, FINGERPRINTS_FILE_NAME, open_token_cache
-from wicbox_bridge.checks import CheckStatus
+from wicbox_bridge.checks import CheckResult, CheckStatus
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ExitCode, ParameterError
 from wicbox_bridge.params import (
     AccountMode,
@@ -47,7 +47,13 @@ from wicbox_bridge.params import (
     PermissionType,
     TlsMode,
 )
-from wicbox_bridge.scopes import EXCHANGE_APPLICATION, GRAPH_APPLICATION, IMAP_DELEGATED, SMTP_DELEGATED
+from wicbox_bridge.scopes import (
+    EXCHANGE_APPLICATION,
+    GRAPH_APPLICATION,
+    IMAP_DELEGATED,
+    SMTP_DELEGATED,
+    TokenProtocol,
+)
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.token_report import check_token_for_protocol, describe_token
 
@@ -133,6 +139,18 @@ OUTLOOK365 = "https://outlook.office365.com"
 GRAPH = "https://graph.microsoft.com"
 
 
+def _checked(token: AccessToken, protocol: str, permission_type: PermissionType, mailbox: str) -> CheckResult:
+    """The token check as ``wicbox check`` runs it, at the fixed time NOW."""
+    return check_token_for_protocol(
+        token,
+        cast(TokenProtocol, protocol),
+        permission_type,
+        mailbox=mailbox,
+        client_id=CLIENT_ID,
+        now=NOW,
+    )
+
+
 @pytest.mark.parametrize(
     ("token", "protocol", "permission_type", "status", "says"),
     [
@@ -185,14 +203,7 @@ GRAPH = "https://graph.microsoft.com"
 def test_check_token_for_protocol(
     token: AccessToken, protocol: str, permission_type: PermissionType, status: CheckStatus, says: str
 ) -> None:
-    result = check_token_for_protocol(
-        token,
-        protocol,
-        permission_type,  # type: ignore[arg-type]
-        mailbox="WICBOX@klant.example",
-        client_id=CLIENT_ID,
-        now=NOW,
-    )
+    result = _checked(token, protocol, permission_type, "WICBOX@klant.example")
     assert result.status is status
     assert says in result.detail
     assert TOKEN_VALUE not in result.render()
@@ -249,14 +260,7 @@ ADD_PERMISSION = "Azure > App registrations > (the WICBox app) > API permissions
 def test_missing_permission_says_which_azure_permission_to_add(
     token: AccessToken, protocol: str, permission_type: PermissionType, fix: str
 ) -> None:
-    result = check_token_for_protocol(
-        token,
-        protocol,
-        permission_type,  # type: ignore[arg-type]
-        mailbox="wicbox@klant.example",
-        client_id=CLIENT_ID,
-        now=NOW,
-    )
+    result = _checked(token, protocol, permission_type, "wicbox@klant.example")
     assert result.fix == fix
 
 
@@ -264,14 +268,7 @@ def test_missing_permission_says_which_azure_permission_to_add(
 def test_application_exchange_check_prints_the_powershell(protocol: str) -> None:
     role = "IMAP.AccessAsApp" if protocol == "imap" else "SMTP.SendAsApp"
     token = report_token(OUTLOOK365, roles=[role])
-    result = check_token_for_protocol(
-        token,
-        protocol,
-        A,  # type: ignore[arg-type]
-        mailbox="project-alpha@klant.example",
-        client_id=CLIENT_ID,
-        now=NOW,
-    )
+    result = _checked(token, protocol, A, "project-alpha@klant.example")
     assert result.passed
     assert result.fix is not None
     assert f"New-ServicePrincipal -AppId {CLIENT_ID} -ObjectId {SP_ID}" in result.fix
