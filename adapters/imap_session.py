@@ -358,7 +358,25 @@ class ImapSession:
         self._for_uid_sets("expunging mails", uids, lambda ids, c: c.uid_expunge(ids))
 
     def _move(self, uids: list[int], folder: str) -> None:
-        target = self._ensure_folder(folder)
+        """Move (or copy and expunge) ``uids`` to ``folder``. The folder is looked up only when the
+        server refuses the first move into it (``NO [TRYCREATE]``, whatever the wording): missing, it
+        is created and the move repeated; present, the refusal stands. A run whose folders exist
+        spends no LIST command on them."""
+        target = self._server_name(folder)
+        if target in self._ready_folders:
+            self._transfer(uids, folder, target)
+            return
+        try:
+            self._transfer(uids, folder, target)
+        except MailboxError:
+            if self._run(f"looking up folder {target}", lambda c: c.folder_exists(target)):
+                raise
+            log.info("%s has no folder %s yet: creating it", self.mailbox, target)
+            self._create_folder(folder)
+            self._transfer(uids, folder, target)
+        self._ready_folders.add(target)
+
+    def _transfer(self, uids: list[int], folder: str, target: str) -> None:
         if self._live().has("MOVE"):
             self._for_uid_sets(f"moving mails to {folder}", uids, lambda ids, c: c.move(ids, target))
             return
@@ -367,22 +385,21 @@ class ImapSession:
             self._flag(part, DELETED)
             self._expunge(part)
 
-    def _ensure_folder(self, folder: str) -> str:
-        """The server name of ``folder``, created (with its parents) and subscribed when missing."""
+    def _server_name(self, folder: str) -> str:
+        """``folder`` in the server's hierarchy delimiter; refused where the server has no hierarchy."""
         delimiter = self._live().delimiter
-        target = server_folder(folder, delimiter)
-        if target in self._ready_folders:
-            return target
-        levels = folder.split(FOLDER_SEPARATOR)
-        if len(levels) > 1 and delimiter is None:
+        if FOLDER_SEPARATOR in folder and delimiter is None:
             raise MailboxError(
                 f"The IMAP server of {self.mailbox} has no folder hierarchy; cannot create {folder!r}.",
                 fix=f"use a folder name without '/' in {names.PROCESSED_FOLDER} / {names.FAILED_FOLDER}",
             )
+        return server_folder(folder, delimiter)
+
+    def _create_folder(self, folder: str) -> None:
+        """``folder`` and its parents, each created (and subscribed) when missing."""
+        levels = folder.split(FOLDER_SEPARATOR)
         for depth in range(1, len(levels) + 1):
-            self._create_if_missing(server_folder(FOLDER_SEPARATOR.join(levels[:depth]), delimiter))
-        self._ready_folders.add(target)
-        return target
+            self._create_if_missing(self._server_name(FOLDER_SEPARATOR.join(levels[:depth])))
 
     def _create_if_missing(self, name: str) -> None:
         if self._run(f"looking up folder {name}", lambda c: c.folder_exists(name)):

@@ -386,10 +386,54 @@ def test_seen_marks_read_and_keeps_the_mail(bed: Bed, tokens: RecordingTokens) -
     assert [("\\Seen" in m.flags) for m in bed.dovecot.messages(MAILBOX)] == [True, False]
 
 
+def create_folders(bed: Bed, *names: str) -> None:
+    with bed.dovecot.admin_session(MAILBOX) as admin:
+        for name in names:
+            admin.create_folder(name)
+
+
+def test_existing_folders_cost_no_look_up(
+    bed: Bed, tokens: RecordingTokens, imap_faults: ImapFaultProxy
+) -> None:
+    create_folders(bed, "WICBOX", "WICBOX/Processed")
+    bed.append(mail(1), mail(2), mail(3))
+    session = through_proxy(bed, imap_faults, tokens)
+    try:
+        refs = session.list_pending(10)
+        before = imap_faults.commands()  # sign-in asked for the hierarchy delimiter (one LIST)
+        session.acknowledge(refs[:1])
+        session.acknowledge(refs[1:])
+    finally:
+        session.close()
+    counts = imap_faults.commands() - before
+    assert (counts["UID MOVE"], counts["LIST"], counts["CREATE"]) == (2, 0, 0)
+    assert [m.raw for m in bed.dovecot.messages(MAILBOX, "WICBOX/Processed")] == [mail(1), mail(2), mail(3)]
+
+
+def test_a_missing_folder_is_created_when_the_move_is_refused(
+    bed: Bed, tokens: RecordingTokens, imap_faults: ImapFaultProxy
+) -> None:
+    bed.append(mail(1), mail(2), mail(3))
+    session = through_proxy(bed, imap_faults, tokens)
+    try:
+        refs = session.list_pending(10)
+        before = imap_faults.commands()
+        session.acknowledge(refs[:1])  # refused (TRYCREATE), folders created, moved again
+        session.acknowledge(refs[1:])  # the folder is known now
+    finally:
+        session.close()
+    counts = imap_faults.commands() - before
+    # one look-up after the refusal, then one per level before creating it
+    assert (counts["UID MOVE"], counts["LIST"], counts["CREATE"], counts["SUBSCRIBE"]) == (3, 3, 2, 2)
+    assert [m.raw for m in bed.dovecot.messages(MAILBOX, "WICBOX/Processed")] == [mail(1), mail(2), mail(3)]
+    assert bed.uids() == []
+
+
 def test_copy_and_uid_expunge_without_move(
     bed: Bed, tokens: RecordingTokens, imap_faults: ImapFaultProxy
 ) -> None:
     imap_faults.hide_capabilities("MOVE")
+    create_folders(bed, "WICBOX", "WICBOX/Processed")
     bed.append(mail(1), mail(2))
     foreign = bed.append(mail(3), flags=("\\Deleted",))
     session = through_proxy(bed, imap_faults, tokens)

@@ -352,6 +352,9 @@ def test_without_move_a_kill_between_copy_and_expunge_copies_once(
 ) -> None:
     delivered = _mails(10)
     mailroom.deliver(delivered)
+    with mailroom.dovecot.admin_session(mailroom.mailbox) as admin:  # so that the first COPY succeeds
+        admin.create_folder("WICBOX")
+        admin.create_folder(PROCESSED)
     fault_proxy.plan = _ThrottleAfterCopy(hidden=frozenset({"MOVE"}))  # read by each new connection
     process = start_wicbox(mailroom.wic, "-v", "run")
     assert wait_for_line(process, "throttles") is not None, process.output()  # copied, not yet deleted
