@@ -536,6 +536,10 @@ class ApplicationTokenProvider(_ProviderBase):
     def __repr__(self) -> str:
         return f"ApplicationTokenProvider(client_id={self.platform.client_id!r}, scopes={self.scopes!r})"
 
+    @property
+    def client_secret(self) -> Secret:
+        return self._client_secret
+
     def _secrets(self) -> tuple[Secret, ...]:
         return (self._client_secret,)
 
@@ -582,6 +586,7 @@ class TokenService:
         self.fingerprints = CredentialFingerprints(cache_path.parent / FINGERPRINTS_FILE_NAME)
         discovery = DiscoveryCache(cache_path.parent / DISCOVERY_CACHE_FILE_NAME)
         self.http_client = IdentityHttpClient(platform, discovery=discovery, env=env)
+        self._app_providers: dict[tuple[str, ...], ApplicationTokenProvider] = {}
 
     @classmethod
     def from_parameters(
@@ -615,8 +620,15 @@ class TokenService:
         return DelegatedTokenProvider(self, scopes, username, password, names)
 
     def application(self, scopes: tuple[str, ...], client_secret: Secret) -> ApplicationTokenProvider:
-        names = CredentialNames(account=None, scopes=scopes)
-        return ApplicationTokenProvider(self, scopes, client_secret, names)
+        """The app's provider for ``scopes``, one per service: every mailbox of a run with
+        application permissions shares it (and its msal app), instead of building both per mailbox."""
+        provider = self._app_providers.get(scopes)
+        if provider is None or provider.client_secret.reveal() != client_secret.reveal():
+            provider = ApplicationTokenProvider(
+                self, scopes, client_secret, CredentialNames(account=None, scopes=scopes)
+            )
+            self._app_providers[scopes] = provider
+        return provider
 
     def for_protocol(
         self,

@@ -373,6 +373,24 @@ def test_application_token(
     assert graph.claims["roles"] == ["Mail.ReadWrite"]
 
 
+def test_every_mailbox_of_a_run_shares_the_application_provider(
+    app_platform: IdentityPlatform,
+    cache_path: Path,
+    idp_directory: SeededDirectory,
+    idp_clean: IdentityPlatformEmulator,
+) -> None:
+    service = service_for(app_platform, cache_path)
+    secret = idp_directory.confidential_client_secret
+    first = service.application((EXCHANGE_APPLICATION,), Secret(secret))
+    tokens = [service.application((EXCHANGE_APPLICATION,), Secret(secret))() for _ in range(20)]
+    assert service.application((EXCHANGE_APPLICATION,), Secret(secret)) is first
+    assert len({token.value.reveal() for token in tokens}) == 1
+    assert grants(idp_clean) == [("client_credentials", 200)]  # one token for all twenty
+    assert service.application((GRAPH_APPLICATION,), Secret(secret)) is not first
+    changed = service.application((EXCHANGE_APPLICATION,), Secret("a-new-secret"))
+    assert changed is not first  # a changed secret is never answered by the old provider
+
+
 def test_warm_run_makes_no_request(
     platform: IdentityPlatform,
     app_platform: IdentityPlatform,
