@@ -112,6 +112,14 @@ def test_params_get_missing_exits_1(wicbox: WicboxCli, configured: Path) -> None
     assert "not set" in result.stderr
 
 
+def test_params_get_an_empty_row_exits_1(wicbox: WicboxCli, configured: Path) -> None:
+    assert wicbox("db", "init", config=configured).exit_code == 0
+    assert wicbox("params", "migrate", config=configured).exit_code == 0  # adds the rows, empty
+    result = wicbox("params", "get", "WICBOX_MAILCLIENT_SCOPE", config=configured)
+    assert result.exit_code == 1
+    assert "WICBOX_MAILCLIENT_SCOPE is not set (its row exists with an empty value)." in result.stderr
+
+
 def test_params_migrate_renames_accountmode_and_is_safe_twice(wicbox: WicboxCli, configured: Path) -> None:
     assert wicbox("db", "init", config=configured).exit_code == 0
     assert wicbox("params", "set", "ACCOUNTMODE", "MULTIPLE", config=configured).exit_code == 0

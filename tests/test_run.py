@@ -155,6 +155,17 @@ def test_second_concurrent_run_exits_5(mailroom: Mailroom) -> None:
     assert "another wicbox run" in output
 
 
+def test_a_run_lock_that_cannot_be_opened_names_the_file_and_the_fix(mailroom: Mailroom) -> None:
+    mailroom.deliver([make_mail(1)])
+    lock = _state_dir(mailroom) / "run.lock"
+    lock.mkdir(parents=True)  # cannot be opened as a file, like one another account owns
+    code, output = _run(mailroom)
+    assert code == 2
+    assert f"cannot open the run lock {lock}" in output
+    assert "give the account that runs wicbox write access" in output
+    assert mailroom.filed() == []  # nothing was read
+
+
 def _state_dir(mailroom: Mailroom) -> Path:
     return machine_state_dir_for(mailroom.wic.config, env={"WICBOX_HOME": str(mailroom.wic.cli_runner.home)})
 

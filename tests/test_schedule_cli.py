@@ -265,7 +265,11 @@ def test_a_paused_run_exits_0_without_touching_the_database(wic: WicInstallation
     assert "`wicbox schedule start` resumes" in paused.output
     assert len(paused.output.strip().splitlines()) == 1
     assert _run_rows(wic) == 0
+    checked = wic.cli("check")
+    assert "[WARN] runs: paused by `wicbox schedule stop` at " in checked.output
+    assert "`wicbox schedule start` resumes them" in checked.output
     assert wic.cli("schedule", "start", "--platform", "cron").exit_code == 0
+    assert "paused by" not in wic.cli("check").output
     resumed = wic.cli("run")  # the test bed's IMAP host is a closed port: the run fails, but it runs
     assert "paused by" not in resumed.output
     assert _run_rows(wic) == 1

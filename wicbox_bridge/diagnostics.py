@@ -15,6 +15,7 @@ from wicbox_bridge.config import GlobalConfig
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.params import Parameters
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.schedule.pause import read_pause
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.schema import LATEST_VERSION, schema_version
 
@@ -35,6 +36,9 @@ def run_checks(runtime: Runtime, account_checks: AccountChecks | None = None) ->
     results: list[CheckResult] = []
     config = _check_config(runtime, results)
     results.append(_log_file_line(runtime))
+    paused = _pause_line(runtime)
+    if paused is not None:
+        results.append(paused)
     if config is None:
         results.append(_skipped("database", "the configuration file has to be fixed first"))
         return results
@@ -72,6 +76,22 @@ def _log_file_line(runtime: Runtime) -> CheckResult:
     """Where this configuration's log file is (the default or WicBoxLogDirectory), for support."""
     path = runtime.log_file
     return CheckResult("log file", CheckStatus.OK, str(path) if path else "none: no configuration file")
+
+
+def _pause_line(runtime: Runtime) -> CheckResult | None:
+    """A warning while `wicbox schedule stop` holds runs off (they end at once with exit code 0)."""
+    try:
+        marker = read_pause(runtime.machine_state_dir)
+    except BridgeError:  # no configuration file: nothing can be paused
+        return None
+    if marker is None:
+        return None
+    return CheckResult(
+        "runs",
+        CheckStatus.WARN,
+        f"paused by `wicbox schedule stop` at {marker.at} by {marker.by}: every `wicbox run` ends at once",
+        fix="`wicbox schedule start` resumes them",
+    )
 
 
 def _check_database_and_parameters(

@@ -49,6 +49,12 @@ class RunLock:
                 f"another wicbox run for this configuration is still busy ({self._holder()})",
                 fix="wait for it to finish; a scheduled task should not start runs that overlap",
             ) from exc
+        except OSError as exc:  # e.g. a lock file another account created and this one may not write
+            raise ConfigurationError(
+                f"cannot open the run lock {self.path}: {exc.strerror or exc}",
+                fix=f"give the account that runs wicbox write access to {self.path.parent} (on Windows: "
+                "Modify on %ProgramData%\\wicbox-bridge for the task's account), or set WICBOX_HOME",
+            ) from exc
         self._lock = lock
         self._write_holder()
 

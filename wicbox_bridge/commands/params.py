@@ -68,7 +68,11 @@ def _note(name: str) -> str:
 @click.argument("name")
 @pass_runtime
 def params_get(runtime: Runtime, name: str) -> int:
-    """Print the value of parameter NAME (a secret is shown masked); exit 1 when it is not set."""
+    """Print the value of parameter NAME (a secret is shown masked); exit 1 when it is not set.
+
+    A parameter whose row exists with an empty value (as `params migrate` creates them) counts as
+    not set, as it does for a run.
+    """
     store = runtime.open_store()
     try:
         require_schema(store)
@@ -77,6 +81,9 @@ def params_get(runtime: Runtime, name: str) -> int:
         store.close()
     if found is None:
         click.echo(f"{name} is not set.", err=True)
+        return 1
+    if not (found[1] or "").strip():
+        click.echo(f"{found[0]} is not set (its row exists with an empty value).", err=True)
         return 1
     stored_name, value = found
     click.echo(f"{stored_name} = {_shown(stored_name, value)}")
