@@ -111,6 +111,13 @@ MIGRATION_CASES = {
         conflicts=1,
         left_alone=("WICBOXAccountMode",),
     ),
+    "empty-new-account-mode": MigrationCase(
+        before={"ACCOUNTMODE": "MULTIPLE", "WICBOXACCOUNTMODE": None},
+        after={**ALL_ADDED, "ACCOUNTMODE": "MULTIPLE", "WICBOXACCOUNTMODE": None},
+        added=(*MAILCLIENT_PARAMETERS, "WICBOXMETHOD"),
+        conflicts=1,
+        left_alone=("WICBOXACCOUNTMODE",),
+    ),
     "already-migrated": MigrationCase(
         before=MIGRATED,
         after=MIGRATED,
@@ -167,3 +174,14 @@ def test_migration_report_lines() -> None:
         "left alone WICBOXMETHOD (already present)",
     ]
     assert ParameterMigrationReport(left_alone=("WICBOXMETHOD",)).lines()[-1].startswith("nothing to change")
+
+
+def test_an_empty_new_account_mode_gets_the_commands_that_move_the_legacy_value(
+    wic_store: DbApiStore,
+) -> None:
+    _insert(wic_store, {"ACCOUNTMODE": "MULTIPLE", "WICBOXACCOUNTMODE": None})
+    [conflict] = migrate_parameters(wic_store).conflicts
+    assert conflict == (
+        "WICBOXACCOUNTMODE exists but is empty while ACCOUNTMODE is 'MULTIPLE'; both are left unchanged: "
+        "`wicbox params set WICBOXACCOUNTMODE MULTIPLE`, then `wicbox params set ACCOUNTMODE --clear`"
+    )

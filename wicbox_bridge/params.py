@@ -591,7 +591,8 @@ def _resolve_mode(
         if legacy_text and legacy_text.upper() != mode.value:
             warnings.append(
                 f"{LEGACY_ACCOUNT_MODE} (legacy) differs from {ACCOUNT_MODE}; {ACCOUNT_MODE}="
-                f"{mode.value} is used. {MIGRATE_HINT} or clear {LEGACY_ACCOUNT_MODE}."
+                f"{mode.value} is used. Once {ACCOUNT_MODE} is right, clear the legacy one: "
+                f"`wicbox params set {LEGACY_ACCOUNT_MODE} --clear`."
             )
         return mode
     if mode_in_method is not None:
@@ -600,7 +601,9 @@ def _resolve_mode(
         mode = parse_choice(LEGACY_ACCOUNT_MODE, legacy_text, _ACCOUNT_MODES)
         warnings.append(
             f"{ACCOUNT_MODE} is not set: the legacy {LEGACY_ACCOUNT_MODE}={mode.value} is used; "
-            f"{MIGRATE_HINT} to move it to {ACCOUNT_MODE}."
+            f"{MIGRATE_HINT} to move it to {ACCOUNT_MODE} (where {ACCOUNT_MODE} exists empty: "
+            f"`wicbox params set {ACCOUNT_MODE} {mode.value}`, then `wicbox params set "
+            f"{LEGACY_ACCOUNT_MODE} --clear`)."
         )
         return mode
     warnings.append(

@@ -88,6 +88,12 @@ def _rename_account_mode(store: Store, changes: _Changes) -> None:
         rename_parameter(store, legacy[0], ACCOUNT_MODE)
         changes.renamed.append((legacy[0], ACCOUNT_MODE))
         return
+    if not (current[1] or "").strip() and (legacy[1] or "").strip():
+        changes.conflicts.append(
+            f"{current[0]} exists but is empty while {legacy[0]} is {legacy[1]!r}; both are left unchanged: "
+            f"`wicbox params set {current[0]} {legacy[1]}`, then `wicbox params set {legacy[0]} --clear`"
+        )
+        return
     changes.conflicts.append(
         f"{legacy[0]} and {current[0]} both exist; {current[0]} is kept and {legacy[0]} is left unchanged: "
         f"check {current[0]} in WICMan, then delete {legacy[0]}"
