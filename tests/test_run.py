@@ -175,7 +175,8 @@ def test_wrong_password_fails_with_exit_3_and_keeps_the_mail(mailroom: Mailroom)
     mailroom.deliver([make_mail(1)])
     code, output = _run(mailroom)
     assert code == 3, output
-    assert "AADSTS50126" in output
+    assert output.count("AADSTS50126") == 1, output  # the error and its fix once, not also as a log line
+    assert "wicbox: fix: put the current password of" in output
     assert len(mailroom.messages("INBOX")) == 1
     assert mailroom.filed() == []
 

@@ -35,6 +35,7 @@ from wicbox_bridge.accounts import MailboxAccount, MailboxOpener
 from wicbox_bridge.adapters.base import MailboxSession
 from wicbox_bridge.errors import AuthenticationError, BridgeError, DatabaseError
 from wicbox_bridge.fairshare import share_cap
+from wicbox_bridge.logsetup import FILE_ONLY
 from wicbox_bridge.mailbox_pass import OpenMailbox, PassContext, run_pass
 from wicbox_bridge.redact import mask_tokens
 from wicbox_bridge.routing import RoutableProject
@@ -158,10 +159,11 @@ class _Run:
             with self._lock:
                 self.fatal = self.fatal or error
             self.stop.set()
-            log.error("%s: the database failed; the run stops: %s", account.label, error)
+            log.error("%s: the database failed; the run stops: %s", account.label, error, extra=FILE_ONLY)
         except BridgeError as error:
             report.error = failure = error
-            log.error("%s (%s): %s", account.label, account.mailbox, error)
+            # the terminal gets the error and its fix once, from the run's report (run_report.failure_lines)
+            log.error("%s (%s): %s", account.label, account.mailbox, error, extra=FILE_ONLY)
         self._record_state(account, attempted_at, failure, backlog)
         return step
 
