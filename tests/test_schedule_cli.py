@@ -4,6 +4,7 @@ while paused)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -72,7 +73,10 @@ def test_show_windows_prints_the_task_xml_and_the_command(wicbox: WicboxCli, con
         root.findtext("t:Actions/t:Exec/t:Arguments", namespaces=ns) == f'--config "{config.resolve()}" run'
     )
     assert root.findtext("t:Principals/t:Principal/t:UserId", namespaces=ns) == "KLANT\\svc"
-    assert f"schtasks /Create /TN {name} /XML <temporary file> /RU KLANT\\svc /RP {MASK}" in result.output
+    assert (
+        f"schtasks /Create /TN {name} /XML <temporary file> /RU KLANT\\svc (password on its standard input)"
+        in result.output
+    )
 
 
 def test_show_systemd_names_where_each_unit_goes(wicbox: WicboxCli, config: Path) -> None:
@@ -289,6 +293,15 @@ def test_run_tool_reports_the_tools_words_without_the_password() -> None:
     assert "Zeer-Geheim" not in message
     assert caught.value.fix == "do the right thing"
     assert run_tool(CommandLine(("sh", "-c", "echo ok")), fix="-") == "ok\n"
+    answered = CommandLine(("sh", "-c", "read p; printf '%s' \"$p\" | sha256sum"), stdin=secret)
+    digest = hashlib.sha256(b"Zeer-Geheim-99").hexdigest()
+    assert run_tool(answered, fix="-").split()[0] == digest  # the password reached the prompt
+    assert "Zeer-Geheim" not in " ".join(answered.revealed())
+    echoed = CommandLine(("sh", "-c", 'read p; echo "refused: $p" >&2; exit 1'), stdin=secret)
+    with pytest.raises(SchedulerError) as refused:
+        run_tool(echoed, fix="-")
+    assert "Zeer-Geheim" not in str(refused.value)
+    assert f"refused: {MASK}" in str(refused.value)
     assert tool_succeeds(CommandLine(("true",)))
     assert not tool_succeeds(CommandLine(("false",)))
 

@@ -57,7 +57,7 @@ from wicbox_bridge.schedule.windows import (
     task_xml_bytes,
     windows_quote,
 )
-from wicbox_bridge.secret import MASK, Secret
+from wicbox_bridge.secret import Secret
 
 NS = {"t": TASK_NAMESPACE}
 WIN_CONFIG = "D:\\WIC Klant\\WicGlobal.config"
@@ -300,16 +300,24 @@ def test_schtasks_command_lines() -> None:
     password = Secret("Geheim-Wachtwoord-42")
     create = schtasks_create(spec, "C:\\Temp\\t.xml", password, force=False)
     assert create.revealed() == [
-        "schtasks", "/Create", "/TN", "WICBOX", "/XML", "C:\\Temp\\t.xml",
-        "/RU", "KLANT\\svc-wicbox", "/RP", "Geheim-Wachtwoord-42",
-    ]  # fmt: skip
+        "schtasks",
+        "/Create",
+        "/TN",
+        "WICBOX",
+        "/XML",
+        "C:\\Temp\\t.xml",
+        "/RU",
+        "KLANT\\svc-wicbox",
+    ]  # fmt: skip  (no /RP: the password goes to schtasks' own prompt, never into its arguments)
+    assert create.stdin is password
     assert "Geheim" not in create.display()
     assert "Geheim" not in repr(create)
-    assert create.display().endswith(f"/RP {MASK}")
+    assert create.display().endswith("/RU KLANT\\svc-wicbox (password on its standard input)")
     assert schtasks_create(spec, "t.xml", password, force=True).revealed()[-1] == "/F"
     for logon in (Logon.S4U, Logon.SYSTEM):  # the principal is in the XML: no /RU, no /RP
-        argv = schtasks_create(win_spec(logon=logon), "t.xml", None, force=False).revealed()
-        assert argv == ["schtasks", "/Create", "/TN", "WICBOX", "/XML", "t.xml"]
+        command = schtasks_create(win_spec(logon=logon), "t.xml", None, force=False)
+        assert command.revealed() == ["schtasks", "/Create", "/TN", "WICBOX", "/XML", "t.xml"]
+        assert command.stdin is None
     assert schtasks_query("WICBOX").revealed() == ["schtasks", "/Query", "/TN", "WICBOX"]
     assert schtasks_delete("WICBOX").revealed() == ["schtasks", "/Delete", "/TN", "WICBOX", "/F"]
     assert schtasks_disable("WICBOX").revealed() == ["schtasks", "/Change", "/TN", "WICBOX", "/DISABLE"]
@@ -322,7 +330,8 @@ def test_windows_plan_shows_the_xml_and_never_a_password() -> None:
     text = "\n".join(plan_text(plan))
     assert "<temporary file>" in text
     assert "<Interval>PT5M</Interval>" in text
-    assert f"/RU KLANT\\svc-wicbox /RP {MASK}" in text
+    assert "/RU KLANT\\svc-wicbox (password on its standard input)" in text
+    assert "/RP" not in text
     assert "password of KLANT\\svc-wicbox" in text
     assert plan_json(plan)["files"][0]["content"] == task_xml(win_spec())
 

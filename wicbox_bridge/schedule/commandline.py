@@ -1,7 +1,9 @@
 """The command lines of schtasks and systemctl, and the one function that runs them.
 
-A :class:`CommandLine` may carry a password (``schtasks /RP``) as a :class:`Secret`: it is revealed
-only to the child process and shown everywhere else as the mask, including in error messages.
+A :class:`CommandLine` may carry a password for the tool's own prompt (``schtasks /Create /RU``
+without ``/RP`` asks for it) as a :class:`Secret` on its standard input: it never appears in the
+argument list (which Windows' process auditing records), and it is shown everywhere else as the
+mask, including in error messages.
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ class CommandLine:
     """One command of a scheduler tool; ``display()`` is safe to print."""
 
     argv: tuple[str | Secret, ...]
+    stdin: Secret | None = None  # answered to the tool's password prompt
 
     def revealed(self) -> list[str]:
         return [part.reveal() if isinstance(part, Secret) else part for part in self.argv]
 
     def display(self) -> str:
-        return " ".join(MASK if isinstance(part, Secret) else _quote(part) for part in self.argv)
+        shown = " ".join(MASK if isinstance(part, Secret) else _quote(part) for part in self.argv)
+        return shown + (" (password on its standard input)" if self.stdin is not None else "")
 
     @property
     def secrets(self) -> tuple[Secret, ...]:
-        return tuple(part for part in self.argv if isinstance(part, Secret))
+        given = tuple(part for part in self.argv if isinstance(part, Secret))
+        return given + ((self.stdin,) if self.stdin is not None else ())
 
 
 def _quote(part: str) -> str:
@@ -72,6 +77,7 @@ def _completed(command: CommandLine) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(  # noqa: S603 - fixed argv built by this package, no shell
             command.revealed(),
+            input=None if command.stdin is None else command.stdin.reveal() + "\n",
             capture_output=True,
             text=True,
             errors="replace",

@@ -55,8 +55,9 @@ def windows_plan(spec: ScheduleSpec, *, force: bool = False) -> SchedulePlan:
     notes: tuple[str, ...] = ()
     if spec.logon is Logon.PASSWORD:
         notes = (
-            f"install asks for the password of {spec.run_as} (not echoed) and gives it to schtasks only; "
-            "Task Scheduler keeps it to run the task while nobody is logged on",
+            f"install asks for the password of {spec.run_as} (not echoed) and answers schtasks' own "
+            "prompt with it, never in a command line; Task Scheduler keeps it to run the task while "
+            "nobody is logged on",
         )
     elif spec.logon is Logon.S4U:
         notes = (

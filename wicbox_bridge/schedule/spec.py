@@ -36,7 +36,7 @@ class Platform(str, enum.Enum):
 class Logon(str, enum.Enum):
     """How a Windows task signs in when nobody is logged on."""
 
-    PASSWORD = "password"  # noqa: S105 - a logon type; the account's password, stored by Task Scheduler (needs /RU and /RP)
+    PASSWORD = "password"  # noqa: S105 - a logon type; the account's password, stored by Task Scheduler (/RU, the password on schtasks' prompt)
     S4U = "s4u"  # no password stored; local resources only (no network credentials)
     SYSTEM = "system"  # the LocalSystem account
 

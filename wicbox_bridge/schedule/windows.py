@@ -145,13 +145,15 @@ def schtasks_query(name: str) -> CommandLine:
 def schtasks_create(
     spec: ScheduleSpec, xml_file: str, password: Secret | None, *, force: bool
 ) -> CommandLine:
-    """Registers the task from its XML; with LogonType Password, as ``/RU`` with ``/RP``."""
+    """Registers the task from its XML; with LogonType Password, as ``/RU`` without ``/RP``: schtasks
+    then asks for the password, which it reads from its standard input (never from its arguments)."""
     argv: list[str | Secret] = ["schtasks", "/Create", "/TN", spec.name, "/XML", xml_file]
     if spec.logon is Logon.PASSWORD:
-        argv += ["/RU", spec.run_as or "", "/RP", password or Secret("")]
+        argv += ["/RU", spec.run_as or ""]
     if force:
         argv.append("/F")
-    return CommandLine(tuple(argv))
+    stdin = (password or Secret("")) if spec.logon is Logon.PASSWORD else None
+    return CommandLine(tuple(argv), stdin=stdin)
 
 
 def schtasks_delete(name: str) -> CommandLine:
