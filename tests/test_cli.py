@@ -222,6 +222,20 @@ def test_check_names_the_log_file_wicboxlogdirectory_chose(
     assert (tmp_path / expected).is_file()
 
 
+def test_check_warns_when_the_log_file_cannot_be_written(wicbox: WicboxCli, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "WicGlobal.config", f"sqlite:///{tmp_path / 'wic.db'}")
+    (tmp_path / "logs" / "wicbox.log").mkdir(parents=True)  # a folder where the file should be
+    setting = '<add key="WicBoxLogDirectory" value="logs"/>'
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("</configuration>", f"<appSettings>{setting}</appSettings></configuration>"),
+        encoding="utf-8",
+    )
+    result = wicbox("check", config=config)
+    assert f"[WARN] log file: {tmp_path / 'logs' / 'wicbox.log'}: cannot be written" in result.output
+    assert "name another folder with WicBoxLogDirectory" in result.output
+
+
 def test_no_command_means_run(wicbox: WicboxCli, configured: Path) -> None:
     assert wicbox("db", "init", config=configured).exit_code == 0
     result = wicbox(config=configured)

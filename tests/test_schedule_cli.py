@@ -217,6 +217,7 @@ def test_stop_without_a_busy_run_pauses_and_start_resumes(wicbox: WicboxCli, con
     assert "comment out the wicbox line" in stopped.output
     assert "no run is busy" in stopped.output
     assert marker.exists()
+    assert not (marker.parent / "run.lock").exists()  # the probe creates no lock file the task may not write
     started = wicbox("schedule", "start", "--platform", "cron", config=config)
     assert started.exit_code == 0, started.output
     assert "resumed" in started.output

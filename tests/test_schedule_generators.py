@@ -325,8 +325,19 @@ def test_schtasks_command_lines() -> None:
     assert schtasks_end("WICBOX").revealed() == ["schtasks", "/End", "/TN", "WICBOX"]
 
 
+def test_windows_plan_grants_the_task_account_its_state_directory_first() -> None:
+    state_dir = Path("C:/ProgramData/wicbox-bridge/state/0123456789ab")
+    grant, create = windows_plan(win_spec(), state_dir).commands
+    assert grant.revealed() == ["icacls", str(state_dir), "/grant", "KLANT\\svc-wicbox:(OI)(CI)M", "/T", "/Q"]
+    assert create.revealed()[:2] == ["schtasks", "/Create"]
+    s4u = windows_plan(win_spec(logon=Logon.S4U), state_dir).commands
+    assert [command.revealed()[0] for command in s4u] == ["icacls", "schtasks"]
+    system = windows_plan(win_spec(logon=Logon.SYSTEM), state_dir).commands
+    assert [command.revealed()[0] for command in system] == ["schtasks"]  # LocalSystem has full control
+
+
 def test_windows_plan_shows_the_xml_and_never_a_password() -> None:
-    plan = windows_plan(win_spec())
+    plan = windows_plan(win_spec(), Path("C:/ProgramData/wicbox-bridge/state/x"))
     text = "\n".join(plan_text(plan))
     assert "<temporary file>" in text
     assert "<Interval>PT5M</Interval>" in text

@@ -75,7 +75,20 @@ def _check_config(runtime: Runtime, results: list[CheckResult]) -> GlobalConfig 
 def _log_file_line(runtime: Runtime) -> CheckResult:
     """Where this configuration's log file is (the default or WicBoxLogDirectory), for support."""
     path = runtime.log_file
-    return CheckResult("log file", CheckStatus.OK, str(path) if path else "none: no configuration file")
+    if path is None:
+        return CheckResult("log file", CheckStatus.OK, "none: no configuration file")
+    try:
+        with path.open("a", encoding="utf-8"):  # the logging set-up already created it if it could
+            pass
+    except OSError as exc:
+        return CheckResult(
+            "log file",
+            CheckStatus.WARN,
+            f"{path}: cannot be written ({exc.strerror or exc}); runs log to the terminal only",
+            fix=f"give this account write access to {path.parent}, or name another folder with "
+            "WicBoxLogDirectory in WicGlobal.config",
+        )
+    return CheckResult("log file", CheckStatus.OK, str(path))
 
 
 def _pause_line(runtime: Runtime) -> CheckResult | None:

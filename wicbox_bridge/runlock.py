@@ -87,3 +87,21 @@ class RunLock:
         except (OSError, ValueError):
             return "holder unknown"
         return f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+
+
+def run_is_busy(state_dir: Path) -> bool:
+    """Whether a ``wicbox run`` of this configuration holds its lock, creating nothing.
+
+    The lock file is opened read-only and let go at once; a missing file means no run has been
+    busy. Used by ``wicbox schedule stop``, which an administrator runs: taking the real lock would
+    create the lock file as the administrator, and another account may not write it then.
+    """
+    probe = portalocker.Lock(str(state_dir / LOCK_FILE_NAME), mode="r", timeout=0, fail_when_locked=True)
+    try:
+        probe.acquire()
+    except FileNotFoundError:
+        return False
+    except portalocker.exceptions.LockException:
+        return True
+    probe.release()
+    return False

@@ -220,7 +220,7 @@ def _spec(
 
 def _plan(spec: ScheduleSpec, target: Target, *, force: bool = False) -> SchedulePlan:
     if target.platform is Platform.WINDOWS:
-        return windows_plan(spec, force=force)
+        return windows_plan(spec, target.state_dir, force=force)
     if target.platform is Platform.SYSTEMD:
         return systemd_plan(spec, target.unit_dir, user_units=target.user_units)
     return cron_plan(spec, target.state_dir / CRON_LOG_NAME)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wicbox_bridge.schedule.commandline import SchedulerError, run_tool, tool_succeeds
+from wicbox_bridge.schedule.commandline import CommandLine, SchedulerError, run_tool, tool_succeeds
 from wicbox_bridge.schedule.files import remove_files, write_then_run
 from wicbox_bridge.schedule.host import who_and_where
 from wicbox_bridge.schedule.lockwait import wait_until_idle
@@ -68,7 +68,7 @@ class Target:
 
 def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say) -> None:
     if plan.platform is Platform.WINDOWS:
-        _install_task(plan, force=force, prompt=prompt)
+        _install_task(plan, target, force=force, prompt=prompt)
         say(
             f'installed the task "{plan.spec.name}": {" ".join(plan.spec.argv)} every '
             f"{plan.spec.every_minutes} minutes"
@@ -85,7 +85,7 @@ def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: Password
     _mention_pause(target, say)
 
 
-def _install_task(plan: SchedulePlan, *, force: bool, prompt: PasswordPrompt) -> None:
+def _install_task(plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt) -> None:
     spec = plan.spec
     if not force and tool_succeeds(schtasks_query(spec.name)):
         raise SchedulerError(
@@ -93,6 +93,8 @@ def _install_task(plan: SchedulePlan, *, force: bool, prompt: PasswordPrompt) ->
             fix="add --force to replace it, or remove it first with `wicbox schedule uninstall`",
         )
     password = prompt(spec.run_as or "") if spec.logon is Logon.PASSWORD else None
+    for grant in (command for command in plan.commands if command.argv[0] == "icacls"):
+        _grant_state_dir(grant, target)  # before the task exists, so its first run can write there
     with tempfile.TemporaryDirectory(prefix="wicbox-schedule-") as folder:
         xml_file = Path(folder) / f"{spec.name}.xml"
         xml_file.write_bytes(plan.files[0].data)
@@ -101,6 +103,21 @@ def _install_task(plan: SchedulePlan, *, force: bool, prompt: PasswordPrompt) ->
             fix="run it from an elevated prompt (Run as administrator), check the account's name and "
             "password, and that the account has the right to log on as a batch job",
         )
+
+
+def _grant_state_dir(grant: CommandLine, target: Target) -> None:
+    try:
+        target.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SchedulerError(
+            f"cannot create {target.state_dir}: {exc.strerror or exc}",
+            fix="run `wicbox schedule install` from an elevated prompt (Run as administrator)",
+        ) from exc
+    run_tool(
+        grant,
+        fix="run it from an elevated prompt (Run as administrator) and check the account's name "
+        "(DOMAIN\\user)",
+    )
 
 
 def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:

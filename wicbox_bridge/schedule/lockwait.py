@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wicbox_bridge.errors import AlreadyRunning
-from wicbox_bridge.runlock import HOLDER_FILE_NAME, RunLock
+from wicbox_bridge.runlock import HOLDER_FILE_NAME, run_is_busy
 
 POLL_SECONDS = 0.5
 REMIND_SECONDS = 30.0
@@ -27,15 +27,6 @@ def describe_holder(state_dir: Path) -> str:
     if not isinstance(holder, dict):
         return "a run whose process is unknown"
     return f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
-
-
-def run_is_busy(state_dir: Path) -> bool:
-    """Takes the run lock and releases it at once; whether another process held it."""
-    try:
-        with RunLock(state_dir):
-            return False
-    except AlreadyRunning:
-        return True
 
 
 def wait_until_idle(

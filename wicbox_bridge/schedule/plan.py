@@ -19,7 +19,7 @@ from wicbox_bridge.schedule.systemd import (
     timer_unit,
     unit_base,
 )
-from wicbox_bridge.schedule.windows import schtasks_create, task_xml, task_xml_bytes
+from wicbox_bridge.schedule.windows import icacls_grant, schtasks_create, task_xml, task_xml_bytes
 from wicbox_bridge.secret import Secret
 
 TEMPORARY_FILE = "<temporary file>"
@@ -45,7 +45,9 @@ class SchedulePlan:
     notes: tuple[str, ...] = field(default=())
 
 
-def windows_plan(spec: ScheduleSpec, *, force: bool = False) -> SchedulePlan:
+def windows_plan(spec: ScheduleSpec, state_dir: Path, *, force: bool = False) -> SchedulePlan:
+    """The task's XML, the grant on the configuration's machine-wide directory (run lock, pause,
+    log) for the task's account, and the schtasks command that registers it."""
     xml = PlannedFile(
         TEMPORARY_FILE,
         task_xml(spec),
@@ -70,7 +72,10 @@ def windows_plan(spec: ScheduleSpec, *, force: bool = False) -> SchedulePlan:
             "system environment variable so that the task's runs and `wicbox schedule stop` share state",
         )
     create = schtasks_create(spec, TEMPORARY_FILE, Secret("prompted"), force=force)
-    return SchedulePlan(Platform.WINDOWS, spec, (xml,), (create,), notes=notes)
+    if spec.logon is Logon.SYSTEM or not spec.run_as:  # LocalSystem already has full control there
+        return SchedulePlan(Platform.WINDOWS, spec, (xml,), (create,), notes=notes)
+    grant = icacls_grant(str(state_dir), spec.run_as)
+    return SchedulePlan(Platform.WINDOWS, spec, (xml,), (grant, create), notes=notes)
 
 
 def systemd_plan(spec: ScheduleSpec, unit_dir: Path, *, user_units: bool) -> SchedulePlan:

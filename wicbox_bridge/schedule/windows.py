@@ -156,6 +156,14 @@ def schtasks_create(
     return CommandLine(tuple(argv), stdin=stdin)
 
 
+def icacls_grant(directory: str, account: str) -> CommandLine:
+    """Gives the task's account Modify on the configuration's machine-wide directory, inherited by
+    what is created in it later and applied to what is there (``/T``). Under %ProgramData% a file
+    belongs to the account that created it, so without this an administrator's earlier `wicbox
+    check` (the log file) or `schedule stop` (the run lock) would lock the task's account out."""
+    return CommandLine(("icacls", directory, "/grant", f"{account}:(OI)(CI)M", "/T", "/Q"))
+
+
 def schtasks_delete(name: str) -> CommandLine:
     return CommandLine(("schtasks", "/Delete", "/TN", name, "/F"))
 
