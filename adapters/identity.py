@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -587,6 +588,7 @@ class TokenService:
         discovery = DiscoveryCache(cache_path.parent / DISCOVERY_CACHE_FILE_NAME)
         self.http_client = IdentityHttpClient(platform, discovery=discovery, env=env)
         self._app_providers: dict[tuple[str, ...], ApplicationTokenProvider] = {}
+        self._app_providers_lock = threading.Lock()  # a run's mailbox workers ask for it at once
 
     @classmethod
     def from_parameters(
@@ -622,13 +624,14 @@ class TokenService:
     def application(self, scopes: tuple[str, ...], client_secret: Secret) -> ApplicationTokenProvider:
         """The app's provider for ``scopes``, one per service: every mailbox of a run with
         application permissions shares it (and its msal app), instead of building both per mailbox."""
-        provider = self._app_providers.get(scopes)
-        if provider is None or provider.client_secret.reveal() != client_secret.reveal():
-            provider = ApplicationTokenProvider(
-                self, scopes, client_secret, CredentialNames(account=None, scopes=scopes)
-            )
-            self._app_providers[scopes] = provider
-        return provider
+        with self._app_providers_lock:
+            provider = self._app_providers.get(scopes)
+            if provider is None or provider.client_secret.reveal() != client_secret.reveal():
+                provider = ApplicationTokenProvider(
+                    self, scopes, client_secret, CredentialNames(account=None, scopes=scopes)
+                )
+                self._app_providers[scopes] = provider
+            return provider
 
     def for_protocol(
         self,

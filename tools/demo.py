@@ -31,7 +31,7 @@ from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from tools.testbed.smtp import SmtpServer, lmtp_deliverer
 from wicbox_bridge.dbtarget import SqliteTarget
 from wicbox_bridge.logfile import LOG_FILE_NAME, default_log_directory
-from wicbox_bridge.paths import embedded_database_path, state_dir_for
+from wicbox_bridge.paths import embedded_database_path, machine_state_dir_for
 from wicbox_bridge.store import open_store
 
 PROJECTS = ((1, "ALPHA", "project-alpha@klant.example"), (2, "BRAVO", None))
@@ -143,7 +143,7 @@ def show_received(box: Sandbox) -> None:
 
 def show_log(home: Path) -> None:
     """Each mail's line in the log file (the file also has each command's and run's start and end)."""
-    path = default_log_directory(state_dir_for(None, {"WICBOX_HOME": str(home)})) / LOG_FILE_NAME
+    path = default_log_directory(machine_state_dir_for(None, {"WICBOX_HOME": str(home)})) / LOG_FILE_NAME
     print(f"\nThe log file is {path}; one line per mail:")
     for line in path.read_text(encoding="utf-8").splitlines():
         if " wicbox.mail: " in line:

@@ -98,9 +98,9 @@ def run_pass(context: PassContext, mailbox: OpenMailbox, quota: int) -> bool:
 def batches(refs: list[MailRef], most: int, most_bytes: int) -> list[list[MailRef]]:
     """Consecutive batches of at most ``most`` mails and (by listed size) ``most_bytes`` bytes.
 
-    A batch is the unit of one transaction and of the fetch-ahead: with one batch being fetched,
-    one waiting and one being filed, memory stays near three batches. A mail larger than the
-    budget is a batch of its own.
+    A batch is the unit of one transaction and of the fetch-ahead: the next batch is fetched only
+    once the filing thread took the previous one, so memory stays near two batches. A mail larger
+    than the budget is a batch of its own.
     """
     result: list[list[MailRef]] = []
     current: list[MailRef] = []

@@ -70,10 +70,9 @@ def provider_factory(service: TokenService, params: Parameters) -> ProviderFacto
     lock = threading.Lock()
 
     def provider_for(account: MailboxAccount, protocol: TokenProtocol) -> TokenProvider:
-        with lock:  # the service shares one application provider between the workers
-            provider = service.for_protocol(
-                params, protocol, username=account.username, password=account.password, names=account.names
-            )
+        provider = service.for_protocol(
+            params, protocol, username=account.username, password=account.password, names=account.names
+        )
         return _OneAtATime(provider, lock)
 
     return provider_for

@@ -19,6 +19,7 @@ from wicbox_bridge.paths import machine_state_dir_for
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule import actions
 from wicbox_bridge.schedule.actions import Target
+from wicbox_bridge.schedule.cron import CRON_LOG_NAME
 from wicbox_bridge.schedule.host import (
     current_account,
     host_platform,
@@ -47,7 +48,6 @@ from wicbox_bridge.secret import Secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STOP_TIMEOUT = 300
-CRON_LOG_NAME = "cron.log"
 
 
 def _target_options(command: F) -> F:
