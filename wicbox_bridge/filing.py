@@ -160,6 +160,24 @@ def _already_filed(mail: FetchedMail, known: KnownMail) -> MailResult:
     return MailResult(mail.ref, outcome, known.mail_id, None, "already filed", None)
 
 
+def _new_mail(context: MailboxContext, item: PreparedMail) -> NewMail:
+    """The row a prepared mail becomes: where it came from, its bytes and record, its project."""
+    decision = _route(context, item.record)
+    return NewMail(
+        origin_of(item.mail, context.protocol),
+        item.mail.raw,
+        item.record,
+        decision.project_id,
+        decision.reason,
+    )
+
+
+def _filed(item: PreparedMail, mail_id: int, new: NewMail) -> MailResult:
+    return MailResult(
+        item.mail.ref, Outcome.FILED, mail_id, new.project_id, new.routing, item.record.message_id
+    )
+
+
 def _would_file(
     context: MailboxContext, prepared: Sequence[PreparedMail], known: dict[str, KnownMail]
 ) -> BatchResult:
@@ -191,11 +209,7 @@ def _file_together(
     new: dict[str, NewMail] = {}
     for item in prepared:
         if item.sha256 not in known and item.sha256 not in new:
-            decision = _route(context, item.record)
-            origin = origin_of(item.mail, context.protocol)
-            new[item.sha256] = NewMail(
-                origin, item.mail.raw, item.record, decision.project_id, decision.reason
-            )
+            new[item.sha256] = _new_mail(context, item)
     mail_ids = insert_mails(store, run_id=context.run_id, mails=list(new.values())) if new else {}
     batch = BatchResult()
     for item in prepared:
@@ -203,13 +217,8 @@ def _file_together(
         if found is not None:  # filed before, or earlier in this batch
             batch.add(_already_filed(item.mail, found))
             continue
-        filed = new[item.sha256]
         mail_id = mail_ids[item.sha256]
-        batch.add(
-            MailResult(
-                item.mail.ref, Outcome.FILED, mail_id, filed.project_id, filed.routing, item.record.message_id
-            )
-        )
+        batch.add(_filed(item, mail_id, new[item.sha256]))
         known[item.sha256] = KnownMail(mail_id, MailStatus.PENDING_ACK)
     return batch
 
@@ -220,8 +229,8 @@ def _file_one_by_one(
     """Each mail behind its own savepoint: a mail the database refuses is undone alone."""
     batch = BatchResult()
     for item in prepared:
-        mail, sha256 = item.mail, item.sha256
-        result = _file_one(store, context, mail, known.get(sha256), item.record)
+        sha256 = item.sha256
+        result = _file_one(store, context, item, known.get(sha256))
         if result.mail_id is not None and sha256 not in known:
             status = (
                 MailStatus.QUARANTINE_PENDING
@@ -234,26 +243,17 @@ def _file_one_by_one(
 
 
 def _file_one(
-    store: Store,
-    context: MailboxContext,
-    mail: FetchedMail,
-    known: KnownMail | None,
-    record: MailRecord,
+    store: Store, context: MailboxContext, item: PreparedMail, known: KnownMail | None
 ) -> MailResult:
     if known is not None:
-        return _already_filed(mail, known)
-    decision = _route(context, record)
+        return _already_filed(item.mail, known)
+    new = _new_mail(context, item)
     try:
         with savepoint(store, "wicbox_mail"):
-            new = NewMail(
-                origin_of(mail, context.protocol), mail.raw, record, decision.project_id, decision.reason
-            )
             mail_id = insert_mail(store, run_id=context.run_id, mail=new)
     except DataRejected as refused:
-        return _quarantine(store, context, mail, record.sha256, refused)
-    return MailResult(
-        mail.ref, Outcome.FILED, mail_id, decision.project_id, decision.reason, record.message_id
-    )
+        return _quarantine(store, context, item.mail, item.sha256, refused)
+    return _filed(item, mail_id, new)
 
 
 def _quarantine(
