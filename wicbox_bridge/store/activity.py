@@ -12,9 +12,8 @@ from typing import Final
 
 from wicbox_bridge.store.base import Dialect, Row, Store
 from wicbox_bridge.store.mails import MailStatus
-from wicbox_bridge.store.outbox import as_utc
 from wicbox_bridge.store.runs import RunOutcome
-from wicbox_bridge.store.times import naive_utc
+from wicbox_bridge.store.times import as_utc, naive_utc
 
 _FIRST_ROWS: Final[dict[Dialect, str]] = {
     # SQL Server has no LIMIT; TOP takes a parameter in parentheses.

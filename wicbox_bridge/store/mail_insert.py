@@ -25,6 +25,7 @@ from wicbox_bridge.mail_record import Attachment, MailRecord
 from wicbox_bridge.store.base import Dialect, Store, atomic, last_identity
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
+    NAME_LIMIT,
     MailOrigin,
     MailStatus,
     bounded,
@@ -46,7 +47,6 @@ class NewMail:
     routing: str
 
 
-_NAME_LIMIT: Final = 255
 _MAIL_COLUMNS: Final = (
     "INSERT INTO WICBOX_MAIL (RUN_ID, PROJECT_ID, MAILBOX, FOLDER, PROTOCOL, UIDVALIDITY, UID, SOURCE_ID, "
     "MESSAGE_ID, SHA256, SUBJECT, FROM_ADDR, TO_ADDRS, CC_ADDRS, SENT_AT, RECEIVED_AT, SIZE_BYTES, "
@@ -170,8 +170,8 @@ def _attachment_values(
     return (
         mail_id,
         position,
-        attachment.filename[:_NAME_LIMIT],
-        attachment.content_type[:_NAME_LIMIT],
+        attachment.filename[:NAME_LIMIT],
+        attachment.content_type[:NAME_LIMIT],
         attachment.size,
         attachment.content if inline else b"",
     )

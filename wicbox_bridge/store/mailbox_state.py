@@ -27,8 +27,7 @@ from wicbox_bridge.errors import (
 )
 from wicbox_bridge.store.base import Row, Store
 from wicbox_bridge.store.mails import normalized_mailbox
-from wicbox_bridge.store.outbox import as_utc
-from wicbox_bridge.store.times import naive_utc
+from wicbox_bridge.store.times import as_utc, naive_utc
 
 
 class ErrorKind(str, Enum):

@@ -61,6 +61,7 @@ class PendingAck:
     uidvalidity: int | None
 
 
+NAME_LIMIT: Final = 255  # file names and content types of attachments
 COLUMN_LIMITS: Final = {"MAILBOX": 320, "FOLDER": 400, "SOURCE_ID": 512, "MESSAGE_ID": 998, "ROUTING": 400}
 _IN_CHUNK: Final = 400
 

@@ -17,7 +17,8 @@ from typing import Final
 
 from wicbox_bridge.message_build import OutgoingAttachment
 from wicbox_bridge.store.base import Row, Store, atomic, last_identity
-from wicbox_bridge.store.times import naive_utc, utc_now
+from wicbox_bridge.store.mails import NAME_LIMIT
+from wicbox_bridge.store.times import as_utc, naive_utc, utc_now
 
 
 class OutboxStatus(str, Enum):
@@ -60,18 +61,7 @@ _INSERT_ATTACHMENT: Final = (
     "INSERT INTO WICBOX_OUTBOX_ATTACHMENT (OUTBOX_ID, POSITION, FILENAME, CONTENT_TYPE, CONTENT) "
     "VALUES (?, ?, ?, ?, ?)"
 )
-_NAME_LIMIT: Final = 255
 _MESSAGE_ID_LIMIT: Final = 998
-
-
-def as_utc(value: object) -> dt.datetime | None:
-    """A stored timestamp (datetime, or ISO text on SQLite) as an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
 
 
 def _text(value: object) -> str:
@@ -136,8 +126,8 @@ def enqueue(
                 (
                     outbox_id,
                     position,
-                    attachment.filename[:_NAME_LIMIT],
-                    attachment.content_type[:_NAME_LIMIT],
+                    attachment.filename[:NAME_LIMIT],
+                    attachment.content_type[:NAME_LIMIT],
                     attachment.content,
                 ),
             )

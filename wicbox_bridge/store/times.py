@@ -20,3 +20,13 @@ def naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
     return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def as_utc(value: object) -> dt.datetime | None:
+    """A stored timestamp (datetime, or ISO text on SQLite) as an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
