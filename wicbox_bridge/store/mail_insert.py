@@ -25,6 +25,8 @@ from wicbox_bridge.mail_record import Attachment, MailRecord
 from wicbox_bridge.store.base import Dialect, Store, atomic, last_identity
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
+    INSERT_MAIL_COLUMNS,
+    MAIL_ROW,
     NAME_LIMIT,
     MailOrigin,
     MailStatus,
@@ -47,12 +49,6 @@ class NewMail:
     routing: str
 
 
-_MAIL_COLUMNS: Final = (
-    "INSERT INTO WICBOX_MAIL (RUN_ID, PROJECT_ID, MAILBOX, FOLDER, PROTOCOL, UIDVALIDITY, UID, SOURCE_ID, "
-    "MESSAGE_ID, SHA256, SUBJECT, FROM_ADDR, TO_ADDRS, CC_ADDRS, SENT_AT, RECEIVED_AT, SIZE_BYTES, "
-    "BODY_TEXT, BODY_HTML, RAW_MIME, STATUS, ROUTING, PROBLEMS, ERROR, FILED_AT)"
-)
-_MAIL_ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ATTACHMENT_COLUMNS: Final = (
     "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
 )
@@ -81,7 +77,9 @@ def insert_mail(store: Store, *, run_id: int | None, mail: NewMail) -> int:
     """File one mail with its attachments in one transaction; its MAIL_ID."""
     with atomic(store):
         in_parts = _in_parts(store, mail.raw)
-        store.execute(f"{_MAIL_COLUMNS} VALUES {_MAIL_ROW}", _mail_values(run_id, mail, inline=not in_parts))
+        store.execute(
+            f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", _mail_values(run_id, mail, inline=not in_parts)
+        )
         mail_id = last_identity(store)
         if in_parts:
             _append(store, _APPEND[store.dialect][0], mail_id, mail.raw)
@@ -101,8 +99,10 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
     mail_ids: dict[str, int] = {}
     with atomic(store):
         small = [mail for mail in mails if not _in_parts(store, mail.raw)]
-        for chunk in _row_chunks([_mail_values(run_id, mail, inline=True) for mail in small], _MAIL_ROW):
-            sql = f"{_MAIL_COLUMNS} VALUES {', '.join([_MAIL_ROW] * len(chunk))} RETURNING MAIL_ID, SHA256"
+        for chunk in _row_chunks([_mail_values(run_id, mail, inline=True) for mail in small], MAIL_ROW):
+            sql = (
+                f"{INSERT_MAIL_COLUMNS} VALUES {', '.join([MAIL_ROW] * len(chunk))} RETURNING MAIL_ID, SHA256"
+            )
             for mail_id, sha256 in store.query(sql, [value for row in chunk for value in row]):
                 mail_ids[str(sha256).strip()] = int(mail_id)
         for mail in mails:

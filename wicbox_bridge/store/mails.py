@@ -65,12 +65,12 @@ NAME_LIMIT: Final = 255  # file names and content types of attachments
 COLUMN_LIMITS: Final = {"MAILBOX": 320, "FOLDER": 400, "SOURCE_ID": 512, "MESSAGE_ID": 998, "ROUTING": 400}
 _IN_CHUNK: Final = 400
 
-_INSERT_MAIL: Final = (
+INSERT_MAIL_COLUMNS: Final = (
     "INSERT INTO WICBOX_MAIL (RUN_ID, PROJECT_ID, MAILBOX, FOLDER, PROTOCOL, UIDVALIDITY, UID, SOURCE_ID, "
     "MESSAGE_ID, SHA256, SUBJECT, FROM_ADDR, TO_ADDRS, CC_ADDRS, SENT_AT, RECEIVED_AT, SIZE_BYTES, "
-    "BODY_TEXT, BODY_HTML, RAW_MIME, STATUS, ROUTING, PROBLEMS, ERROR, FILED_AT) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "BODY_TEXT, BODY_HTML, RAW_MIME, STATUS, ROUTING, PROBLEMS, ERROR, FILED_AT)"
 )
+MAIL_ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def normalized_mailbox(mailbox: str) -> str:
@@ -131,7 +131,7 @@ def insert_quarantined(
         utc_now(),
     )
     with atomic(store):
-        store.execute(_INSERT_MAIL, values)
+        store.execute(f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", values)
         return last_identity(store)
 
 
