@@ -85,20 +85,24 @@ class GraphSession:
     def _source(self) -> str:
         return self.settings.source_folder
 
+    @property
+    def _source_url(self) -> str:
+        return f"{self._root}/mailFolders/{quote(self._source_id, safe='')}"
+
+    def _pending_query(self, select: str, top: int) -> dict[str, str]:
+        """The query of the waiting mails, oldest first (only unread ones with AFTERPROCESS SEEN)."""
+        query = {"$select": select, "$orderby": "receivedDateTime asc", "$top": str(top)}
+        if self.settings.after_process is AfterProcess.SEEN:
+            query["$filter"] = UNREAD_OLDEST_FIRST
+        return query
+
     # ---- MailboxSession --------------------------------------------------------------------
     def list_pending(self, limit: int) -> list[MailRef]:
         if limit <= 0:
             return []
-        params = {
-            "$select": LIST_FIELDS,
-            "$orderby": "receivedDateTime asc",
-            "$top": str(min(limit, self.settings.page_size)),
-        }
-        if self.settings.after_process is AfterProcess.SEEN:
-            params["$filter"] = UNREAD_OLDEST_FIRST
-        url: str | None = f"{self._root}/mailFolders/{quote(self._source_id, safe='')}/messages"
+        url: str | None = f"{self._source_url}/messages"
         refs: list[MailRef] = []
-        query: dict[str, str] | None = params
+        query: dict[str, str] | None = self._pending_query(LIST_FIELDS, min(limit, self.settings.page_size))
         while url is not None and len(refs) < limit:
             page = self._http.get_json(url, "listing the source folder", query)
             for item in page.get("value", [])[: limit - len(refs)]:
@@ -149,16 +153,9 @@ class GraphSession:
         lists (Outlook resources count without ``ConsistencyLevel: eventual``, which only directory
         objects need). Without ``@odata.count``, the folder's totalItemCount (unreadItemCount for
         AFTERPROCESS SEEN)."""
-        params = {
-            "$select": "receivedDateTime",
-            "$orderby": "receivedDateTime asc",
-            "$top": "1",
-            "$count": "true",
-        }
+        params = {**self._pending_query("receivedDateTime", 1), "$count": "true"}
         seen_mode = self.settings.after_process is AfterProcess.SEEN
-        if seen_mode:
-            params["$filter"] = UNREAD_OLDEST_FIRST
-        source = f"{self._root}/mailFolders/{quote(self._source_id, safe='')}"
+        source = self._source_url
         page = self._http.get_json(f"{source}/messages", "counting the waiting mail", params)
         items = page.get("value") or []
         oldest = _timestamp(items[0].get("receivedDateTime")) if items else None
