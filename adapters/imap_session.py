@@ -154,9 +154,7 @@ class ImapSession:
     def list_pending(self, limit: int) -> list[MailRef]:
         if limit <= 0:
             return []
-        criteria = self._pending_criteria()
-        self._run("checking for new mail", lambda c: c.noop())  # servers show new mail only after a sync
-        uids = sorted(self._run("searching the source folder", lambda c: c.search(criteria)))[:limit]
+        uids = self._pending_uids("searching the source folder")[:limit]
         if not uids:
             return []
         sizes: dict[int, Any] = {}
@@ -202,12 +200,10 @@ class ImapSession:
 
     def backlog(self) -> MailboxBacklog:
         """The count of what :meth:`list_pending` would list, and the lowest UID's INTERNALDATE."""
-        criteria = self._pending_criteria()
-        self._run("checking for new mail", lambda c: c.noop())
-        uids = self._run("counting the waiting mail", lambda c: c.search(criteria))
+        uids = self._pending_uids("counting the waiting mail")
         if not uids:
             return MailboxBacklog(0, None)
-        oldest = min(uids)
+        oldest = uids[0]
         read_date = functools.partial(_fetch_items, oldest, ["INTERNALDATE"])
         answer = self._run("reading the oldest waiting mail's date", read_date)
         return MailboxBacklog(len(uids), _received_at(answer.get(oldest, {}).get(b"INTERNALDATE")))
@@ -222,9 +218,12 @@ class ImapSession:
     def _source(self) -> str:
         return self.settings.source_folder
 
-    def _pending_criteria(self) -> list[str]:
+    def _pending_uids(self, doing: str) -> list[int]:
+        """The UIDs of the waiting mails, oldest first (only unseen ones with AFTERPROCESS SEEN)."""
         seen_mode = self.settings.after_process is AfterProcess.SEEN
-        return ["UNSEEN", "UNDELETED"] if seen_mode else ["UNDELETED"]
+        criteria = ["UNSEEN", "UNDELETED"] if seen_mode else ["UNDELETED"]
+        self._run("checking for new mail", lambda c: c.noop())  # servers show new mail only after a sync
+        return sorted(self._run(doing, lambda c: c.search(criteria)))
 
     def _ref(self, uid: int, size: int) -> MailRef:
         return MailRef(self.mailbox, self._source, self.validity, str(uid), size)
