@@ -16,9 +16,9 @@ from typing import Any
 
 import requests
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters.net_errors import ca_bundle_fix
 from wicbox_bridge.adapters.token_claims import claim_list
+from wicbox_bridge.config import params as names
 from wicbox_bridge.errors import AuthenticationError, BridgeError, ConnectionFailure, MailboxError
 
 GRAPH_AUDIENCES = frozenset({"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"})

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from wicbox_bridge.adapters.graph_errors import GraphRequestFailed
 from wicbox_bridge.adapters.graph_http import GraphHttp
 from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
-from wicbox_bridge.params import folder_key
+from wicbox_bridge.config.params import folder_key
 
 log = logging.getLogger("wicbox.graph")
 

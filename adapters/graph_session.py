@@ -21,15 +21,15 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters import graph_errors as errors
 from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
 from wicbox_bridge.adapters.graph_errors import GraphRequestFailed
 from wicbox_bridge.adapters.graph_folders import FolderDirectory
 from wicbox_bridge.adapters.graph_http import BatchCall, GraphHttp
 from wicbox_bridge.adapters.graph_settings import GraphSettings
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import AfterProcess
 from wicbox_bridge.errors import MailboxError
-from wicbox_bridge.params import AfterProcess
 
 log = logging.getLogger("wicbox.graph")
 

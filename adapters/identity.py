@@ -33,13 +33,6 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
-from wicbox_bridge import params as params_module
-from wicbox_bridge.aadsts import (
-    CLIENT_ID_PARAMETER,
-    TENANT_ID_PARAMETER,
-    CredentialNames,
-    error_from_reply,
-)
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.token_cache import (
     FINGERPRINTS_FILE_NAME,
@@ -49,9 +42,16 @@ from wicbox_bridge.adapters.token_cache import (
     make_private_file,
     open_token_cache,
 )
+from wicbox_bridge.auth.aadsts import (
+    CLIENT_ID_PARAMETER,
+    TENANT_ID_PARAMETER,
+    CredentialNames,
+    error_from_reply,
+)
+from wicbox_bridge.auth.scopes import TokenProtocol, scopes_for
+from wicbox_bridge.config import params as params_module
+from wicbox_bridge.config.params import Parameters, PermissionType
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ParameterError
-from wicbox_bridge.params import Parameters, PermissionType
-from wicbox_bridge.scopes import TokenProtocol, scopes_for
 from wicbox_bridge.secret import Secret, mask_values
 
 CA_BUNDLE_PARAMETER = params_module.CA_BUNDLE

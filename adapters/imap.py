@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
 from wicbox_bridge.adapters.imap_session import ImapSession
 from wicbox_bridge.adapters.imap_settings import ImapSettings
+from wicbox_bridge.config import params as names
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 

@@ -19,8 +19,8 @@ from imapclient.exceptions import LoginError
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.imap_settings import ImapSettings
+from wicbox_bridge.config.params import CA_BUNDLE, Endpoint, TlsMode
 from wicbox_bridge.errors import ParameterError
-from wicbox_bridge.params import CA_BUNDLE, Endpoint, TlsMode
 from wicbox_bridge.secret import Secret
 
 log = logging.getLogger("wicbox.imap")

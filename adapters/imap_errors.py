@@ -15,12 +15,12 @@ import socket
 import ssl
 from collections.abc import Mapping
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters.net_errors import cannot_connect, tls_failure
 from wicbox_bridge.adapters.token_claims import claim_list
+from wicbox_bridge.auth.scopes import Resource, where_to_add
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import Endpoint, PermissionType
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, MailboxError
-from wicbox_bridge.params import Endpoint, PermissionType
-from wicbox_bridge.scopes import Resource, where_to_add
 
 HOST_PARAMETER = names.IMAP_HOST
 TLS_PARAMETER = names.IMAP_TLS

@@ -28,14 +28,14 @@ from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
 from wicbox_bridge.adapters.imap_connect import Connected, SignIn, close, connect
 from wicbox_bridge.adapters.imap_settings import ImapSettings
 from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import AfterProcess
 from wicbox_bridge.errors import MailboxError
-from wicbox_bridge.params import AfterProcess
 
 log = logging.getLogger("wicbox.imap")
 T = TypeVar("T")

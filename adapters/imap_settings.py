@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters.settings_checks import (
     check_positive_seconds,
     check_throttle_wait,
     checked_folder_keys,
     failed_folder_clash,
 )
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import AfterProcess, Endpoint, Parameters
 from wicbox_bridge.errors import ConfigurationError
-from wicbox_bridge.params import AfterProcess, Endpoint, Parameters
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_FETCH_BATCH = 100

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import ssl
 
-from wicbox_bridge import params as names
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import Endpoint
 from wicbox_bridge.errors import ConnectionFailure
-from wicbox_bridge.params import Endpoint
 
 
 def ca_bundle_fix(ca_bundle: object, name_check: str) -> str:

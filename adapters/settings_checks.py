@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from wicbox_bridge import params as names
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import AfterProcess, folder_key
 from wicbox_bridge.errors import ConfigurationError, ParameterError
-from wicbox_bridge.params import AfterProcess, folder_key
 
 FOLDER_SEPARATOR = "/"  # how folder parameters separate levels; IMAP maps it to the server's delimiter
 

@@ -31,9 +31,9 @@ from wicbox_bridge.adapters import smtp_errors as errors
 from wicbox_bridge.adapters.base import AccessToken, SendResult, TokenProvider
 from wicbox_bridge.adapters.smtp_errors import Answer, AnswerContext, Login, Stage
 from wicbox_bridge.adapters.smtp_settings import SmtpSettings
+from wicbox_bridge.config.params import CA_BUNDLE, TlsMode
 from wicbox_bridge.errors import BridgeError, ParameterError, SendError
-from wicbox_bridge.message_build import message_id_of
-from wicbox_bridge.params import CA_BUNDLE, TlsMode
+from wicbox_bridge.mail.outgoing import message_id_of
 from wicbox_bridge.secret import Secret
 
 __all__ = [

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters import net_errors
 from wicbox_bridge.adapters.token_claims import claim_list
+from wicbox_bridge.auth.scopes import Resource, where_to_add
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import Endpoint, PermissionType
 from wicbox_bridge.errors import AuthenticationError, BridgeError, ConnectionFailure, SendError
-from wicbox_bridge.params import Endpoint, PermissionType
-from wicbox_bridge.scopes import Resource, where_to_add
 
 HOST_PARAMETER = names.SMTP_HOST
 TLS_PARAMETER = names.SMTP_TLS

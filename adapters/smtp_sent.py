@@ -32,7 +32,7 @@ def _text(value: Any) -> str:
 
 
 class ImapSentLookup:
-    """Searches one mailbox for a Message-ID (the :class:`wicbox_bridge.outbox.SentLookup` contract)."""
+    """Searches one mailbox for a Message-ID (the :class:`wicbox_bridge.send.outbox.SentLookup` contract)."""
 
     def __init__(self, settings: ImapSettings, mailbox: str, sign_in: SignIn) -> None:
         self.settings = settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from wicbox_bridge.config.params import Endpoint, Parameters
 from wicbox_bridge.errors import ConfigurationError
-from wicbox_bridge.params import Endpoint, Parameters
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_TRANSIENT_RETRIES = 2

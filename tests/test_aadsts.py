@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wicbox_bridge.aadsts import (
+from wicbox_bridge.auth.aadsts import (
     CredentialNames,
     IdentityPlatformError,
     advice_for,

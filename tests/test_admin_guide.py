@@ -14,8 +14,8 @@ from tests.clihelp import working_directory
 from tools import cli_reference
 from tools.cli_reference import CommandHelp, blocks_in, command_helps, refresh
 from wicbox_bridge.cli import cli
+from wicbox_bridge.config.params import PARAMETER_SPECS, ParameterSpec
 from wicbox_bridge.errors import ExitCode
-from wicbox_bridge.params import PARAMETER_SPECS, ParameterSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = {"en": ROOT / "docs" / "admin-guide.md", "nl": ROOT / "docs" / "nl" / "admin-guide.md"}

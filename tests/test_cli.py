@@ -9,7 +9,7 @@ import pytest
 from tests.clihelp import WicboxCli, write_config
 from tests.plugins.postgres import PgDatabase
 from wicbox_bridge import __version__
-from wicbox_bridge.paths import embedded_database_path, machine_state_dir_for
+from wicbox_bridge.config.paths import embedded_database_path, machine_state_dir_for
 
 SECRET = "Zeer-Geheim-Wachtwoord-7731"
 

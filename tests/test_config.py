@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wicbox_bridge.config import (
+from wicbox_bridge.config.dbtarget import OdbcTarget, SqliteTarget
+from wicbox_bridge.config.wicglobal import (
     ConfigLocation,
     ConfigSource,
     GlobalConfig,
@@ -15,7 +16,6 @@ from wicbox_bridge.config import (
     load_global_config,
     locate_config,
 )
-from wicbox_bridge.dbtarget import OdbcTarget, SqliteTarget
 from wicbox_bridge.errors import ConfigFileError, ConfigurationError, ExitCode
 
 DATA = Path(__file__).parent / "data" / "config"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wicbox_bridge.connstr import (
+from wicbox_bridge.config.connstr import (
     best_sqlserver_driver,
     odbc_dialect,
     odbc_quote,
@@ -14,7 +14,7 @@ from wicbox_bridge.connstr import (
     parse_connection_string,
     tokenize,
 )
-from wicbox_bridge.dbtarget import OdbcTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import OdbcTarget, SqliteTarget
 from wicbox_bridge.errors import ConfigurationError
 
 FAKE_PASSWORD = "Xv9-conn-secret-4417"  # distinctive: any leak is easy to find

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wicbox_bridge.adapters.base import MailRef
-from wicbox_bridge.fairshare import share_cap
-from wicbox_bridge.mailbox_pass import batches
+from wicbox_bridge.run.fairshare import share_cap
+from wicbox_bridge.run.mailbox_pass import batches
 
 
 @pytest.mark.parametrize(

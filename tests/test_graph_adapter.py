@@ -19,16 +19,16 @@ from tests.corpus import require_corpus
 from tools.testbed.graph import GraphEmulator
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters.base import MailRef, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSession, GraphSettings
 from wicbox_bridge.adapters.graph_errors import GraphReply, access_denied, parse_reply, token_rejected
 from wicbox_bridge.adapters.graph_folders import folder_levels
 from wicbox_bridge.adapters.graph_session import mailbox_root
 from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
+from wicbox_bridge.auth.scopes import GRAPH_APPLICATION, GRAPH_DELEGATED, IMAP_DELEGATED
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import AfterProcess
 from wicbox_bridge.errors import AuthenticationError, ConfigurationError, ConnectionFailure, MailboxError
-from wicbox_bridge.params import AfterProcess
-from wicbox_bridge.scopes import GRAPH_APPLICATION, GRAPH_DELEGATED, IMAP_DELEGATED
 from wicbox_bridge.secret import Secret
 
 MAILBOX = "wicbox@klant.example"

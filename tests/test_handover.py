@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from wicbox_bridge.handover import Handover, Item
+from wicbox_bridge.run.handover import Handover, Item
 
 WAIT_S = 5.0
 

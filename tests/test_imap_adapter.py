@@ -23,12 +23,14 @@ from tools.testbed.dovecot import DovecotServer
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
-from wicbox_bridge import params as names
 from wicbox_bridge.adapters.base import MailboxSession, MailRef, TokenProvider
 from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSession, ImapSettings
 from wicbox_bridge.adapters.imap_errors import is_token_expired, server_text, throttle_backoff_s
 from wicbox_bridge.adapters.imap_session import fetch_batches, server_folder, uid_set
+from wicbox_bridge.auth.scopes import EXCHANGE_APPLICATION, IMAP_DELEGATED
+from wicbox_bridge.config import params as names
+from wicbox_bridge.config.params import AfterProcess, Endpoint, TlsMode, parse_parameters
 from wicbox_bridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -37,8 +39,6 @@ from wicbox_bridge.errors import (
     MailboxError,
     ParameterError,
 )
-from wicbox_bridge.params import AfterProcess, Endpoint, TlsMode, parse_parameters
-from wicbox_bridge.scopes import EXCHANGE_APPLICATION, IMAP_DELEGATED
 from wicbox_bridge.secret import Secret
 
 MAILBOX = "wicbox@klant.example"

@@ -23,8 +23,8 @@ from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from wicbox_bridge.adapters.imap import ImapSession, ImapSettings
 from wicbox_bridge.adapters.imap_session import part_item, part_key, preallocated_buffer
 from wicbox_bridge.adapters.imap_settings import DEFAULT_FETCH_PART_BYTES, DEFAULT_LARGE_MAIL_BYTES
+from wicbox_bridge.config.params import Endpoint, TlsMode
 from wicbox_bridge.errors import ConfigurationError, ConnectionFailure
-from wicbox_bridge.params import Endpoint, TlsMode
 
 pytestmark = pytest.mark.testbed
 

@@ -14,10 +14,10 @@ from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom, WicInstallation, application_parameters
 from tools.testbed.idp import IdentityPlatformEmulator
 from tools.testbed.pki import LoopbackPki
-from wicbox_bridge.config import load_global_config
-from wicbox_bridge.logfile import LogFileFormatter
-from wicbox_bridge.logsetup import LogSettings
-from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.config.paths import state_dir_for
+from wicbox_bridge.config.wicglobal import load_global_config
+from wicbox_bridge.logs.logfile import LogFileFormatter
+from wicbox_bridge.logs.setup import LogSettings
 
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.")
 LINE = re.compile(
@@ -121,7 +121,7 @@ def test_wicboxlogdirectory_is_relative_to_the_configuration_file(
 
 
 def log_file(wic: WicInstallation) -> Path:
-    """Where the module docstring of wicbox_bridge.logfile says the log file is."""
+    """Where the module docstring of wicbox_bridge.logs.logfile says the log file is."""
     home = wic.cli_runner.home
     return state_dir_for(wic.config, env={"WICBOX_HOME": str(home)}) / "logs" / "wicbox.log"
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from wicbox_bridge.logfile import Rotation, open_log_file
+from wicbox_bridge.logs.logfile import Rotation, open_log_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_PER_WRITER = 3000

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from wicbox_bridge.adapters.base import MailRef
-from wicbox_bridge.mail_trace import field_value, mail_trace_line, project_field
+from wicbox_bridge.run.trace import field_value, mail_trace_line, project_field
 
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 

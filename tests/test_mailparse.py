@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import CORPUS_ENV, find_corpus, require_corpus
-from wicbox_bridge.mail_filename import MAX_FILENAME_LENGTH, sanitise_filename
-from wicbox_bridge.mail_record import RecipientHeader
-from wicbox_bridge.mail_text import decode_bytes, header_text
-from wicbox_bridge.mail_tree import MAX_DEPTH
-from wicbox_bridge.mailparse import (
+from wicbox_bridge.mail.filename import MAX_FILENAME_LENGTH, sanitise_filename
+from wicbox_bridge.mail.parse import (
     FastPathUnsupported,
     MailRecord,
     parse_mail,
     parse_mail_fast,
     parse_mail_stdlib,
 )
+from wicbox_bridge.mail.record import RecipientHeader
+from wicbox_bridge.mail.text import decode_bytes, header_text
+from wicbox_bridge.mail.tree import MAX_DEPTH
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data" / "eml"

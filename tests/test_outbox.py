@@ -20,12 +20,12 @@ from tools.testbed.smtp import AUTH_DISABLED_FOR_TENANT, TRANSIENT_FAILURE, Smtp
 from wicbox_bridge.adapters.smtp import SmtpSettings
 from wicbox_bridge.commands._build import provider_factory, sent_lookup_factory, smtp_sender, token_service
 from wicbox_bridge.commands.send import SendingAccounts, SendLock
-from wicbox_bridge.message_build import OutgoingAttachment, OutgoingMail, build_message, message_id_of
-from wicbox_bridge.outbox import OutboxJob, OutboxReport, OutboxSettings, SubmissionPacer, deliver_outbox
-from wicbox_bridge.params import parse_parameters
-from wicbox_bridge.paths import machine_state_dir_for
-from wicbox_bridge.redact import Redactor
+from wicbox_bridge.config.params import parse_parameters
+from wicbox_bridge.config.paths import machine_state_dir_for
+from wicbox_bridge.logs.redact import Redactor
+from wicbox_bridge.mail.outgoing import OutgoingAttachment, OutgoingMail, build_message, message_id_of
 from wicbox_bridge.runtime import Invocation, Runtime
+from wicbox_bridge.send.outbox import OutboxJob, OutboxReport, OutboxSettings, SubmissionPacer, deliver_outbox
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.outbox import OutboxRow, OutboxStatus, enqueue, get_row
 from wicbox_bridge.store.parameters import read_parameters

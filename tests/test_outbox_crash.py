@@ -23,7 +23,7 @@ import pytest
 from tests.plugins.wic import Mailroom
 from tests.test_send_test import SENDER, Sendroom, make_sendroom
 from tools.testbed.smtp import SmtpServer
-from wicbox_bridge.message_build import message_id_of
+from wicbox_bridge.mail.outgoing import message_id_of
 from wicbox_bridge.store.outbox import OutboxStatus, enqueue, rows_with_status
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wicbox_bridge.errors import ExitCode, ParameterError
-from wicbox_bridge.params import (
+from wicbox_bridge.config.params import (
     PARAMETER_SPECS,
     AccountMode,
     AfterProcess,
@@ -22,6 +21,7 @@ from wicbox_bridge.params import (
     parse_parameters,
     validate_value,
 )
+from wicbox_bridge.errors import ExitCode, ParameterError
 from wicbox_bridge.secret import Secret
 
 # Distinctive fake secrets: a leak anywhere is a plain substring match.

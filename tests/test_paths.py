@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from wicbox_bridge.paths import machine_state_dir_for, state_dir_for
+from wicbox_bridge.config.paths import machine_state_dir_for, state_dir_for
 
 CONFIG = Path("/srv/wic/WicGlobal.config")
 WINDOWS_ENV = {

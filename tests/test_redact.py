@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from wicbox_bridge.redact import RedactingFilter, Redactor, mask_tokens
+from wicbox_bridge.logs.redact import RedactingFilter, Redactor, mask_tokens
 from wicbox_bridge.secret import MASK, Secret, mask, mask_values
 
 JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2lnbmF0dXJlLWJ5dGVz"

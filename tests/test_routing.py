@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wicbox_bridge.mailparse import parse_mail
-from wicbox_bridge.routing import RoutableProject, mailbox_address, route_mail
+from wicbox_bridge.mail.parse import parse_mail
+from wicbox_bridge.run.routing import RoutableProject, mailbox_address, route_mail
 
 PROJECTS = (
     RoutableProject(1, "ALPHA", "project-alpha@klant.example"),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom
-from wicbox_bridge.paths import machine_state_dir_for
-from wicbox_bridge.runlock import RunLock
+from wicbox_bridge.config.paths import machine_state_dir_for
+from wicbox_bridge.run.runlock import RunLock
 
 
 def _run(mailroom: Mailroom, *args: str) -> tuple[int, str]:

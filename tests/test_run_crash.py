@@ -26,7 +26,7 @@ from tests.mailgen import make_mail, to_crlf
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, WicInstallation
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME
-from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.config.paths import state_dir_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.clihelp import WicboxCli, write_config
 from tests.plugins.wic import WicInstallation
-from wicbox_bridge.paths import machine_state_dir_for
+from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.schedule.commandline import CommandLine, SchedulerError, run_tool, tool_succeeds
 from wicbox_bridge.schedule.files import write_then_run
 from wicbox_bridge.schedule.pause import pause_file
@@ -26,7 +26,7 @@ from wicbox_bridge.schedule.windows import TASK_NAMESPACE
 from wicbox_bridge.secret import MASK, Secret
 
 HOLD_LOCK = (
-    "import sys; from pathlib import Path; from wicbox_bridge.runlock import RunLock\n"
+    "import sys; from pathlib import Path; from wicbox_bridge.run.runlock import RunLock\n"
     "lock = RunLock(Path(sys.argv[1])); lock.acquire(); print('locked', flush=True)\n"
     "sys.stdin.read(); lock.release()\n"
 )

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from wicbox_bridge.config.paths import state_dir_for
 from wicbox_bridge.errors import ConfigurationError
-from wicbox_bridge.paths import state_dir_for
 from wicbox_bridge.schedule.commandline import CommandLine
 from wicbox_bridge.schedule.cron import cron_command, cron_line, cron_notes
 from wicbox_bridge.schedule.host import foreign_platform_problem, host_platform

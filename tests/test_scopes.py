@@ -6,18 +6,7 @@ import dataclasses
 
 import pytest
 
-from wicbox_bridge.errors import ExitCode, ParameterError
-from wicbox_bridge.params import (
-    AccountMode,
-    AfterProcess,
-    AuthMethod,
-    Endpoint,
-    MailProtocol,
-    Parameters,
-    PermissionType,
-    TlsMode,
-)
-from wicbox_bridge.scopes import (
+from wicbox_bridge.auth.scopes import (
     EXCHANGE_APPLICATION,
     GRAPH_APPLICATION,
     GRAPH_DELEGATED,
@@ -30,6 +19,17 @@ from wicbox_bridge.scopes import (
     split_scope_value,
     where_to_add,
 )
+from wicbox_bridge.config.params import (
+    AccountMode,
+    AfterProcess,
+    AuthMethod,
+    Endpoint,
+    MailProtocol,
+    Parameters,
+    PermissionType,
+    TlsMode,
+)
+from wicbox_bridge.errors import ExitCode, ParameterError
 from wicbox_bridge.secret import Secret
 
 D = PermissionType.DELEGATED

@@ -22,11 +22,11 @@ from tools.testbed.smtp import (
     QUOTA_EXCEEDED,
     SmtpServer,
 )
-from wicbox_bridge.accounts import global_account
-from wicbox_bridge.checks import CheckStatus
+from wicbox_bridge.auth.accounts import global_account
 from wicbox_bridge.commands._build import provider_factory, smtp_login_probe, token_service
-from wicbox_bridge.params import parse_parameters
-from wicbox_bridge.smtp_checks import smtp_checks
+from wicbox_bridge.config.params import parse_parameters
+from wicbox_bridge.diagnostics.results import CheckStatus
+from wicbox_bridge.diagnostics.smtp import smtp_checks
 from wicbox_bridge.store.parameters import read_parameters
 
 pytestmark = pytest.mark.testbed
@@ -233,7 +233,7 @@ def test_closed_port_exits_4(sendroom: Sendroom) -> None:
 
 
 def _smtp_check(sendroom: Sendroom, *, in_use: bool) -> list[tuple[CheckStatus, str, str | None]]:
-    from wicbox_bridge.redact import Redactor
+    from wicbox_bridge.logs.redact import Redactor
     from wicbox_bridge.runtime import Invocation, Runtime
 
     wic = sendroom.room.wic

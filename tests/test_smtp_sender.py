@@ -40,6 +40,8 @@ from wicbox_bridge.adapters.smtp import (
     StepReport,
 )
 from wicbox_bridge.adapters.smtp_errors import Answer, AnswerContext, answer_error
+from wicbox_bridge.auth.scopes import EXCHANGE_APPLICATION, SMTP_DELEGATED
+from wicbox_bridge.config.params import Endpoint, TlsMode
 from wicbox_bridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -48,7 +50,7 @@ from wicbox_bridge.errors import (
     ParameterError,
     SendError,
 )
-from wicbox_bridge.message_build import (
+from wicbox_bridge.mail.outgoing import (
     OutgoingAttachment,
     OutgoingMail,
     build_message,
@@ -56,8 +58,6 @@ from wicbox_bridge.message_build import (
     message_id_of,
     parse_addresses,
 )
-from wicbox_bridge.params import Endpoint, TlsMode
-from wicbox_bridge.scopes import EXCHANGE_APPLICATION, SMTP_DELEGATED
 from wicbox_bridge.secret import Secret
 
 pytestmark = pytest.mark.testbed

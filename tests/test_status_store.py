@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wicbox_bridge.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.store import DbApiStore, init_schema, open_store
 from wicbox_bridge.store.activity import recent_runs
 from wicbox_bridge.store.catalog import table_columns

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from wicbox_bridge.config.params import parse_parameters, parse_secret_expiry
 from wicbox_bridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -20,8 +21,8 @@ from wicbox_bridge.errors import (
     ParameterError,
     SchemaError,
 )
-from wicbox_bridge.params import parse_parameters, parse_secret_expiry
-from wicbox_bridge.status import (
+from wicbox_bridge.status.render import report_json, text_lines
+from wicbox_bridge.status.report import (
     CredentialStatus,
     MailboxStatus,
     Permission,
@@ -33,7 +34,6 @@ from wicbox_bridge.status import (
     secret_state,
     verdict,
 )
-from wicbox_bridge.status_render import report_json, text_lines
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
 from wicbox_bridge.store.mailbox_state import ErrorKind, MailboxState, error_kind
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.plugins.postgres import PgDatabase
 from tools.testbed.postgres import PostgresServer, free_loopback_port, odbc_connection_string
-from wicbox_bridge.dbtarget import DatabaseTarget, OdbcDialect, OdbcTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import DatabaseTarget, OdbcDialect, OdbcTarget, SqliteTarget
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.store import DbApiStore, atomic, open_store

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from wicbox_bridge.mail_record import Attachment, MailRecord
+from wicbox_bridge.mail.record import Attachment, MailRecord
 from wicbox_bridge.store import DbApiStore
 from wicbox_bridge.store.mail_insert import NewMail, files_many_rows, insert_mail, insert_mails
 from wicbox_bridge.store.mails import MailOrigin

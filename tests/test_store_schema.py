@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wicbox_bridge.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.errors import SchemaError
 from wicbox_bridge.store import (
     LATEST_VERSION,
@@ -136,7 +136,7 @@ def test_init_on_an_existing_wic_database_adds_only_what_is_missing(store: DbApi
 RACER = """
 import json, os, time
 from pathlib import Path
-from wicbox_bridge.dbtarget import OdbcTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import OdbcTarget, SqliteTarget
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.store import init_schema, open_store
 

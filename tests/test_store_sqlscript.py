@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from wicbox_bridge.dbtarget import SqliteTarget
+from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.store import LATEST_VERSION, init_schema, open_store
 from wicbox_bridge.store.base import DIALECTS, Dialect
 from wicbox_bridge.store.catalog import table_columns

@@ -24,7 +24,7 @@ from wicbox_bridge.adapters.token_cache import (
     open_token_cache,
     token_cache_path,
 )
-from wicbox_bridge.paths import state_dir_for
+from wicbox_bridge.config.paths import state_dir_for
 
 CLIENT_ID = "0d6c3b9e-1f2a-4b5c-8d7e-9f0a1b2c3d4e"
 TENANT = "5f1c7d2e-8b4a-4c3e-9a6f-2d7e1b0c9a41"

@@ -24,7 +24,6 @@ import requests
 
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
-from wicbox_bridge.aadsts import IdentityPlatformError
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.identity import (
     DISCOVERY_CACHE_FILE_NAME,
@@ -35,9 +34,15 @@ from wicbox_bridge.adapters.identity import (
     tls_verify_setting,
 )
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME, FINGERPRINTS_FILE_NAME, open_token_cache
-from wicbox_bridge.checks import CheckResult, CheckStatus
-from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ExitCode, ParameterError
-from wicbox_bridge.params import (
+from wicbox_bridge.auth.aadsts import IdentityPlatformError
+from wicbox_bridge.auth.scopes import (
+    EXCHANGE_APPLICATION,
+    GRAPH_APPLICATION,
+    IMAP_DELEGATED,
+    SMTP_DELEGATED,
+    TokenProtocol,
+)
+from wicbox_bridge.config.params import (
     AccountMode,
     AfterProcess,
     AuthMethod,
@@ -47,15 +52,10 @@ from wicbox_bridge.params import (
     PermissionType,
     TlsMode,
 )
-from wicbox_bridge.scopes import (
-    EXCHANGE_APPLICATION,
-    GRAPH_APPLICATION,
-    IMAP_DELEGATED,
-    SMTP_DELEGATED,
-    TokenProtocol,
-)
+from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
+from wicbox_bridge.diagnostics.token_report import check_token_for_protocol, describe_token
+from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ExitCode, ParameterError
 from wicbox_bridge.secret import Secret
-from wicbox_bridge.token_report import check_token_for_protocol, describe_token
 
 NOW = 1_800_000_000.0
 TENANT = "5f1c7d2e-8b4a-4c3e-9a6f-2d7e1b0c9a41"

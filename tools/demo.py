@@ -29,9 +29,9 @@ from tools.testbed.dovecot import DovecotServer, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory, seed_test_directory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from tools.testbed.smtp import SmtpServer, lmtp_deliverer
-from wicbox_bridge.dbtarget import SqliteTarget
-from wicbox_bridge.logfile import LOG_FILE_NAME, default_log_directory
-from wicbox_bridge.paths import embedded_database_path, machine_state_dir_for
+from wicbox_bridge.config.dbtarget import SqliteTarget
+from wicbox_bridge.config.paths import embedded_database_path, machine_state_dir_for
+from wicbox_bridge.logs.logfile import LOG_FILE_NAME, default_log_directory
 from wicbox_bridge.store import open_store
 
 PROJECTS = ((1, "ALPHA", "project-alpha@klant.example"), (2, "BRAVO", None))

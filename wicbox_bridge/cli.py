@@ -22,7 +22,8 @@ from wicbox_bridge.commands.send import send_command, send_test_command
 from wicbox_bridge.commands.status import status_command
 from wicbox_bridge.commands.token import token_command
 from wicbox_bridge.errors import BridgeError, ExitCode
-from wicbox_bridge.logsetup import (
+from wicbox_bridge.logs.redact import Redactor
+from wicbox_bridge.logs.setup import (
     DEFAULT_FILE_LEVEL,
     FILE_LEVELS,
     FILE_ONLY,
@@ -30,7 +31,6 @@ from wicbox_bridge.logsetup import (
     LogSettings,
     configure_logging,
 )
-from wicbox_bridge.redact import Redactor
 from wicbox_bridge.runtime import Invocation, Runtime
 
 log = logging.getLogger(LOGGER_NAME)

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wicbox_bridge.config import (
+from wicbox_bridge.config.params import ParsedParameters, is_secret_parameter, parse_parameters
+from wicbox_bridge.config.paths import machine_state_dir_for, state_dir_for
+from wicbox_bridge.config.wicglobal import (
     ConfigLocation,
     GlobalConfig,
     embedded_default_config,
@@ -21,10 +23,8 @@ from wicbox_bridge.config import (
     locate_config,
 )
 from wicbox_bridge.errors import BridgeError
-from wicbox_bridge.logfile import LOG_FILE_NAME, default_log_directory
-from wicbox_bridge.params import ParsedParameters, is_secret_parameter, parse_parameters
-from wicbox_bridge.paths import machine_state_dir_for, state_dir_for
-from wicbox_bridge.redact import Redactor
+from wicbox_bridge.logs.logfile import LOG_FILE_NAME, default_log_directory
+from wicbox_bridge.logs.redact import Redactor
 from wicbox_bridge.store import DbApiStore, Store, open_store
 from wicbox_bridge.store.parameters import read_parameters
 from wicbox_bridge.store.schema import require_schema
@@ -79,7 +79,7 @@ class Runtime:
 
     @property
     def log_file(self) -> Path | None:
-        """This configuration's log file (see :mod:`wicbox_bridge.logfile`); ``None``: no file.
+        """This configuration's log file (see :mod:`wicbox_bridge.logs.logfile`); ``None``: no file.
 
         A configuration file that cannot be found has no state directory: nothing is logged to a
         file then. A configuration file that cannot be read logs to its default place; the command

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tools.testbed.postgres import PostgresServer, PostgresUnavailable, running_postgres
-from wicbox_bridge.dbtarget import DatabaseTarget, OdbcTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import DatabaseTarget, OdbcTarget, SqliteTarget
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.store import DbApiStore, init_schema, open_store
 

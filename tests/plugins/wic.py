@@ -15,7 +15,7 @@ from tests.plugins.postgres import PgDatabase
 from tools.testbed.dovecot import DovecotServer, StoredMessage, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki
-from wicbox_bridge.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.store import DbApiStore, init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
 

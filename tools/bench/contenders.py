@@ -25,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 from tools.bench.bench_bed import BenchBed, inbox_count, restore_inbox
 from tools.bench.measure import ChildRun, run_child
 from tools.testbed.postgres import PostgresServer
-from wicbox_bridge.dbtarget import OdbcTarget
+from wicbox_bridge.config.dbtarget import OdbcTarget
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.store import init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter

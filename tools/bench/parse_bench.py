@@ -31,7 +31,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from pathlib import Path
 from typing import Any
 
-from wicbox_bridge.mailparse import FastPathUnsupported, parse_mail, parse_mail_fast, parse_mail_stdlib
+from wicbox_bridge.mail.parse import FastPathUnsupported, parse_mail, parse_mail_fast, parse_mail_stdlib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORDS = (

@@ -6,8 +6,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wicbox_bridge.account_checks import ProviderFactory
-from wicbox_bridge.accounts import AccountPlan, MailboxAccount, MailboxOpener
 from wicbox_bridge.adapters.base import AccessToken, MailboxSession, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
 from wicbox_bridge.adapters.identity import TokenService
@@ -26,12 +24,14 @@ from wicbox_bridge.adapters.smtp import (
 )
 from wicbox_bridge.adapters.smtp_sent import ImapSentLookup
 from wicbox_bridge.adapters.token_cache import token_cache_path
+from wicbox_bridge.auth.accounts import AccountPlan, MailboxAccount, MailboxOpener
+from wicbox_bridge.auth.scopes import TokenProtocol, resolve_mail_protocol
+from wicbox_bridge.config.params import METHOD, MailProtocol, Parameters, PermissionType
+from wicbox_bridge.diagnostics.accounts import ProviderFactory
+from wicbox_bridge.diagnostics.smtp import SmtpLoginProbe
 from wicbox_bridge.errors import ParameterError
-from wicbox_bridge.outbox import LookupFor, SentLookup
-from wicbox_bridge.params import METHOD, MailProtocol, Parameters, PermissionType
 from wicbox_bridge.runtime import Runtime
-from wicbox_bridge.scopes import TokenProtocol, resolve_mail_protocol
-from wicbox_bridge.smtp_checks import SmtpLoginProbe
+from wicbox_bridge.send.outbox import LookupFor, SentLookup
 
 
 @contextmanager

@@ -6,15 +6,7 @@ from collections.abc import Iterator
 
 import click
 
-from wicbox_bridge.account_checks import (
-    ProviderFactory,
-    login_checks,
-    plan_checks,
-    protocol_check,
-    token_checks,
-)
-from wicbox_bridge.accounts import AccountPlan, plan_accounts
-from wicbox_bridge.checks import CheckResult, failed, overall_exit_code
+from wicbox_bridge.auth.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
@@ -23,11 +15,19 @@ from wicbox_bridge.commands._build import (
     smtp_login_probe,
     token_service,
 )
-from wicbox_bridge.diagnostics import AccountChecks, LoadedSettings, run_checks
+from wicbox_bridge.config.params import AuthMethod, Parameters
+from wicbox_bridge.diagnostics.accounts import (
+    ProviderFactory,
+    login_checks,
+    plan_checks,
+    protocol_check,
+    token_checks,
+)
+from wicbox_bridge.diagnostics.results import CheckResult, failed, overall_exit_code
+from wicbox_bridge.diagnostics.smtp import smtp_checks
+from wicbox_bridge.diagnostics.steps import AccountChecks, LoadedSettings, run_checks
 from wicbox_bridge.errors import BridgeError
-from wicbox_bridge.params import AuthMethod, Parameters
 from wicbox_bridge.runtime import Runtime
-from wicbox_bridge.smtp_checks import smtp_checks
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.outbox import outbox_in_use
 

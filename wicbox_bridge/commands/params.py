@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from wicbox_bridge.commands import pass_runtime
-from wicbox_bridge.params import PARAMETER_SPECS, find_spec, is_secret_parameter, validate_value
+from wicbox_bridge.config.params import PARAMETER_SPECS, find_spec, is_secret_parameter, validate_value
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import mask
 from wicbox_bridge.store.parameters import get_parameter, read_parameters, set_parameter

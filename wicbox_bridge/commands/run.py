@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import click
 
 from wicbox_bridge import __version__
-from wicbox_bridge.accounts import AccountPlan, plan_accounts
+from wicbox_bridge.auth.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
@@ -21,13 +21,13 @@ from wicbox_bridge.commands._build import (
     register_account_secrets,
     token_service,
 )
+from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.errors import DatabaseError, ExitCode
-from wicbox_bridge.logsetup import FILE_ONLY
-from wicbox_bridge.params import AuthMethod, Parameters
-from wicbox_bridge.routing import RoutableProject
-from wicbox_bridge.run_report import dry_run_lines, failure_lines, report_json, summary_line
-from wicbox_bridge.runlock import RunLock
-from wicbox_bridge.runner import (
+from wicbox_bridge.logs.setup import FILE_ONLY
+from wicbox_bridge.run.report import dry_run_lines, failure_lines, report_json, summary_line
+from wicbox_bridge.run.routing import RoutableProject
+from wicbox_bridge.run.runlock import RunLock
+from wicbox_bridge.run.runner import (
     MailboxReport,
     ProgressCallback,
     RunJob,

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from wicbox_bridge.commands import pass_runtime
-from wicbox_bridge.config import CONFIG_FILE_NAME, load_global_config, locate_config
+from wicbox_bridge.config.paths import machine_state_dir_for
+from wicbox_bridge.config.wicglobal import CONFIG_FILE_NAME, load_global_config, locate_config
 from wicbox_bridge.errors import ConfigurationError
-from wicbox_bridge.paths import machine_state_dir_for
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule import actions
 from wicbox_bridge.schedule.actions import Target

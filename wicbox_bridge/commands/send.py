@@ -11,10 +11,8 @@ from pathlib import Path
 import click
 
 from wicbox_bridge import __version__
-from wicbox_bridge.account_checks import ProviderFactory
-from wicbox_bridge.accounts import MailboxAccount, global_account, plan_accounts, project_account
 from wicbox_bridge.adapters.smtp import Stage, StepReport
-from wicbox_bridge.checks import CheckResult, CheckStatus
+from wicbox_bridge.auth.accounts import MailboxAccount, global_account, plan_accounts, project_account
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
     provider_factory,
@@ -22,13 +20,15 @@ from wicbox_bridge.commands._build import (
     smtp_sender,
     token_service,
 )
+from wicbox_bridge.config.params import USERNAME, AuthMethod, Parameters
+from wicbox_bridge.diagnostics.accounts import ProviderFactory
+from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
-from wicbox_bridge.message_build import OutgoingMail, build_message, parse_addresses
-from wicbox_bridge.outbox import ROW_LABELS, OutboxJob, OutboxSettings, deliver_outbox
-from wicbox_bridge.params import USERNAME, AuthMethod, Parameters
-from wicbox_bridge.runlock import RunLock
+from wicbox_bridge.mail.outgoing import OutgoingMail, build_message, parse_addresses
+from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
+from wicbox_bridge.send.outbox import ROW_LABELS, OutboxJob, OutboxSettings, deliver_outbox
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import find_project
 

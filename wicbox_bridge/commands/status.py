@@ -9,9 +9,9 @@ import click
 
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.runtime import Runtime
-from wicbox_bridge.status import StatusOptions, verdict
-from wicbox_bridge.status_gather import gather_status
-from wicbox_bridge.status_render import report_json, text_lines
+from wicbox_bridge.status.gather import gather_status
+from wicbox_bridge.status.render import report_json, text_lines
+from wicbox_bridge.status.report import StatusOptions, verdict
 from wicbox_bridge.store.schema import require_schema
 
 

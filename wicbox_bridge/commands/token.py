@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from wicbox_bridge.accounts import MailboxAccount, global_account, project_account
+from wicbox_bridge.auth.accounts import MailboxAccount, global_account, project_account
+from wicbox_bridge.auth.scopes import TokenProtocol, reading_token_protocol, resolve_mail_protocol
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import provider_factory, token_service
+from wicbox_bridge.config.params import METHOD, AuthMethod, Parameters
+from wicbox_bridge.diagnostics.token_report import check_token_for_protocol, describe_token
 from wicbox_bridge.errors import ParameterError
-from wicbox_bridge.params import METHOD, AuthMethod, Parameters
 from wicbox_bridge.runtime import Runtime
-from wicbox_bridge.scopes import TokenProtocol, reading_token_protocol, resolve_mail_protocol
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import find_project
-from wicbox_bridge.token_report import check_token_for_protocol, describe_token
 
 
 @click.command("token")

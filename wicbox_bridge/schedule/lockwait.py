@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wicbox_bridge.errors import AlreadyRunning
-from wicbox_bridge.runlock import HOLDER_FILE_NAME, run_is_busy
+from wicbox_bridge.run.runlock import HOLDER_FILE_NAME, run_is_busy
 
 POLL_SECONDS = 0.5
 REMIND_SECONDS = 30.0

@@ -3,13 +3,18 @@
 with open_store(target) as store:
     require_schema(store)
     parameters = read_parameters(store)
+
+The numbered schema scripts per dialect, WIC's own tables (WICMAN_PARAMETER, WIC_PROJECT) and
+wicbox-bridge's (WICBOX_*). Filing takes a batch of parsed mails and gives one answer per mail;
+the store never calls back up into the run.
+May use: mail (the records it stores), config (the database target), errors, secret.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from wicbox_bridge.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.store.base import DIALECTS, Dialect, Row, SqlParams, Store, atomic
 from wicbox_bridge.store.dbapi import DbApiStore
 from wicbox_bridge.store.odbc import open_odbc

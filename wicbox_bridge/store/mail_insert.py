@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from wicbox_bridge.mail_record import Attachment, MailRecord
+from wicbox_bridge.mail.record import Attachment, MailRecord
 from wicbox_bridge.store.base import Dialect, Store, atomic, last_identity
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,

@@ -12,7 +12,7 @@ from typing import Final
 
 import pyodbc  # type: ignore[import-not-found,unused-ignore]
 
-from wicbox_bridge.dbtarget import OdbcTarget
+from wicbox_bridge.config.dbtarget import OdbcTarget
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Dialect, SqlParams

@@ -2,7 +2,7 @@
 
 A row moves PENDING -> SENDING -> SENT, or to FAILED with the server's answer. SENDING is written,
 with the Message-ID, and committed before the submission starts; a row still SENDING when
-``wicbox send`` starts was interrupted and is resolved first (see :mod:`wicbox_bridge.outbox`).
+``wicbox send`` starts was interrupted and is resolved first (see :mod:`wicbox_bridge.send.outbox`).
 Claiming a row is a conditional UPDATE (``WHERE STATUS = 'PENDING'``), so two senders can never
 both take it.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from wicbox_bridge.message_build import OutgoingAttachment
+from wicbox_bridge.mail.outgoing import OutgoingAttachment
 from wicbox_bridge.store.base import Row, Store, atomic, last_identity
 from wicbox_bridge.store.mails import NAME_LIMIT
 from wicbox_bridge.store.times import as_utc, naive_utc, utc_now

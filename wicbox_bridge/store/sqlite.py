@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from wicbox_bridge.dbtarget import SqliteTarget
+from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.store.base import SqlParams
 from wicbox_bridge.store.dbapi import Cursor, DbApiStore

@@ -1,0 +1,125 @@
+"""Logging for the CLI: stderr with a level from ``-v``, the log file, every handler behind the
+redacting filter.
+
+Levels: the terminal shows warnings and errors (``-v`` progress, ``-vv`` debug, ``-vvv`` the
+libraries' debug output too). The log file (:mod:`wicbox_bridge.logs.logfile`) records INFO and above
+by default (``--log-level`` changes that) and at least what the terminal shows. Lines the command
+line has already printed itself (a run's summary, an error and its fix) are logged with
+``extra=FILE_ONLY``: they go to the file only, so the terminal does not show them twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from wicbox_bridge.logs.logfile import LogFileUnavailable, open_log_file
+from wicbox_bridge.logs.redact import RedactingFilter, Redactor
+
+LOGGER_NAME = "wicbox"
+DEFAULT_FILE_LEVEL = logging.INFO
+FILE_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+FILE_ONLY = {"wicbox_file_only": True}
+
+_LEVELS = {0: logging.WARNING, 1: logging.INFO}
+_STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def level_for_verbosity(verbosity: int) -> int:
+    """0 = warnings and errors, 1 (-v) = progress, 2 (-vv) and more = debug."""
+    return _LEVELS.get(verbosity, logging.DEBUG)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """What one command logs where: ``-v`` count, the file's level, the file (``None``: no file)."""
+
+    verbosity: int = 0
+    file_level: int = DEFAULT_FILE_LEVEL
+    file_path: Path | None = None
+
+    @property
+    def stderr_level(self) -> int:
+        return level_for_verbosity(self.verbosity)
+
+    @property
+    def effective_file_level(self) -> int:
+        """The file records at least what the terminal shows."""
+        return min(self.file_level, self.stderr_level)
+
+
+class _NotFileOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "wicbox_file_only", False)
+
+
+class LoggingSetup:
+    """The handlers one command added to the root logger; :meth:`close` removes them again."""
+
+    def __init__(self, handlers: list[logging.Handler], log_file: Path | None) -> None:
+        self.handlers = handlers
+        self.log_file = log_file
+
+    def close(self) -> None:
+        root = logging.getLogger()
+        for handler in self.handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def configure_logging(settings: LogSettings, redactor: Redactor) -> LoggingSetup:
+    """Route the project's and the libraries' log records to stderr and the log file, redacted.
+
+    At ``-vvv`` the libraries' own debug output (msal, imapclient, urllib3) is included too, in the
+    file as well; it is redacted like everything else. A log file that cannot be opened leaves one
+    warning on stderr and the command goes on without it.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_wicbox", False):
+            root.removeHandler(handler)
+            handler.close()
+    handlers = [_stderr_handler(settings.stderr_level)]
+    file_handler = _file_handler(settings) if settings.file_path is not None else None
+    if file_handler is not None:
+        handlers.append(file_handler)
+    for handler in handlers:
+        handler._wicbox = True  # type: ignore[attr-defined]
+        handler.addFilter(RedactingFilter(redactor))
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if settings.verbosity >= 3 else logging.WARNING)
+    project_level = settings.effective_file_level if file_handler is not None else settings.stderr_level
+    logging.getLogger(LOGGER_NAME).setLevel(project_level)
+    return LoggingSetup(handlers, settings.file_path if file_handler is not None else None)
+
+
+def _stderr_handler(level: int) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter(_STDERR_FORMAT))
+    handler.addFilter(_NotFileOnly())
+    return handler
+
+
+def _file_handler(settings: LogSettings) -> logging.Handler | None:
+    assert settings.file_path is not None
+    try:
+        handler = open_log_file(settings.file_path)
+    except LogFileUnavailable as unavailable:
+        sys.stderr.write(
+            f"wicbox: warning: cannot open the log file {unavailable.path}: {unavailable.reason}; "
+            "logging to the terminal only\n"
+            "wicbox: fix: let the account running wicbox write to "
+            f"{unavailable.path.parent}, or name a folder it may write with "
+            '<add key="WicBoxLogDirectory" value="..."/> under <appSettings> in WicGlobal.config\n'
+        )
+        return None
+    handler.setLevel(settings.effective_file_level)
+    return handler

@@ -1,0 +1,165 @@
+"""Structured header values: parameters (RFC 2045/2231), addresses, dates and Message-IDs.
+
+Every function takes header text that :func:`wicbox_bridge.mail.text.header_bytes_to_text` has
+already made a ``str`` (8-bit bytes decoded, unfolded) and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import getaddresses, parsedate_tz
+
+from wicbox_bridge.mail.text import decode_bytes, decode_encoded_words
+
+_SECTION = re.compile(r"^(?P<name>[^*]+)\*(?:(?P<index>\d+)\*?|)$")
+_ADDR_SPEC = re.compile(r"[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
+_VALID_ADDR = re.compile(r"[^@\s]+@[^@\s]+")
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+
+
+@dataclass(frozen=True)
+class HeaderParams:
+    """A header like Content-Type split into its lower-cased value and its parameters."""
+
+    value: str
+    params: dict[str, str]
+
+    def get(self, name: str) -> str | None:
+        return self.params.get(name)
+
+
+def _split_unquoted(text: str) -> list[str]:
+    """Split on ';' outside double quotes (a backslash escapes inside quotes)."""
+    parts: list[str] = []
+    current: list[str] = []
+    in_quotes = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif in_quotes and char == "\\":
+            escaped = True
+        elif char == '"':
+            in_quotes = not in_quotes
+        elif char == ";" and not in_quotes:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    if value.startswith('"'):
+        return value[1:]
+    return value
+
+
+def parse_params(text: str | None, what: str, problems: list[str]) -> HeaderParams:
+    """Parse ``value; a=1; b="x y"; c*=utf-8''%C3%A9; d*0=..; d*1=..`` leniently."""
+    if not text:
+        return HeaderParams("", {})
+    if ";" not in text:
+        return HeaderParams(text.strip().lower(), {})
+    head, *pieces = _split_unquoted(text)
+    plain: dict[str, str] = {}
+    sections: dict[str, list[tuple[int, bool, str]]] = {}
+    for piece in pieces:
+        name, sep, raw_value = piece.partition("=")
+        name = name.strip().lower()
+        if not sep or not name:
+            continue
+        match = _SECTION.match(name)
+        if match is None:
+            plain.setdefault(name, _unquote(raw_value))
+        else:
+            index = int(match.group("index") or 0)
+            encoded = name.endswith("*")
+            sections.setdefault(match.group("name"), []).append((index, encoded, _unquote(raw_value)))
+    for name, parts in sections.items():
+        plain[name] = _join_rfc2231(sorted(parts), f"{what} parameter {name}", problems)
+    return HeaderParams(head.strip().lower(), plain)
+
+
+def _join_rfc2231(parts: list[tuple[int, bool, str]], what: str, problems: list[str]) -> str:
+    charset: str | None = None
+    chunks: list[bytes] = []
+    for position, (_, encoded, section) in enumerate(parts):
+        text = section
+        if encoded and position == 0 and text.count("'") >= 2:
+            charset, _, text = text.split("'", 2)
+        if encoded:
+            chunks.append(urllib.parse.unquote_to_bytes(text))
+        else:
+            chunks.append(text.encode("utf-8", "surrogateescape"))
+    data = b"".join(chunks)
+    return decode_bytes(data, charset or "utf-8", what, problems)
+
+
+def filename_of(disposition: HeaderParams, content_type: HeaderParams, problems: list[str]) -> str | None:
+    """The file name a part declares (Content-Disposition filename, else Content-Type name)."""
+    raw = disposition.get("filename") or content_type.get("name")
+    if not raw:
+        return None
+    return decode_encoded_words(raw, "attachment file name", problems).strip() or None
+
+
+def parse_addresses(text: str | None, what: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """(display name, addr-spec) pairs of an address-list header; display names decoded.
+
+    Addresses the standard parser cannot make sense of (e.g. two bare addresses without a comma)
+    are recovered from the raw text and reported.
+    """
+    if not text or not text.strip():
+        return ()
+    try:
+        parsed = getaddresses([text])
+    except Exception:
+        parsed = [("", "")]
+    pairs = [(name, addr.strip()) for name, addr in parsed if _VALID_ADDR.fullmatch(addr.strip())]
+    if len(pairs) < len(parsed):
+        known = {addr.lower() for _, addr in pairs}
+        recovered = [addr for addr in _ADDR_SPEC.findall(text) if addr.lower() not in known]
+        if recovered:
+            problems.append(f"{what}: malformed address list; addresses taken from the raw text")
+            pairs.extend(("", addr) for addr in dict.fromkeys(recovered))
+    return tuple((decode_encoded_words(name, what, problems).strip(), addr) for name, addr in pairs)
+
+
+def format_address(name: str, addr: str) -> str:
+    return f"{name} <{addr}>" if name else addr
+
+
+def parse_date(text: str | None, problems: list[str]) -> datetime | None:
+    """The Date header as an aware UTC datetime; None (and a note) when it cannot be read."""
+    if not text or not text.strip():
+        return None
+    try:
+        fields = parsedate_tz(text)
+        if fields is None:
+            raise ValueError(text)
+        year, month, day, hour, minute, second = fields[:6]
+        offset = fields[9]
+        stamp = datetime(
+            year, month, day, hour, minute, second, tzinfo=timezone(timedelta(seconds=offset or 0))
+        )
+        return stamp.astimezone(timezone.utc)
+    except (ValueError, TypeError, OverflowError, IndexError):
+        problems.append(f"Date: cannot parse {text.strip()[:80]!r}; sent time left empty")
+        return None
+
+
+def normalise_message_id(text: str | None) -> str | None:
+    """The first ``<...>`` of a Message-ID without the brackets; bare ids as written; None if empty."""
+    if not text:
+        return None
+    match = _ANGLE_ID.search(text)
+    value = match.group(1) if match else text
+    value = "".join(value.split())
+    return value or None

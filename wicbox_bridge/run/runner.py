@@ -1,0 +1,279 @@
+"""One run of the main job over every selected mailbox: the cap shared fairly, a few at a time.
+
+The order of every step is what makes a run safe to kill at any moment (see
+:mod:`wicbox_bridge.run.mailbox_pass`): earlier unconfirmed server actions are confirmed, the oldest
+pending mails are listed, fetched and filed (committed), and only then acknowledged on the server.
+
+The per-run cap is shared in rounds (water-filling, :mod:`wicbox_bridge.run.fairshare`): the first
+round gives every mailbox an equal share; what quiet mailboxes leave goes, in the next round, to
+the mailboxes that still have mail. In each round the global mailbox is read first (in MIX: the
+SINGLE pass, then the MULTIPLE pass), then the project mailboxes concurrently by at most
+``workers`` threads, each with its own database connection and never two connections to one
+mailbox.
+
+A mailbox that cannot be opened (authentication, connection, a missing folder) is reported and
+the run goes on with the others; a database that stops answering ends the run, because nothing
+may be acknowledged that is not committed.
+
+After each pass (not in a dry run) the mailbox's state is recorded for ``wicbox status`` in
+WICBOX_MAILBOX_STATE: success or the error (secret-free, passed through the redactor anyway), and,
+while the session is still open, the backlog the server reports. Neither the measurement nor the
+recording can fail the pass: a failure is logged and the backlog shows as unknown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from wicbox_bridge.adapters.base import MailboxSession
+from wicbox_bridge.auth.accounts import MailboxAccount, MailboxOpener
+from wicbox_bridge.errors import AuthenticationError, BridgeError, DatabaseError
+from wicbox_bridge.logs.redact import mask_tokens
+from wicbox_bridge.logs.setup import FILE_ONLY
+from wicbox_bridge.run.fairshare import share_cap
+from wicbox_bridge.run.mailbox_pass import OpenMailbox, PassContext, run_pass
+from wicbox_bridge.run.results import MailboxReport, RunReport
+from wicbox_bridge.run.routing import RoutableProject
+from wicbox_bridge.secret import mask_values
+from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.mailbox_state import Backlog, PassFailure, PassRecord, error_kind, record_pass
+from wicbox_bridge.store.times import utc_now
+
+log = logging.getLogger("wicbox.run")
+
+ProgressCallback = Callable[[int], None]
+StoreOpener = Callable[[], Store]
+Redact = Callable[[str], str]
+
+__all__ = ["MailboxReport", "ProgressCallback", "RunJob", "RunReport", "RunSettings", "run_mailboxes"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How much one run may do, how many mailboxes at once, and whether it may change anything."""
+
+    max_mails: int
+    source_folder: str
+    protocol: str
+    fetch_batch: int = 50
+    fetch_batch_bytes: int = 4 * 1024 * 1024
+    dry_run: bool = False
+    workers: int = 1
+    rotation: int = 0  # which mailbox gets the extra mail when the cap does not divide evenly
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything one run works with (built by the CLI, tests build their own)."""
+
+    open_store: StoreOpener
+    accounts: Sequence[MailboxAccount]
+    open_mailbox: MailboxOpener
+    projects: Sequence[RoutableProject]
+    settings: RunSettings
+    run_id: int | None = None
+    progress: ProgressCallback | None = None
+    redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
+
+
+@dataclass
+class _Pass:
+    index: int
+    quota: int
+    more_waiting: bool = False
+
+
+class _Run:
+    """The state of one run while its rounds go on."""
+
+    def __init__(self, job: RunJob) -> None:
+        self.job = job
+        self.reports = [
+            MailboxReport(account.label, account.mailbox, account.project_code) for account in job.accounts
+        ]
+        self.stop = threading.Event()
+        self.fatal: DatabaseError | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self.context = PassContext(
+            source_folder=job.settings.source_folder,
+            protocol=job.settings.protocol,
+            fetch_batch=job.settings.fetch_batch,
+            fetch_batch_bytes=job.settings.fetch_batch_bytes,
+            dry_run=job.settings.dry_run,
+            run_id=job.run_id,
+            projects=job.projects,
+            stop=self.stop,
+            progress=self._progress if job.progress is not None else None,
+        )
+
+    def _progress(self, count: int) -> None:
+        with self._lock:
+            assert self.job.progress is not None
+            self.job.progress(count)
+
+    def store(self) -> Store:
+        """This worker thread's database connection, opened on first use, kept for the run."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self.job.open_store()
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close_stores(self) -> None:
+        with self._lock:
+            stores, self._stores = self._stores, []
+        for store in stores:
+            store.close()
+
+    def run_pass(self, step: _Pass) -> _Pass:
+        """One mailbox's pass; errors end up in its report (a database error also stops the run)."""
+        account = self.job.accounts[step.index]
+        report = self.reports[step.index]
+        if self.stop.is_set():
+            return step
+        attempted_at = utc_now()
+        failure: BridgeError | None = None
+        backlog: Backlog | None = None
+        try:
+            store = self.store()
+            session = self.job.open_mailbox(account)
+            try:
+                step.more_waiting = run_pass(
+                    self.context, OpenMailbox(account, session, store, report), step.quota
+                )
+                backlog = self._measure_backlog(account, session, step.more_waiting)
+            finally:
+                session.close()
+        except DatabaseError as error:
+            report.error = failure = error
+            with self._lock:
+                self.fatal = self.fatal or error
+            self.stop.set()
+            log.error("%s: the database failed; the run stops: %s", account.label, error, extra=FILE_ONLY)
+        except BridgeError as error:
+            report.error = failure = error
+            # the terminal gets the error and its fix once, from the run's report (run_report.failure_lines)
+            log.error("%s (%s): %s", account.label, account.mailbox, error, extra=FILE_ONLY)
+        self._record_state(account, attempted_at, failure, backlog)
+        return step
+
+    def _measure_backlog(
+        self, account: MailboxAccount, session: MailboxSession, more_waiting: bool
+    ) -> Backlog | None:
+        """What still waits in the folder after the pass; None (unknown) when it cannot be measured.
+
+        A pass whose listing held no more than its share and that was not stopped has emptied the
+        folder as of that listing: the backlog is 0 without asking the server again (most passes
+        of a scheduled run, so most mailboxes cost no extra round trips)."""
+        if self.job.settings.dry_run:
+            return None
+        if not more_waiting and not self.stop.is_set():
+            return Backlog(0, None, dt.datetime.now(dt.timezone.utc))
+        try:
+            measured = session.backlog()
+        except Exception as error:  # informational only: nothing may fail the pass here
+            log.warning(
+                "%s (%s): the backlog could not be measured; `wicbox status` shows it as unknown: %s",
+                account.label,
+                account.mailbox,
+                error,
+            )
+            return None
+        oldest = measured.oldest_received_at
+        received = None if oldest is None else dt.datetime.fromtimestamp(oldest, dt.timezone.utc)
+        return Backlog(measured.count, received, dt.datetime.now(dt.timezone.utc))
+
+    def _record_state(
+        self,
+        account: MailboxAccount,
+        attempted_at: dt.datetime,
+        error: BridgeError | None,
+        backlog: Backlog | None,
+    ) -> None:
+        """The pass's outcome in WICBOX_MAILBOX_STATE; a database failure here is only logged."""
+        if self.job.settings.dry_run:
+            return
+        record = PassRecord(
+            mailbox=account.mailbox,
+            folder=self.job.settings.source_folder,
+            label=account.label,
+            project_code=account.project_code,
+            protocol=self.job.settings.protocol,
+            run_id=self.job.run_id,
+            attempted_at=attempted_at,
+            failure=None if error is None else self._failure(account, error),
+            backlog=backlog,
+        )
+        try:
+            record_pass(self.store(), record)
+        except DatabaseError as failure:
+            log.warning(
+                "%s (%s): the state for `wicbox status` could not be recorded: %s",
+                account.label,
+                account.mailbox,
+                failure,
+            )
+
+    def _failure(self, account: MailboxAccount, error: BridgeError) -> PassFailure:
+        def secret_free(text: str) -> str:
+            return self.job.redact(mask_values(text, [account.password]))
+
+        return PassFailure(
+            kind=error_kind(error),
+            message=secret_free(error.message),
+            fix=None if error.fix is None else secret_free(error.fix),
+            code=error.code if isinstance(error, AuthenticationError) else None,
+        )
+
+
+def _run_round(pool: ThreadPoolExecutor, state: _Run, steps: list[_Pass]) -> list[_Pass]:
+    """The global mailbox's pass first (MIX: the SINGLE pass, then the MULTIPLE pass), then the
+    project mailboxes' passes concurrently."""
+    accounts = state.job.accounts
+    first = [step for step in steps if accounts[step.index].project is None]
+    rest = [step for step in steps if accounts[step.index].project is not None]
+    return list(pool.map(state.run_pass, first)) + list(pool.map(state.run_pass, rest))
+
+
+def run_mailboxes(job: RunJob) -> RunReport:
+    """Process the accounts in fair rounds with bounded concurrency; see the module docstring."""
+    started = time.monotonic()
+    state = _Run(job)
+    workers = max(1, min(job.settings.workers, len(job.accounts) or 1))
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
+            _run_rounds(pool, state)
+    finally:
+        state.close_stores()
+    return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
+
+
+def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
+    job = state.job
+    remaining = job.settings.max_mails
+    candidates = list(range(len(job.accounts)))
+    round_number = 0
+    while remaining > 0 and candidates and not state.stop.is_set():
+        quotas = share_cap(
+            remaining, [remaining] * len(candidates), rotation=job.settings.rotation + round_number
+        )
+        steps = [_Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0]
+        before = sum(state.reports[step.index].fetched for step in steps)
+        done = _run_round(pool, state, steps)
+        remaining -= sum(state.reports[step.index].fetched for step in steps) - before
+        candidates = [
+            step.index for step in done if step.more_waiting and state.reports[step.index].error is None
+        ]
+        round_number += 1
+        if job.settings.dry_run:
+            break  # a dry run changes nothing, so a second round would list the same mails again

@@ -1,0 +1,274 @@
+"""What ``wicbox status`` reports, and whether mail is flowing (pure: no I/O).
+
+:mod:`wicbox_bridge.status.gather` fills a :class:`StatusReport` from the database alone (no mail
+server is asked: status stays cheap for monitoring and works while a server is down);
+:func:`verdict` decides whether mail is flowing; :mod:`wicbox_bridge.status.render` prints both.
+
+Mail is *not flowing* (exit code 1) when, with ``stale_after`` the ``--stale-after`` window:
+
+- no run finished OK or PARTIAL within ``stale_after``; or
+- a mailbox's oldest waiting mail was received longer than ``stale_after`` ago; or
+- a mailbox's last pass failed and its last success is older than ``stale_after`` (or never was);
+- or the client secret has expired (its expiry date is known and past).
+
+A client secret that expires within the warning window, a mailbox whose last pass failed but
+which succeeded within ``stale_after``, and unreadable parameters are warnings: shown, exit 0.
+Mailboxes the current account plan no longer reads are shown but do not count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import Enum
+
+from wicbox_bridge.config.params import CLIENT_SECRET, CLIENT_SECRET_EXPIRES, SECRETS_PAGE
+from wicbox_bridge.errors import ExitCode
+from wicbox_bridge.store.activity import QuarantinedMail, RunRow
+from wicbox_bridge.store.mailbox_state import MailboxState
+
+NOT_FLOWING = ExitCode.PARTIAL
+"""The exit code of ``wicbox status`` when mail is not flowing (1; 0 when it flows)."""
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    stale_after: dt.timedelta = dt.timedelta(minutes=30)
+    expiry_warning: dt.timedelta = dt.timedelta(days=30)
+    runs: int = 10
+    quarantined: int = 5
+
+
+class Permission(str, Enum):
+    APPLICATION = "application"
+    DELEGATED = "delegated"
+    BASIC = "basic"
+    UNKNOWN = "unknown"
+
+
+class SecretState(str, Enum):
+    OK = "ok"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # application permissions, but the expiry date is not set
+    NOT_APPLICABLE = "not-applicable"  # password sign-in: no client secret
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    """One mailbox: its recorded state (None: never read yet) and what it filed lately.
+
+    ``configured`` False: the current account plan no longer reads it; None: not known (the
+    parameters could not be read).
+    """
+
+    label: str
+    mailbox: str
+    folder: str
+    project_code: str | None
+    state: MailboxState | None
+    filed_last_24h: int
+    configured: bool | None
+
+
+@dataclass(frozen=True)
+class QuarantineStatus:
+    last_7_days: int
+    latest: tuple[QuarantinedMail, ...]
+    failed_folder: str | None
+
+
+@dataclass(frozen=True)
+class CredentialStatus:
+    permission: Permission
+    secret_expires: dt.date | None
+    last_authentication_failure: MailboxState | None
+    problem: str | None = None  # the parameters could not be read: their error and fix
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    now: dt.datetime  # aware UTC
+    database: str
+    runs: tuple[RunRow, ...]
+    last_good_run_at: dt.datetime | None
+    mailboxes: tuple[MailboxStatus, ...]
+    quarantine: QuarantineStatus
+    credentials: CredentialStatus
+    parameter_warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    healthy: bool
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.healthy else NOT_FLOWING
+
+
+# --------------------------------------------------------------------------- humanised times
+
+
+def humanised(delta: dt.timedelta) -> str:
+    """A duration as people say it: 45 s, 12 min, 3 h 5 min, 2 days 4 h."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    unit = "day" if days == 1 else "days"
+    return f"{days} {unit} {hours} h" if hours else f"{days} {unit}"
+
+
+def ago(now: dt.datetime, moment: dt.datetime) -> str:
+    return f"{humanised(now - moment)} ago"
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def secret_state(credentials: CredentialStatus, today: dt.date, warning: dt.timedelta) -> SecretState:
+    if credentials.permission is not Permission.APPLICATION:
+        return SecretState.NOT_APPLICABLE
+    expires = credentials.secret_expires
+    if expires is None:
+        return SecretState.UNKNOWN
+    if today > expires:
+        return SecretState.EXPIRED
+    return SecretState.EXPIRING if expires - today <= warning else SecretState.OK
+
+
+def days_left(credentials: CredentialStatus, today: dt.date) -> int | None:
+    expires = credentials.secret_expires
+    return None if expires is None else (expires - today).days
+
+
+def _no_secret_note(permission: Permission) -> str:
+    if permission is Permission.DELEGATED:
+        return "password sign-in (delegated): no client secret; watch for AADSTS50055 (password expired)"
+    if permission is Permission.BASIC:
+        return "Basic authentication: the mailbox password, no client secret"
+    return "the sign-in cannot be told: the parameters could not be read"
+
+
+def secret_note(credentials: CredentialStatus, today: dt.date, warning: dt.timedelta) -> str:
+    """One sentence on the client secret: its expiry and what to do, or why there is none."""
+    state = secret_state(credentials, today, warning)
+    expires = credentials.secret_expires
+    if state is SecretState.NOT_APPLICABLE:
+        return _no_secret_note(credentials.permission)
+    if state is SecretState.UNKNOWN or expires is None:
+        return (
+            f"client secret: expiry unknown; set {CLIENT_SECRET_EXPIRES} to its Expires date "
+            f"(YYYY-MM-DD, from {SECRETS_PAGE}) to be warned ahead"
+        )
+    renew = (
+        f"create a new client secret in {SECRETS_PAGE}, put its Value in {CLIENT_SECRET} and its "
+        f"Expires date in {CLIENT_SECRET_EXPIRES}"
+    )
+    left = (expires - today).days
+    if state is SecretState.EXPIRED:
+        return f"client secret EXPIRED on {expires.isoformat()}: sign-in fails (AADSTS7000222); {renew}"
+    if state is SecretState.EXPIRING:
+        when = "today" if left == 0 else f"in {left} day" + ("" if left == 1 else "s")
+        return f"client secret expires {when} ({expires.isoformat()}): {renew} before then"
+    return f"client secret expires {expires.isoformat()} (in {left} days)"
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+def _counts(mailbox: MailboxStatus) -> bool:
+    return mailbox.configured is not False and mailbox.state is not None
+
+
+def _run_reason(report: StatusReport, stale: dt.timedelta) -> str | None:
+    last = report.last_good_run_at
+    minutes = int(stale.total_seconds() // 60)
+    if last is None:
+        return (
+            "no run has finished OK or PARTIAL yet: check that the scheduled task runs `wicbox run` "
+            "and see the errors of the runs below"
+        )
+    if report.now - last > stale:
+        return (
+            f"no run finished OK or PARTIAL in the last {minutes} min (the last one "
+            f"{ago(report.now, last)}): check that the scheduled task still runs `wicbox run`, and the "
+            "runs below"
+        )
+    return None
+
+
+def _backlog_reason(mailbox: MailboxStatus, now: dt.datetime, stale: dt.timedelta) -> str | None:
+    state = mailbox.state
+    if state is None or state.oldest_pending_at is None or now - state.oldest_pending_at <= stale:
+        return None
+    waiting = f"{state.backlog} waiting" if state.backlog is not None else "waiting"
+    return (
+        f"{mailbox.label} ({mailbox.mailbox}): the oldest mail waiting in {mailbox.folder} was received "
+        f"{ago(now, state.oldest_pending_at)} ({waiting}): run `wicbox run` more often or raise "
+        "WicBoxMaxMailsPerRun in WicGlobal.config, and check the mailbox's errors"
+    )
+
+
+def _error_text(state: MailboxState) -> str:
+    kind = state.error_kind.value if state.error_kind else "error"
+    code = f", {state.error_code}" if state.error_code else ""
+    fix = f" Fix: {state.error_fix}" if state.error_fix else ""
+    return f"{kind}{code}: {state.error_message or '(no message)'}{fix}"
+
+
+def _error_reason(mailbox: MailboxStatus, now: dt.datetime, stale: dt.timedelta) -> str | None:
+    state = mailbox.state
+    if state is None or not state.failing:
+        return None
+    success = state.last_success_at
+    if success is not None and now - success <= stale:
+        return None
+    since = "never read successfully" if success is None else f"no successful pass since {ago(now, success)}"
+    return f"{mailbox.label} ({mailbox.mailbox}): {since}; last error ({_error_text(state)})"
+
+
+def _warnings(report: StatusReport, options: StatusOptions) -> list[str]:
+    warnings = list(report.parameter_warnings)
+    credentials = report.credentials
+    if credentials.problem:
+        warnings.append(f"the parameters could not be read: {credentials.problem}")
+    state = secret_state(credentials, report.now.date(), options.expiry_warning)
+    if state is SecretState.EXPIRING:
+        warnings.append(secret_note(credentials, report.now.date(), options.expiry_warning))
+    for mailbox in report.mailboxes:
+        current = mailbox.state
+        recent = _error_reason(mailbox, report.now, options.stale_after) is None
+        if _counts(mailbox) and current is not None and current.failing and recent:
+            warnings.append(
+                f"{mailbox.label} ({mailbox.mailbox}): the last pass failed ({_error_text(current)})"
+            )
+    return warnings
+
+
+def verdict(report: StatusReport, options: StatusOptions) -> Verdict:
+    """Whether mail flows; the reasons when it does not, and what deserves a look anyway."""
+    stale = options.stale_after
+    reasons = [reason for reason in [_run_reason(report, stale)] if reason]
+    for mailbox in report.mailboxes:
+        if not _counts(mailbox):
+            continue
+        for reason in (
+            _backlog_reason(mailbox, report.now, stale),
+            _error_reason(mailbox, report.now, stale),
+        ):
+            if reason:
+                reasons.append(reason)
+    today = report.now.date()
+    if secret_state(report.credentials, today, options.expiry_warning) is SecretState.EXPIRED:
+        reasons.append(secret_note(report.credentials, today, options.expiry_warning))
+    return Verdict(not reasons, tuple(reasons), tuple(_warnings(report, options)))
