@@ -3,9 +3,10 @@
 * Delegated permissions (no client secret): :class:`DelegatedTokenProvider`, msal's
   PublicClientApplication with the username/password grant (ROPC) for the mailbox account, as the
   vendor's guide configures it ("Allow public client flows").
-* Application permissions (client secret): :class:`ApplicationTokenProvider`, msal's
+* Application permissions (certificate or client secret): :class:`ApplicationTokenProvider`, msal's
   ConfidentialClientApplication with client credentials: one token for the app, which then opens
-  every mailbox it is permitted to.
+  every mailbox it is permitted to. With a certificate, msal signs a client assertion (PS256 with
+  the certificate's SHA-256 thumbprint, the certificate in ``x5c``); no secret leaves the machine.
 
 Both ask the persisted token cache first and the identity platform only when needed; a warm run
 makes no request at all (the tenant's OpenID configuration is cached next to the token cache).
@@ -18,13 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import json
 import os
 import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ from wicbox_bridge.auth.aadsts import (
     CredentialNames,
     error_from_reply,
 )
+from wicbox_bridge.auth.certificate import NEW_CERTIFICATE_STEPS, CertificateCredential, load_certificate
 from wicbox_bridge.auth.scopes import TokenProtocol, scopes_for
 from wicbox_bridge.config import params as params_module
 from wicbox_bridge.config.params import Parameters, PermissionType
@@ -522,6 +525,36 @@ class DelegatedTokenProvider(_ProviderBase):
         return result
 
 
+AppCredential = Secret | CertificateCredential  # a client secret, or a certificate with its key
+
+
+def check_certificate_dates(credential: CertificateCredential, now: float) -> None:
+    """An expired or not yet valid certificate is an authentication error with the renewal steps."""
+    moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    where = f"the certificate {credential.path} (thumbprint {credential.sha1_thumbprint})"
+    if moment >= credential.not_after:
+        raise AuthenticationError(
+            f"{where} expired on {credential.not_after:%Y-%m-%d %H:%M} UTC; "
+            "Microsoft Entra ID refuses assertions signed with it",
+            fix=f"{NEW_CERTIFICATE_STEPS}; then delete the expired certificate from the app registration",
+        )
+    if moment < credential.not_before:
+        raise AuthenticationError(
+            f"{where} is not valid before {credential.not_before:%Y-%m-%d %H:%M} UTC",
+            fix="check this server's clock and time zone (the certificate's start lies in the future), "
+            "or make a new certificate with `wicbox cert new`",
+        )
+
+
+def _client_credential(credential: AppCredential) -> str | dict[str, str]:
+    if isinstance(credential, Secret):
+        return credential.reveal()
+    return {
+        "private_key": credential.private_key_pem.reveal(),
+        "public_certificate": credential.certificate_pem,
+    }
+
+
 class ApplicationTokenProvider(_ProviderBase):
     """One token for the app itself (application permissions, client credentials)."""
 
@@ -529,30 +562,38 @@ class ApplicationTokenProvider(_ProviderBase):
     fingerprint_key = "app"
 
     def __init__(
-        self, service: TokenService, scopes: tuple[str, ...], client_secret: Secret, names: CredentialNames
+        self,
+        service: TokenService,
+        scopes: tuple[str, ...],
+        credential: AppCredential,
+        names: CredentialNames,
     ) -> None:
         super().__init__(service, scopes, names)
-        self._client_secret = client_secret
+        self._credential = credential
 
     def __repr__(self) -> str:
         return f"ApplicationTokenProvider(client_id={self.platform.client_id!r}, scopes={self.scopes!r})"
 
     @property
-    def client_secret(self) -> Secret:
-        return self._client_secret
+    def credential(self) -> AppCredential:
+        return self._credential
 
     def _secrets(self) -> tuple[Secret, ...]:
-        return (self._client_secret,)
+        if isinstance(self._credential, Secret):
+            return (self._credential,)
+        return (self._credential.private_key_pem,)
 
     def _application(self) -> Any:
         if self._app is None:
             options = _msal_options(self.platform, self.service.cache, self.service.http_client)
             self._app = msal.ConfidentialClientApplication(
-                self.platform.client_id, client_credential=self._client_secret.reveal(), **options
+                self.platform.client_id, client_credential=_client_credential(self._credential), **options
             )
         return self._app
 
     def __call__(self, *, force_refresh: bool = False) -> AccessToken:
+        if isinstance(self._credential, CertificateCredential):
+            check_certificate_dates(self._credential, self.service.clock())
         with _translated_errors(self._translation()):
             app = self._application()
             if self._check_fingerprint(self.fingerprint_key):
@@ -580,6 +621,7 @@ class TokenService:
         *,
         encrypt_cache: bool = True,
         env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.platform = platform
         self.cache_path = cache_path
@@ -589,6 +631,8 @@ class TokenService:
         self.http_client = IdentityHttpClient(platform, discovery=discovery, env=env)
         self._app_providers: dict[tuple[str, ...], ApplicationTokenProvider] = {}
         self._app_providers_lock = threading.Lock()  # a run's mailbox workers ask for it at once
+        self._certificates: dict[tuple[Path, Secret | None], CertificateCredential] = {}
+        self.clock = clock
 
     @classmethod
     def from_parameters(
@@ -621,17 +665,25 @@ class TokenService:
             )
         return DelegatedTokenProvider(self, scopes, username, password, names)
 
-    def application(self, scopes: tuple[str, ...], client_secret: Secret) -> ApplicationTokenProvider:
+    def application(self, scopes: tuple[str, ...], credential: AppCredential) -> ApplicationTokenProvider:
         """The app's provider for ``scopes``, one per service: every mailbox of a run with
         application permissions shares it (and its msal app), instead of building both per mailbox."""
         with self._app_providers_lock:
             provider = self._app_providers.get(scopes)
-            if provider is None or provider.client_secret.reveal() != client_secret.reveal():
+            if provider is None or provider.credential != credential:
                 provider = ApplicationTokenProvider(
-                    self, scopes, client_secret, CredentialNames(account=None, scopes=scopes)
+                    self, scopes, credential, CredentialNames(account=None, scopes=scopes)
                 )
                 self._app_providers[scopes] = provider
             return provider
+
+    def certificate(self, path: Path, password: Secret | None) -> CertificateCredential:
+        """The certificate file read and checked once per service (every mailbox of a run shares it)."""
+        with self._app_providers_lock:
+            key = (path, password)
+            if key not in self._certificates:
+                self._certificates[key] = load_certificate(path, password)
+            return self._certificates[key]
 
     def for_protocol(
         self,
@@ -655,7 +707,9 @@ class TokenService:
                 "is empty.",
                 fix="copy the Application (client) ID of the app registration",
             )
-        if params.client_secret:  # application permissions
+        if params.certificate:  # application permissions with a certificate
+            return self.application(scopes, self.certificate(params.certificate, params.certificate_password))
+        if params.client_secret:  # application permissions with a client secret
             return self.application(scopes, params.client_secret)
         account = username or params.username
         return self.delegated(scopes, account, password if username else params.password, names)

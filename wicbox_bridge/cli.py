@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from wicbox_bridge import __version__
+from wicbox_bridge.commands.cert import cert_group
 from wicbox_bridge.commands.check import check_command
 from wicbox_bridge.commands.db import db_group
 from wicbox_bridge.commands.params import params_group
@@ -160,6 +161,7 @@ for command in (
     send_command,
     status_command,
     schedule_group,
+    cert_group,
 ):
     cli.add_command(command)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 
+from tools.testbed.idp_assertions import RegisteredCertificate
 from tools.testbed.idp_grants import TokenService
 from tools.testbed.idp_http import IdpEndpoints, IdpServer
 from tools.testbed.idp_model import (
@@ -69,8 +70,15 @@ class IdentityPlatformEmulator:
         self._directory = Directory()
         self._faults = FaultPlan()
         self.signing_kid = pki.signing_kid
+        self.clock_offset = 0.0  # seconds the directory's clock runs ahead of this machine's
         signer = TokenSigner(pki)
-        tokens = TokenService(self._directory, signer, lambda: self.token_lifetime)
+        tokens = TokenService(
+            self._directory,
+            signer,
+            lambda: self.token_lifetime,
+            base_url=self.base_url,
+            clock=lambda: utc_now() + timedelta(seconds=self.clock_offset),
+        )
         endpoints = IdpEndpoints(
             self._directory, signer, tokens, self.base_url, self.request_log, self._faults
         )
@@ -120,10 +128,12 @@ class IdentityPlatformEmulator:
         secrets: Mapping[str, datetime] | None = None,
         delegated_consent: Iterable[str] = (),
         app_roles: Mapping[str, Iterable[str]] | None = None,
+        certificates: Iterable[bytes] = (),
     ) -> Application:
         """Register an application (and its service principal) in its home tenant.
 
-        ``secrets`` maps secret values to their (timezone-aware) expiry; ``delegated_consent``
+        ``secrets`` maps secret values to their (timezone-aware) expiry; ``certificates`` holds the
+        PEM of each uploaded certificate (public part only); ``delegated_consent``
         holds full scope URLs consented for all users; ``app_roles`` maps a resource identifier
         to the application permissions an administrator granted on it.
         """
@@ -136,8 +146,18 @@ class IdentityPlatformEmulator:
             delegated_consent=frozenset(delegated_consent),
             app_roles={resource: frozenset(roles) for resource, roles in (app_roles or {}).items()},
             secrets={value: _aware(expiry) for value, expiry in (secrets or {}).items()},
+            certificates=tuple(RegisteredCertificate.from_pem(pem) for pem in certificates),
         )
         return self._directory.add_application(application)
+
+    def upload_certificate(self, client_id: str, certificate_pem: bytes) -> None:
+        """Like Certificates & secrets > Upload certificate on the app registration."""
+        self._directory.update_application(
+            client_id, add_certificate=RegisteredCertificate.from_pem(certificate_pem)
+        )
+
+    def remove_certificates(self, client_id: str) -> None:
+        self._directory.update_application(client_id, remove_certificates=True)
 
     def add_user(
         self,

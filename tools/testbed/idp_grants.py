@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tools.testbed import idp_errors as errors
+from tools.testbed.idp_assertions import authenticate_assertion
 from tools.testbed.idp_model import (
     MULTI_TENANT_SEGMENTS,
     Application,
@@ -71,12 +72,26 @@ class TokenRequest:
 
 
 class TokenService:
-    """Answers token requests from the directory; raises :class:`AadError` for error replies."""
+    """Answers token requests from the directory; raises :class:`AadError` for error replies.
 
-    def __init__(self, directory: Directory, signer: TokenSigner, lifetime: Callable[[], int]) -> None:
+    ``base_url``: where the emulator listens (a client assertion's ``aud`` is its token endpoint);
+    ``clock``: the directory's current time (tests move it to play a client with a wrong clock).
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        signer: TokenSigner,
+        lifetime: Callable[[], int],
+        *,
+        base_url: str = "",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._directory = directory
         self._signer = signer
         self._lifetime = lifetime
+        self._base_url = base_url
+        self._clock = clock
 
     def issue(self, request: TokenRequest) -> dict[str, Any]:
         grant_type = request.require("grant_type")
@@ -178,6 +193,13 @@ class TokenService:
         app = self._directory.application(request.client_id)
         if app is None or app.tenant_id != tenant.tenant_id:
             raise errors.application_not_found(request.client_id, tenant.display_name)
+        if request.form.get("client_assertion"):
+            endpoints = {
+                f"{self._base_url}/{segment}/oauth2/v2.0/token"
+                for segment in (request.tenant_segment, tenant.tenant_id, *tenant.domains)
+            }
+            authenticate_assertion(request.form, app.client_id, app.certificates, endpoints, self._clock())
+            return app
         secret = request.client_secret
         if secret is None:
             if not (public_flow and app.public_client_flows):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Literal
 
+from tools.testbed.idp_assertions import RegisteredCertificate
+
 MfaPolicy = Literal["none", "required", "enroll"]
 SecretStatus = Literal["valid", "expired", "unknown"]
 
@@ -84,6 +86,7 @@ class Application:
     delegated_consent: frozenset[str]  # full scope URLs consented for all users
     app_roles: Mapping[str, frozenset[str]]  # resource identifier -> admin-consented app roles
     secrets: Mapping[str, datetime] = field(repr=False)  # secret value -> expiry
+    certificates: tuple[RegisteredCertificate, ...] = ()  # uploaded under Certificates & secrets
 
     def consented_scopes(self, resource: KnownResource) -> tuple[str, ...]:
         """Short names of the delegated permissions consented on ``resource``."""
@@ -176,6 +179,22 @@ class Directory:
     def application(self, client_id: str) -> Application | None:
         with self._lock:
             return self._applications.get(client_id.lower())
+
+    def update_application(
+        self,
+        client_id: str,
+        *,
+        add_certificate: RegisteredCertificate | None = None,
+        remove_certificates: bool = False,
+    ) -> Application:
+        with self._lock:
+            key = client_id.lower()
+            app = self._applications[key]
+            certificates = () if remove_certificates else app.certificates
+            if add_certificate is not None:
+                certificates = (*certificates, add_certificate)
+            self._applications[key] = replace(app, certificates=certificates)
+            return self._applications[key]
 
     # -- users ---------------------------------------------------------------------------------
     def add_user(self, user: User) -> User:

@@ -172,6 +172,34 @@ def _resource_missing(names: CredentialNames) -> Advice:
     )
 
 
+CERTIFICATE_PARAMETER = params.CERTIFICATE
+CERTIFICATES = f"{APP_REGISTRATION} > Certificates & secrets > Certificates"
+
+
+def _certificate_not_registered(names: CredentialNames) -> Advice:
+    return Advice(
+        "the certificate is not uploaded to the app registration, or its signature does not match",
+        f"compare the thumbprint `wicbox cert show` prints with the ones in {CERTIFICATES}; upload the "
+        f".cer of the certificate in {CERTIFICATE_PARAMETER} there (Upload certificate), or point "
+        f"{CERTIFICATE_PARAMETER} at the certificate that is uploaded",
+    )
+
+
+def _assertion_time(names: CredentialNames) -> Advice:
+    return Advice(
+        "the signed sign-in request is outside its valid time: this server's clock is off",
+        "set this server's clock right (synchronise it with time.windows.com or the domain controller: "
+        "`w32tm /resync`); the identity platform allows about five minutes of difference",
+    )
+
+
+def _assertion_claims(names: CredentialNames) -> Advice:
+    return Advice(
+        "the signed sign-in request names another app or another token endpoint",
+        f"check {CLIENT_ID_PARAMETER} and {TENANT_ID_PARAMETER} against the app registration's Overview page",
+    )
+
+
 def _app_disabled(names: CredentialNames) -> Advice:
     return Advice(
         "the app registration is disabled",
@@ -206,6 +234,10 @@ _CATALOGUE = {
     "AADSTS50057": _account_locked,
     "AADSTS500011": _resource_missing,
     "AADSTS7000112": _app_disabled,
+    "AADSTS700027": _certificate_not_registered,
+    "AADSTS700024": _assertion_time,
+    "AADSTS700021": _assertion_claims,
+    "AADSTS700023": _assertion_claims,
 }
 
 

@@ -91,11 +91,15 @@ class Parameters:
     failed_folder: str
     workers: int
     client_secret_expires: dt.date | None = None  # when known (not a secret): `wicbox status` warns
+    certificate: Path | None = None  # application permissions with a certificate (then no client secret)
+    certificate_password: Secret | None = None
 
     @property
     def permission_type(self) -> PermissionType:
-        """A client secret means application permissions; none means delegated."""
-        return PermissionType.APPLICATION if self.client_secret else PermissionType.DELEGATED
+        """A certificate or a client secret means application permissions; neither means delegated."""
+        if self.certificate or self.client_secret:
+            return PermissionType.APPLICATION
+        return PermissionType.DELEGATED
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ SCOPE = "WICBOX_MAILCLIENT_SCOPE"
 CLIENT_ID = "WICBOX_MAILCLIENT_CLIENTID"
 CLIENT_SECRET = "WICBOX_MAILCLIENT_CLIENTSECRET"  # noqa: S105 - a parameter name
 CLIENT_SECRET_EXPIRES = "WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES"  # noqa: S105 - a date, not a secret
+CERTIFICATE = "WICBOX_MAILCLIENT_CERTIFICATE"
+CERTIFICATE_PASSWORD = "WICBOX_MAILCLIENT_CERTIFICATEPASSWORD"  # noqa: S105 - a parameter name
 TENANT_ID = "WICBOX_MAILCLIENT_TENANTID"
 USERNAME = "WICBOX_MAILCLIENT_USERNAME"
 PASSWORD = "WICBOX_MAILCLIENT_PASSWORD"  # noqa: S105 - a parameter name
@@ -190,6 +196,21 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "`wicbox status` warns ahead",
         None,
         "2027-06-30",
+    ),
+    ParameterSpec(
+        CERTIFICATE,
+        "Certificate for application permissions: a .pem file with the private key and the certificate, "
+        "or a .pfx file (`wicbox cert new` makes one); set = application permissions, the client secret "
+        "is then ignored",
+        None,
+        r"C:\ProgramData\wicbox-bridge\wicbox-app.pem",
+    ),
+    ParameterSpec(
+        CERTIFICATE_PASSWORD,
+        "Password of the certificate file's private key, if it has one",
+        None,
+        "",
+        secret=True,
     ),
     ParameterSpec(
         TENANT_ID,
@@ -623,6 +644,8 @@ class Credentials:
     tenant_id: str
     username: str
     password: Secret | None
+    certificate: Path | None = None
+    certificate_password: Secret | None = None
 
 
 def _with_fallback(
@@ -660,7 +683,7 @@ def parse_tenant_id(value: str | None, *, application: bool) -> str:
         raise ParameterError(
             TENANT_ID,
             "'organizations' cannot be used with application permissions "
-            f"({CLIENT_SECRET} is set): an app token is issued by one tenant",
+            f"({CLIENT_SECRET} or {CERTIFICATE} is set): an app token is issued by one tenant",
             fix=where,
         )
     if lowered == "organizations" or as_guid(value) or _DOMAIN.match(value):
@@ -698,20 +721,43 @@ def _secret_warning(secret: str, warnings: list[str]) -> None:
         )
 
 
+def _certificate(values: Mapping[str, str | None], warnings: list[str]) -> tuple[Path | None, Secret | None]:
+    """The certificate's path (quotes from "Copy as path" removed) and its password; both when set."""
+    path, password = _value(values, CERTIFICATE), _value(values, CERTIFICATE_PASSWORD)
+    if path is None:
+        if password is not None:
+            warnings.append(
+                f"{CERTIFICATE_PASSWORD} is set but {CERTIFICATE} is not: the password is ignored; "
+                f"set {CERTIFICATE}, or clear {CERTIFICATE_PASSWORD}."
+            )
+        return None, None
+    if _value(values, CLIENT_SECRET) is not None:
+        warnings.append(
+            f"{CLIENT_SECRET} is set beside {CERTIFICATE}: the certificate is used and the client secret "
+            f"is ignored; once `wicbox check` passes, clear it (`wicbox params set {CLIENT_SECRET} --clear`) "
+            "and delete the secret in the app registration."
+        )
+    return parse_ca_bundle(path), Secret(password) if password is not None else None
+
+
 def _oauth2_credentials(
     values: Mapping[str, str | None], mode: AccountMode, warnings: list[str]
 ) -> Credentials:
-    secret = _value(values, CLIENT_SECRET)
+    certificate, certificate_password = _certificate(values, warnings)
+    secret = None if certificate else _value(values, CLIENT_SECRET)
     client_id = parse_client_id(_value(values, CLIENT_ID))
-    tenant_id = parse_tenant_id(_value(values, TENANT_ID), application=secret is not None)
+    application = secret is not None or certificate is not None
+    tenant_id = parse_tenant_id(_value(values, TENANT_ID), application=application)
     needs_mailbox = mode in (AccountMode.SINGLE, AccountMode.MIX)
-    if secret is not None:
-        _secret_warning(secret, warnings)
+    if application:
+        credential = CERTIFICATE if certificate else CLIENT_SECRET
+        if secret is not None:
+            _secret_warning(secret, warnings)
         if _value(values, PASSWORD) is not None:
             raise ParameterError(
                 PASSWORD,
                 "application permissions do not use WICBOX_MAILCLIENT_PASSWORD",
-                fix=f"clear it, or clear {CLIENT_SECRET} to use delegated permissions",
+                fix=f"clear it, or clear {credential} to use delegated permissions",
             )
         username = parse_username(USERNAME, _with_fallback(values, USERNAME, LEGACY_USERNAME, warnings))
         _require(
@@ -720,7 +766,15 @@ def _oauth2_credentials(
             f"is required in {mode.value} mode: it names the mailbox to open with application permissions",
             fix=f"set {USERNAME} to the global mailbox",
         )
-        return Credentials(client_id, Secret(secret), tenant_id, username, None)
+        return Credentials(
+            client_id,
+            Secret(secret) if secret is not None else None,
+            tenant_id,
+            username,
+            None,
+            certificate,
+            certificate_password,
+        )
     username, password = _mailbox_login(
         values,
         mode,
@@ -758,6 +812,8 @@ def _basic_credentials(
 ) -> Credentials:
     if _value(values, CLIENT_SECRET) is not None:
         warnings.append(f"{CLIENT_SECRET} is set but {METHOD} is Basic: the client secret is ignored.")
+    if _value(values, CERTIFICATE) is not None:
+        warnings.append(f"{CERTIFICATE} is set but {METHOD} is Basic: the certificate is ignored.")
     username, password = _mailbox_login(values, mode, warnings, "Basic authentication")
     return Credentials(
         _value(values, CLIENT_ID) or "", None, _value(values, TENANT_ID) or "", username, password
@@ -856,10 +912,16 @@ def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
     workers_text = _value(values, WORKERS)
     expires = _secret_expiry(values, warnings)
     if expires is not None and credentials.client_secret is None:
-        warnings.append(
-            f"{CLIENT_SECRET_EXPIRES} is set but no client secret is used (password sign-in): "
-            f"it is ignored; clear it, or set {CLIENT_SECRET} for application permissions."
-        )
+        if credentials.certificate is None:
+            warnings.append(
+                f"{CLIENT_SECRET_EXPIRES} is set but no client secret is used (password sign-in): "
+                f"it is ignored; clear it, or set {CLIENT_SECRET} for application permissions."
+            )
+        else:
+            warnings.append(
+                f"{CLIENT_SECRET_EXPIRES} is set but the certificate is used, not a client secret: it is "
+                f"ignored (the certificate's own expiry is watched); clear it with the client secret."
+            )
         expires = None
     parameters = Parameters(
         scope=_value(values, SCOPE) or "",
@@ -884,6 +946,8 @@ def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
         failed_folder=folders.failed,
         workers=parse_workers(workers_text) if workers_text else DEFAULT_WORKERS,
         client_secret_expires=expires,
+        certificate=credentials.certificate,
+        certificate_password=credentials.certificate_password,
     )
     return ParsedParameters(parameters, tuple(warnings))
 

@@ -24,8 +24,11 @@ _TOKEN_PATTERNS = (
     re.compile(r"(?i)(AUTHENTICATE\s+XOAUTH2\s+)[A-Za-z0-9+/=]{8,}"),
     # OAuth form fields and JSON members that carry secrets.
     re.compile(
-        r"(?i)((?:client_secret|password|refresh_token|access_token|id_token)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
+        r"(?i)((?:client_secret|client_assertion|password|refresh_token|access_token|id_token|device_code)"
+        r"[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
     ),
+    # A private key in PEM form, whole (certificate credentials).
+    re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
 )
 
 
