@@ -21,6 +21,7 @@ import binascii
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import re
 import threading
@@ -96,6 +97,13 @@ REPORTED_CLAIMS = (
     "ver",
 )
 _ROPC_DEPRECATION = r"This API has been deprecated for public client flows"
+ROPC_WARNING = (
+    "%s signs in with a stored password (the username/password grant, ROPC): Microsoft has deprecated "
+    "it, and multi-factor authentication, Security Defaults or Conditional Access make it fail. "
+    "Move off it: application permissions with a certificate (`wicbox cert new`, "
+    "WICBOX_MAILCLIENT_CERTIFICATE), see the admin guide, section 3.4a"
+)
+log = logging.getLogger("wicbox.auth")
 _SSL_REASON = re.compile(r"\[SSL[^\]]*\][^')\"]*")
 
 
@@ -633,6 +641,7 @@ class TokenService:
         self._app_providers_lock = threading.Lock()  # a run's mailbox workers ask for it at once
         self._certificates: dict[tuple[Path, Secret | None], CertificateCredential] = {}
         self.clock = clock
+        self._password_grant_warned = False
 
     @classmethod
     def from_parameters(
@@ -663,6 +672,7 @@ class TokenService:
                 fix=f"fill in {names.password_parameter}, or set WICBOX_MAILCLIENT_CLIENTSECRET to use "
                 "application permissions",
             )
+        self.warn_about_password_grant(username)
         return DelegatedTokenProvider(self, scopes, username, password, names)
 
     def application(self, scopes: tuple[str, ...], credential: AppCredential) -> ApplicationTokenProvider:
@@ -676,6 +686,15 @@ class TokenService:
                 )
                 self._app_providers[scopes] = provider
             return provider
+
+    def warn_about_password_grant(self, username: str) -> None:
+        """One log warning per service (so per run) when an account signs in with a stored password;
+        never a Python warning on stderr (msal's DeprecationWarning is silenced at the grant)."""
+        with self._app_providers_lock:
+            if self._password_grant_warned:
+                return
+            self._password_grant_warned = True
+        log.warning(ROPC_WARNING, username)
 
     def certificate(self, path: Path, password: Secret | None) -> CertificateCredential:
         """The certificate file read and checked once per service (every mailbox of a run shares it)."""

@@ -3,8 +3,10 @@ and application tokens with a client assertion against the identity-platform emu
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import stat
@@ -13,7 +15,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
+import requests
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -440,3 +444,116 @@ def test_every_mailbox_shares_one_certificate_load(
     assert tokens.certificate(path, None) is tokens.certificate(path, None)
     first = tokens.application((EXCHANGE_APPLICATION,), tokens.certificate(path, None))
     assert tokens.application((EXCHANGE_APPLICATION,), tokens.certificate(path, None)) is first
+
+
+# -- the emulator checks client assertions as Entra ID does (hand-made assertions, plain HTTP) ----
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def assertion(
+    certificate: NewCertificate,
+    *,
+    audience: str,
+    issuer: str,
+    signer: NewCertificate | None = None,
+    algorithm: str = "PS256",
+    thumbprint: str = "x5t#S256",
+    lifetime: float = 600,
+    start: float | None = None,
+    jti: bool = True,
+) -> str:
+    now = time.time() if start is None else start
+    claims: dict[str, object] = {
+        "aud": audience,
+        "iss": issuer,
+        "sub": issuer,
+        "nbf": now,
+        "exp": now + lifetime,
+    }
+    if jti:
+        claims["jti"] = str(uuid.uuid4())
+    der = x509.load_pem_x509_certificate(certificate.public_pem).public_bytes(serialization.Encoding.DER)
+    digest = hashlib.sha256(der) if thumbprint == "x5t#S256" else hashlib.sha1(der)
+    key = (signer or certificate).private_pem
+    if algorithm.startswith("HS"):
+        key = b"a shared secret the directory does not know"
+    return jwt.encode(claims, key, algorithm=algorithm, headers={thumbprint: b64url(digest.digest())})
+
+
+def post_assertion(
+    idp: IdentityPlatformEmulator, session: requests.Session, tenant: str, client_id: str, signed: str
+) -> requests.Response:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "scope": "https://outlook.office365.com/.default",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
+    return session.post(f"{idp.base_url}/{tenant}/oauth2/v2.0/token", data=form, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("valid, SHA-256 thumbprint, PS256", None),
+        ("valid, SHA-1 thumbprint, RS256", None),
+        ("audience is the domain's token endpoint", None),
+        ("signed by another key", 700027),
+        ("certificate not uploaded", 700027),
+        ("audience of another tenant", 700023),
+        ("issued for another app", 700021),
+        ("expired an hour ago", 700024),
+        ("starts in an hour", 700024),
+        ("no jti", 50027),
+        ("HS256", 5002738),
+        ("not a JWT", 50027),
+    ],
+)
+def test_the_emulator_checks_client_assertions(
+    cert_app: CertApp,
+    made: NewCertificate,
+    other: NewCertificate,
+    idp_clean: IdentityPlatformEmulator,
+    idp_directory: SeededDirectory,
+    idp_http_session: requests.Session,
+    case: str,
+    code: int | None,
+) -> None:
+    tenant = idp_directory.tenant_id
+    endpoint = f"{idp_clean.base_url}/{tenant}/oauth2/v2.0/token"
+    options: dict[str, object] = {"audience": endpoint, "issuer": cert_app.client_id}
+    certificate = made
+    if case.startswith("valid, SHA-1"):
+        options |= {"thumbprint": "x5t", "algorithm": "RS256"}
+    elif case.startswith("audience is the domain"):
+        options["audience"] = f"{idp_clean.base_url}/{idp_directory.domains[0]}/oauth2/v2.0/token"
+    elif case == "signed by another key":
+        options["signer"] = other
+    elif case == "certificate not uploaded":
+        certificate = other
+    elif case == "audience of another tenant":
+        options["audience"] = f"{idp_clean.base_url}/{uuid.uuid4()}/oauth2/v2.0/token"
+    elif case == "issued for another app":
+        options["issuer"] = str(uuid.uuid4())
+    elif case == "expired an hour ago":
+        options["start"] = time.time() - 3600 - 600
+    elif case == "starts in an hour":
+        options["start"] = time.time() + 3600
+    elif case == "no jti":
+        options["jti"] = False
+    elif case == "HS256":
+        options["algorithm"] = "HS256"
+    signed = "not.a.jwt" if case == "not a JWT" else assertion(certificate, **options)  # type: ignore[arg-type]
+
+    reply = post_assertion(idp_clean, idp_http_session, tenant, cert_app.client_id, signed)
+
+    if code is None:
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["token_type"] == "Bearer"
+    else:
+        assert reply.status_code in (400, 401)
+        assert reply.json()["error_codes"] == [code], reply.text

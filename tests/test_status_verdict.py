@@ -23,6 +23,7 @@ from wicbox_bridge.errors import (
 )
 from wicbox_bridge.status.render import report_json, text_lines
 from wicbox_bridge.status.report import (
+    CertificateSummary,
     CredentialStatus,
     MailboxStatus,
     Permission,
@@ -31,6 +32,7 @@ from wicbox_bridge.status.report import (
     StatusOptions,
     StatusReport,
     humanised,
+    secret_note,
     secret_state,
     verdict,
 )
@@ -299,8 +301,29 @@ def test_json_shape_is_stable() -> None:
         "mail_id", "mailbox", "source_folder", "source_id", "at", "moved", "where", "reason",
     ]  # fmt: skip
     assert list(document["credentials"]) == [
-        "permission", "client_secret_expires", "client_secret_days_left", "client_secret_state", "note",
-        "parameters_problem", "last_authentication_failure",
+        "permission", "client_secret_expires", "client_secret_days_left", "client_secret_state",
+        "certificate", "note", "parameters_problem", "last_authentication_failure",
     ]  # fmt: skip
     changed = dataclasses.replace(report, runs=())
     assert report_json(changed, verdict(changed, options), options)["runs"] == []
+
+
+@pytest.mark.parametrize(
+    ("days", "state", "phrase"),
+    [
+        (400, SecretState.OK, "(in 400 days)"),
+        (12, SecretState.EXPIRING, "in 12 days"),
+        (-1, SecretState.EXPIRED, "EXPIRED"),
+    ],
+)
+def test_a_certificate_is_watched_like_a_secret(days: int, state: SecretState, phrase: str) -> None:
+    certificate = CertificateSummary(
+        "/etc/wicbox/app.pem", "46E434F6502726819EC3D34D64C9BC975BD5C32D", NOW + dt.timedelta(days=days)
+    )
+    credentials = CredentialStatus(Permission.APPLICATION, None, None, certificate=certificate)
+    warning = dt.timedelta(days=30)
+    assert secret_state(credentials, NOW.date(), warning) is state
+    note = secret_note(credentials, NOW.date(), warning)
+    assert phrase in note and "/etc/wicbox/app.pem" in note and certificate.thumbprint in note
+    assert ("wicbox cert new" in note) is (state is not SecretState.OK)
+    assert "client secret" not in note

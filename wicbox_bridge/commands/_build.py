@@ -41,6 +41,9 @@ def token_service(runtime: Runtime, params: Parameters) -> Iterator[TokenService
         params, token_cache_path(runtime.state_dir), env=dict(runtime.invocation.env)
     )
     try:
+        if params.certificate is not None:  # a wrong file stops the command before any mailbox
+            credential = service.certificate(params.certificate, params.certificate_password)
+            runtime.redactor.register([credential.private_key_pem])
         yield service
     finally:
         service.close()

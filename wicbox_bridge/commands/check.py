@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import click
@@ -23,7 +24,8 @@ from wicbox_bridge.diagnostics.accounts import (
     protocol_check,
     token_checks,
 )
-from wicbox_bridge.diagnostics.results import CheckResult, failed, overall_exit_code
+from wicbox_bridge.diagnostics.credentials import credential_checks
+from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed, overall_exit_code
 from wicbox_bridge.diagnostics.smtp import smtp_checks
 from wicbox_bridge.diagnostics.steps import AccountChecks, LoadedSettings, run_checks
 from wicbox_bridge.errors import BridgeError
@@ -45,6 +47,10 @@ def _account_checks(runtime: Runtime) -> AccountChecks:
         register_account_secrets(runtime, plan)
         yield from plan_checks(plan)
         if protocol is None:
+            return
+        credentials = list(credential_checks(params, dt.datetime.now(dt.timezone.utc)))
+        yield from credentials
+        if any(result.status is CheckStatus.FAIL for result in credentials):
             return
         sending_in_use = outbox_in_use(store)
         if params.method is AuthMethod.BASIC:

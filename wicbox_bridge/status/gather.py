@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wicbox_bridge.auth.accounts import MailboxAccount, plan_accounts
+from wicbox_bridge.auth.certificate import load_certificate
 from wicbox_bridge.config.params import (
     AuthMethod,
     Parameters,
@@ -18,8 +19,9 @@ from wicbox_bridge.config.params import (
     PermissionType,
     parse_parameters,
 )
-from wicbox_bridge.errors import ParameterError
+from wicbox_bridge.errors import BridgeError, ParameterError
 from wicbox_bridge.status.report import (
+    CertificateSummary,
     CredentialStatus,
     MailboxStatus,
     Permission,
@@ -72,6 +74,17 @@ def _permission(parameters: Parameters | None) -> Permission:
     return Permission.DELEGATED
 
 
+def _certificate(parameters: Parameters | None) -> tuple[CertificateSummary | None, str | None]:
+    """The configured certificate file read for its dates (a local file; no sign-in)."""
+    if parameters is None or parameters.certificate is None:
+        return None, None
+    try:
+        loaded = load_certificate(parameters.certificate, parameters.certificate_password)
+    except BridgeError as error:
+        return None, str(error)
+    return CertificateSummary(str(loaded.path), loaded.sha1_thumbprint, loaded.not_after), None
+
+
 def _last_authentication_failure(states: Sequence[MailboxState]) -> MailboxState | None:
     failures = [s for s in states if s.error_kind is ErrorKind.AUTHENTICATION and s.last_error_at is not None]
     return max(failures, key=lambda s: s.last_error_at or s.last_attempt_at, default=None)
@@ -119,6 +132,7 @@ def gather_status(store: Store, *, now: dt.datetime, options: StatusOptions) -> 
     states = mailbox_states(store)
     folder = parameters.source_folder if parameters else None
     filed = filed_since(store, now - dt.timedelta(hours=24))
+    certificate, certificate_problem = _certificate(parameters)
     return StatusReport(
         now=now,
         database=store.description,
@@ -134,7 +148,8 @@ def gather_status(store: Store, *, now: dt.datetime, options: StatusOptions) -> 
             permission=_permission(parameters),
             secret_expires=parameters.client_secret_expires if parameters else None,
             last_authentication_failure=_last_authentication_failure(states),
-            problem=configuration.problem,
+            problem=configuration.problem or certificate_problem,
+            certificate=certificate,
         ),
         parameter_warnings=configuration.warnings,
     )

@@ -251,6 +251,13 @@ def _credentials_json(report: StatusReport, options: StatusOptions) -> dict[str,
         else None,
         "client_secret_days_left": days_left(credentials, today),
         "client_secret_state": secret_state(credentials, today, options.expiry_warning).value,
+        "certificate": None
+        if credentials.certificate is None
+        else {
+            "path": credentials.certificate.path,
+            "thumbprint": credentials.certificate.thumbprint,
+            "not_after": credentials.certificate.not_after.isoformat(),
+        },
         "note": secret_note(credentials, today, options.expiry_warning),
         "parameters_problem": credentials.problem,
         "last_authentication_failure": None

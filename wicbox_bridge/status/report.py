@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
-from wicbox_bridge.config.params import CLIENT_SECRET, CLIENT_SECRET_EXPIRES, SECRETS_PAGE
+from wicbox_bridge.config.params import CERTIFICATE, CLIENT_SECRET, CLIENT_SECRET_EXPIRES, SECRETS_PAGE
 from wicbox_bridge.errors import ExitCode
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
 from wicbox_bridge.store.mailbox_state import MailboxState
@@ -79,11 +79,28 @@ class QuarantineStatus:
 
 
 @dataclass(frozen=True)
+class CertificateSummary:
+    """The configured certificate as `wicbox status` shows it (never the key)."""
+
+    path: str
+    thumbprint: str
+    not_after: dt.datetime
+
+
+@dataclass(frozen=True)
 class CredentialStatus:
     permission: Permission
     secret_expires: dt.date | None
     last_authentication_failure: MailboxState | None
     problem: str | None = None  # the parameters could not be read: their error and fix
+    certificate: CertificateSummary | None = None  # application permissions with a certificate
+
+    @property
+    def expires(self) -> dt.date | None:
+        """When the credential in use expires: the certificate's not-after, else the secret's date."""
+        if self.certificate is not None:
+            return self.certificate.not_after.date()
+        return self.secret_expires
 
 
 @dataclass(frozen=True)
@@ -138,7 +155,7 @@ def ago(now: dt.datetime, moment: dt.datetime) -> str:
 def secret_state(credentials: CredentialStatus, today: dt.date, warning: dt.timedelta) -> SecretState:
     if credentials.permission is not Permission.APPLICATION:
         return SecretState.NOT_APPLICABLE
-    expires = credentials.secret_expires
+    expires = credentials.expires
     if expires is None:
         return SecretState.UNKNOWN
     if today > expires:
@@ -147,7 +164,7 @@ def secret_state(credentials: CredentialStatus, today: dt.date, warning: dt.time
 
 
 def days_left(credentials: CredentialStatus, today: dt.date) -> int | None:
-    expires = credentials.secret_expires
+    expires = credentials.expires
     return None if expires is None else (expires - today).days
 
 
@@ -162,9 +179,11 @@ def _no_secret_note(permission: Permission) -> str:
 def secret_note(credentials: CredentialStatus, today: dt.date, warning: dt.timedelta) -> str:
     """One sentence on the client secret: its expiry and what to do, or why there is none."""
     state = secret_state(credentials, today, warning)
-    expires = credentials.secret_expires
+    expires = credentials.expires
     if state is SecretState.NOT_APPLICABLE:
         return _no_secret_note(credentials.permission)
+    if credentials.certificate is not None and expires is not None:
+        return _certificate_note(credentials.certificate, state, (expires - today).days)
     if state is SecretState.UNKNOWN or expires is None:
         return (
             f"client secret: expiry unknown; set {CLIENT_SECRET_EXPIRES} to its Expires date "
@@ -181,6 +200,21 @@ def secret_note(credentials: CredentialStatus, today: dt.date, warning: dt.timed
         when = "today" if left == 0 else f"in {left} day" + ("" if left == 1 else "s")
         return f"client secret expires {when} ({expires.isoformat()}): {renew} before then"
     return f"client secret expires {expires.isoformat()} (in {left} days)"
+
+
+def _certificate_note(certificate: CertificateSummary, state: SecretState, left: int) -> str:
+    what = f"certificate {certificate.path} (thumbprint {certificate.thumbprint})"
+    expires = certificate.not_after.date().isoformat()
+    renew = (
+        "make a new one with `wicbox cert new`, upload its .cer to the app registration and point "
+        f"{CERTIFICATE} at the new .pem"
+    )
+    if state is SecretState.EXPIRED:
+        return f"{what} EXPIRED on {expires}: sign-in fails; {renew}"
+    if state is SecretState.EXPIRING:
+        when = "today" if left == 0 else f"in {left} day" + ("" if left == 1 else "s")
+        return f"{what} expires {when} ({expires}): {renew} before then"
+    return f"{what} expires {expires} (in {left} days)"
 
 
 # --------------------------------------------------------------------------- the verdict
