@@ -49,7 +49,9 @@ from wicbox_bridge.auth.aadsts import (
     CLIENT_ID_PARAMETER,
     TENANT_ID_PARAMETER,
     CredentialNames,
+    error_code,
     error_from_reply,
+    first_line,
 )
 from wicbox_bridge.auth.certificate import NEW_CERTIFICATE_STEPS, CertificateCredential, load_certificate
 from wicbox_bridge.auth.scopes import TokenProtocol, scopes_for
@@ -470,7 +472,12 @@ class _ProviderBase:
 
 
 class DelegatedTokenProvider(_ProviderBase):
-    """Tokens for one mailbox account with its password (delegated permissions, ROPC)."""
+    """Tokens for one mailbox account (delegated permissions).
+
+    Silently from the token cache first: the account's refresh token, saved by an earlier password
+    sign-in or by `wicbox signin` (device code). Without one, the password grant (ROPC) when a
+    password is configured; without a password, an authentication error that names `wicbox signin`.
+    """
 
     permission_type = PermissionType.DELEGATED
 
@@ -479,7 +486,7 @@ class DelegatedTokenProvider(_ProviderBase):
         service: TokenService,
         scopes: tuple[str, ...],
         username: str,
-        password: Secret,
+        password: Secret | None,
         names: CredentialNames,
     ) -> None:
         super().__init__(service, scopes, names)
@@ -490,7 +497,7 @@ class DelegatedTokenProvider(_ProviderBase):
         return f"DelegatedTokenProvider(username={self.username!r}, scopes={self.scopes!r})"
 
     def _secrets(self) -> tuple[Secret, ...]:
-        return (self._password,)
+        return (self._password,) if self._password else ()
 
     @property
     def _fingerprint_key(self) -> str:
@@ -505,14 +512,19 @@ class DelegatedTokenProvider(_ProviderBase):
     def __call__(self, *, force_refresh: bool = False) -> AccessToken:
         with _translated_errors(self._translation()):
             app = self._application()
-            if self._check_fingerprint(self._fingerprint_key):
+            # A changed password invalidates what the old one obtained; a saved sign-in (no
+            # password) is its own credential and is kept.
+            if self._password and self._check_fingerprint(self._fingerprint_key):
                 forget_user(self.service.cache, self.username)
             result = self._silent(app, force_refresh)
             if not result or "access_token" not in result:
+                if not self._password:
+                    raise sign_in_needed(self.username, self.names, result)
                 result = self._password_grant(app)
         if "access_token" not in result:
             raise self._fail(result)
-        self._remember_fingerprint(self._fingerprint_key)
+        if self._password:
+            self._remember_fingerprint(self._fingerprint_key)
         return access_token_from_result(result)
 
     def _silent(self, app: Any, force_refresh: bool) -> dict[str, Any] | None:
@@ -525,10 +537,11 @@ class DelegatedTokenProvider(_ProviderBase):
         return result
 
     def _password_grant(self, app: Any) -> dict[str, Any]:
+        password = self._password.reveal() if self._password else ""
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_ROPC_DEPRECATION, category=DeprecationWarning)
             result: dict[str, Any] = app.acquire_token_by_username_password(
-                self.username, self._password.reveal(), scopes=list(self.scopes)
+                self.username, password, scopes=list(self.scopes)
             )
         return result
 
@@ -664,16 +677,68 @@ class TokenService:
         password: Secret | None,
         names: CredentialNames | None = None,
     ) -> DelegatedTokenProvider:
+        """``password`` None: the account signs in only with the sign-in `wicbox signin` saved."""
         names = names or CredentialNames(account=username, scopes=scopes)
-        if not password:
-            raise ParameterError(
-                names.password_parameter,
-                f"is empty, but delegated permissions sign in {username} with a password.",
-                fix=f"fill in {names.password_parameter}, or set WICBOX_MAILCLIENT_CLIENTSECRET to use "
-                "application permissions",
+        if password:
+            self.warn_about_password_grant(username)
+        return DelegatedTokenProvider(self, scopes, username, password or None, names)
+
+    def sign_in_with_device_code(
+        self,
+        scopes: tuple[str, ...],
+        username: str,
+        names: CredentialNames,
+        *,
+        show: Callable[[DeviceCodePrompt], None],
+        wait: Callable[[float], object],
+    ) -> AccessToken:
+        """The device-code flow for ``username``: show the code, poll until someone signs in.
+
+        The refresh token lands in the token cache, where runs find it. An account other than
+        ``username`` that signs in is refused and removed from the cache again.
+        """
+        provider = DelegatedTokenProvider(self, scopes, username, None, names)
+        translation = provider._translation()
+        with _translated_errors(translation):
+            app = provider._application()
+            flow: dict[str, Any] = app.initiate_device_flow(scopes=list(scopes))
+        if "user_code" not in flow:
+            raise provider._fail(flow)
+        show(DeviceCodePrompt(str(flow["verification_uri"]), str(flow["user_code"]), int(flow["expires_in"])))
+        result = self._poll_device_flow(app, flow, translation, wait)
+        if "access_token" not in result:
+            raise device_flow_failed(result, names)
+        signed_in = str((result.get("id_token_claims") or {}).get("preferred_username") or "")
+        if signed_in.casefold() != username.casefold():
+            forget_user(self.cache, signed_in)
+            raise AuthenticationError(
+                f"{signed_in or 'another account'} signed in, but the mailbox to read is {username}; "
+                "that sign-in was not kept",
+                fix=f"run `{names.signin_command}` again and sign in as {username} (a private browser "
+                "window keeps the browser from choosing another signed-in account)",
             )
-        self.warn_about_password_grant(username)
-        return DelegatedTokenProvider(self, scopes, username, password, names)
+        return access_token_from_result(result)
+
+    def _poll_device_flow(
+        self, app: Any, flow: dict[str, Any], translation: _Translation, wait: Callable[[float], object]
+    ) -> dict[str, Any]:
+        """Poll once per interval until the answer is final.
+
+        msal polls once per call here (``exit_condition``) and adds 5 s to the flow's interval after
+        each slow_down; the waiting is ours, through ``wait``, so that it can be interrupted (and
+        tests pass time without sleeping). msal's own pacing warning is redundant with that.
+        """
+        deadline = self.clock() + float(flow.get("expires_in", 900))
+        while True:
+            with _translated_errors(translation), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Attempted too soon", category=UserWarning)
+                result: dict[str, Any] = app.acquire_token_by_device_flow(flow, exit_condition=lambda _: True)
+            if result.get("error") not in ("authorization_pending", "slow_down"):
+                return result
+            interval = float(flow.get("interval", 5))
+            if self.clock() + interval > deadline:
+                return {"error": "expired_token"}
+            wait(interval)
 
     def application(self, scopes: tuple[str, ...], credential: AppCredential) -> ApplicationTokenProvider:
         """The app's provider for ``scopes``, one per service: every mailbox of a run with
@@ -732,6 +797,50 @@ class TokenService:
             return self.application(scopes, params.client_secret)
         account = username or params.username
         return self.delegated(scopes, account, password if username else params.password, names)
+
+
+@dataclass(frozen=True)
+class DeviceCodePrompt:
+    """What the person signing in needs: where to go and the code to type (never the device code)."""
+
+    verification_uri: str
+    user_code: str
+    expires_in: int
+
+
+def sign_in_needed(
+    username: str, names: CredentialNames, reply: Mapping[str, Any] | None
+) -> AuthenticationError:
+    """No usable saved sign-in for an account without a password."""
+    fix = (
+        f"run `{names.signin_command}` as the account the scheduled task runs as (the sign-in is kept "
+        "in that account's token cache), or set the password parameter to sign in with a password"
+    )
+    if not reply:
+        return AuthenticationError(f"sign-in needed: no sign-in is saved for {username}", fix=fix)
+    code = error_code(reply)
+    said = first_line(str(reply.get("error_description") or reply.get("error") or ""))
+    return AuthenticationError(
+        f"sign-in needed: the saved sign-in for {username} is no longer valid ({said})",
+        code=code,
+        description=said or None,
+        fix=fix,
+    )
+
+
+def device_flow_failed(reply: Mapping[str, Any], names: CredentialNames) -> AuthenticationError:
+    error = str(reply.get("error") or "")
+    again = f"run `{names.signin_command}` again"
+    if error == "expired_token":
+        return AuthenticationError(
+            "nobody signed in with the code before it expired (15 minutes)", fix=f"{again} and sign in sooner"
+        )
+    if error in ("authorization_declined", "access_denied"):
+        return AuthenticationError(
+            "the sign-in was declined in the browser",
+            fix=f"{again}, and accept when the page asks whether you are signing in to wicbox-bridge",
+        )
+    return error_from_reply(reply, names)
 
 
 def build_token_provider(

@@ -47,5 +47,7 @@ def test_the_demo_sends_a_test_mail_files_six_mails_and_shows_the_log_file() -> 
         re.M,
     )
     assert traced == ["1", "2", "3", "4", "5", "6"]
-    assert "deprecated" not in output
+    assert "DeprecationWarning" not in output  # msal's warning about the password grant never leaks
+    # the product's own notice instead, once per command that signs in: check, send-test and run
+    assert output.count("signs in with a stored password") == 3
     assert not Path(log_file[1]).exists()  # the temporary directory is removed without --keep

@@ -406,13 +406,12 @@ def test_mode_and_method_refused(changes: dict[str, str | None], parameter: str,
             "WICBOX_MAILCLIENT_PASSWORD",
             "application permissions do not use WICBOX_MAILCLIENT_PASSWORD",
         ),
-        # delegated in SINGLE / MIX needs the global mailbox's login
+        # delegated in SINGLE / MIX needs the global mailbox (its password is optional: `wicbox signin`)
         (DELEGATED, {"WICBOX_MAILCLIENT_USERNAME": None}, "WICBOX_MAILCLIENT_USERNAME", "delegated"),
-        (DELEGATED, {"WICBOX_MAILCLIENT_PASSWORD": " "}, "WICBOX_MAILCLIENT_PASSWORD", "delegated"),
         (
             DELEGATED,
-            {"WICBOXACCOUNTMODE": "MIX", "WICBOX_MAILCLIENT_PASSWORD": None},
-            "WICBOX_MAILCLIENT_PASSWORD",
+            {"WICBOXACCOUNTMODE": "MIX", "WICBOX_MAILCLIENT_USERNAME": None},
+            "WICBOX_MAILCLIENT_USERNAME",
             "MIX mode",
         ),
         # application permissions in SINGLE / MIX need the mailbox to open
@@ -450,6 +449,16 @@ def test_contradictions(
     error = parse_error(with_(base, **changes))
     assert error.parameter == parameter
     assert expected in str(error)
+
+
+@pytest.mark.parametrize("mode", ["SINGLE", "MIX"])
+@pytest.mark.parametrize("password", [None, " "])
+def test_delegated_without_a_password_uses_the_saved_sign_in(mode: str, password: str | None) -> None:
+    parsed = parse_parameters(with_(DELEGATED, WICBOXACCOUNTMODE=mode, WICBOX_MAILCLIENT_PASSWORD=password))
+    assert parsed.parameters.password is None
+    assert parsed.parameters.permission_type.value == "delegated"
+    basic = parse_error(with_(DELEGATED, WICBOXMethod="Basic", WICBOX_MAILCLIENT_PASSWORD=password))
+    assert basic.parameter == "WICBOX_MAILCLIENT_PASSWORD"  # Basic still needs the password
 
 
 def test_secret_and_password_fix_says_what_to_clear() -> None:

@@ -919,10 +919,15 @@ def test_multiple_mode_signs_in_a_projects_own_mailbox(bed: Bed, loopback_pki: L
     assert provider().claims["upn"] == project.upn
 
 
-def test_empty_password_with_delegated_permissions(bed: Bed, loopback_pki: LoopbackPki) -> None:
+def test_empty_password_with_delegated_permissions_needs_a_saved_sign_in(
+    bed: Bed, loopback_pki: LoopbackPki
+) -> None:
     params = wicman_parameters(bed, loopback_pki, password="")
-    with pytest.raises(ParameterError, match="WICBOX_MAILCLIENT_PASSWORD"):
-        build_token_provider(params, "imap", cache_path=bed.cache_path)
+    provider = build_token_provider(params, "imap", cache_path=bed.cache_path)
+    with pytest.raises(AuthenticationError, match="sign-in needed: no sign-in is saved") as needed:
+        provider()
+    assert needed.value.exit_code is ExitCode.AUTHENTICATION
+    assert "wicbox signin" in (needed.value.fix or "")
 
 
 def test_proxies_come_from_https_proxy_and_no_proxy(tmp_path: Path) -> None:

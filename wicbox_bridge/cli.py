@@ -20,6 +20,7 @@ from wicbox_bridge.commands.params import params_group
 from wicbox_bridge.commands.run import run_command
 from wicbox_bridge.commands.schedule import schedule_group
 from wicbox_bridge.commands.send import send_command, send_test_command
+from wicbox_bridge.commands.signin import signin_command
 from wicbox_bridge.commands.status import status_command
 from wicbox_bridge.commands.token import token_command
 from wicbox_bridge.errors import BridgeError, ExitCode
@@ -162,6 +163,7 @@ for command in (
     status_command,
     schedule_group,
     cert_group,
+    signin_command,
 ):
     cli.add_command(command)
 

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 
 from tools.testbed.idp_assertions import RegisteredCertificate
+from tools.testbed.idp_devices import DeviceCodes
 from tools.testbed.idp_grants import TokenService
 from tools.testbed.idp_http import IdpEndpoints, IdpServer
 from tools.testbed.idp_model import (
@@ -71,13 +72,15 @@ class IdentityPlatformEmulator:
         self._faults = FaultPlan()
         self.signing_kid = pki.signing_kid
         self.clock_offset = 0.0  # seconds the directory's clock runs ahead of this machine's
+        self.device_codes = DeviceCodes()  # tests play the user: approve, decline, approve_next
         signer = TokenSigner(pki)
         tokens = TokenService(
             self._directory,
             signer,
             lambda: self.token_lifetime,
             base_url=self.base_url,
-            clock=lambda: utc_now() + timedelta(seconds=self.clock_offset),
+            clock=self.now,
+            devices=self.device_codes,
         )
         endpoints = IdpEndpoints(
             self._directory, signer, tokens, self.base_url, self.request_log, self._faults
@@ -102,6 +105,10 @@ class IdentityPlatformEmulator:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def now(self) -> datetime:
+        """The directory's clock: this machine's plus ``clock_offset``."""
+        return utc_now() + timedelta(seconds=self.clock_offset)
 
     def authority(self, tenant: str) -> str:
         """msal's ``authority`` for a tenant id, a verified domain, "organizations" or "common"."""

@@ -1,4 +1,4 @@
-"""The token endpoint's grants: password (ROPC), client_credentials and refresh_token.
+"""The token endpoint's grants: password (ROPC), client_credentials, refresh_token and device_code.
 
 Checks run in the order Entra ID applies them: tenant, client (registration, then its secret),
 scope, user and password, consent, multi-factor policy. Refresh tokens rotate: a refresh answers
@@ -14,6 +14,7 @@ from typing import Any
 
 from tools.testbed import idp_errors as errors
 from tools.testbed.idp_assertions import authenticate_assertion
+from tools.testbed.idp_devices import DEVICE_CODE_GRANT, DeviceCodes
 from tools.testbed.idp_model import (
     MULTI_TENANT_SEGMENTS,
     Application,
@@ -86,7 +87,9 @@ class TokenService:
         *,
         base_url: str = "",
         clock: Callable[[], datetime] = utc_now,
+        devices: DeviceCodes | None = None,
     ) -> None:
+        self._devices = devices or DeviceCodes()
         self._directory = directory
         self._signer = signer
         self._lifetime = lifetime
@@ -99,6 +102,7 @@ class TokenService:
             "password": self._password_grant,
             "client_credentials": self._client_credentials_grant,
             "refresh_token": self._refresh_token_grant,
+            DEVICE_CODE_GRANT: self._device_code_grant,
         }
         grant = grants.get(grant_type)
         if grant is None:
@@ -134,6 +138,28 @@ class TokenService:
             "ext_expires_in": validity.lifetime,
             "access_token": token,
         }
+
+    def device_authorization(self, request: TokenRequest) -> dict[str, Any]:
+        """``POST /{tenant}/oauth2/v2.0/devicecode``: a new device code for a public client."""
+        tenant = self._tenant_of_client(request)
+        app = self._directory.application(request.client_id)
+        if app is None or app.tenant_id != tenant.tenant_id:
+            raise errors.application_not_found(request.client_id, tenant.display_name)
+        scope = request.form.get("scope", "")
+        delegated_scopes(scope, tenant.display_name)  # an invalid scope is refused here already
+        return self._devices.issue(app.client_id, tenant.tenant_id, scope, self._clock()).reply()
+
+    def _device_code_grant(self, request: TokenRequest) -> dict[str, Any]:
+        device_code = request.require("device_code")
+        tenant = self._tenant_of_client(request)
+        app = self._authenticated_client(request, tenant, public_flow=True)
+        code = self._devices.poll(device_code, app.client_id, self._clock())
+        user = self._directory.user(code.upn or "")
+        if user is None:
+            raise errors.user_not_in_directory(tenant.display_name)
+        scopes = delegated_scopes(code.scope, tenant.display_name)
+        granted = _granted_delegated(app, scopes.resource)
+        return self._delegated_reply(request, app, user, scopes, granted)
 
     def _refresh_token_grant(self, request: TokenRequest) -> dict[str, Any]:
         refresh_token = request.require("refresh_token")

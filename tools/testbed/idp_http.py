@@ -174,6 +174,8 @@ class IdpEndpoints:
             username=form.get("username"),
             scope=form.get("scope"),
         )
+        if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "devicecode"]:
+            return self._device_authorization(parts[0], form, path, headers)
         if not (len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]):
             reply = json_reply(404, {"error": "not_found"})
             self._log.append(_record("POST", path, reply))
@@ -192,6 +194,17 @@ class IdpEndpoints:
         except errors.AadError as error:
             reply = error_reply(error, correlation_id)
         self._log.append(_with_reply(record, reply.status, reply.error))
+        return reply
+
+    def _device_authorization(
+        self, segment: str, form: dict[str, str], path: str, headers: Message
+    ) -> HttpReply:
+        correlation_id = headers.get("client-request-id") or str(uuid.uuid4())
+        try:
+            reply = json_reply(200, self._tokens.device_authorization(TokenRequest(segment, form)))
+        except errors.AadError as error:
+            reply = error_reply(error, correlation_id)
+        self._log.append(_record("POST", path, reply))
         return reply
 
     def _tenant_or_alias(self, segment: str) -> tuple[bool, Tenant | None]:

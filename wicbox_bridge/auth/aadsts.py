@@ -42,6 +42,12 @@ class CredentialNames:
     username_parameter: str = USERNAME_PARAMETER
     password_parameter: str = PASSWORD_PARAMETER
     scopes: tuple[str, ...] = ()
+    project: str | None = None  # a project's own mailbox (MULTIPLE/MIX): its code
+
+    @property
+    def signin_command(self) -> str:
+        """The command that saves a sign-in for this account."""
+        return "wicbox signin" + (f" --project {self.project}" if self.project else "")
 
 
 @dataclass(frozen=True)

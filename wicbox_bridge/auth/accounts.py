@@ -2,7 +2,8 @@
 
 - SINGLE: the global mailbox (WICBOX_MAILCLIENT_USERNAME); its mails are routed to projects.
 - MULTIPLE: each selected project's own mailbox; every mail in it belongs to that project.
-  Delegated permissions sign in with the project's own WICBOX_USERNAME/WICBOX_PASSWORD;
+  Delegated permissions sign in as the project's own WICBOX_USERNAME, with the sign-in
+  `wicbox signin --project CODE` saved or else with its WICBOX_PASSWORD;
   application permissions use the one app token and open WICBOX_MAILBOX (else WICBOX_USERNAME).
 - MIX: the global mailbox first, then the MULTIPLE pass over the projects not marked SINGLE.
 """
@@ -82,10 +83,12 @@ def project_account(params: Parameters, project: Project) -> MailboxAccount:
         account=project.username or mailbox,
         username_parameter=column.format("WICBOX_USERNAME"),
         password_parameter=column.format("WICBOX_PASSWORD"),
+        project=project.code,
     )
     if not _signs_in_with_password(params):
         return MailboxAccount(f"project {project.code}", mailbox, project, None, None, names)
-    if not project.username or not project.password:
+    password_required = params.method is AuthMethod.BASIC  # OAuth2: or a `wicbox signin --project`
+    if not project.username or (password_required and not project.password):
         missing = "WICBOX_USERNAME" if not project.username else "WICBOX_PASSWORD"
         raise ParameterError(
             column.format(missing),

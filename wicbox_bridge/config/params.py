@@ -780,13 +780,20 @@ def _oauth2_credentials(
         mode,
         warnings,
         "delegated OAuth2 permissions",
-        f"set {CLIENT_SECRET} to use application permissions",
+        f"set {CERTIFICATE} (or {CLIENT_SECRET}) to use application permissions",
+        password_required=False,  # without one, runs use the sign-in `wicbox signin` saved
     )
     return Credentials(client_id, None, tenant_id, username, password)
 
 
 def _mailbox_login(
-    values: Mapping[str, str | None], mode: AccountMode, warnings: list[str], what: str, alternative: str = ""
+    values: Mapping[str, str | None],
+    mode: AccountMode,
+    warnings: list[str],
+    what: str,
+    alternative: str = "",
+    *,
+    password_required: bool = True,
 ) -> tuple[str, Secret | None]:
     username = parse_username(USERNAME, _with_fallback(values, USERNAME, LEGACY_USERNAME, warnings))
     password = _with_fallback(values, PASSWORD, LEGACY_PASSWORD, warnings)
@@ -799,7 +806,7 @@ def _mailbox_login(
             fix=f"set {USERNAME} to the global mailbox{fix_tail}",
         )
         _require(
-            password,
+            password or not password_required,
             PASSWORD,
             f"is required for {what} in {mode.value} mode",
             fix=f"set {PASSWORD} to the global mailbox's password{fix_tail}",

@@ -27,8 +27,15 @@ def credential_checks(params: Parameters, now: dt.datetime) -> Iterator[CheckRes
         yield from _certificate_checks(params, now)
     elif params.client_secret:
         yield _secret_check(params.client_secret_expires, now.date())
-    elif params.method is AuthMethod.OAUTH2:
+    elif params.method is AuthMethod.OAUTH2 and params.password:
         yield _password_grant_check()
+    elif params.method is AuthMethod.OAUTH2:
+        yield CheckResult(
+            NAME,
+            CheckStatus.OK,
+            "delegated permissions without a stored password: runs use the sign-in `wicbox signin` "
+            "saved for this account (the token lines below show whether it is still valid)",
+        )
 
 
 def _password_grant_check() -> CheckResult:
