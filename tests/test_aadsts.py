@@ -21,6 +21,7 @@ PROJECT_NAMES = CredentialNames(
     account="project-alpha@klant.example",
     username_parameter="project mailbox user",
     password_parameter="project mailbox password",
+    project="ALPHA",
 )
 
 DESCRIPTION = (
@@ -46,7 +47,18 @@ DESCRIPTION = (
         ("AADSTS90002", NAMES, "WICBOX_MAILCLIENT_TENANTID"),
         ("AADSTS65001", NAMES, "Grant admin consent"),
         ("AADSTS50076", NAMES, "application permissions"),
-        ("AADSTS50079", NAMES, "WICBOX_MAILCLIENT_CLIENTSECRET"),
+        ("AADSTS50079", NAMES, "WICBOX_MAILCLIENT_CERTIFICATE"),
+        ("AADSTS50079", NAMES, "wicbox signin"),
+        ("AADSTS53003", NAMES, "Conditional Access"),
+        ("AADSTS50158", NAMES, "wicbox signin"),
+        ("AADSTS50076", PROJECT_NAMES, "wicbox signin --project ALPHA"),
+        ("AADSTS50055", NAMES, "has expired"),
+        ("AADSTS50057", NAMES, "locked or disabled"),
+        ("AADSTS7000222", NAMES, "wicbox cert new"),
+        ("AADSTS70043", NAMES, "signs in again"),
+        ("AADSTS50078", NAMES, "multi-factor authentication"),
+        ("AADSTS700027", NAMES, "wicbox cert show"),
+        ("AADSTS700024", NAMES, "clock"),
         ("AADSTS50034", NAMES, "WICBOX_MAILCLIENT_USERNAME"),
         ("AADSTS50034", PROJECT_NAMES, "project mailbox user"),
         ("AADSTS1002012", NAMES, "WICBOX_MAILCLIENT_SCOPE"),

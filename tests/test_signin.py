@@ -9,6 +9,8 @@ token service reads the same clock, so every poll happens exactly when the test 
 from __future__ import annotations
 
 import json
+import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from wicbox_bridge.adapters.base import AccessToken
 from wicbox_bridge.adapters.identity import DeviceCodePrompt, IdentityPlatform, TokenService
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME
 from wicbox_bridge.auth.aadsts import CredentialNames
+from wicbox_bridge.auth.keyfile import foreign_owner_problem
 from wicbox_bridge.auth.scopes import IMAP_DELEGATED
 from wicbox_bridge.errors import AuthenticationError, ExitCode
 
@@ -259,3 +262,16 @@ def test_a_dead_sign_in_stops_only_its_own_mailbox_in_multiple(
     assert len(mailroom.messages("INBOX", user=bravo)) == 1
     status = wic.cli("status")
     assert "wicbox signin --project BRAVO" in status.output
+
+
+def test_a_token_cache_of_another_account_is_named_by_check(mailroom: Mailroom, tmp_path: Path) -> None:
+    wic = mailroom.wic
+    assert wic.cli("check").exit_code == 0  # writes this account's token cache
+    cache = next((wic.cli_runner.home).rglob(CACHE_FILE_NAME))
+    assert foreign_owner_problem(cache) is None
+    problem = foreign_owner_problem(cache, uid=os.getuid() + 1)
+    assert problem is not None and "belongs to another account" in problem
+    os.chown(cache, 65534, 65534)  # as if another account (nobody) had written it
+    checked = wic.cli("check")
+    assert re.search(r"\[WARN\] credential: the token cache .* belongs to another account", checked.output)
+    assert "as the account the scheduled task runs as" in checked.output

@@ -21,6 +21,7 @@ CLIENT_ID_PARAMETER = params.CLIENT_ID
 CLIENT_SECRET_PARAMETER = params.CLIENT_SECRET
 TENANT_ID_PARAMETER = params.TENANT_ID
 SCOPE_PARAMETER = params.SCOPE
+CERTIFICATE_PARAMETER = params.CERTIFICATE
 
 APP_REGISTRATION = "Azure > App registrations > (the WICBox app)"
 ERROR_LOOKUP_URL = "https://login.microsoftonline.com/error?code="
@@ -84,14 +85,6 @@ def _bad_secret(names: CredentialNames) -> Advice:
     )
 
 
-def _expired_secret(names: CredentialNames) -> Advice:
-    return Advice(
-        "the client secret has expired",
-        f"make a new client secret in {APP_REGISTRATION} > Certificates & secrets and copy its Value "
-        f"into {CLIENT_SECRET_PARAMETER}",
-    )
-
-
 def _unknown_client(names: CredentialNames) -> Advice:
     return Advice(
         "the client id is not an app registration in this tenant",
@@ -120,11 +113,11 @@ def _consent_missing(names: CredentialNames) -> Advice:
 def _mfa_blocks_password(names: CredentialNames) -> Advice:
     who = names.account or f"the account in {names.username_parameter}"
     return Advice(
-        f"multi-factor authentication or Conditional Access blocks password sign-in for {who}",
-        f"use application permissions: create a client secret in {APP_REGISTRATION} > Certificates & "
-        f"secrets, put its Value in {CLIENT_SECRET_PARAMETER} and grant the application permission "
-        "(IMAP.AccessAsApp or Mail.ReadWrite) with admin consent; or exclude the account from the "
-        "MFA/Conditional Access policy",
+        f"multi-factor authentication, Security Defaults or Conditional Access blocks password sign-in "
+        f"for {who}",
+        f"sign in once with `{names.signin_command}` (multi-factor authentication works there) and clear "
+        f"{names.password_parameter}; or use application permissions with a certificate (`wicbox cert "
+        f"new`, then {CERTIFICATE_PARAMETER}; admin guide 3.4a)",
     )
 
 
@@ -141,8 +134,25 @@ def _refresh_token_invalid(names: CredentialNames) -> Advice:
     return Advice(
         "the saved sign-in is no longer valid (password changed, session revoked or expired)",
         f"wicbox-bridge signs in again with {names.password_parameter}; if that fails, fix what that "
-        "error names",
+        f"error names; without a password, run `{names.signin_command}` again",
         reacquire=True,
+    )
+
+
+def _mfa_needed_again(names: CredentialNames) -> Advice:
+    return Advice(
+        "the saved sign-in needs multi-factor authentication again (a policy or a risk asks for it)",
+        f"run `{names.signin_command}` and complete the multi-factor authentication",
+        reacquire=True,
+    )
+
+
+def _consent_or_secret_expired(names: CredentialNames) -> Advice:
+    return Advice(
+        "the client secret has expired",
+        f"make a new client secret in {APP_REGISTRATION} > Certificates & secrets and copy its Value into "
+        f"{CLIENT_SECRET_PARAMETER} and its Expires date into WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES; "
+        "better: move to a certificate (`wicbox cert new`, admin guide 3.4a), which no one has to copy",
     )
 
 
@@ -178,7 +188,6 @@ def _resource_missing(names: CredentialNames) -> Advice:
     )
 
 
-CERTIFICATE_PARAMETER = params.CERTIFICATE
 CERTIFICATES = f"{APP_REGISTRATION} > Certificates & secrets > Certificates"
 
 
@@ -217,7 +226,7 @@ _CATALOGUE = {
     "AADSTS50126": _wrong_password,
     "AADSTS7000218": _public_client_flows,
     "AADSTS7000215": _bad_secret,
-    "AADSTS7000222": _expired_secret,
+    "AADSTS7000222": _consent_or_secret_expired,
     "AADSTS700016": _unknown_client,
     "AADSTS90002": _unknown_tenant,
     "AADSTS900023": _unknown_tenant,
@@ -231,6 +240,8 @@ _CATALOGUE = {
     "AADSTS70000": _refresh_token_invalid,
     "AADSTS70008": _refresh_token_invalid,
     "AADSTS700082": _refresh_token_invalid,
+    "AADSTS70043": _refresh_token_invalid,
+    "AADSTS50078": _mfa_needed_again,
     "AADSTS50133": _refresh_token_invalid,
     "AADSTS1002012": _bad_scope,
     "AADSTS70011": _bad_scope,

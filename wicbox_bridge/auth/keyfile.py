@@ -16,7 +16,13 @@ from pathlib import Path
 
 from wicbox_bridge.errors import ConfigurationError
 
-__all__ = ["owner_only_command", "private_file_problem", "write_private_file", "write_public_file"]
+__all__ = [
+    "foreign_owner_problem",
+    "owner_only_command",
+    "private_file_problem",
+    "write_private_file",
+    "write_public_file",
+]
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -62,6 +68,27 @@ def private_file_problem(path: Path) -> str | None:
             f"Fix: chmod 600 '{path}'"
         )
     return None
+
+
+def foreign_owner_problem(path: Path, uid: int | None = None) -> str | None:
+    """A warning when ``path`` (a token cache) belongs to another account than this one (POSIX).
+
+    A cache written by one account is useless to another: on Windows it is encrypted for its
+    owner (DPAPI), elsewhere it is readable by its owner only.
+    """
+    if sys.platform == "win32":  # pragma: no cover - DPAPI binds the cache to its account already
+        return None
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return None
+    current = os.getuid() if uid is None else uid
+    if owner == current:
+        return None
+    return (
+        f"the token cache {path} belongs to another account (user id {owner}, this is {current}): "
+        "sign-ins saved there are not this account's"
+    )
 
 
 def _exists(path: Path) -> ConfigurationError:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from email.utils import parseaddr
 
 import click
 
+from wicbox_bridge.adapters.token_cache import token_cache_path
 from wicbox_bridge.auth.accounts import AccountPlan, plan_accounts
+from wicbox_bridge.auth.keyfile import foreign_owner_problem
+from wicbox_bridge.auth.scopes import reading_token_protocol, resolve_mail_protocol
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
@@ -16,7 +20,7 @@ from wicbox_bridge.commands._build import (
     smtp_login_probe,
     token_service,
 )
-from wicbox_bridge.config.params import AuthMethod, Parameters
+from wicbox_bridge.config.params import AuthMethod, Parameters, PermissionType
 from wicbox_bridge.diagnostics.accounts import (
     ProviderFactory,
     login_checks,
@@ -25,13 +29,14 @@ from wicbox_bridge.diagnostics.accounts import (
     token_checks,
 )
 from wicbox_bridge.diagnostics.credentials import credential_checks
+from wicbox_bridge.diagnostics.powershell import ExchangeSetup, powershell_script
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed, overall_exit_code
 from wicbox_bridge.diagnostics.smtp import smtp_checks
 from wicbox_bridge.diagnostics.steps import AccountChecks, LoadedSettings, run_checks
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.store import Store
-from wicbox_bridge.store.outbox import outbox_in_use
+from wicbox_bridge.store.outbox import outbox_in_use, outbox_senders
 
 
 def _account_checks(runtime: Runtime) -> AccountChecks:
@@ -49,6 +54,7 @@ def _account_checks(runtime: Runtime) -> AccountChecks:
         if protocol is None:
             return
         credentials = list(credential_checks(params, dt.datetime.now(dt.timezone.utc)))
+        credentials += _token_cache_owner(runtime)
         yield from credentials
         if any(result.status is CheckStatus.FAIL for result in credentials):
             return
@@ -72,6 +78,40 @@ def _account_checks(runtime: Runtime) -> AccountChecks:
     return checks
 
 
+def _token_cache_owner(runtime: Runtime) -> list[CheckResult]:
+    problem = foreign_owner_problem(token_cache_path(runtime.state_dir))
+    if problem is None:
+        return []
+    fix = "run `wicbox signin` (and `wicbox check`) as the account the scheduled task runs as"
+    return [CheckResult("credential", CheckStatus.WARN, problem, fix)]
+
+
+def _exchange_setup(runtime: Runtime) -> ExchangeSetup:
+    """The facts the PowerShell depends on; the app's service principal from an app token's oid."""
+    with runtime.open_store() as store:
+        params = runtime.load_parameters(store).parameters
+        plan = plan_accounts(params, store)
+        senders = tuple(parseaddr(sender)[1] or sender for sender in outbox_senders(store))
+    reading, _reason = resolve_mail_protocol(params)
+    principal = None
+    if params.permission_type is PermissionType.APPLICATION and plan.accounts:
+        try:
+            with token_service(runtime, params) as service:
+                token = provider_factory(service, params)(plan.accounts[0], reading_token_protocol(reading))()
+            principal = str(token.claims.get("oid") or "") or None
+        except BridgeError as error:
+            click.echo(f"# (no app token: {error.message})", err=True)
+    mailboxes = tuple(account.mailbox for account in plan.accounts)
+    return ExchangeSetup(
+        client_id=params.client_id,
+        permission=params.permission_type,
+        reading=reading,
+        mailboxes=mailboxes,
+        senders=tuple(s for s in senders if s.casefold() not in {m.casefold() for m in mailboxes}),
+        service_principal_id=principal,
+    )
+
+
 def _login_checks(
     params: Parameters, plan: AccountPlan, provider_for: ProviderFactory
 ) -> Iterator[CheckResult]:
@@ -84,13 +124,21 @@ def _login_checks(
 
 
 @click.command("check")
+@click.option(
+    "--powershell",
+    is_flag=True,
+    help="Print the Exchange Online PowerShell this setup needs, filled in, instead of checking.",
+)
 @pass_runtime
-def check_command(runtime: Runtime) -> int:
+def check_command(runtime: Runtime, powershell: bool) -> int:
     """Check the configuration, the database, the parameters and each mail account.
 
     Run it right after following the Azure steps of the guide: the first FAIL line says what to
     change. Nothing is read from or sent to any mailbox.
     """
+    if powershell:
+        click.echo(powershell_script(_exchange_setup(runtime)), nl=False)
+        return 0
     results = run_checks(runtime, _account_checks(runtime))
     for result in results:
         click.echo(result.render())

@@ -227,6 +227,12 @@ def sent_since(store: Store, since: dt.datetime) -> list[tuple[str | None, dt.da
     return found
 
 
+def outbox_senders(store: Store, limit: int = 50) -> list[str]:
+    """The distinct From addresses WIC has put in the outbox (for `wicbox check --powershell`)."""
+    rows = store.query("SELECT DISTINCT FROM_ADDR FROM WICBOX_OUTBOX WHERE FROM_ADDR IS NOT NULL")
+    return sorted({str(row[0]).strip() for row in rows if row[0] and str(row[0]).strip()})[:limit]
+
+
 def outbox_in_use(store: Store) -> bool:
     """Whether WIC has ever handed a mail to the outbox (``wicbox check`` then requires SMTP)."""
     return store.query_one("SELECT 1 FROM WICBOX_OUTBOX WHERE OUTBOX_ID IS NOT NULL") is not None
