@@ -23,6 +23,16 @@ JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c
         ('{"refresh_token": "0.AAAA-bbb"}', f'{{"refresh_token": "{MASK}"}}'),
         ("password=hunter22 user=x", f"password={MASK} user=x"),
         ("nothing secret here", "nothing secret here"),
+        ("client_assertion=eyJhbGciOi.x.y&a=b", f"client_assertion={MASK}&a=b"),
+        ('"device_code": "GAQABAAEAAAD--DLA3VO7QrddgJg7We"', f'"device_code": "{MASK}"'),
+        ('"code": "GAQABAAEAAAD--DLA3VO7QrddgJg7We"', f'"code": "{MASK}"'),  # msal sends it twice
+        ('"code": "AADSTS50126", "error_code": 535', '"code": "AADSTS50126", "error_code": 535'),
+        ("user_code: FKDXDL9VN", "user_code: FKDXDL9VN"),  # the code a person types: shown on purpose
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n"
+            "-----BEGIN CERTIFICATE-----",
+            f"-----BEGIN PRIVATE KEY-----{MASK}\n-----BEGIN CERTIFICATE-----",
+        ),
     ],
 )
 def test_mask_tokens_by_shape(text: str, kept: str) -> None:

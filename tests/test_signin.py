@@ -275,3 +275,28 @@ def test_a_token_cache_of_another_account_is_named_by_check(mailroom: Mailroom, 
     checked = wic.cli("check")
     assert re.search(r"\[WARN\] credential: the token cache .* belongs to another account", checked.output)
     assert "as the account the scheduled task runs as" in checked.output
+
+
+def test_no_device_code_or_refresh_token_reaches_any_output_at_maximum_verbosity(
+    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator
+) -> None:
+    wic = mailroom.wic
+    wic.set_params({"WICBOX_MAILCLIENT_PASSWORD": None})
+    mailroom.deliver([make_mail(1)])
+    idp_clean.device_codes.approve_next(mailroom.mailbox)
+    outputs = [
+        wic.cli("-vvv", "signin").output,
+        wic.cli("-vvv", "run").output,
+        wic.cli("-vvv", "check").output,
+    ]
+    issued = idp_clean.device_codes.latest()
+    assert issued is not None
+    cache = next(wic.cli_runner.home.rglob(CACHE_FILE_NAME))
+    refresh_tokens = [entry["secret"] for entry in json.loads(cache.read_text())["RefreshToken"].values()]
+    assert refresh_tokens
+    log_text = next(wic.cli_runner.home.rglob("wicbox.log")).read_text(encoding="utf-8")
+    for text in (*outputs, log_text):
+        assert issued.device_code not in text
+        assert all(token not in text for token in refresh_tokens)
+        assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", text), "an access or id token reached the output"
+    assert issued.user_code in outputs[0]  # the code for the person is shown, of course

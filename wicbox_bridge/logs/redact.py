@@ -27,6 +27,9 @@ _TOKEN_PATTERNS = (
         r"(?i)((?:client_secret|client_assertion|password|refresh_token|access_token|id_token|device_code)"
         r"[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
     ),
+    # msal sends the device code a second time as "code": long values only, so that short ones such
+    # as an AADSTS or SMTP code stay readable for support.
+    re.compile(r"(?i)((?<![\w])[\"']?code[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]{20,}"),
     # A private key in PEM form, whole (certificate credentials).
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
 )
