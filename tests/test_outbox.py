@@ -348,3 +348,41 @@ def test_interrupted_mail_to_the_sending_mailbox_is_found_in_its_inbox(sendroom:
     result = sendroom.cli("send")
     assert "confirmed sent 1" in result.output, result.output
     assert len(sendroom.smtp.accepted()) == 1
+
+
+# ---------------------------------------------------------------------------------- `wicbox run` sends too
+
+
+def test_the_scheduled_run_delivers_the_outbox_after_reading(sendroom: Sendroom) -> None:
+    ids = _enqueue(sendroom, count=2)
+    sendroom.room.deliver([b"From: a@elders.example\r\nTo: wicbox@klant.example\r\nSubject: in\r\n\r\nx\r\n"])
+    skipped = sendroom.cli("run", "--no-send")
+    assert skipped.exit_code == 0, skipped.output
+    assert sendroom.smtp.accepted() == [] and "outbox:" not in skipped.output
+
+    result = sendroom.cli("run")
+
+    assert result.exit_code == 0, result.output
+    assert "outbox: sent 2, failed 0" in result.output
+    assert [row.status for row in _rows(sendroom, ids)] == [OutboxStatus.SENT, OutboxStatus.SENT]
+    assert len(sendroom.smtp.accepted()) == 2
+    quiet = sendroom.cli("run")  # nothing due: no sign-in to SMTP, no outbox line
+    assert quiet.exit_code == 0 and "outbox:" not in quiet.output
+    assert len(sendroom.smtp.accepted()) == 2
+
+
+def test_a_run_leaves_the_outbox_to_a_busy_send_and_reports_a_failed_delivery(sendroom: Sendroom) -> None:
+    wic = sendroom.room.wic
+    _enqueue(sendroom)
+    with SendLock(machine_state_dir_for(wic.config, env={"WICBOX_HOME": str(wic.cli_runner.home)})):
+        busy = sendroom.cli("run")
+    assert busy.exit_code == 0, busy.output  # the reading went fine; the send in progress delivers
+    assert sendroom.smtp.accepted() == []
+    sendroom.smtp.script_reply("AUTH", AUTH_DISABLED_FOR_TENANT)
+    refused = sendroom.cli("run", "--json")
+    assert refused.exit_code == 3, refused.output  # the reading was fine: the delivery's code counts
+    assert refused.stdout.lstrip().startswith("{"), "--json keeps stdout for the run report"
+    assert "SmtpClientAuthenticationDisabled $false" in refused.stderr
+    assert sendroom.smtp.accepted() == []
+    assert sendroom.cli("run").exit_code == 0  # fixed: it goes out with the next run
+    assert len(sendroom.smtp.accepted()) == 1

@@ -74,25 +74,25 @@ def layers_diagram(contracts: dict[str, dict[str, object]]) -> str:
         lines.append(arrow if index < len(rows) - 1 else "└" + "─" * width + "┘")
     lines.append("")
     lines.append("▼: a part imports only the parts below it; parts side by side (·) never import each other.")
-    for contract in contracts.values():
-        if contract.get("type") == "protected":
-            lines.append("")
-            lines.append(f"{contract['name']}:")
-            allowed = ", ".join(_modules(contract, "allowed_importers"))
-            protected = ", ".join(_modules(contract, "protected_modules"))
-            lines.append(f"  {protected} (adapters/) ──▶ used only by {allowed}")
-            for ignored in _modules(contract, "ignore_imports"):
-                importer, _, imported = ignored.partition(" -> ")
-                who = "every part" if importer == "**" else importer
-                lines.append(f"  {who} may import {_short(imported)}")
-    for contract in contracts.values():
-        if contract.get("type") == "forbidden":
-            lines.append("")
-            lines.append(f"{contract['name']}:")
-            sources = ", ".join(_modules(contract, "source_modules"))
-            forbidden = ", ".join(_modules(contract, "forbidden_modules"))
-            lines.append(f"  {sources} ──✗ {forbidden}")
+    for kind in ("protected", "forbidden"):
+        for contract in (c for c in contracts.values() if c.get("type") == kind):
+            lines += ["", f"{contract['name']}:", *_rule_lines(contract)]
     return "```text\n" + "\n".join(lines) + "\n```"
+
+
+def _rule_lines(contract: dict[str, object]) -> list[str]:
+    """A protected contract as who may use what; a forbidden one as the arrows it forbids."""
+    if contract.get("type") == "protected":
+        allowed = ", ".join(_modules(contract, "allowed_importers"))
+        protected = ", ".join(_modules(contract, "protected_modules"))
+        lines = [f"  {protected} (adapters/) ──▶ used only by {allowed}"]
+        for ignored in _modules(contract, "ignore_imports"):
+            importer, _, imported = ignored.partition(" -> ")
+            who = "every part" if importer == "**" else importer
+            lines.append(f"  {who} may import {_short(imported)}")
+        return lines
+    sources = ", ".join(_modules(contract, "source_modules"))
+    return [f"  {sources} ──✗ {', '.join(_modules(contract, 'forbidden_modules'))}"]
 
 
 def with_diagram(document: str, diagram: str) -> str:

@@ -21,8 +21,9 @@ from wicbox_bridge.commands._build import (
     register_account_secrets,
     token_service,
 )
+from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
 from wicbox_bridge.config.params import AuthMethod, Parameters
-from wicbox_bridge.errors import DatabaseError, ExitCode
+from wicbox_bridge.errors import AlreadyRunning, DatabaseError, ExitCode
 from wicbox_bridge.logs.setup import FILE_ONLY
 from wicbox_bridge.run.report import dry_run_lines, failure_lines, report_json, summary_line
 from wicbox_bridge.run.routing import RoutableProject
@@ -37,6 +38,7 @@ from wicbox_bridge.run.runner import (
 )
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule.pause import paused_notice
+from wicbox_bridge.send.outbox import OutboxSettings
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import list_projects
 from wicbox_bridge.store.runs import finish_run, mark_interrupted_runs, start_run
@@ -58,15 +60,50 @@ log = logging.getLogger("wicbox.run")
     "--dry-run", is_flag=True, help="Read, parse and route, print what would be filed; change nothing."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
+@click.option(
+    "--send/--no-send",
+    default=True,
+    show_default=True,
+    help="Then deliver the mails WIC put in WICBOX_OUTBOX (as `wicbox send` does), when any are due.",
+)
 @pass_runtime
-def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool) -> int:
-    """Read the configured mailboxes and file every mail into the WIC database.
+def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool, send: bool) -> int:
+    """Read the configured mailboxes and file every mail into the WIC database; then deliver the outbox.
 
     Oldest mails first, at most WicBoxMaxMailsPerRun (WicGlobal.config) per run, so a backlog
     drains over successive runs. Each mail is committed to the database before it is moved (or
     deleted, or marked read) on the server. Only one run per configuration at a time: a second
-    one exits with code 5.
+    one exits with code 5. The scheduled task runs this, so WIC's outgoing mail leaves with every
+    run (a `wicbox send` already busy is left to it).
     """
+    code = _read_and_file(runtime, max_mails, dry_run, as_json)
+    if not send or dry_run or code == ExitCode.ALREADY_RUNNING or _paused(runtime):
+        return code
+    return _combined(code, _deliver_outbox(runtime, as_json))
+
+
+def _paused(runtime: Runtime) -> bool:
+    return paused_notice(runtime.machine_state_dir) is not None
+
+
+def _deliver_outbox(runtime: Runtime, as_json: bool) -> int:
+    try:
+        report = deliver_if_due(runtime, OutboxSettings())
+    except AlreadyRunning:
+        log.info("a wicbox send for this configuration is busy: the outbox is left to it")
+        return int(ExitCode.OK)
+    if report is None:
+        return int(ExitCode.OK)
+    print_outbox_report(report, err=as_json)
+    return int(report.exit_code)
+
+
+def _combined(read_code: int, send_code: int) -> int:
+    """The reading's code, unless it is 0: then the delivery's."""
+    return read_code if read_code != ExitCode.OK else send_code
+
+
+def _read_and_file(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool) -> int:
     cap = _effective_cap(runtime.config.max_mails_per_run, max_mails)
     lock = contextlib.nullcontext() if dry_run else RunLock(runtime.machine_state_dir)
     with contextlib.ExitStack() as stack:

@@ -28,8 +28,9 @@ from wicbox_bridge.mail.outgoing import OutgoingMail, build_message, parse_addre
 from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
-from wicbox_bridge.send.outbox import ROW_LABELS, OutboxJob, OutboxSettings, deliver_outbox
+from wicbox_bridge.send.outbox import ROW_LABELS, OutboxJob, OutboxReport, OutboxSettings, deliver_outbox
 from wicbox_bridge.store import Store
+from wicbox_bridge.store.outbox import outbox_has_work
 from wicbox_bridge.store.projects import find_project
 
 SEND_LOCK_FILE_NAME = "send.lock"
@@ -211,22 +212,43 @@ def send_command(runtime: Runtime, max_mails: int | None, rate_window: float) ->
     """
     defaults = OutboxSettings()
     settings = OutboxSettings(window_s=rate_window, max_messages=max_mails or defaults.max_messages)
+    report = deliver(runtime, settings)
+    print_outbox_report(report)
+    return int(report.exit_code)
+
+
+def deliver(runtime: Runtime, settings: OutboxSettings) -> OutboxReport:
+    """Deliver the outbox under the send lock (a second delivery at once exits with code 5)."""
     with SendLock(runtime.machine_state_dir), runtime.open_store() as store:
-        params = runtime.load_parameters(store).parameters
-        accounts = SendingAccounts(params, store)
-        runtime.redactor.register(accounts.passwords())
-        with _providers(runtime, params) as provider_for:
-            job = OutboxJob(
-                store=store,
-                account_for=accounts.account_for,
-                sender_for=lambda account: smtp_sender(params, account, provider_for),
-                lookup_for=sent_lookup_factory(params, provider_for),
-                settings=settings,
-            )
-            report = deliver_outbox(job)
+        return _deliver(runtime, store, settings)
+
+
+def deliver_if_due(runtime: Runtime, settings: OutboxSettings) -> OutboxReport | None:
+    """As :func:`deliver`, but None, without a connection, when no row is due (``wicbox run``)."""
+    with SendLock(runtime.machine_state_dir), runtime.open_store() as store:
+        if not outbox_has_work(store, dt.datetime.now(dt.timezone.utc)):
+            return None
+        return _deliver(runtime, store, settings)
+
+
+def _deliver(runtime: Runtime, store: Store, settings: OutboxSettings) -> OutboxReport:
+    params = runtime.load_parameters(store).parameters
+    accounts = SendingAccounts(params, store)
+    runtime.redactor.register(accounts.passwords())
+    with _providers(runtime, params) as provider_for:
+        job = OutboxJob(
+            store=store,
+            account_for=accounts.account_for,
+            sender_for=lambda account: smtp_sender(params, account, provider_for),
+            lookup_for=sent_lookup_factory(params, provider_for),
+            settings=settings,
+        )
+        return deliver_outbox(job)
+
+
+def print_outbox_report(report: OutboxReport, *, err: bool = False) -> None:
     for problem in report.problems:
         click.echo(f"wicbox: error: {problem.message}", err=True)
         if problem.fix:
             click.echo(f"wicbox: fix: {problem.fix}", err=True)
-    click.echo(report.summary())
-    return int(report.exit_code)
+    click.echo(report.summary(), err=err)

@@ -97,6 +97,12 @@ def systemd_plan(spec: ScheduleSpec, unit_dir: Path, *, user_units: bool) -> Sch
     return SchedulePlan(Platform.SYSTEMD, spec, files, commands, notes=notes)
 
 
+OUTBOX_NOTE = (
+    "each run also delivers WIC's outgoing mail: after reading, `wicbox run` sends the due mails of "
+    "WICBOX_OUTBOX (as `wicbox send` does; nothing is signed in to when none are due)"
+)
+
+
 def cron_plan(spec: ScheduleSpec, log_file: Path) -> SchedulePlan:
     notes = (
         *cron_notes(spec),
@@ -122,7 +128,7 @@ def plan_text(plan: SchedulePlan) -> list[str]:
         ]
     if plan.commands:
         lines += ["", "# --- install runs:", *(command.display() for command in plan.commands)]
-    lines += [f"# note: {note}" for note in plan.notes]
+    lines += [f"# note: {note}" for note in (OUTBOX_NOTE, *plan.notes)]
     return lines
 
 
@@ -137,5 +143,5 @@ def plan_json(plan: SchedulePlan) -> dict[str, Any]:
         "files": [{"path": f.path, "about": f.about, "content": f.text} for f in plan.files],
         "commands": [command.display() for command in plan.commands],
         "cron_line": plan.cron_line,
-        "notes": list(plan.notes),
+        "notes": [OUTBOX_NOTE, *plan.notes],
     }

@@ -227,6 +227,16 @@ def sent_since(store: Store, since: dt.datetime) -> list[tuple[str | None, dt.da
     return found
 
 
+def outbox_has_work(store: Store, now: dt.datetime) -> bool:
+    """Whether a delivery has anything to do: a due PENDING row, or a SENDING one to resolve."""
+    found = store.query_one(
+        "SELECT 1 FROM WICBOX_OUTBOX WHERE STATUS = ? OR (STATUS = ? AND (NEXT_ATTEMPT_AT IS NULL OR "
+        "NEXT_ATTEMPT_AT <= ?))",
+        (OutboxStatus.SENDING.value, OutboxStatus.PENDING.value, naive_utc(now)),
+    )
+    return found is not None
+
+
 def outbox_senders(store: Store, limit: int = 50) -> list[str]:
     """The distinct From addresses WIC has put in the outbox (for `wicbox check --powershell`)."""
     rows = store.query("SELECT DISTINCT FROM_ADDR FROM WICBOX_OUTBOX WHERE FROM_ADDR IS NOT NULL")
