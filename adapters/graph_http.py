@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.graph_errors import GraphReply
 from wicbox_bridge.adapters.graph_settings import GraphSettings
 from wicbox_bridge.adapters.identity import tls_verify_setting
+from wicbox_bridge.errors import BridgeError
 
 log = logging.getLogger("wicbox.graph")
 
@@ -103,6 +104,14 @@ def _retry_after(headers: Mapping[str, str]) -> float:
     return DEFAULT_RETRY_AFTER_S
 
 
+@dataclass(frozen=True)
+class Content:
+    """A request body other than JSON: its bytes and its Content-Type."""
+
+    data: bytes
+    content_type: str
+
+
 class GraphHttp:
     """Requests to Microsoft Graph on behalf of one mailbox; safe to use from 4 threads at once."""
 
@@ -155,15 +164,23 @@ class GraphHttp:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         accept: str = "application/json",
+        content: Content | None = None,
+        refused: Callable[[GraphReply], BridgeError] | None = None,
     ) -> requests.Response:
-        """One request with the retry rules of the module docstring; a reply >= 400 raises."""
+        """One request with the retry rules of the module docstring; a reply >= 400 raises.
+
+        ``content``: a body other than JSON (its bytes and type); ``refused``: the error for a final
+        reply other than the ones every request shares (sign-in, throttling, a missing mailbox).
+        """
         target = self._absolute(url)
         generation, token = self.tokens.current()
         waited = 0.0
         renewed = repeated = False
         while True:
             try:
-                response = self._send(method, target, token, params=params, body=body, accept=accept)
+                response = self._send(
+                    method, target, token, params=params, body=body, accept=accept, content=content
+                )
             except requests.RequestException as exc:
                 if method == "GET" and not repeated and _worth_repeating(exc):
                     repeated = True
@@ -181,6 +198,8 @@ class GraphHttp:
                     "%s refused the token of %s (%s); getting a new one", self.host, self.mailbox, reply.code
                 )
                 generation, token = self.tokens.renew(generation)
+            elif refused is not None and response.status_code not in (401, 404):
+                raise refused(reply)
             else:
                 raise errors.translate(
                     reply, host=self.host, mailbox=self.mailbox, claims=token.claims, doing=doing
@@ -195,6 +214,7 @@ class GraphHttp:
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
         accept: str,
+        content: Content | None = None,
     ) -> requests.Response:
         headers = {
             "Authorization": f"Bearer {token.value.reveal()}",
@@ -204,6 +224,17 @@ class GraphHttp:
             "client-request-id": str(uuid.uuid4()),
         }
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
+        if content is not None:
+            headers["Content-Type"] = content.content_type
+            return self._session.request(
+                method,
+                url,
+                params=params,
+                data=content.data,
+                headers=headers,
+                timeout=timeout,
+                proxies=self._proxies,
+            )
         return self._session.request(
             method, url, params=params, json=body, headers=headers, timeout=timeout, proxies=self._proxies
         )

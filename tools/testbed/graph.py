@@ -28,7 +28,7 @@ from types import TracebackType
 from tools.testbed.graph_api import GraphApi, utc
 from tools.testbed.graph_auth import GRAPH_AUDIENCES, AccessPolicies, AccessPolicy, PolicyAccess
 from tools.testbed.graph_http import GraphServer
-from tools.testbed.graph_model import DELETED_ITEMS, GraphStoreError, Mailbox, MailStore
+from tools.testbed.graph_model import DELETED_ITEMS, GraphStoreError, Mailbox, MailStore, Submission
 from tools.testbed.graph_traffic import (
     MAILBOX_CONCURRENCY,
     ConcurrencyGauge,
@@ -155,6 +155,11 @@ class GraphEmulator:
         with self._store.locked():
             mailbox = self._mailbox(upn)
             return sorted(mailbox.path_of(f) for f in mailbox.folders.values() if f.parent_id)
+
+    def submitted(self, upn: str) -> list[Submission]:
+        """What sendMail accepted for ``upn``, in order: the MIME and the recipients taken from it."""
+        with self._store.locked():
+            return list(self._mailbox(upn).submitted)
 
     def deleted(self, upn: str) -> list[GraphMessage]:
         """Messages in Deleted Items."""

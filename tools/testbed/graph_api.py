@@ -31,6 +31,7 @@ from tools.testbed.graph_docs import (
 )
 from tools.testbed.graph_model import ROOT, GraphStoreError, Mailbox, MailStore
 from tools.testbed.graph_query import parse_message_query, parse_skip, parse_top, selected, skiptoken
+from tools.testbed.graph_send import send_mime
 from tools.testbed.graph_traffic import (
     ConcurrencyGauge,
     GraphFault,
@@ -41,6 +42,7 @@ from tools.testbed.graph_traffic import (
 from tools.testbed.tokens import TokenRules
 
 MAX_BATCH = 20
+SEND_PERMISSIONS = frozenset({"Mail.Send"})
 VERSION = "/v1.0"
 
 
@@ -155,7 +157,10 @@ class GraphApi:
     def _single(self, call: _Call, claims: Mapping[str, Any]) -> ApiReply:
         try:
             route = parse_route(call.request.path)
-            call.mailbox = authorize(claims, route.user_ref, call.request.method, self._store, self._policies)
+            needed = SEND_PERMISSIONS if route.rest == ("sendMail",) else None
+            call.mailbox = authorize(
+                claims, route.user_ref, call.request.method, self._store, self._policies, needed=needed
+            )
         except GraphStoreError as error:
             return self._record(call, error_reply(error.status, error.code, error.message))
         if self._gauge.enter(call.mailbox.upn) == 0:
@@ -218,6 +223,8 @@ class GraphApi:
             case ("messages", message_id, "permanentDelete") if method == "POST":
                 mailbox.purge(message_id)
                 return ApiReply(204)
+            case ("sendMail",) if method == "POST":
+                return send_mime(mailbox, request.headers.get("content-type", ""), request.body)
         segment = "/".join(rest)
         raise GraphStoreError(
             400, "BadRequest", f"Resource not found for the segment '{segment}' ({method})."

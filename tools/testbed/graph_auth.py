@@ -7,6 +7,7 @@
   signed-in user's own mailbox (``/me`` or ``/users/{own upn or object id}``).
 * Application tokens (``roles``) need Mail.ReadWrite and open any mailbox, unless an application
   access policy (Exchange's ``New-ApplicationAccessPolicy``) excludes it; ``/me`` is refused.
+* ``sendMail`` needs Mail.Send (delegated or application) instead.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ def _granted(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(str(role) for role in roles) if isinstance(roles, list) else frozenset()
 
 
-def _check_permission(claims: Mapping[str, Any], method: str) -> None:
+def _check_permission(claims: Mapping[str, Any], method: str, needed: frozenset[str] | None) -> None:
     granted = _granted(claims)
-    needed = READ_PERMISSIONS if method == "GET" else frozenset({WRITE_PERMISSION})
+    if needed is None:
+        needed = READ_PERMISSIONS if method == "GET" else frozenset({WRITE_PERMISSION})
     if not granted & needed:
         raise GraphStoreError(403, "ErrorAccessDenied", ACCESS_DENIED)
 
@@ -125,10 +127,20 @@ def _application_mailbox(
 
 
 def authorize(
-    claims: Mapping[str, Any], user_ref: str | None, method: str, store: MailStore, policies: AccessPolicies
+    claims: Mapping[str, Any],
+    user_ref: str | None,
+    method: str,
+    store: MailStore,
+    policies: AccessPolicies,
+    *,
+    needed: frozenset[str] | None = None,
 ) -> Mailbox:
-    """The mailbox a request on ``/me`` (``user_ref`` None) or ``/users/{user_ref}`` may use."""
-    _check_permission(claims, method)
+    """The mailbox a request on ``/me`` (``user_ref`` None) or ``/users/{user_ref}`` may use.
+
+    ``needed``: the permissions of which one must be granted (default: by the method, for reading
+    or writing mail; sendMail needs Mail.Send, which Mail.ReadWrite does not include).
+    """
+    _check_permission(claims, method, needed)
     if "scp" in claims:
         return _delegated_mailbox(claims, user_ref, store)
     return _application_mailbox(claims, user_ref, store, policies)

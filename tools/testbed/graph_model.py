@@ -74,6 +74,14 @@ class Message:
         return {name.lower(): str(parsed.get(name, "")) for name in ("Subject", "Message-ID", "From")}
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One message sendMail accepted: its exact MIME and the recipients Exchange takes from it."""
+
+    raw: bytes
+    recipients: tuple[str, ...]
+
+
 @dataclass
 class Mailbox:
     upn: str
@@ -82,6 +90,7 @@ class Mailbox:
     messages: dict[str, Message] = field(default_factory=dict)  # by immutable id
     rest_ids: dict[str, str] = field(default_factory=dict)  # REST id -> immutable id
     purged: list[Message] = field(default_factory=list)  # deleted from Deleted Items (dumpster)
+    submitted: list[Submission] = field(default_factory=list)  # what sendMail handed to transport
 
     def __post_init__(self) -> None:
         root = Folder(new_id("AQMkRoot"), "Top of Information Store", "", ROOT)

@@ -25,13 +25,14 @@ from wicbox_bridge.errors import ParameterError
 SCOPE_PARAMETER = names.SCOPE
 PROTOCOL_PARAMETER = names.PROTOCOL
 
-TokenProtocol = Literal["imap", "smtp", "graph"]
+TokenProtocol = Literal["imap", "smtp", "graph", "graph-send"]  # graph-send: Graph's sendMail
 
 IMAP_DELEGATED = "https://outlook.office.com/IMAP.AccessAsUser.All"
 SMTP_DELEGATED = "https://outlook.office.com/SMTP.Send"
 EXCHANGE_APPLICATION = "https://outlook.office365.com/.default"
 GRAPH_DELEGATED = "https://graph.microsoft.com/Mail.ReadWrite"
 GRAPH_APPLICATION = "https://graph.microsoft.com/.default"
+GRAPH_SEND_DELEGATED = "https://graph.microsoft.com/Mail.Send"
 
 DEFAULT = ".default"
 # msal adds these itself and refuses them in a scope list.
@@ -253,6 +254,8 @@ def scopes_for(scope_value: str, protocol: TokenProtocol, permission_type: Permi
         _reject_application_only(entries)
     if protocol == "smtp":
         return _smtp_scopes(entries, permission_type)
+    if protocol == "graph-send":  # like SMTP, independent of what SCOPE says for reading
+        return (GRAPH_APPLICATION if permission_type is PermissionType.APPLICATION else GRAPH_SEND_DELEGATED,)
     resource = _PROTOCOL_RESOURCE[protocol]
     own = [entry for entry in entries if entry.resource is resource]
     if entries and not own:

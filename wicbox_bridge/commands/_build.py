@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wicbox_bridge.adapters.base import AccessToken, MailboxSession, TokenProvider
+from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, SendResult, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
+from wicbox_bridge.adapters.graph_send import GraphSender
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
@@ -26,12 +28,20 @@ from wicbox_bridge.adapters.smtp_sent import ImapSentLookup
 from wicbox_bridge.adapters.token_cache import token_cache_path
 from wicbox_bridge.auth.accounts import AccountPlan, MailboxAccount, MailboxOpener
 from wicbox_bridge.auth.scopes import TokenProtocol, resolve_mail_protocol
-from wicbox_bridge.config.params import METHOD, MailProtocol, Parameters, PermissionType
+from wicbox_bridge.config.params import (
+    METHOD,
+    SEND_PROTOCOL,
+    MailProtocol,
+    Parameters,
+    PermissionType,
+    SendProtocol,
+)
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.diagnostics.smtp import SmtpLoginProbe
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.send.outbox import LookupFor, SentLookup
+from wicbox_bridge.send.routes import ROUTES_FILE_NAME, AutoSender, RouteMemory
 
 
 @contextmanager
@@ -152,6 +162,57 @@ def smtp_sender(
         smtp_login(params, account, provider_for),
         on_step=on_step,
     )
+
+
+class _ClosingGraphSender:
+    """A Graph sender that lives for one message (its HTTP session is closed after the request)."""
+
+    def __init__(self, params: Parameters, account: MailboxAccount, tokens: TokenProvider) -> None:
+        self._params, self._account, self._tokens = params, account, tokens
+
+    def send(self, raw: bytes, sender: str, recipients: list[str]) -> SendResult:
+        graph = GraphSender(GraphSettings.from_parameters(self._params), self._tokens, self._account.mailbox)
+        try:
+            return graph.send(raw, sender, recipients)
+        finally:
+            graph.close()
+
+
+def graph_sender(params: Parameters, account: MailboxAccount, provider_for: ProviderFactory | None) -> Sender:
+    """Microsoft Graph sendMail as ``account``'s mailbox (needs OAuth2 and Mail.Send)."""
+    if provider_for is None:
+        raise ParameterError(
+            SEND_PROTOCOL,
+            "is GRAPH, but WICBOXMETHOD is Basic: Microsoft Graph has no Basic authentication",
+            fix=f"set {METHOD} to OAuth2, or {SEND_PROTOCOL} to SMTP",
+        )
+    return _ClosingGraphSender(params, account, provider_for(account, "graph-send"))
+
+
+def mail_sender(
+    params: Parameters,
+    account: MailboxAccount,
+    provider_for: ProviderFactory | None,
+    routes: RouteMemory,
+    *,
+    via: SendProtocol | None = None,
+) -> Sender:
+    """The sender of ``account`` on the route WICBOX_MAILCLIENT_SENDPROTOCOL (or ``via``) chooses."""
+    route = via or params.send_protocol
+    if route is SendProtocol.GRAPH:
+        return graph_sender(params, account, provider_for)
+    if route is SendProtocol.SMTP or provider_for is None:  # Basic: SMTP is the only route
+        return smtp_sender(params, account, provider_for)
+    return AutoSender(
+        account.mailbox,
+        lambda: smtp_sender(params, account, provider_for),
+        lambda: graph_sender(params, account, provider_for),
+        routes,
+    )
+
+
+def route_memory(runtime: Runtime) -> RouteMemory:
+    return RouteMemory(runtime.machine_state_dir / ROUTES_FILE_NAME, lambda: dt.datetime.now(dt.timezone.utc))
 
 
 def sent_lookup_factory(params: Parameters, provider_for: ProviderFactory | None) -> LookupFor:

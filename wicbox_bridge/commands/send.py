@@ -15,7 +15,10 @@ from wicbox_bridge.adapters.smtp import Stage, StepReport
 from wicbox_bridge.auth.accounts import MailboxAccount, global_account, plan_accounts, project_account
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
+    graph_sender,
+    mail_sender,
     provider_factory,
+    route_memory,
     sent_lookup_factory,
     smtp_sender,
     token_service,
@@ -24,7 +27,7 @@ from wicbox_bridge.config.params import USERNAME, AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
-from wicbox_bridge.mail.outgoing import OutgoingMail, build_message, parse_addresses
+from wicbox_bridge.mail.outgoing import Envelope, OutgoingMail, build_message, parse_addresses
 from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
@@ -106,20 +109,30 @@ def _test_mail(
 @click.option("--from", "from_addr", default=None, help="From address (default: the sending mailbox).")
 @click.option("--subject", default=DEFAULT_TEST_SUBJECT, show_default=True, help="Subject of the test mail.")
 @click.option("--project", "project_code", default=None, help="Send with this project's own mailbox account.")
+@click.option(
+    "--via",
+    type=click.Choice(["smtp", "graph"]),
+    default="smtp",
+    show_default=True,
+    help="The route to test: SMTP with OAuth2, or Microsoft Graph's sendMail (Mail.Send).",
+)
 @pass_runtime
-def send_test_command(
-    runtime: Runtime, to_addr: str, from_addr: str | None, subject: str, project_code: str | None
+def send_test_command(  # noqa: PLR0917 - click hands every option over as an argument
+    runtime: Runtime, to_addr: str, from_addr: str | None, subject: str, project_code: str | None, via: str
 ) -> int:
     """Send one test mail with the configured account and permission type, step by step.
 
-    Prints token, connect, TLS, AUTH, MAIL, RCPT and DATA with OK, or the server's answer and the
-    fix. Exits 0 only when the server accepted the mail. Run it once after the Azure setup.
+    Over SMTP it prints token, connect, TLS, AUTH, MAIL, RCPT and DATA with OK, or the server's
+    answer and the fix; `--via graph` sends it through Microsoft Graph instead. Exits 0 only when the
+    server accepted the mail. Run it once after the Azure setup.
     """
     with runtime.open_store() as store:
         params = runtime.load_parameters(store).parameters
         account = _sending_account(runtime, params, store, project_code)
     mail = _test_mail(account, params, to_addr, from_addr or account.mailbox, subject)
     built = build_message(mail, labels=SEND_TEST_LABELS)
+    if via == "graph":
+        return _send_test_via_graph(runtime, params, account, built.as_bytes(), built.envelope)
     click.echo(
         f"Sending a test mail from {built.envelope.sender} to {', '.join(built.envelope.recipients)} "
         f"via {params.smtp} ({account.label}, {params.permission_type.value} permissions)"
@@ -143,6 +156,27 @@ def send_test_command(
             click.echo("The test mail was NOT accepted: fix the FAIL above and run send-test again.")
             return int(error.exit_code)
     click.echo(f"The server accepted the test mail (Message-ID {result.message_id}).")
+    return 0
+
+
+def _send_test_via_graph(
+    runtime: Runtime, params: Parameters, account: MailboxAccount, raw: bytes, envelope: Envelope
+) -> int:
+    click.echo(
+        f"Sending a test mail from {envelope.sender} to {', '.join(envelope.recipients)} through Microsoft "
+        f"Graph ({params.graph_url}, {account.label}, {params.permission_type.value} permissions)"
+    )
+    with _providers(runtime, params) as provider_for:
+        try:
+            result = graph_sender(params, account, provider_for).send(
+                raw, envelope.sender, list(envelope.recipients)
+            )
+        except BridgeError as error:
+            click.echo(CheckResult("sendMail", CheckStatus.FAIL, error.message, error.fix).render())
+            click.echo("The test mail was NOT accepted: fix the FAIL above and run send-test again.")
+            return int(error.exit_code)
+    click.echo(CheckResult("sendMail", CheckStatus.OK, result.server_reply).render())
+    click.echo("Microsoft Graph accepted the test mail (a copy is in the mailbox's Sent Items).")
     return 0
 
 
@@ -235,11 +269,12 @@ def _deliver(runtime: Runtime, store: Store, settings: OutboxSettings) -> Outbox
     params = runtime.load_parameters(store).parameters
     accounts = SendingAccounts(params, store)
     runtime.redactor.register(accounts.passwords())
+    routes = route_memory(runtime)
     with _providers(runtime, params) as provider_for:
         job = OutboxJob(
             store=store,
             account_for=accounts.account_for,
-            sender_for=lambda account: smtp_sender(params, account, provider_for),
+            sender_for=lambda account: mail_sender(params, account, provider_for, routes),
             lookup_for=sent_lookup_factory(params, provider_for),
             settings=settings,
         )

@@ -50,6 +50,12 @@ class PermissionType(str, Enum):
     APPLICATION = "application"
 
 
+class SendProtocol(str, Enum):
+    AUTO = "AUTO"  # SMTP; Microsoft Graph where the server answers 5.7.139 (SMTP AUTH disabled)
+    SMTP = "SMTP"
+    GRAPH = "GRAPH"
+
+
 class TlsMode(str, Enum):
     IMPLICIT = "implicit"
     STARTTLS = "starttls"
@@ -91,6 +97,7 @@ class Parameters:
     failed_folder: str
     workers: int
     client_secret_expires: dt.date | None = None  # when known (not a secret): `wicbox status` warns
+    send_protocol: SendProtocol = SendProtocol.AUTO
     certificate: Path | None = None  # application permissions with a certificate (then no client secret)
     certificate_password: Secret | None = None
 
@@ -116,6 +123,7 @@ SCOPE = "WICBOX_MAILCLIENT_SCOPE"
 CLIENT_ID = "WICBOX_MAILCLIENT_CLIENTID"
 CLIENT_SECRET = "WICBOX_MAILCLIENT_CLIENTSECRET"  # noqa: S105 - a parameter name
 CLIENT_SECRET_EXPIRES = "WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES"  # noqa: S105 - a date, not a secret
+SEND_PROTOCOL = "WICBOX_MAILCLIENT_SENDPROTOCOL"
 CERTIFICATE = "WICBOX_MAILCLIENT_CERTIFICATE"
 CERTIFICATE_PASSWORD = "WICBOX_MAILCLIENT_CERTIFICATEPASSWORD"  # noqa: S105 - a parameter name
 TENANT_ID = "WICBOX_MAILCLIENT_TENANTID"
@@ -238,6 +246,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         PROTOCOL, "How mail is read: AUTO, IMAP or GRAPH", "AUTO", "AUTO", choices=("AUTO", "IMAP", "GRAPH")
+    ),
+    ParameterSpec(
+        SEND_PROTOCOL,
+        "How WIC's mail is sent: AUTO (SMTP; Microsoft Graph sendMail where SMTP AUTH is disabled), SMTP "
+        "or GRAPH (needs the Mail.Send permission)",
+        "AUTO",
+        "GRAPH",
+        choices=("AUTO", "SMTP", "GRAPH"),
     ),
     ParameterSpec(
         AUTHORITY_HOST,
@@ -418,6 +434,7 @@ _METHODS = {
     **dict.fromkeys(("basic", "basicauth", "basicauthentication"), AuthMethod.BASIC),
 }
 _PROTOCOLS = {protocol.value.lower(): protocol for protocol in MailProtocol}
+_SEND_PROTOCOLS = {protocol.value.lower(): protocol for protocol in SendProtocol}
 _AFTER_PROCESS = {action.value.lower(): action for action in AfterProcess}
 _TLS_MODES = {
     "implicit": TlsMode.IMPLICIT,
@@ -953,10 +970,23 @@ def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
         failed_folder=folders.failed,
         workers=parse_workers(workers_text) if workers_text else DEFAULT_WORKERS,
         client_secret_expires=expires,
+        send_protocol=_send_protocol(values, method),
         certificate=credentials.certificate,
         certificate_password=credentials.certificate_password,
     )
     return ParsedParameters(parameters, tuple(warnings))
+
+
+def _send_protocol(values: Mapping[str, str | None], method: AuthMethod) -> SendProtocol:
+    text = _value(values, SEND_PROTOCOL)
+    chosen = parse_choice(SEND_PROTOCOL, text, _SEND_PROTOCOLS) if text else SendProtocol.AUTO
+    if method is AuthMethod.BASIC and chosen is SendProtocol.GRAPH:
+        raise ParameterError(
+            SEND_PROTOCOL,
+            "GRAPH needs OAuth2; Microsoft Graph has no Basic authentication",
+            fix=f"set {METHOD} to OAuth2, or {SEND_PROTOCOL} to SMTP",
+        )
+    return chosen
 
 
 # --------------------------------------------------------------------------- `wicbox params set`
@@ -977,6 +1007,7 @@ _VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
     LEGACY_ACCOUNT_MODE: lambda v: parse_choice(LEGACY_ACCOUNT_MODE, v, _ACCOUNT_MODES),
     METHOD: _validate_method,
     PROTOCOL: lambda v: parse_choice(PROTOCOL, v, _PROTOCOLS),
+    SEND_PROTOCOL: lambda v: parse_choice(SEND_PROTOCOL, v, _SEND_PROTOCOLS),
     AFTER_PROCESS: lambda v: parse_choice(AFTER_PROCESS, v, _AFTER_PROCESS),
     IMAP_TLS: lambda v: parse_choice(IMAP_TLS, v, _TLS_MODES),
     SMTP_TLS: lambda v: parse_choice(SMTP_TLS, v, _TLS_MODES),
