@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import logging
 import os
 import threading
@@ -94,14 +96,26 @@ class BatchOutcome:
         return errors.parse_reply(self.status, self.body) if self.status >= 400 else None
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
+def _retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
+    """Retry-After in seconds, written as seconds or as an HTTP date (RFC 9110); a default else."""
     for name, value in headers.items():
         if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return DEFAULT_RETRY_AFTER_S
+            return retry_after_seconds(value, time.time() if now is None else now)
     return DEFAULT_RETRY_AFTER_S
+
+
+def retry_after_seconds(value: str, now: float) -> float:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER_S
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, moment.timestamp() - now)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from wicbox_bridge.adapters.base import MailRef, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSession, GraphSettings
 from wicbox_bridge.adapters.graph_errors import GraphReply, access_denied, parse_reply, token_rejected
 from wicbox_bridge.adapters.graph_folders import folder_levels
+from wicbox_bridge.adapters.graph_http import DEFAULT_RETRY_AFTER_S, retry_after_seconds
 from wicbox_bridge.adapters.graph_session import mailbox_root
 from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
 from wicbox_bridge.auth.scopes import GRAPH_APPLICATION, GRAPH_DELEGATED, IMAP_DELEGATED
@@ -515,3 +516,19 @@ def test_folder_levels() -> None:
 def test_settings_refuse_what_graph_cannot_do(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         GraphSettings(**options)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("Wed, 21 Oct 2026 07:28:10 GMT", 10.0),  # an HTTP date, 10 s after "now"
+        ("Wed, 21 Oct 2026 07:27:00 GMT", 0.0),  # in the past: at once
+        ("soon", DEFAULT_RETRY_AFTER_S),  # unreadable: the default pause
+    ],
+)
+def test_retry_after_in_seconds_or_as_an_http_date(value: str, seconds: float) -> None:
+    now = dt.datetime(2026, 10, 21, 7, 28, 0, tzinfo=dt.timezone.utc).timestamp()
+    assert retry_after_seconds(value, now) == pytest.approx(seconds)

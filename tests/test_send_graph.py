@@ -134,6 +134,10 @@ def test_auto_falls_back_to_graph_when_smtp_auth_is_disabled_and_remembers_it(
     assert room.statuses(second) == [OutboxStatus.SENT]
     assert len(room.graph.submitted(SENDER)) == 2
     assert len(room.room.smtp.auth_verdicts()) == verdicts_before, "a remembered route skips SMTP"
+    status = room.room.cli("status")
+    assert f"Sending: {SENDER} sends through Microsoft Graph since" in status.output
+    document = json.loads(room.room.cli("status", "--json").stdout)
+    assert [route["mailbox"] for route in document["send_routes"]] == [SENDER]
 
 
 def test_a_remembered_route_expires_after_a_day_and_smtp_is_tried_again(tmp_path: Path) -> None:

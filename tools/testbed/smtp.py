@@ -118,14 +118,22 @@ class SubmissionQuota:
         self._window_s = 60.0
         self._sent: dict[str, collections.deque[float]] = {}
 
-    def enable(self, per_window: int = EXCHANGE_QUOTA_PER_MINUTE, window_s: float = 60.0) -> None:
+    def enable(
+        self,
+        per_window: int = EXCHANGE_QUOTA_PER_MINUTE,
+        window_s: float = 60.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """``clock``: the time the limit counts in (a test's controlled clock; default: monotonic)."""
         with self._lock:
             self._limit, self._window_s = per_window, window_s
+            self._clock = clock or time.monotonic
 
     def disable(self) -> None:
         with self._lock:
             self._limit = None
             self._sent.clear()
+            self._clock = time.monotonic
 
     def try_consume(self, mailbox: str) -> bool:
         """Count one submission for ``mailbox``; False when the limit is reached."""
@@ -372,9 +380,12 @@ class SmtpServer:
         self.handler.scripted.add(Stage(stage), reply, times)
 
     def enable_submission_quota(
-        self, per_minute: int = EXCHANGE_QUOTA_PER_MINUTE, window_s: float = 60.0
+        self,
+        per_minute: int = EXCHANGE_QUOTA_PER_MINUTE,
+        window_s: float = 60.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.handler.quota.enable(per_minute, window_s)
+        self.handler.quota.enable(per_minute, window_s, clock)
 
     def accepted(self) -> list[SubmittedMail]:
         return self.handler.accepted()

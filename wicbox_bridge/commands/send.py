@@ -228,15 +228,8 @@ class SendingAccounts:
     default=None,
     help="Deliver at most this many outbox mails in this run.",
 )
-@click.option(
-    "--rate-window",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    hidden=True,
-    help="Seconds in which a mailbox may submit 30 mails (Exchange: 60; shorter for tests).",
-)
 @pass_runtime
-def send_command(runtime: Runtime, max_mails: int | None, rate_window: float) -> int:
+def send_command(runtime: Runtime, max_mails: int | None) -> int:
     """Deliver the mails WIC put in WICBOX_OUTBOX.
 
     At most 30 mails a minute per sending mailbox (Exchange Online's limit); answers worth retrying
@@ -245,7 +238,7 @@ def send_command(runtime: Runtime, max_mails: int | None, rate_window: float) ->
     docs/sending.md. Only one send per configuration at a time: a second one exits with code 5.
     """
     defaults = OutboxSettings()
-    settings = OutboxSettings(window_s=rate_window, max_messages=max_mails or defaults.max_messages)
+    settings = OutboxSettings(max_messages=max_mails or defaults.max_messages)
     report = deliver(runtime, settings)
     print_outbox_report(report)
     return int(report.exit_code)

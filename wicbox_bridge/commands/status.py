@@ -8,7 +8,10 @@ import json
 import click
 
 from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands._build import route_memory
+from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.send.routes import RememberedRoute
 from wicbox_bridge.status.gather import gather_status
 from wicbox_bridge.status.render import report_json, text_lines
 from wicbox_bridge.status.report import StatusOptions, verdict
@@ -67,9 +70,35 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
         require_schema(store)
         report = gather_status(store, now=dt.datetime.now(dt.timezone.utc), options=options)
     result = verdict(report, options)
+    routes = _graph_routes(runtime)
     if as_json:
-        click.echo(json.dumps(report_json(report, result, options), indent=2))
+        document = report_json(report, result, options)
+        document["send_routes"] = [
+            {
+                "mailbox": route.mailbox,
+                "route": "graph",
+                "since": route.since.isoformat(),
+                "reason": route.reason,
+            }
+            for route in routes
+        ]
+        click.echo(json.dumps(document, indent=2))
     else:
         for line in text_lines(report, result, options, tz=None):
             click.echo(line)
+        for route in routes:
+            since = f"{route.since:%Y-%m-%d %H:%M} UTC"
+            click.echo(
+                f"Sending: {route.mailbox} sends through Microsoft Graph since {since} ({route.reason}); "
+                "SMTP is tried again a day after that"
+            )
     return int(result.exit_code)
+
+
+def _graph_routes(runtime: Runtime) -> list[RememberedRoute]:
+    """The mailboxes that AUTO moved to Graph (the configuration's machine-wide directory)."""
+    try:
+        memory = route_memory(runtime)
+    except BridgeError:  # no configuration file: no machine-wide directory, nothing remembered
+        return []
+    return [route for route in memory.all().values() if memory.graph_since(route.mailbox) is not None]
