@@ -204,3 +204,15 @@ def test_an_address_that_could_rewrite_the_headers_is_refused(hostile: str) -> N
         with_envelope_recipients(RAW, ["a@klant.example", hostile])
     assert refused.value.permanent
     assert "SMTP" in (refused.value.fix or "")
+
+
+def test_send_test_in_auto_says_which_route_worked_and_why_smtp_did_not(
+    graph_sendroom: GraphSendroom,
+) -> None:
+    graph_sendroom.room.smtp.script_reply("AUTH", AUTH_DISABLED_FOR_TENANT)
+    result = graph_sendroom.room.cli("send-test", "--to", RECIPIENT)  # SENDPROTOCOL AUTO (the default)
+    assert result.exit_code == 0, result.output
+    assert "SMTP did not take it (5.7.139" in result.output
+    assert "Route: Microsoft Graph (SMTP refused with 5.7.139)" in result.output
+    assert len(graph_sendroom.graph.submitted(SENDER)) == 1
+    assert graph_sendroom.room.smtp.accepted() == []

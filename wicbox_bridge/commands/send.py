@@ -26,12 +26,13 @@ from wicbox_bridge.commands._build import (
 from wicbox_bridge.config.params import USERNAME, AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
-from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
+from wicbox_bridge.errors import AlreadyRunning, AuthenticationError, BridgeError, ParameterError
 from wicbox_bridge.mail.outgoing import Envelope, OutgoingMail, build_message, parse_addresses
 from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.send.outbox import ROW_LABELS, OutboxJob, OutboxReport, OutboxSettings, deliver_outbox
+from wicbox_bridge.send.routes import SMTP_AUTH_DISABLED
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.outbox import outbox_has_work
 from wicbox_bridge.store.projects import find_project
@@ -111,14 +112,19 @@ def _test_mail(
 @click.option("--project", "project_code", default=None, help="Send with this project's own mailbox account.")
 @click.option(
     "--via",
-    type=click.Choice(["smtp", "graph"]),
-    default="smtp",
-    show_default=True,
-    help="The route to test: SMTP with OAuth2, or Microsoft Graph's sendMail (Mail.Send).",
+    type=click.Choice(["auto", "smtp", "graph"]),
+    default=None,
+    help="The route to test: SMTP with OAuth2, Microsoft Graph's sendMail (Mail.Send), or AUTO (SMTP, "
+    "then Graph if SMTP AUTH is disabled). Default: WICBOX_MAILCLIENT_SENDPROTOCOL.",
 )
 @pass_runtime
 def send_test_command(  # noqa: PLR0917 - click hands every option over as an argument
-    runtime: Runtime, to_addr: str, from_addr: str | None, subject: str, project_code: str | None, via: str
+    runtime: Runtime,
+    to_addr: str,
+    from_addr: str | None,
+    subject: str,
+    project_code: str | None,
+    via: str | None,
 ) -> int:
     """Send one test mail with the configured account and permission type, step by step.
 
@@ -131,10 +137,33 @@ def send_test_command(  # noqa: PLR0917 - click hands every option over as an ar
         account = _sending_account(runtime, params, store, project_code)
     mail = _test_mail(account, params, to_addr, from_addr or account.mailbox, subject)
     built = build_message(mail, labels=SEND_TEST_LABELS)
-    if via == "graph":
+    route = via or params.send_protocol.value.lower()
+    if route == "graph":
         return _send_test_via_graph(runtime, params, account, built.as_bytes(), built.envelope)
+    code, error = _send_test_via_smtp(runtime, params, account, built.as_bytes(), built.envelope)
+    if (
+        route == "smtp"
+        or error is None
+        or error.code != SMTP_AUTH_DISABLED
+        or params.method is AuthMethod.BASIC
+    ):
+        return code
     click.echo(
-        f"Sending a test mail from {built.envelope.sender} to {', '.join(built.envelope.recipients)} "
+        f"SMTP did not take it ({error.code}: SMTP AUTH is disabled for this mailbox or tenant, or Security "
+        "Defaults / Conditional Access block it). AUTO sends through Microsoft Graph in that case:"
+    )
+    graph_code = _send_test_via_graph(runtime, params, account, built.as_bytes(), built.envelope)
+    if graph_code == 0:
+        click.echo(f"Route: Microsoft Graph (SMTP refused with {error.code}); the outbox will do the same.")
+    return graph_code
+
+
+def _send_test_via_smtp(
+    runtime: Runtime, params: Parameters, account: MailboxAccount, raw: bytes, envelope: Envelope
+) -> tuple[int, AuthenticationError | None]:
+    """The SMTP test step by step: its exit code, and the sign-in refusal when that was the failure."""
+    click.echo(
+        f"Sending a test mail from {envelope.sender} to {', '.join(envelope.recipients)} "
         f"via {params.smtp} ({account.label}, {params.permission_type.value} permissions)"
     )
     if params.method is AuthMethod.BASIC:
@@ -149,14 +178,14 @@ def send_test_command(  # noqa: PLR0917 - click hands every option over as an ar
     with _providers(runtime, params) as provider_for:
         sender = smtp_sender(params, account, provider_for, on_step=on_step)
         try:
-            result = sender.send(built.as_bytes(), built.envelope.sender, list(built.envelope.recipients))
+            result = sender.send(raw, envelope.sender, list(envelope.recipients))
         except BridgeError as error:
             if not any(report.error is error for report in reported):
                 raise
             click.echo("The test mail was NOT accepted: fix the FAIL above and run send-test again.")
-            return int(error.exit_code)
+            return int(error.exit_code), error if isinstance(error, AuthenticationError) else None
     click.echo(f"The server accepted the test mail (Message-ID {result.message_id}).")
-    return 0
+    return 0, None
 
 
 def _send_test_via_graph(
