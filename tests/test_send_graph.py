@@ -216,3 +216,23 @@ def test_send_test_in_auto_says_which_route_worked_and_why_smtp_did_not(
     assert "Route: Microsoft Graph (SMTP refused with 5.7.139)" in result.output
     assert len(graph_sendroom.graph.submitted(SENDER)) == 1
     assert graph_sendroom.room.smtp.accepted() == []
+
+
+def test_when_both_routes_refuse_the_error_names_both_fixes_and_nothing_is_remembered(
+    graph_sendroom: GraphSendroom, idp_directory: SeededDirectory
+) -> None:
+    room = graph_sendroom
+    room.room.room.wic.set_params(
+        {
+            "WICBOX_MAILCLIENT_CLIENTID": idp_directory.confidential_client_id,  # Graph: no Mail.Send
+            "WICBOX_MAILCLIENT_CLIENTSECRET": idp_directory.confidential_client_secret,
+        }
+    )
+    room.room.smtp.script_reply("AUTH", AUTH_DISABLED_FOR_TENANT)
+    ids = room.enqueue(1)
+    result = room.room.cli("send")
+    assert result.exit_code == 3, result.output
+    assert "SmtpClientAuthenticationDisabled $false" in result.output  # SMTP's fix ...
+    assert "Mail.Send" in result.output  # ... and Graph's
+    assert room.statuses(ids) == [OutboxStatus.PENDING]
+    assert not room.routes_file().exists()

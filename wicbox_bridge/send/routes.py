@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from wicbox_bridge.adapters.base import Sender, SendResult
-from wicbox_bridge.errors import AuthenticationError
+from wicbox_bridge.errors import AuthenticationError, BridgeError, SendError
 
 ROUTES_FILE_NAME: Final = "send_routes.json"
 SMTP_AUTH_DISABLED: Final = "5.7.139"
@@ -113,6 +113,10 @@ class AutoSender:
         except AuthenticationError as error:
             if error.code != SMTP_AUTH_DISABLED:
                 raise
+            try:
+                result = self._graph().send(raw, sender, recipients)
+            except BridgeError as graph_error:
+                raise both_refused(error, graph_error) from graph_error
             log.warning(
                 "%s: SMTP AUTH is disabled (%s); sending through Microsoft Graph from now on, SMTP is tried "
                 "again in a day",
@@ -120,6 +124,19 @@ class AutoSender:
                 error.code,
             )
             self._memory.remember(self.mailbox, f"SMTP answered {error.code}: {error.message}")
-            return self._graph().send(raw, sender, recipients)
+            return result
         self._memory.forget(self.mailbox)
         return result
+
+
+def both_refused(smtp: AuthenticationError, graph: BridgeError) -> BridgeError:
+    """Neither route took the mail: one error with both causes and both ways to fix it.
+
+    A permanent refusal of the mail itself by Graph stays a SendError (the mail fails); anything
+    else is the sign-in error of SMTP (the mail stays due until one route is fixed).
+    """
+    message = f"{smtp.message}; Microsoft Graph, tried instead, did not take it either: {graph.message}"
+    fix = f"either {smtp.fix or 'enable SMTP AUTH'}; or, for the Graph route, {graph.fix or 'see its error'}"
+    if isinstance(graph, SendError) and graph.permanent:
+        return SendError(message, permanent=True, fix=fix)
+    return AuthenticationError(message, code=smtp.code, fix=fix)
