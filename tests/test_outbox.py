@@ -384,3 +384,23 @@ def test_a_run_leaves_the_outbox_to_a_busy_send_and_reports_a_failed_delivery(se
     assert sendroom.smtp.accepted() == []
     assert sendroom.cli("run").exit_code == 0  # fixed: it goes out with the next run
     assert len(sendroom.smtp.accepted()) == 1
+
+
+def test_the_daily_recipient_limit_holds_mails_back_without_failing_them(sendroom: Sendroom) -> None:
+    """Exchange's 10,000 recipients a day per mailbox, here 5: counted across runs from RECIPIENT_COUNT."""
+    ids = _enqueue(sendroom, 4, cc="Team <team@elders.example>")  # 2 recipients each
+    fake = FakeTime()
+    with library_job(sendroom, fake, recipients_per_day=5) as job:
+        report = deliver_outbox(job)
+    assert (report.sent, report.deferred, report.failed) == (2, 2, 0)  # the 4th waits behind the 3rd
+    rows = _rows(sendroom, ids)
+    assert [row.status for row in rows] == [OutboxStatus.SENT] * 2 + [OutboxStatus.PENDING] * 2
+    assert all(row.attempts == 0 for row in rows[2:]), "held back, not a failed attempt"
+    fake.now += 3600.0  # an hour later the day is still full: the count comes from the database
+    with library_job(sendroom, fake, recipients_per_day=5) as job:
+        assert deliver_outbox(job).sent == 0
+    fake.now += 24 * 3600.0
+    with library_job(sendroom, fake, recipients_per_day=5) as job:
+        assert deliver_outbox(job).sent == 2
+    assert all(row.status is OutboxStatus.SENT for row in _rows(sendroom, ids))
+    assert len(sendroom.smtp.accepted()) == 4

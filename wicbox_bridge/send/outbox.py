@@ -50,6 +50,7 @@ from wicbox_bridge.store.outbox import (
     due_rows,
     mark_failed,
     mark_sent,
+    recipients_sent_since,
     reschedule,
     rows_with_status,
     sent_since,
@@ -58,6 +59,8 @@ from wicbox_bridge.store.outbox import (
 log = logging.getLogger("wicbox.outbox")
 
 EXCHANGE_LIMIT_PER_MINUTE = 30
+EXCHANGE_RECIPIENTS_PER_DAY = 10_000
+DAY_S = 24 * 3600.0
 ROW_LABELS: Mapping[str, str] = {
     "from": "WICBOX_OUTBOX.FROM_ADDR",
     "to": "WICBOX_OUTBOX.TO_ADDRS",
@@ -89,6 +92,7 @@ class OutboxSettings:
 
     per_window: int = EXCHANGE_LIMIT_PER_MINUTE
     window_s: float = 60.0
+    recipients_per_day: int = EXCHANGE_RECIPIENTS_PER_DAY
     max_messages: int = 500
     max_wait_s: float = 65.0
     max_attempts: int = 8
@@ -96,9 +100,11 @@ class OutboxSettings:
     retry_max_s: float = 6 * 3600.0
 
     def __post_init__(self) -> None:
-        if self.per_window < 1 or self.window_s <= 0 or self.max_messages < 1 or self.max_attempts < 1:
+        limits = (self.per_window, self.max_messages, self.max_attempts, self.recipients_per_day)
+        if min(limits) < 1 or self.window_s <= 0:
             raise ConfigurationError(
-                "OutboxSettings: per_window, window_s, max_messages and max_attempts must be positive.",
+                "OutboxSettings: per_window, window_s, max_messages, max_attempts and recipients_per_day "
+                "must be positive.",
                 fix="use positive limits",
             )
 
@@ -248,10 +254,12 @@ class _Delivery:
         self.report = OutboxReport()
         self.pacer = SubmissionPacer(job.settings.per_window, job.settings.window_s)
         self.stopped: set[str] = set()
+        self.daily: dict[str, int] = {}  # recipients sent per mailbox (casefolded) in the last 24 h
 
     def run(self) -> OutboxReport:
         self._resolve_interrupted()
         self._seed_pacer()
+        self._seed_daily()
         now = _utc(self.job.clock())
         for row in due_rows(self.job.store, now, self.job.settings.max_messages):
             try:
@@ -312,6 +320,31 @@ class _Delivery:
                 continue
             self.pacer.record(mailbox, sent_at.timestamp())
 
+    def _seed_daily(self) -> None:
+        since = _utc(self.job.clock() - DAY_S)
+        for from_addr, count in recipients_sent_since(self.job.store, since):
+            try:
+                mailbox = self.job.account_for(from_addr).mailbox
+            except ConfigurationError:
+                continue
+            self.daily[mailbox.casefold()] = self.daily.get(mailbox.casefold(), 0) + count
+
+    def _within_daily_limit(self, mailbox: str, recipients: int) -> bool:
+        """Exchange's 10,000 recipients a day per mailbox: a mail that would pass it waits (PENDING)."""
+        used = self.daily.get(mailbox.casefold(), 0)
+        if used + recipients <= self.job.settings.recipients_per_day:
+            return True
+        log.warning(
+            "%s has sent to %d recipients in the last 24 hours; the next mail (%d) waits so that Exchange "
+            "Online's limit of %d a day is kept",
+            mailbox,
+            used,
+            recipients,
+            self.job.settings.recipients_per_day,
+        )
+        self.stopped.add(mailbox.casefold())
+        return False
+
     # ---- one row ---------------------------------------------------------------------------
     def _deliver(self, row: OutboxRow) -> None:
         store = self.job.store
@@ -327,6 +360,10 @@ class _Delivery:
             self.report.failed += 1
             log.warning("Outbox mail %s cannot be sent: %s", row.outbox_id, error)
             return
+        recipients = len(prepared.envelope.recipients)
+        if not self._within_daily_limit(account.mailbox, recipients):
+            self.report.deferred += 1
+            return
         if not claim_for_sending(store, row.outbox_id, prepared.message_id):
             return  # taken by another sender meanwhile
         try:
@@ -337,8 +374,9 @@ class _Delivery:
             self._failed(row, account, error)
             return
         now = self.job.clock()
-        mark_sent(store, row.outbox_id, _utc(now))
+        mark_sent(store, row.outbox_id, _utc(now), recipients=recipients)
         self.pacer.record(account.mailbox, now)
+        self.daily[mailbox] = self.daily.get(mailbox, 0) + recipients
         self.report.sent += 1
 
     def _paced(self, mailbox: str) -> bool:

@@ -185,11 +185,14 @@ def claim_for_sending(store: Store, outbox_id: int, message_id: str | None) -> b
     return changed == 1
 
 
-def mark_sent(store: Store, outbox_id: int, sent_at: dt.datetime, note: str | None = None) -> None:
+def mark_sent(
+    store: Store, outbox_id: int, sent_at: dt.datetime, note: str | None = None, recipients: int | None = None
+) -> None:
+    """SENT at ``sent_at``; ``recipients``: how many envelope recipients it had (the daily limit)."""
     store.execute(
-        "UPDATE WICBOX_OUTBOX SET STATUS = ?, SENT_AT = ?, NEXT_ATTEMPT_AT = NULL, LAST_ERROR = ? "
-        "WHERE OUTBOX_ID = ?",
-        (OutboxStatus.SENT.value, naive_utc(sent_at), note, outbox_id),
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, SENT_AT = ?, NEXT_ATTEMPT_AT = NULL, LAST_ERROR = ?, "
+        "RECIPIENT_COUNT = ? WHERE OUTBOX_ID = ?",
+        (OutboxStatus.SENT.value, naive_utc(sent_at), note, recipients, outbox_id),
     )
 
 
@@ -211,6 +214,17 @@ def reschedule(store: Store, outbox_id: int, error: str | None, next_attempt_at:
             outbox_id,
         ),
     )
+
+
+def recipients_sent_since(store: Store, since: dt.datetime) -> list[tuple[str | None, int]]:
+    """(FROM_ADDR, recipients) of the mails sent since ``since`` (a mail of an older version: 1)."""
+    rows = store.query(
+        "SELECT FROM_ADDR, RECIPIENT_COUNT FROM WICBOX_OUTBOX WHERE STATUS = ? AND SENT_AT >= ?",
+        (OutboxStatus.SENT.value, naive_utc(since)),
+    )
+    return [
+        (None if row[0] is None else str(row[0]), int(row[1]) if row[1] is not None else 1) for row in rows
+    ]
 
 
 def sent_since(store: Store, since: dt.datetime) -> list[tuple[str | None, dt.datetime]]:
