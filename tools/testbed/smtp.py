@@ -113,7 +113,7 @@ class SubmissionQuota:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
+        self._clock = self._own_clock = clock
         self._limit: int | None = None
         self._window_s = 60.0
         self._sent: dict[str, collections.deque[float]] = {}
@@ -127,13 +127,13 @@ class SubmissionQuota:
         """``clock``: the time the limit counts in (a test's controlled clock; default: monotonic)."""
         with self._lock:
             self._limit, self._window_s = per_window, window_s
-            self._clock = clock or time.monotonic
+            self._clock = clock or self._own_clock
 
     def disable(self) -> None:
         with self._lock:
             self._limit = None
             self._sent.clear()
-            self._clock = time.monotonic
+            self._clock = self._own_clock
 
     def try_consume(self, mailbox: str) -> bool:
         """Count one submission for ``mailbox``; False when the limit is reached."""
