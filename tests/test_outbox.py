@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.plugins.postgres import BACKENDS
-from tests.plugins.wic import Mailroom
+from tests.plugins.wic import Mailroom, application_parameters
 from tests.test_send_test import RECIPIENT, SENDER, Sendroom, assert_no_secrets, make_sendroom
+from tools.testbed.idp import IdentityPlatformEmulator
+from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import AUTH_DISABLED_FOR_TENANT, TRANSIENT_FAILURE, SmtpServer
 from wicbox_bridge.adapters.smtp import SmtpSettings
 from wicbox_bridge.commands._build import provider_factory, sent_lookup_factory, smtp_sender, token_service
@@ -404,3 +407,37 @@ def test_the_daily_recipient_limit_holds_mails_back_without_failing_them(sendroo
         assert deliver_outbox(job).sent == 2
     assert all(row.status is OutboxStatus.SENT for row in _rows(sendroom, ids))
     assert len(sendroom.smtp.accepted()) == 4
+
+
+def test_an_interrupted_mail_that_cannot_be_looked_up_is_held_until_released(
+    sendroom: Sendroom, idp_clean: IdentityPlatformEmulator, loopback_pki: LoopbackPki
+) -> None:
+    """The app may send but not read the mailbox (no Add-MailboxPermission): whether the interrupted
+    mail went out cannot be told, so it is held as UNKNOWN, never sent twice silently."""
+    wic = sendroom.room.wic
+    held, due = _enqueue(sendroom, 2)
+    with wic.store() as store:
+        _interrupt(store, held, "<misschien-verzonden@klant.example>")
+    kept = ("WICBOX_MAILCLIENT_IMAPHOST", "WICBOX_MAILCLIENT_IMAPTLS", "WICBOX_MAILCLIENT_SMTPHOST")
+    values = application_parameters(idp_clean, wic.directory, loopback_pki)
+    wic.set_params({name: value for name, value in values.items() if name not in kept})  # no mailbox grant
+
+    result = sendroom.cli("send")
+
+    assert "held as unknown 1" in result.output, result.output
+    held_row, _due_row = _rows(sendroom, [held, due])
+    assert held_row.status is OutboxStatus.UNKNOWN
+    assert f"wicbox send --release {held}" in (held_row.last_error or "")
+    assert all(
+        message_id_of(mail.raw) != "<misschien-verzonden@klant.example>" for mail in sendroom.smtp.accepted()
+    )
+    status = sendroom.cli("status")
+    assert f"Outbox: mail {held} is held as UNKNOWN" in status.output
+    document = json.loads(sendroom.cli("status", "--json").stdout)
+    assert [row["outbox_id"] for row in document["outbox_unknown"]] == [held]
+
+    not_held = sendroom.cli("send", "--release", str(due))
+    assert not_held.exit_code == 2 and "not held as UNKNOWN" in not_held.output
+    released = sendroom.cli("send", "--release", str(held))
+    assert released.exit_code == 0, released.output
+    assert _rows(sendroom, [held])[0].status is OutboxStatus.PENDING

@@ -19,11 +19,17 @@ from tests.test_send_test import RECIPIENT, SENDER, Sendroom, assert_no_secrets,
 from tools.testbed.graph import GraphEmulator
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.smtp import AUTH_DISABLED_FOR_TENANT, SmtpServer
+from wicbox_bridge.adapters.graph import GraphSettings
 from wicbox_bridge.adapters.graph_send import with_envelope_recipients
+from wicbox_bridge.adapters.graph_sent import GraphSentLookup
+from wicbox_bridge.adapters.identity import TokenService
+from wicbox_bridge.auth.scopes import GRAPH_APPLICATION
+from wicbox_bridge.config.params import parse_parameters
 from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.errors import SendError
 from wicbox_bridge.send.routes import RETRY_SMTP_AFTER, ROUTES_FILE_NAME, RouteMemory
 from wicbox_bridge.store.outbox import OutboxStatus, enqueue, get_row
+from wicbox_bridge.store.parameters import read_parameters
 
 pytestmark = pytest.mark.testbed
 
@@ -236,3 +242,25 @@ def test_when_both_routes_refuse_the_error_names_both_fixes_and_nothing_is_remem
     assert "Mail.Send" in result.output  # ... and Graph's
     assert room.statuses(ids) == [OutboxStatus.PENDING]
     assert not room.routes_file().exists()
+
+
+def test_graph_finds_a_sent_mail_by_its_message_id(graph_sendroom: GraphSendroom, tmp_path: Path) -> None:
+    wic = graph_sendroom.room.room.wic
+    with wic.store() as store:
+        params = parse_parameters(read_parameters(store)).parameters
+    tokens = TokenService.from_parameters(params, tmp_path / "cache.bin", encrypt_cache=False)
+    assert params.client_secret is not None
+    provider = tokens.application((GRAPH_APPLICATION,), params.client_secret)
+    raw = (
+        b"From: wicbox@klant.example\r\nTo: project-alpha@klant.example\r\nSubject: s\r\n"
+        b"Message-ID: <gevonden-1@klant.example>\r\n\r\nx\r\n"
+    )
+    graph_sendroom.graph.add_message(SENDER, "Sent Items", raw)
+    lookup = GraphSentLookup(GraphSettings.from_parameters(params), provider, SENDER)
+    assert lookup.find("<gevonden-1@klant.example>", [RECIPIENT])
+    assert not lookup.find("<nooit-1@klant.example>", [RECIPIENT])
+    assert not lookup.find("<o'brien@klant.example>", [RECIPIENT])  # a quote in the id is escaped
+    to_self = raw.replace(b"gevonden-1", b"aan-mezelf-1")
+    graph_sendroom.graph.add_message(SENDER, "Inbox", to_self)
+    assert not lookup.find("<aan-mezelf-1@klant.example>", [RECIPIENT])
+    assert lookup.find("<aan-mezelf-1@klant.example>", [SENDER])  # sent to itself: its Inbox counts

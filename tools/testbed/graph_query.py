@@ -2,7 +2,8 @@
 
 Supported: ``$select``, ``$top`` (1..1000), ``$skiptoken`` (opaque, made by the emulator),
 ``$orderby`` on ``receivedDateTime`` (asc/desc), and ``$filter`` with ``isRead eq true|false`` and
-``receivedDateTime ge|gt|le|lt <timestamp>`` joined by ``and``, and ``$count=true`` (the number of
+``receivedDateTime ge|gt|le|lt <timestamp>`` and ``internetMessageId eq '<id>'`` joined by ``and``,
+and ``$count=true`` (the number of
 messages matching ``$filter``, ignoring ``$top`` and paging, as ``@odata.count``: Outlook resources
 count without the ``ConsistencyLevel: eventual`` header that directory objects need). Like
 Exchange Online, a query with both ``$filter`` and ``$orderby`` must name the ordered property
@@ -21,7 +22,7 @@ from tools.testbed.graph_model import GraphStoreError, Message
 
 MAX_TOP = 1000
 DEFAULT_TOP = 10
-_CLAUSE = re.compile(r"^\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+(\S+)\s*$", re.IGNORECASE)
+_CLAUSE = re.compile(r"^\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+('[^']*'|\S+)\s*$", re.IGNORECASE)
 _OPERATORS: dict[str, Callable[[object, object], bool]] = {
     "eq": lambda a, b: a == b,
     "ne": lambda a, b: a != b,
@@ -55,7 +56,13 @@ class Clause:
     value: object
 
     def matches(self, message: Message) -> bool:
-        actual: object = message.is_read if self.prop == "isRead" else message.received
+        actual: object
+        if self.prop == "isRead":
+            actual = message.is_read
+        elif self.prop == "internetMessageId":
+            actual = message.headers()["message-id"].strip()
+        else:
+            actual = message.received
         return _OPERATORS[self.operator](actual, self.value)
 
 
@@ -70,6 +77,10 @@ def parse_filter(text: str) -> list[Clause]:
             clauses.append(Clause(prop, operator, value.lower() == "true"))
         elif prop == "receivedDateTime":
             clauses.append(Clause(prop, operator, _parse_time(value)))
+        elif (
+            prop == "internetMessageId" and operator == "eq" and value.startswith("'") and value.endswith("'")
+        ):
+            clauses.append(Clause(prop, operator, value[1:-1].replace("''", "'")))
         else:
             raise bad_request(f"Could not find a property named '{prop}' or the clause is not supported.")
     return clauses

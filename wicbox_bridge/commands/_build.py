@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, SendResult, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
 from wicbox_bridge.adapters.graph_send import GraphSender
+from wicbox_bridge.adapters.graph_sent import GraphSentLookup
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
@@ -216,12 +217,16 @@ def route_memory(runtime: Runtime) -> RouteMemory:
 
 
 def sent_lookup_factory(params: Parameters, provider_for: ProviderFactory | None) -> LookupFor:
-    """Searches an account's mailbox over IMAP for an interrupted outbox mail; None without IMAP."""
+    """Searches an account's mailbox (IMAP, or Graph where Graph reads) for an interrupted outbox mail."""
     protocol, _reason = resolve_mail_protocol(params)
 
     def lookup_for(account: MailboxAccount) -> SentLookup | None:
         if protocol is MailProtocol.GRAPH:
-            return None
+            if provider_for is None:
+                return None
+            return GraphSentLookup(
+                GraphSettings.from_parameters(params), provider_for(account, "graph"), account.mailbox
+            )
         sign_in: SignIn
         if provider_for is not None:
             sign_in = OAuthSignIn(provider_for(account, "imap"))

@@ -34,7 +34,7 @@ from wicbox_bridge.secret import Secret
 from wicbox_bridge.send.outbox import ROW_LABELS, OutboxJob, OutboxReport, OutboxSettings, deliver_outbox
 from wicbox_bridge.send.routes import SMTP_AUTH_DISABLED
 from wicbox_bridge.store import Store
-from wicbox_bridge.store.outbox import outbox_has_work
+from wicbox_bridge.store.outbox import outbox_has_work, release_unknown
 from wicbox_bridge.store.projects import find_project
 
 SEND_LOCK_FILE_NAME = "send.lock"
@@ -257,8 +257,17 @@ class SendingAccounts:
     default=None,
     help="Deliver at most this many outbox mails in this run.",
 )
+@click.option(
+    "--release",
+    "release_ids",
+    type=int,
+    multiple=True,
+    metavar="OUTBOX_ID",
+    help="Send this mail held as UNKNOWN again (after checking it did not arrive); repeatable. "
+    "Releases and exits: the next run sends it.",
+)
 @pass_runtime
-def send_command(runtime: Runtime, max_mails: int | None) -> int:
+def send_command(runtime: Runtime, max_mails: int | None, release_ids: tuple[int, ...]) -> int:
     """Deliver the mails WIC put in WICBOX_OUTBOX.
 
     At most 30 mails a minute per sending mailbox (Exchange Online's limit); answers worth retrying
@@ -266,11 +275,33 @@ def send_command(runtime: Runtime, max_mails: int | None) -> int:
     in LAST_ERROR. A mail is never sent twice when the process is stopped halfway: see
     docs/sending.md. Only one send per configuration at a time: a second one exits with code 5.
     """
+    if release_ids:
+        return _release(runtime, release_ids)
     defaults = OutboxSettings()
     settings = OutboxSettings(max_messages=max_mails or defaults.max_messages)
     report = deliver(runtime, settings)
     print_outbox_report(report)
     return int(report.exit_code)
+
+
+def _release(runtime: Runtime, outbox_ids: tuple[int, ...]) -> int:
+    """UNKNOWN rows back to PENDING; 2 when one of them is not held as UNKNOWN."""
+    refused = []
+    with runtime.open_store() as store:
+        runtime.load_parameters(store)  # the schema check, as every command does
+        for outbox_id in outbox_ids:
+            if release_unknown(store, outbox_id):
+                click.echo(f"outbox mail {outbox_id}: released; the next run sends it")
+            else:
+                refused.append(outbox_id)
+    if refused:
+        listed = ", ".join(str(outbox_id) for outbox_id in refused)
+        raise ParameterError(
+            "--release",
+            f"outbox mail {listed} is not held as UNKNOWN (no such mail, or it is pending, sent or failed)",
+            fix="`wicbox status` lists the mails held as UNKNOWN with their ids",
+        )
+    return 0
 
 
 def deliver(runtime: Runtime, settings: OutboxSettings) -> OutboxReport:

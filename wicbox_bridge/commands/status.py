@@ -15,6 +15,7 @@ from wicbox_bridge.send.routes import RememberedRoute
 from wicbox_bridge.status.gather import gather_status
 from wicbox_bridge.status.render import report_json, text_lines
 from wicbox_bridge.status.report import StatusOptions, verdict
+from wicbox_bridge.store.outbox import OutboxStatus, rows_with_status
 from wicbox_bridge.store.schema import require_schema
 
 
@@ -69,10 +70,20 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
     with runtime.open_store() as store:
         require_schema(store)
         report = gather_status(store, now=dt.datetime.now(dt.timezone.utc), options=options)
+        held = rows_with_status(store, OutboxStatus.UNKNOWN)
     result = verdict(report, options)
     routes = _graph_routes(runtime)
     if as_json:
         document = report_json(report, result, options)
+        document["outbox_unknown"] = [
+            {
+                "outbox_id": row.outbox_id,
+                "from": row.from_addr,
+                "subject": row.subject,
+                "reason": row.last_error,
+            }
+            for row in held
+        ]
         document["send_routes"] = [
             {
                 "mailbox": route.mailbox,
@@ -86,6 +97,12 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
     else:
         for line in text_lines(report, result, options, tz=None):
             click.echo(line)
+        for row in held:
+            release = f"`wicbox send --release {row.outbox_id}`"
+            click.echo(
+                f"Outbox: mail {row.outbox_id} is held as UNKNOWN: it was interrupted and cannot be looked "
+                f"up; if it did not arrive, {release}"
+            )
         for route in routes:
             since = f"{route.since:%Y-%m-%d %H:%M} UTC"
             click.echo(

@@ -50,6 +50,7 @@ from wicbox_bridge.store.outbox import (
     due_rows,
     mark_failed,
     mark_sent,
+    park_unknown,
     recipients_sent_since,
     reschedule,
     rows_with_status,
@@ -154,6 +155,7 @@ class OutboxReport:
     confirmed: int = 0
     resend: int = 0
     deferred: int = 0
+    parked: int = 0
     problems: list[BridgeError] = field(default_factory=list)
 
     @property
@@ -167,7 +169,7 @@ class OutboxReport:
         return (
             f"outbox: sent {self.sent}, failed {self.failed}, retry later {self.retry_later}, "
             f"deferred by the rate limit {self.deferred}; interrupted earlier: confirmed sent "
-            f"{self.confirmed}, to send again {self.resend}"
+            f"{self.confirmed}, to send again {self.resend}, held as unknown {self.parked}"
         )
 
 
@@ -276,13 +278,19 @@ class _Delivery:
             try:
                 account = self.job.account_for(row.from_addr)
                 found = self._look_up(row, account)
-            except (ConfigurationError, AuthenticationError, ConnectionFailure, SendError) as error:
+            except AuthenticationError as error:  # the mailbox may not be read: the answer cannot be had
+                self._park(row, f"the mailbox cannot be searched ({error.message})")
+                continue
+            except (ConfigurationError, ConnectionFailure, SendError) as error:
                 log.warning(
                     "Outbox mail %s was interrupted and cannot be checked now: %s",
                     row.outbox_id,
                     error.message,
                 )
                 self.report.problems.append(error)
+                continue
+            if found is None:
+                self._park(row, "there is no way to search the sending mailbox for it")
                 continue
             now = _utc(self.job.clock())
             if found:
@@ -302,12 +310,23 @@ class _Delivery:
                 )
                 self.report.resend += 1
 
-    def _look_up(self, row: OutboxRow, account: MailboxAccount) -> bool:
+    def _park(self, row: OutboxRow, why: str) -> None:
+        """Sent or not cannot be told: hold it (UNKNOWN) rather than risk sending it twice."""
+        reason = (
+            f"interrupted during submission, and {why}: held, not sent again; if it did not arrive, "
+            f"release it with `wicbox send --release {row.outbox_id}`"
+        )
+        log.warning("Outbox mail %s: %s", row.outbox_id, reason)
+        park_unknown(self.job.store, row.outbox_id, reason)
+        self.report.parked += 1
+
+    def _look_up(self, row: OutboxRow, account: MailboxAccount) -> bool | None:
+        """Found (True) or not (False) in the sending mailbox; None: it cannot be searched."""
         if row.message_id is None:
             return False
         lookup = self.job.lookup_for(account)
         if lookup is None:
-            return False
+            return None
         prepared = prepare(self.job.store, row, account.mailbox)
         return lookup.find(row.message_id, prepared.envelope.recipients)
 

@@ -26,6 +26,7 @@ class OutboxStatus(str, Enum):
     SENDING = "SENDING"
     SENT = "SENT"
     FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"  # interrupted, and whether it was sent cannot be checked: held until released
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,30 @@ def mark_sent(
         "RECIPIENT_COUNT = ? WHERE OUTBOX_ID = ?",
         (OutboxStatus.SENT.value, naive_utc(sent_at), note, recipients, outbox_id),
     )
+
+
+def park_unknown(store: Store, outbox_id: int, reason: str) -> None:
+    """An interrupted mail that cannot be looked up: never sent again without an administrator."""
+    store.execute(
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, NEXT_ATTEMPT_AT = NULL, LAST_ERROR = ? WHERE OUTBOX_ID = ?",
+        (OutboxStatus.UNKNOWN.value, reason, outbox_id),
+    )
+
+
+RELEASED = "released by an administrator: sent again"
+
+
+def release_unknown(store: Store, outbox_id: int) -> bool:
+    """An UNKNOWN mail back to PENDING (an administrator found it was not received); False: not UNKNOWN."""
+    row = get_row(store, outbox_id)
+    if row is None or row.status is not OutboxStatus.UNKNOWN:
+        return False
+    store.execute(
+        "UPDATE WICBOX_OUTBOX SET STATUS = ?, NEXT_ATTEMPT_AT = NULL, LAST_ERROR = ? "
+        "WHERE OUTBOX_ID = ? AND STATUS = ?",
+        (OutboxStatus.PENDING.value, RELEASED, outbox_id, OutboxStatus.UNKNOWN.value),
+    )
+    return True
 
 
 def mark_failed(store: Store, outbox_id: int, error: str) -> None:
