@@ -15,8 +15,11 @@ from urllib.parse import quote
 from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.graph_http import GraphHttp
 from wicbox_bridge.adapters.graph_settings import GraphSettings
+from wicbox_bridge.mail.outgoing import STABLE_ID_HEADER
 
 log = logging.getLogger("wicbox.graph")
+# A custom internet header as a MAPI named property (PS_INTERNET_HEADERS).
+STABLE_ID_PROPERTY = f"String {{00020386-0000-0000-C000-000000000046}} Name {STABLE_ID_HEADER}"
 
 
 class GraphSentLookup:
@@ -44,17 +47,24 @@ class GraphSentLookup:
         if any(address.casefold() == self.mailbox.casefold() for address in recipients):
             folders.append("inbox")
         literal = message_id.replace("'", "''")
+        filters = (
+            f"internetMessageId eq '{literal}'",
+            # the copy in X-WICBOX-Message-ID, where Exchange rewrote the Message-ID
+            "singleValueExtendedProperties/Any(ep: ep/id eq "
+            f"'{STABLE_ID_PROPERTY}' and ep/value eq '{literal}')",
+        )
         http = GraphHttp(self.settings, self.tokens, self.mailbox, env=self._env)
         try:
             for folder in folders:
-                found = http.get_json(
-                    f"/users/{quote(self.mailbox)}/mailFolders/{folder}/messages",
-                    f"looking for {message_id} in {folder}",
-                    params={"$filter": f"internetMessageId eq '{literal}'", "$select": "id", "$top": "1"},
-                )
-                if found.get("value"):
-                    log.info("Found %s in %s of %s", message_id, folder, self.mailbox)
-                    return True
+                for condition in filters:
+                    found = http.get_json(
+                        f"/users/{quote(self.mailbox)}/mailFolders/{folder}/messages",
+                        f"looking for {message_id} in {folder}",
+                        params={"$filter": condition, "$select": "id", "$top": "1"},
+                    )
+                    if found.get("value"):
+                        log.info("Found %s in %s of %s", message_id, folder, self.mailbox)
+                        return True
         finally:
             http.close()
         log.info("%s is not in %s of %s", message_id, ", ".join(folders), self.mailbox)

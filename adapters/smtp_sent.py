@@ -19,6 +19,7 @@ from wicbox_bridge.adapters import imap_errors
 from wicbox_bridge.adapters.imap_connect import SignIn, close, connect
 from wicbox_bridge.adapters.imap_session import server_folder
 from wicbox_bridge.adapters.imap_settings import ImapSettings
+from wicbox_bridge.mail.outgoing import STABLE_ID_HEADER
 
 log = logging.getLogger("wicbox.smtp")
 
@@ -84,4 +85,5 @@ class ImapSentLookup:
     @staticmethod
     def _search(client: IMAPClient, folder: str, message_id: str) -> bool:
         client.select_folder(folder, readonly=True)
-        return bool(client.search(["HEADER", "Message-ID", message_id]))
+        criteria = ["OR", "HEADER", "Message-ID", message_id, "HEADER", STABLE_ID_HEADER, message_id]
+        return bool(client.search(criteria))

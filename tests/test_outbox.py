@@ -441,3 +441,24 @@ def test_an_interrupted_mail_that_cannot_be_looked_up_is_held_until_released(
     released = sendroom.cli("send", "--release", str(held))
     assert released.exit_code == 0, released.output
     assert _rows(sendroom, [held])[0].status is OutboxStatus.PENDING
+
+
+def test_an_interrupted_mail_whose_message_id_exchange_rewrote_is_found_by_its_copy(
+    sendroom: Sendroom,
+) -> None:
+    (outbox_id,) = _enqueue(sendroom)
+    with sendroom.room.wic.store() as store:
+        _interrupt(store, outbox_id, "<origineel-2@klant.example>")
+    copy = build_message(
+        OutgoingMail(SENDER, RECIPIENT, "Outbox 0", body_text="Inhoud"),
+        message_id="<origineel-2@klant.example>",
+    ).as_bytes()
+    assert b"X-WICBOX-Message-ID: <origineel-2@klant.example>" in copy
+    rewritten = copy.replace(
+        b"Message-ID: <origineel-2@klant.example>", b"Message-ID: <AM0PR01MB9.eurprd01.prod.outlook.com>", 1
+    )
+    sendroom.dovecot.append(SENDER, "Sent Items", rewritten)
+    result = sendroom.cli("send")
+    assert result.exit_code == 0, result.output
+    assert "confirmed sent 1" in result.output
+    assert sendroom.smtp.accepted() == []

@@ -264,3 +264,10 @@ def test_graph_finds_a_sent_mail_by_its_message_id(graph_sendroom: GraphSendroom
     graph_sendroom.graph.add_message(SENDER, "Inbox", to_self)
     assert not lookup.find("<aan-mezelf-1@klant.example>", [RECIPIENT])
     assert lookup.find("<aan-mezelf-1@klant.example>", [SENDER])  # sent to itself: its Inbox counts
+    rewritten = raw.replace(
+        b"Message-ID: <gevonden-1@klant.example>",
+        b"Message-ID: <AM0PR01MB1234.eurprd01.prod.outlook.com>\r\n"
+        b"X-WICBOX-Message-ID: <origineel-1@klant.example>",
+    )
+    graph_sendroom.graph.add_message(SENDER, "Sent Items", rewritten)
+    assert lookup.find("<origineel-1@klant.example>", [RECIPIENT])  # Exchange rewrote the Message-ID

@@ -69,6 +69,10 @@ class Message:
     is_read: bool = False
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
+    def header(self, name: str) -> str:
+        """One header's value ("" when the message has none)."""
+        return str(BytesHeaderParser(policy=default_policy).parsebytes(self.raw).get(name, ""))
+
     def headers(self) -> dict[str, str]:
         parsed = BytesHeaderParser(policy=default_policy).parsebytes(self.raw)
         return {name.lower(): str(parsed.get(name, "")) for name in ("Subject", "Message-ID", "From")}

@@ -61,12 +61,38 @@ class Clause:
             actual = message.is_read
         elif self.prop == "internetMessageId":
             actual = message.headers()["message-id"].strip()
+        elif self.prop.startswith("header:"):
+            actual = message.header(self.prop.removeprefix("header:")).strip()
         else:
             actual = message.received
         return _OPERATORS[self.operator](actual, self.value)
 
 
+_INTERNET_HEADERS = "{00020386-0000-0000-c000-000000000046}"  # PS_INTERNET_HEADERS
+_EXTENDED = re.compile(
+    r"^\s*singleValueExtendedProperties/Any\(\s*ep:\s*ep/id eq '([^']*)'"
+    r" and ep/value eq '((?:[^']|'')*)'\s*\)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _extended_clause(text: str) -> Clause | None:
+    """``singleValueExtendedProperties/Any(ep: ep/id eq 'String {PS_INTERNET_HEADERS} Name X-...' and
+    ep/value eq '...')``: a custom internet header of the message equals the value."""
+    match = _EXTENDED.match(text)
+    if match is None:
+        return None
+    kind, _, rest = match.group(1).partition(" ")
+    guid, _, name = rest.partition(" Name ")
+    if kind.lower() != "string" or guid.lower() != _INTERNET_HEADERS or not name:
+        raise bad_request(f"The extended property '{match.group(1)}' is not supported here.")
+    return Clause("header:" + name, "eq", match.group(2).replace("''", "'"))
+
+
 def parse_filter(text: str) -> list[Clause]:
+    extended = _extended_clause(text)
+    if extended is not None:
+        return [extended]
     clauses: list[Clause] = []
     for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
         match = _CLAUSE.match(part)

@@ -141,6 +141,11 @@ def _invalid_address(label: str, written: str) -> ParameterError:
     )
 
 
+STABLE_ID_HEADER = "X-WICBOX-Message-ID"
+"""A copy of the Message-ID that Exchange leaves alone (it rewrites Message-ID for some senders): the
+outbox looks an interrupted mail up by either."""
+
+
 def message_id_domain(address: str) -> str:
     return address.rpartition("@")[2].lower() or "localhost"
 
@@ -184,6 +189,7 @@ def build_message(
     message["Subject"] = mail.subject
     message["Date"] = format_datetime(date or dt.datetime.now(dt.timezone.utc))
     message["Message-ID"] = identifier
+    message[STABLE_ID_HEADER] = identifier  # kept where a server rewrites the Message-ID
     _set_body(message, mail)
     for attachment in mail.attachments:
         _attach(message, attachment)
