@@ -12,6 +12,7 @@ Mail.Send permission is an :class:`AuthenticationError` naming it, a message Exc
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from email.parser import BytesHeaderParser
@@ -30,6 +31,7 @@ from wicbox_bridge.errors import AuthenticationError, BridgeError, SendError
 # a second address to it.
 _PLAIN_ADDRESS: Final = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024  # Graph's limit for one request, base64 included
+log = logging.getLogger("wicbox.graph")
 GRAPH_MAIL_SEND_PAGE: Final = (
     "Azure portal > App registrations > (the WICBox app) > API permissions > Add a permission > "
     "Microsoft Graph"
@@ -75,6 +77,7 @@ class GraphSender:
             content=Content(body, "text/plain"),
             refused=self._refused,
         )
+        log.info("Graph sendMail: 202 Accepted for %s (%d recipient(s))", self.mailbox, len(recipients))
         return SendResult("", tuple(recipients), "202 Accepted (Microsoft Graph sendMail)")
 
     def _refused(self, reply: GraphReply) -> BridgeError:

@@ -9,11 +9,13 @@ then hold every row's Message-ID exactly once. Set WICBOX_CRASH_SEED to replay a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.wic import Mailroom
-from tests.test_send_test import SENDER, Sendroom, make_sendroom
+from tests.test_send_test import RECIPIENT, SENDER, Sendroom, make_sendroom
+from tools.testbed.graph import GraphEmulator
+from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.smtp import SmtpServer
 from wicbox_bridge.mail.outgoing import message_id_of
 from wicbox_bridge.store.outbox import OutboxStatus, enqueue, rows_with_status
@@ -60,8 +64,8 @@ class SendProcess:
     def output(self) -> str:
         return self.output_path.read_text(encoding="utf-8", errors="replace")
 
-    def accepted_so_far(self) -> int:
-        return self.output().count(ACCEPTED_LINE)
+    def accepted_so_far(self, line: str = ACCEPTED_LINE) -> int:
+        return self.output().count(line)
 
     def kill(self) -> None:
         self.process.kill()
@@ -85,7 +89,7 @@ def start_send(room: Sendroom, name: str) -> SendProcess:
     return SendProcess(process, output_path)
 
 
-def kill_at(sending: SendProcess, rng: random.Random) -> str:
+def kill_at(sending: SendProcess, rng: random.Random, accepted_line: str = ACCEPTED_LINE) -> str:
     """Kill at a random moment, or right after the server accepted a random number of mails."""
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
     if rng.random() < 0.4:
@@ -94,7 +98,7 @@ def kill_at(sending: SendProcess, rng: random.Random) -> str:
         return "at a random moment"
     target = rng.randint(1, 4)
     while sending.process.poll() is None and time.monotonic() < deadline:
-        if sending.accepted_so_far() >= target:
+        if sending.accepted_so_far(accepted_line) >= target:
             break
         time.sleep(0.001)
     sending.kill()
@@ -147,3 +151,68 @@ def test_killed_sends_deliver_every_mail_exactly_once(sendroom: Sendroom) -> Non
     assert delivered == Counter(dict.fromkeys(expected, 1)), context
     confirmed = [row for row in rows if row.last_error and "found by its Message-ID" in row.last_error]
     assert confirmed, f"no kill landed between the server's 250 and the update {context} kills: {moments}"
+
+
+# ---------------------------------------------------------------------------------- the Graph route
+
+GRAPH_ACCEPTED_LINE = "Graph sendMail: 202 Accepted"
+
+
+def test_killed_sends_through_graph_deliver_every_mail_exactly_once(
+    sendroom: Sendroom,
+    graph_clean: GraphEmulator,
+    idp_clean: IdentityPlatformEmulator,
+    idp_directory: SeededDirectory,
+) -> None:
+    """The same on the Graph route: kills right after Graph's 202 are resolved by looking the mail
+    up in Sent Items through Graph (internetMessageId), so nothing is submitted twice."""
+    seed = int(os.environ.get(SEED_VARIABLE) or random.SystemRandom().randrange(1 << 30))
+    rng = random.Random(seed)
+    context = f"({SEED_VARIABLE}={seed})"
+    wic = sendroom.room.wic
+    client_id, secret = str(uuid.uuid4()), f"Sx~{uuid.uuid4().hex}"
+    idp_clean.add_application(
+        client_id,
+        idp_directory.tenant_id,
+        "WICBOX mail (Graph, sends)",
+        secrets={secret: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)},
+        app_roles={"https://graph.microsoft.com": ("Mail.ReadWrite", "Mail.Send")},
+    )
+    graph_clean.add_mailbox(SENDER)
+    wic.set_params(
+        {
+            "WICBOX_MAILCLIENT_CLIENTID": client_id,
+            "WICBOX_MAILCLIENT_CLIENTSECRET": secret,
+            "WICBOX_MAILCLIENT_PASSWORD": None,
+            "WICBOX_MAILCLIENT_SCOPE": "Mail.ReadWrite",  # Graph reads: the lookup goes through Graph
+            "WICBOX_MAILCLIENT_GRAPHURL": graph_clean.base_url,
+            "WICBOX_MAILCLIENT_SENDPROTOCOL": "GRAPH",
+        }
+    )
+    with wic.store() as store:
+        for number in range(ROWS):
+            enqueue(
+                store,
+                from_addr=SENDER,
+                to=RECIPIENT,
+                subject=f"Graph {number}",
+                body_text=f"Bericht {number}",
+            )
+    slow_down_marking_sent(sendroom)
+    moments = []
+    for kill in range(KILLS):
+        moments.append(kill_at(start_send(sendroom, f"graph-killed-{kill}"), rng, GRAPH_ACCEPTED_LINE))
+    finish(sendroom, f"{context} kills: {moments}")
+
+    with wic.store() as store:
+        rows = rows_with_status(store, OutboxStatus.SENT)
+    assert len(rows) == ROWS, context
+    expected = {row.message_id for row in rows}
+    assert None not in expected and len(expected) == ROWS, context
+    submitted = Counter(message_id_of(sent.raw) for sent in graph_clean.submitted(SENDER))
+    doubled = {message_id: count for message_id, count in submitted.items() if count > 1}
+    assert doubled == {}, f"sent twice {context} kills: {moments}"
+    assert set(submitted) == expected, context
+    assert sendroom.smtp.accepted() == [], "the Graph route never used SMTP"
+    confirmed = [row for row in rows if row.last_error and "found by its Message-ID" in row.last_error]
+    assert confirmed, f"no kill landed between Graph's 202 and the update {context} kills: {moments}"
