@@ -155,6 +155,12 @@ class GraphHttp:
     def close(self) -> None:
         self._session.close()
 
+    def __enter__(self) -> GraphHttp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def claims(self) -> dict[str, object]:
         """The non-secret claims of the token in use (asks the token layer when there is none)."""
         return self.tokens.current()[1].claims
@@ -238,19 +244,12 @@ class GraphHttp:
             "client-request-id": str(uuid.uuid4()),
         }
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
+        payload: dict[str, Any] = {"json": body}
         if content is not None:
             headers["Content-Type"] = content.content_type
-            return self._session.request(
-                method,
-                url,
-                params=params,
-                data=content.data,
-                headers=headers,
-                timeout=timeout,
-                proxies=self._proxies,
-            )
+            payload = {"data": content.data}
         return self._session.request(
-            method, url, params=params, json=body, headers=headers, timeout=timeout, proxies=self._proxies
+            method, url, params=params, headers=headers, timeout=timeout, proxies=self._proxies, **payload
         )
 
     def _wait(self, delay: float, waited: float, reply: GraphReply, doing: str) -> float:

@@ -40,7 +40,7 @@ GRAPH_MAIL_SEND_PAGE: Final = (
 
 class GraphSender:
     """Submits messages as one mailbox through Graph (the :class:`~wicbox_bridge.adapters.base.Sender`
-    contract); close it when done."""
+    contract); each message has an HTTP session of its own, closed after the request."""
 
     def __init__(
         self,
@@ -50,14 +50,13 @@ class GraphSender:
         *,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        self.settings = settings
+        self.tokens = tokens
         self.mailbox = mailbox
-        self._http = GraphHttp(settings, tokens, mailbox, env=env)
+        self._env = env
 
     def __repr__(self) -> str:
         return f"GraphSender({self.mailbox!r})"
-
-    def close(self) -> None:
-        self._http.close()
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> SendResult:
         mime = with_envelope_recipients(raw, recipients)
@@ -70,20 +69,21 @@ class GraphSender:
                 fix="send it over SMTP (WICBOX_MAILCLIENT_SENDPROTOCOL = SMTP or AUTO); Graph's upload "
                 "sessions for large mails are not supported yet",
             )
-        self._http.request(
-            "POST",
-            f"/users/{quote(self.mailbox)}/sendMail",
-            f"sending a mail as {self.mailbox}",
-            content=Content(body, "text/plain"),
-            refused=self._refused,
-        )
+        with GraphHttp(self.settings, self.tokens, self.mailbox, env=self._env) as http:
+            http.request(
+                "POST",
+                f"/users/{quote(self.mailbox)}/sendMail",
+                f"sending a mail as {self.mailbox}",
+                content=Content(body, "text/plain"),
+                refused=lambda reply: self._refused(http, reply),
+            )
         log.info("Graph sendMail: 202 Accepted for %s (%d recipient(s))", self.mailbox, len(recipients))
         return SendResult("", tuple(recipients), "202 Accepted (Microsoft Graph sendMail)")
 
-    def _refused(self, reply: GraphReply) -> BridgeError:
-        host = self._http.host
+    def _refused(self, http: GraphHttp, reply: GraphReply) -> BridgeError:
+        host = http.host
         if reply.status == 403:
-            kind = "delegated" if is_delegated(self._http.claims()) else "application"
+            kind = "delegated" if is_delegated(http.claims()) else "application"
             tail = "; sign in as the sending mailbox itself" if kind == "delegated" else ""
             return AuthenticationError(
                 f"Microsoft Graph ({host}) refused to send as {self.mailbox} ({reply.code}): the token "

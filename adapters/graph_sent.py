@@ -53,8 +53,7 @@ class GraphSentLookup:
             "singleValueExtendedProperties/Any(ep: ep/id eq "
             f"'{STABLE_ID_PROPERTY}' and ep/value eq '{literal}')",
         )
-        http = GraphHttp(self.settings, self.tokens, self.mailbox, env=self._env)
-        try:
+        with GraphHttp(self.settings, self.tokens, self.mailbox, env=self._env) as http:
             for folder in folders:
                 for condition in filters:
                     found = http.get_json(
@@ -65,7 +64,5 @@ class GraphSentLookup:
                     if found.get("value"):
                         log.info("Found %s in %s of %s", message_id, folder, self.mailbox)
                         return True
-        finally:
-            http.close()
         log.info("%s is not in %s of %s", message_id, ", ".join(folders), self.mailbox)
         return False

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, SendResult, TokenProvider
+from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
 from wicbox_bridge.adapters.graph_send import GraphSender
 from wicbox_bridge.adapters.graph_sent import GraphSentLookup
@@ -165,20 +165,6 @@ def smtp_sender(
     )
 
 
-class _ClosingGraphSender:
-    """A Graph sender that lives for one message (its HTTP session is closed after the request)."""
-
-    def __init__(self, params: Parameters, account: MailboxAccount, tokens: TokenProvider) -> None:
-        self._params, self._account, self._tokens = params, account, tokens
-
-    def send(self, raw: bytes, sender: str, recipients: list[str]) -> SendResult:
-        graph = GraphSender(GraphSettings.from_parameters(self._params), self._tokens, self._account.mailbox)
-        try:
-            return graph.send(raw, sender, recipients)
-        finally:
-            graph.close()
-
-
 def graph_sender(params: Parameters, account: MailboxAccount, provider_for: ProviderFactory | None) -> Sender:
     """Microsoft Graph sendMail as ``account``'s mailbox (needs OAuth2 and Mail.Send)."""
     if provider_for is None:
@@ -187,7 +173,8 @@ def graph_sender(params: Parameters, account: MailboxAccount, provider_for: Prov
             "is GRAPH, but WICBOXMETHOD is Basic: Microsoft Graph has no Basic authentication",
             fix=f"set {METHOD} to OAuth2, or {SEND_PROTOCOL} to SMTP",
         )
-    return _ClosingGraphSender(params, account, provider_for(account, "graph-send"))
+    tokens = provider_for(account, "graph-send")
+    return GraphSender(GraphSettings.from_parameters(params), tokens, account.mailbox)
 
 
 def mail_sender(
