@@ -53,7 +53,12 @@ from wicbox_bridge.auth.aadsts import (
     error_from_reply,
     first_line,
 )
-from wicbox_bridge.auth.certificate import NEW_CERTIFICATE_STEPS, CertificateCredential, load_certificate
+from wicbox_bridge.auth.certificate import (
+    NEW_CERTIFICATE_STEPS,
+    CertificateCredential,
+    Validity,
+    load_certificate,
+)
 from wicbox_bridge.auth.scopes import TokenProtocol, scopes_for
 from wicbox_bridge.config import params as params_module
 from wicbox_bridge.config.params import Parameters, PermissionType
@@ -551,15 +556,15 @@ AppCredential = Secret | CertificateCredential  # a client secret, or a certific
 
 def check_certificate_dates(credential: CertificateCredential, now: float) -> None:
     """An expired or not yet valid certificate is an authentication error with the renewal steps."""
-    moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    validity = credential.validity(dt.datetime.fromtimestamp(now, dt.timezone.utc))
     where = f"the certificate {credential.path} (thumbprint {credential.sha1_thumbprint})"
-    if moment >= credential.not_after:
+    if validity is Validity.EXPIRED:
         raise AuthenticationError(
             f"{where} expired on {credential.not_after:%Y-%m-%d %H:%M} UTC; "
             "Microsoft Entra ID refuses assertions signed with it",
             fix=f"{NEW_CERTIFICATE_STEPS}; then delete the expired certificate from the app registration",
         )
-    if moment < credential.not_before:
+    if validity is Validity.NOT_YET_VALID:
         raise AuthenticationError(
             f"{where} is not valid before {credential.not_before:%Y-%m-%d %H:%M} UTC",
             fix="check this server's clock and time zone (the certificate's start lies in the future), "

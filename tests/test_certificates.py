@@ -33,6 +33,7 @@ from wicbox_bridge.auth.aadsts import IdentityPlatformError
 from wicbox_bridge.auth.certificate import (
     CertificateCredential,
     NewCertificate,
+    Validity,
     load_certificate,
     new_certificate,
 )
@@ -557,3 +558,18 @@ def test_the_emulator_checks_client_assertions(
     else:
         assert reply.status_code in (400, 401)
         assert reply.json()["error_codes"] == [code], reply.text
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (dt.timedelta(hours=-1), Validity.NOT_YET_VALID),  # the certificate starts 5 minutes before NOW
+        (dt.timedelta(0), Validity.VALID),
+        (dt.timedelta(days=10), Validity.EXPIRING),  # 30 days left
+        (dt.timedelta(days=40), Validity.EXPIRED),
+    ],
+)
+def test_one_judgement_of_a_certificates_validity(offset: dt.timedelta, expected: Validity) -> None:
+    credential = new_certificate("t", days=40, now=NOW).credential
+    assert credential.validity(NOW + offset) is expected
+    assert credential.validity(NOW + offset).usable is (expected in (Validity.VALID, Validity.EXPIRING))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Final
 
@@ -40,6 +41,19 @@ NEW_CERTIFICATE_STEPS: Final = (
 )
 
 
+class Validity(str, Enum):
+    """Where ``now`` lies in a certificate's validity, as run, check, status and `cert show` judge it."""
+
+    VALID = "valid"
+    EXPIRING = "expiring"  # within EXPIRY_WARNING_DAYS of its end
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+
+    @property
+    def usable(self) -> bool:
+        return self in (Validity.VALID, Validity.EXPIRING)
+
+
 @dataclass(frozen=True)
 class CertificateCredential:
     """A loaded certificate credential: the key (secret), the certificate and what admins compare."""
@@ -55,6 +69,13 @@ class CertificateCredential:
 
     def days_left(self, now: dt.datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400
+
+    def validity(self, now: dt.datetime) -> Validity:
+        if now >= self.not_after:
+            return Validity.EXPIRED
+        if now < self.not_before:
+            return Validity.NOT_YET_VALID
+        return Validity.EXPIRING if self.days_left(now) <= EXPIRY_WARNING_DAYS else Validity.VALID
 
 
 def load_certificate(path: Path, password: Secret | None) -> CertificateCredential:

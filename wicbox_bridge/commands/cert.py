@@ -13,8 +13,8 @@ import click
 from wicbox_bridge.auth.certificate import (
     CERTIFICATES_PAGE,
     DEFAULT_DAYS,
-    EXPIRY_WARNING_DAYS,
     CertificateCredential,
+    Validity,
     describe,
     load_certificate,
     new_certificate,
@@ -116,16 +116,20 @@ def cert_show_command(runtime: Runtime, as_json: bool) -> int:
         click.echo(_validity(credential, now))
         if problem:
             click.echo(f"WARN {problem}")
-    return 3 if credential.days_left(now) <= 0 else 0
+    return 0 if credential.validity(now).usable else 3
 
 
 def _validity(credential: CertificateCredential, now: dt.datetime) -> str:
     days = credential.days_left(now)
-    if days <= 0:
+    validity = credential.validity(now)
+    if validity is Validity.EXPIRED:
         return (
             "FAIL the certificate has expired: run `wicbox cert new`, upload the .cer and set the parameter"
         )
-    if days <= EXPIRY_WARNING_DAYS:
+    if validity is Validity.NOT_YET_VALID:
+        start = f"{credential.not_before:%Y-%m-%d %H:%M} UTC"
+        return f"FAIL the certificate is not valid before {start}: check this server's clock"
+    if validity is Validity.EXPIRING:
         return (
             f"WARN the certificate expires in {days:.0f} days: make and upload a new one (`wicbox cert new`)"
         )

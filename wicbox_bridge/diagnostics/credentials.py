@@ -6,7 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from wicbox_bridge.auth.certificate import EXPIRY_WARNING_DAYS, NEW_CERTIFICATE_STEPS, load_certificate
+from wicbox_bridge.auth.certificate import (
+    EXPIRY_WARNING_DAYS,
+    NEW_CERTIFICATE_STEPS,
+    Validity,
+    load_certificate,
+)
 from wicbox_bridge.auth.keyfile import private_file_problem
 from wicbox_bridge.config.params import (
     CLIENT_SECRET,
@@ -57,9 +62,10 @@ def _certificate_checks(params: Parameters, now: dt.datetime) -> Iterator[CheckR
         yield failed(NAME, error)
         return
     days = credential.days_left(now)
+    validity = credential.validity(now)
     what = f"certificate {credential.path}, thumbprint {credential.sha1_thumbprint}"
     until = f"{credential.not_after:%Y-%m-%d} UTC"
-    if days <= 0:
+    if validity is Validity.EXPIRED:
         yield CheckResult(
             NAME,
             CheckStatus.FAIL,
@@ -67,7 +73,7 @@ def _certificate_checks(params: Parameters, now: dt.datetime) -> Iterator[CheckR
             f"{NEW_CERTIFICATE_STEPS}; then delete the expired certificate from the app registration",
             ExitCode.AUTHENTICATION,
         )
-    elif now < credential.not_before:
+    elif validity is Validity.NOT_YET_VALID:
         yield CheckResult(
             NAME,
             CheckStatus.FAIL,
@@ -75,7 +81,7 @@ def _certificate_checks(params: Parameters, now: dt.datetime) -> Iterator[CheckR
             "check this server's clock, or make a new certificate with `wicbox cert new`",
             ExitCode.AUTHENTICATION,
         )
-    elif days <= EXPIRY_WARNING_DAYS:
+    elif validity is Validity.EXPIRING:
         yield CheckResult(
             NAME,
             CheckStatus.WARN,
