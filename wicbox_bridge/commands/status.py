@@ -118,4 +118,4 @@ def _graph_routes(runtime: Runtime) -> list[RememberedRoute]:
         memory = route_memory(runtime)
     except BridgeError:  # no configuration file: no machine-wide directory, nothing remembered
         return []
-    return [route for route in memory.all().values() if memory.graph_since(route.mailbox) is not None]
+    return memory.current()

@@ -39,30 +39,45 @@ class RememberedRoute:
 
 
 class RouteMemory:
-    """The mailboxes AUTO moved to Graph, kept in a small JSON file (a missing or bad file: none)."""
+    """The mailboxes AUTO moved to Graph, kept in a small JSON file (a missing or bad file: none).
+
+    The file is read once, on first use, and written on every change: one delivery asks for every
+    mail it sends, and only this process changes the routes while it holds the send lock.
+    """
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self._clock = clock
+        self._routes: dict[str, RememberedRoute] | None = None
 
     def graph_since(self, mailbox: str) -> RememberedRoute | None:
         """The remembered switch of ``mailbox`` while it is younger than a day."""
-        found = self.all().get(mailbox.casefold())
+        found = self._loaded().get(mailbox.casefold())
         if found is None or self._clock() - found.since >= RETRY_SMTP_AFTER:
             return None
         return found
 
+    def current(self) -> list[RememberedRoute]:
+        """Every remembered switch younger than a day (what `wicbox status` shows)."""
+        return [route for route in self._loaded().values() if self.graph_since(route.mailbox) is not None]
+
     def remember(self, mailbox: str, reason: str) -> None:
-        routes = self.all()
+        routes = self._loaded()
         routes[mailbox.casefold()] = RememberedRoute(mailbox, self._clock(), reason)
         self._write(routes)
 
     def forget(self, mailbox: str) -> None:
-        routes = self.all()
+        routes = self._loaded()
         if routes.pop(mailbox.casefold(), None) is not None:
             self._write(routes)
 
+    def _loaded(self) -> dict[str, RememberedRoute]:
+        if self._routes is None:
+            self._routes = self.all()
+        return self._routes
+
     def all(self) -> dict[str, RememberedRoute]:
+        """Every entry of the file as it is now."""
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
             return {
