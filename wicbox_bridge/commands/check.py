@@ -102,12 +102,13 @@ def _exchange_setup(runtime: Runtime) -> ExchangeSetup:
         except BridgeError as error:
             click.echo(f"# (no app token: {error.message})", err=True)
     mailboxes = tuple(account.mailbox for account in plan.accounts)
+    own = {mailbox.casefold() for mailbox in mailboxes}
     return ExchangeSetup(
         client_id=params.client_id,
         permission=params.permission_type,
         reading=reading,
         mailboxes=mailboxes,
-        senders=tuple(s for s in senders if s.casefold() not in {m.casefold() for m in mailboxes}),
+        senders=tuple(sender for sender in senders if sender.casefold() not in own),
         service_principal_id=principal,
     )
 
