@@ -10,6 +10,8 @@ import json
 import pytest
 
 from wicbox_bridge.config.params import parse_parameters, parse_secret_expiry
+from wicbox_bridge.diagnostics.credentials import credential_checks
+from wicbox_bridge.diagnostics.results import CheckStatus
 from wicbox_bridge.errors import (
     AuthenticationError,
     BridgeError,
@@ -327,3 +329,29 @@ def test_a_certificate_is_watched_like_a_secret(days: int, state: SecretState, p
     assert phrase in note and "/etc/wicbox/app.pem" in note and certificate.thumbprint in note
     assert ("wicbox cert new" in note) is (state is not SecretState.OK)
     assert "client secret" not in note
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "status", "phrase"),
+    [
+        (-1, CheckStatus.FAIL, "expired on"),
+        (0, CheckStatus.WARN, "expires on"),
+        (30, CheckStatus.WARN, "expires on"),
+        (31, CheckStatus.OK, "valid until"),
+        (None, CheckStatus.OK, "set WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES"),
+    ],
+)
+def test_check_judges_a_client_secret_as_status_does(
+    expires_in: int | None, status: CheckStatus, phrase: str
+) -> None:
+    values = dict(APPLICATION)
+    if expires_in is not None:
+        values["WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES"] = (
+            NOW.date() + dt.timedelta(days=expires_in)
+        ).isoformat()
+    params = parse_parameters(values).parameters
+    [line] = credential_checks(params, NOW)
+    assert line.status is status and phrase in line.detail
+    assert "geheim-waarde-123" not in line.render()
+    if status is CheckStatus.FAIL:
+        assert line.exit_code == 3 and "wicbox cert new" in (line.fix or "")

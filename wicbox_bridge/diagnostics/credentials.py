@@ -22,6 +22,7 @@ from wicbox_bridge.config.params import (
 )
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed
 from wicbox_bridge.errors import BridgeError, ExitCode
+from wicbox_bridge.status.report import CredentialStatus, Permission, SecretState, secret_state
 
 NAME = "credential"
 
@@ -111,11 +112,15 @@ def _secret_check(expires: dt.date | None, today: dt.date) -> CheckResult:
         f"Expires date in {CLIENT_SECRET_EXPIRES}, run `wicbox check`, then delete the old secret; "
         "or move to a certificate (`wicbox cert new`)"
     )
-    if days < 0:
+    # the same judgement as `wicbox status`, with its default warning window
+    state = secret_state(
+        CredentialStatus(Permission.APPLICATION, expires, None), today, dt.timedelta(days=EXPIRY_WARNING_DAYS)
+    )
+    if state is SecretState.EXPIRED:
         return CheckResult(
             NAME, CheckStatus.FAIL, f"the client secret expired on {expires}", renew, ExitCode.AUTHENTICATION
         )
-    if days <= EXPIRY_WARNING_DAYS:
+    if state is SecretState.EXPIRING:
         return CheckResult(
             NAME, CheckStatus.WARN, f"the client secret expires on {expires} ({days} days)", renew
         )
