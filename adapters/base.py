@@ -7,7 +7,7 @@ adapter, not a new method here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from wicbox_bridge.secret import Secret
@@ -135,3 +135,52 @@ class Sender(Protocol):
     """Submits one complete RFC 5322 message."""
 
     def send(self, raw: bytes, sender: str, recipients: list[str]) -> SendResult: ...
+
+
+# --------------------------------------------------------------------------- the relay's server side
+
+
+@dataclass(frozen=True)
+class RelayReply:
+    """An SMTP answer the relay gives a client: ``code`` and text (with its enhanced status code)."""
+
+    code: int
+    text: str
+
+    def render(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+@dataclass(frozen=True)
+class RelayedMessage:
+    """One message as an SMTP client handed it to the relay: envelope and exact bytes."""
+
+    peer: str
+    login: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    data: bytes = field(repr=False)
+    smtputf8: bool = False
+
+
+class RelayGate(Protocol):
+    """What the relay's SMTP server asks the core; called in one worker thread, one call at a time.
+
+    ``authenticate`` answers None when ``login``/``password`` are a relay account allowed from
+    ``peer``, else the refusal; ``check_sender`` None when ``login`` may use ``address`` as MAIL
+    FROM; ``accept`` stores the message for delivery (committed before it answers 250) or refuses it.
+    """
+
+    def authenticate(self, login: str, password: Secret, peer: str) -> RelayReply | None: ...
+
+    def check_sender(self, login: str, address: str) -> RelayReply | None: ...
+
+    def check_recipient(self, login: str, address: str, count: int) -> RelayReply | None:
+        """None when ``address`` may be the next recipient after ``count`` accepted ones."""
+        ...
+
+    def accept(self, message: RelayedMessage) -> RelayReply: ...
+
+    def close(self) -> None:
+        """Release what the gate holds (its database connection); called in the same worker thread."""
+        ...

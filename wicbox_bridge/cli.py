@@ -17,6 +17,7 @@ from wicbox_bridge.commands.cert import cert_group
 from wicbox_bridge.commands.check import check_command
 from wicbox_bridge.commands.db import db_group
 from wicbox_bridge.commands.params import params_group
+from wicbox_bridge.commands.relay import relay_group
 from wicbox_bridge.commands.run import run_command
 from wicbox_bridge.commands.schedule import schedule_group
 from wicbox_bridge.commands.send import send_command, send_test_command
@@ -164,6 +165,7 @@ for command in (
     schedule_group,
     cert_group,
     signin_command,
+    relay_group,
 ):
     cli.add_command(command)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -310,15 +311,20 @@ def deliver(runtime: Runtime, settings: OutboxSettings) -> OutboxReport:
         return _deliver(runtime, store, settings)
 
 
-def deliver_if_due(runtime: Runtime, settings: OutboxSettings) -> OutboxReport | None:
-    """As :func:`deliver`, but None, without a connection, when no row is due (``wicbox run``)."""
+def deliver_if_due(
+    runtime: Runtime, settings: OutboxSettings, *, sleep: Callable[[float], None] = time.sleep
+) -> OutboxReport | None:
+    """As :func:`deliver`, but None, without a connection, when no row is due (``wicbox run``, the
+    relay); ``sleep`` waits for the pacing window (the relay's ends early when it stops)."""
     with SendLock(runtime.machine_state_dir), runtime.open_store() as store:
         if not outbox_has_work(store, dt.datetime.now(dt.timezone.utc)):
             return None
-        return _deliver(runtime, store, settings)
+        return _deliver(runtime, store, settings, sleep)
 
 
-def _deliver(runtime: Runtime, store: Store, settings: OutboxSettings) -> OutboxReport:
+def _deliver(
+    runtime: Runtime, store: Store, settings: OutboxSettings, sleep: Callable[[float], None] = time.sleep
+) -> OutboxReport:
     params = runtime.load_parameters(store).parameters
     accounts = SendingAccounts(params, store)
     runtime.redactor.register(accounts.passwords())
@@ -330,6 +336,7 @@ def _deliver(runtime: Runtime, store: Store, settings: OutboxSettings) -> Outbox
             sender_for=lambda account: mail_sender(params, account, provider_for, routes),
             lookup_for=sent_lookup_factory(params, provider_for),
             settings=settings,
+            sleep=sleep,
         )
         return deliver_outbox(job)
 

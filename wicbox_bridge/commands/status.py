@@ -15,7 +15,7 @@ from wicbox_bridge.send.routes import RememberedRoute
 from wicbox_bridge.status.gather import gather_status
 from wicbox_bridge.status.render import report_json, text_lines
 from wicbox_bridge.status.report import StatusOptions, verdict
-from wicbox_bridge.store.outbox import OutboxStatus, rows_with_status
+from wicbox_bridge.store.outbox import OutboxStatus, RelaySummary, relay_summary, rows_with_status
 from wicbox_bridge.store.schema import require_schema
 
 
@@ -71,6 +71,7 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
         require_schema(store)
         report = gather_status(store, now=dt.datetime.now(dt.timezone.utc), options=options)
         held = rows_with_status(store, OutboxStatus.UNKNOWN)
+        relayed = relay_summary(store, dt.datetime.now(dt.timezone.utc) - RELAY_WINDOW)
     result = verdict(report, options)
     routes = _graph_routes(runtime)
     if as_json:
@@ -93,6 +94,7 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
             }
             for route in routes
         ]
+        document["relay"] = _relay_json(relayed)
         click.echo(json.dumps(document, indent=2))
     else:
         for line in text_lines(report, result, options, tz=None):
@@ -109,7 +111,50 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
                 f"Sending: {route.mailbox} sends through Microsoft Graph since {since} ({route.reason}); "
                 "SMTP is tried again a day after that"
             )
+        for line in _relay_lines(relayed):
+            click.echo(line)
     return int(result.exit_code)
+
+
+RELAY_WINDOW = dt.timedelta(hours=24)
+
+
+def _relay_lines(relayed: RelaySummary) -> list[str]:
+    """What `wicbox relay` took in the last 24 hours; nothing when it took nothing and nothing waits."""
+    if not (relayed.accepted or relayed.waiting or relayed.held):
+        return []
+    lines = [
+        f"Relay: {relayed.accepted} message(s) taken in the last 24 hours: {relayed.sent} sent, "
+        f"{relayed.failed} failed; {relayed.waiting} waiting, {relayed.held} held as UNKNOWN"
+    ]
+    lines.extend(
+        f"Relay: outbox mail {failure.outbox_id} ({failure.source}, from {failure.from_addr}, "
+        f"{failure.subject!r}) failed: {failure.error}"
+        for failure in relayed.failures
+    )
+    return lines
+
+
+def _relay_json(relayed: RelaySummary) -> dict[str, object]:
+    return {
+        "window_hours": int(RELAY_WINDOW.total_seconds() // 3600),
+        "accepted": relayed.accepted,
+        "sent": relayed.sent,
+        "failed": relayed.failed,
+        "waiting": relayed.waiting,
+        "held": relayed.held,
+        "last_accepted_at": relayed.last_accepted_at.isoformat() if relayed.last_accepted_at else None,
+        "failures": [
+            {
+                "outbox_id": failure.outbox_id,
+                "source": failure.source,
+                "from": failure.from_addr,
+                "subject": failure.subject,
+                "error": failure.error,
+            }
+            for failure in relayed.failures
+        ],
+    }
 
 
 def _graph_routes(runtime: Runtime) -> list[RememberedRoute]:

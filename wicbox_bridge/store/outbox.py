@@ -56,13 +56,15 @@ _COLUMNS: Final = (
 )
 _INSERT: Final = (
     "INSERT INTO WICBOX_OUTBOX (FROM_ADDR, TO_ADDRS, CC_ADDRS, BCC_ADDRS, SUBJECT, BODY_TEXT, BODY_HTML, "
-    "RAW_MIME, STATUS, ATTEMPTS, CREATED_AT) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+    "RAW_MIME, STATUS, ATTEMPTS, CREATED_AT, SOURCE) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
 )
 _INSERT_ATTACHMENT: Final = (
     "INSERT INTO WICBOX_OUTBOX_ATTACHMENT (OUTBOX_ID, POSITION, FILENAME, CONTENT_TYPE, CONTENT) "
     "VALUES (?, ?, ?, ?, ?)"
 )
 _MESSAGE_ID_LIMIT: Final = 998
+SOURCE_LIMIT: Final = 100
+RELAY_SOURCE_PREFIX: Final = "relay:"
 
 
 def _text(value: object) -> str:
@@ -102,8 +104,12 @@ def enqueue(
     body_html: str | None = None,
     raw_mime: bytes | None = None,
     attachments: Sequence[OutgoingAttachment] = (),
+    source: str | None = None,
 ) -> int:
-    """Insert a PENDING mail with its attachments (as WIC does); its OUTBOX_ID."""
+    """Insert a PENDING mail with its attachments (as WIC does); its OUTBOX_ID.
+
+    ``source`` is None for WIC's own mails, ``relay:<account>`` for a message the relay took.
+    """
     with atomic(store):
         store.execute(
             _INSERT,
@@ -118,6 +124,7 @@ def enqueue(
                 raw_mime,
                 OutboxStatus.PENDING.value,
                 utc_now(),
+                None if source is None else source[:SOURCE_LIMIT],
             ),
         )
         outbox_id = last_identity(store)
@@ -285,3 +292,73 @@ def outbox_senders(store: Store, limit: int = 50) -> list[str]:
 def outbox_in_use(store: Store) -> bool:
     """Whether WIC has ever handed a mail to the outbox (``wicbox check`` then requires SMTP)."""
     return store.query_one("SELECT 1 FROM WICBOX_OUTBOX WHERE OUTBOX_ID IS NOT NULL") is not None
+
+
+@dataclass(frozen=True)
+class RelayFailure:
+    outbox_id: int
+    source: str
+    from_addr: str | None
+    subject: str
+    error: str
+
+
+@dataclass(frozen=True)
+class RelaySummary:
+    """What the relay handed to the outbox: taken/sent/failed since a moment, and waiting now."""
+
+    accepted: int
+    sent: int
+    failed: int
+    waiting: int
+    held: int
+    last_accepted_at: dt.datetime | None
+    failures: tuple[RelayFailure, ...]
+
+
+def relay_summary(store: Store, since: dt.datetime, failures: int = 5) -> RelaySummary:
+    """Counts over the relayed mails (SOURCE 'relay:...'): accepted, sent and failed since ``since``,
+    waiting (PENDING or SENDING) and held (UNKNOWN) now, and the latest ``failures`` failed ones."""
+    pattern = RELAY_SOURCE_PREFIX + "%"
+    when = naive_utc(since)
+    row = store.query_one(
+        "SELECT "
+        "SUM(CASE WHEN CREATED_AT >= ? THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN STATUS = ? AND SENT_AT >= ? THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN STATUS = ? AND CREATED_AT >= ? THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN STATUS IN (?, ?) THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN STATUS = ? THEN 1 ELSE 0 END), "
+        "MAX(CREATED_AT) "
+        "FROM WICBOX_OUTBOX WHERE SOURCE LIKE ?",
+        (
+            when,
+            OutboxStatus.SENT.value,
+            when,
+            OutboxStatus.FAILED.value,
+            when,
+            OutboxStatus.PENDING.value,
+            OutboxStatus.SENDING.value,
+            OutboxStatus.UNKNOWN.value,
+            pattern,
+        ),
+    )
+    counts = [int(value or 0) for value in (row[:5] if row else (0, 0, 0, 0, 0))]
+    failed = store.query(
+        "SELECT OUTBOX_ID, SOURCE, FROM_ADDR, SUBJECT, LAST_ERROR FROM WICBOX_OUTBOX "
+        "WHERE SOURCE LIKE ? AND STATUS = ? AND CREATED_AT >= ? ORDER BY OUTBOX_ID DESC",
+        (pattern, OutboxStatus.FAILED.value, when),
+    )[:failures]
+    return RelaySummary(
+        accepted=counts[0],
+        sent=counts[1],
+        failed=counts[2],
+        waiting=counts[3],
+        held=counts[4],
+        last_accepted_at=as_utc(row[5]) if row else None,
+        failures=tuple(
+            RelayFailure(
+                int(r[0]), _text(r[1]), None if r[2] is None else str(r[2]), _text(r[3]), _text(r[4])
+            )
+            for r in failed
+        ),
+    )
