@@ -7,6 +7,7 @@ adapter, not a new method here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -164,7 +165,9 @@ class RelayedMessage:
 
 
 class RelayGate(Protocol):
-    """What the relay's SMTP server asks the core; called in one worker thread, one call at a time.
+    """What the relay's SMTP server asks the core. ``authenticate``, ``accept`` and ``close`` are
+    called in one worker thread, one at a time; ``check_sender`` and ``check_recipient`` must be
+    cheap (no database): the server's event loop calls them.
 
     ``authenticate`` answers None when ``login``/``password`` are a relay account allowed from
     ``peer``, else the refusal; ``check_sender`` None when ``login`` may use ``address`` as MAIL
@@ -179,7 +182,9 @@ class RelayGate(Protocol):
         """None when ``address`` may be the next recipient after ``count`` accepted ones."""
         ...
 
-    def accept(self, message: RelayedMessage) -> RelayReply: ...
+    def accept(self, messages: Sequence[RelayedMessage]) -> list[RelayReply]:
+        """One answer per message, in order; the accepted ones committed together before this returns."""
+        ...
 
     def close(self) -> None:
         """Release what the gate holds (its database connection); called in the same worker thread."""

@@ -4,8 +4,9 @@ instead of smtp.office365.com.
 It speaks ESMTP with SIZE, 8BITMIME, SMTPUTF8 and AUTH PLAIN/LOGIN, requires AUTH before MAIL,
 and asks a :class:`~wicbox_bridge.adapters.base.RelayGate` for every decision: the login, MAIL FROM,
 each RCPT TO and the message itself, which the gate commits to the outbox before this server
-answers 250. Gate calls run in one worker thread (the gate owns a database connection), so the
-event loop keeps serving other clients meanwhile.
+answers 250. The login (a slow hash) and the message (a database commit) are asked in one worker
+thread, so the event loop keeps serving other clients meanwhile; the envelope checks are cheap
+and asked on the loop.
 
 Listening on a loopback address is the default; any other address needs ``allow_remote`` and a TLS
 certificate, and then STARTTLS is required before AUTH. aiosmtpd's own debug log writes the raw
@@ -23,6 +24,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +41,8 @@ DEFAULT_LISTEN: Final = "127.0.0.1:2525"
 DEFAULT_MAX_MESSAGE_BYTES: Final = 35 * 1024 * 1024  # Exchange Online's default message size limit
 DEFAULT_MAX_RECIPIENTS: Final = 500
 DEFAULT_IDLE_TIMEOUT_S: Final = 300.0  # RFC 5321 4.5.3.2.7: at least 5 minutes
+MAX_BATCH: Final = 64  # messages committed together at most
+STORE_FAILED: Final = RelayReply(451, "4.3.0 The relay cannot store the message now; try again later")
 LINE_LIMIT: Final = 8192  # lenient: RFC 5321 allows 1000, real applications write longer lines
 AIOSMTPD_LOGGER: Final = "mail.log"
 log = logging.getLogger("wicbox.relay")
@@ -169,6 +173,8 @@ class _RelayHandler:
         self.gate = gate
         self.settings = settings
         self.connections = 0
+        self.waiting: list[tuple[RelayedMessage, asyncio.Future[RelayReply]]] = []
+        self.committer: asyncio.Task[None] | None = None
         self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wicbox-relay")
 
     async def _ask(self, call: Any, *args: Any) -> Any:
@@ -207,7 +213,7 @@ class _RelayHandler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
-        refusal: RelayReply | None = await self._ask(self.gate.check_sender, _login(session), address)
+        refusal = self.gate.check_sender(_login(session), address)  # cheap: on the loop
         if refusal is not None:
             return refusal.render()
         envelope.mail_from = address
@@ -218,9 +224,7 @@ class _RelayHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         count = len(envelope.rcpt_tos)
-        refusal: RelayReply | None = await self._ask(
-            self.gate.check_recipient, _login(session), address, count
-        )
+        refusal = self.gate.check_recipient(_login(session), address, count)  # cheap: on the loop
         if refusal is not None:
             return refusal.render()
         envelope.rcpt_tos.append(address)
@@ -237,8 +241,28 @@ class _RelayHandler:
             data=data,
             smtputf8=bool(envelope.smtp_utf8),
         )
-        reply: RelayReply = await self._ask(self.gate.accept, message)
-        return reply.render()
+        return (await self._accept(message)).render()
+
+    async def _accept(self, message: RelayedMessage) -> RelayReply:
+        """Queue the message for the next group commit and wait for its answer. The answer's future
+        is shielded: a client that goes away meanwhile does not take the others' commit with it."""
+        future: asyncio.Future[RelayReply] = asyncio.get_running_loop().create_future()
+        self.waiting.append((message, future))
+        if self.committer is None or self.committer.done():
+            self.committer = asyncio.get_running_loop().create_task(self._commit_waiting())
+        return await asyncio.shield(future)
+
+    async def _commit_waiting(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            try:
+                replies: list[RelayReply] = await self._ask(self.gate.accept, [item[0] for item in batch])
+            except Exception:  # the gate answers with 451 itself; this is the last line of defence
+                log.exception("Relay: storing %d message(s) failed", len(batch))
+                replies = [STORE_FAILED] * len(batch)
+            for (_message, future), reply in zip(batch, replies, strict=True):
+                if not future.done():
+                    future.set_result(reply)
 
 
 def _peer(session: Session | None) -> str:
@@ -270,11 +294,14 @@ async def _challenge(server: SMTP, challenge: bytes) -> bytes | None:
 # --------------------------------------------------------------------------- the server
 
 
-class _DeprecationNoise(logging.Filter):
-    """aiosmtpd warns about its own legacy ``login_data`` at every successful AUTH: not for admins."""
+class _AiosmtpdNoise(logging.Filter):
+    """aiosmtpd warns about its own legacy ``login_data`` at every successful AUTH, and about AUTH
+    without TLS at every connection (the relay allows that on loopback only, on purpose)."""
+
+    NOISE = ("Session.login_data is deprecated", "auth_required == True but auth_require_tls == False")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Session.login_data is deprecated")
+        return not str(record.msg).startswith(self.NOISE)
 
 
 class _Controller(Controller):
@@ -283,7 +310,9 @@ class _Controller(Controller):
         self._relay = handler
 
     def factory(self) -> SMTP:
-        return _RelaySMTP(self._relay, **self.SMTP_kwargs)
+        with warnings.catch_warnings():  # AUTH without TLS: allowed on loopback only (settings check)
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+            return _RelaySMTP(self._relay, **self.SMTP_kwargs)
 
 
 class SmtpRelayServer:
@@ -314,8 +343,8 @@ class SmtpRelayServer:
         )
         aiosmtpd_log = logging.getLogger(AIOSMTPD_LOGGER)
         aiosmtpd_log.setLevel(logging.INFO)  # its DEBUG lines carry AUTH data
-        if not any(isinstance(known, _DeprecationNoise) for known in aiosmtpd_log.filters):
-            aiosmtpd_log.addFilter(_DeprecationNoise())
+        if not any(isinstance(known, _AiosmtpdNoise) for known in aiosmtpd_log.filters):
+            aiosmtpd_log.addFilter(_AiosmtpdNoise())
 
     def __repr__(self) -> str:
         return f"SmtpRelayServer({self.settings.host}:{self.settings.port})"

@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
@@ -31,7 +31,7 @@ from wicbox_bridge.adapters.base import RelayedMessage, RelayReply
 from wicbox_bridge.auth.relay_accounts import RelayAccount, RelayAccountFile, password_matches
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.secret import Secret
-from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.base import Store, atomic
 from wicbox_bridge.store.outbox import RELAY_SOURCE_PREFIX, enqueue
 
 log = logging.getLogger("wicbox.relay")
@@ -43,6 +43,8 @@ _PLAIN_ADDRESS: Final = re.compile(r'^[^\s"(),:;<>@\[\\\]\x00-\x1f\x7f]+@[^\s"()
 SUBJECT_LIMIT: Final = 998
 AUTH_FAILED: Final = RelayReply(535, "5.7.8 Authentication credentials invalid")
 ACCEPTED_PREFIX: Final = "2.0.0 Queued in the outbox as mail"
+_END_OF_HEADERS: Final = re.compile(rb"\r?\n\r?\n")
+STORE_FAILED: Final = RelayReply(451, "4.3.0 The relay cannot store the message now; try again later")
 
 
 @dataclass(frozen=True)
@@ -199,20 +201,40 @@ class OutboxRelayGate:
         return None
 
     # ---- DATA ---------------------------------------------------------------------------
-    def accept(self, message: RelayedMessage) -> RelayReply:
+    def accept(self, messages: Sequence[RelayedMessage]) -> list[RelayReply]:
+        """Check each message, then commit the good ones in one transaction (a group commit: the
+        server hands over what arrived while the previous batch was committing)."""
+        replies: list[RelayReply | None] = []
+        keep: list[tuple[int, RelayedMessage, str]] = []
+        for message in messages:
+            refusal, subject = self._refusal(message)
+            replies.append(refusal)
+            if refusal is None:
+                keep.append((len(replies) - 1, message, subject))
+        if keep:
+            try:
+                stored = self._store_messages([(message, subject) for _, message, subject in keep])
+            except BridgeError as error:
+                log.error("Relay: the outbox cannot take %d message(s) now: %s", len(keep), error)
+                self._drop_store()
+                for position, _message, _subject in keep:
+                    replies[position] = STORE_FAILED
+            else:
+                for (position, message, _subject), outbox_id in zip(keep, stored, strict=True):
+                    self._log_taken(outbox_id, message)
+                    replies[position] = RelayReply(250, f"{ACCEPTED_PREFIX} {outbox_id}")
+                self.on_stored(stored[-1])
+        return [reply or STORE_FAILED for reply in replies]
+
+    def _refusal(self, message: RelayedMessage) -> tuple[RelayReply | None, str]:
         account = self._account(message.login)
         if account is None:
-            return RelayReply(451, "4.7.0 The relay account is gone; log in again")
-        headers = BytesHeaderParser(policy=compat32).parsebytes(message.data)
-        refusal = self._header_refusal(account, message, headers)
-        if refusal is not None:
-            return refusal
-        try:
-            outbox_id = self._store_message(message, _subject(headers))
-        except BridgeError as error:
-            log.error("Relay: the outbox cannot take a message from %r now: %s", message.login, error)
-            self._drop_store()
-            return RelayReply(451, "4.3.0 The relay cannot store the message now; try again later")
+            return RelayReply(451, "4.7.0 The relay account is gone; log in again"), ""
+        headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(message.data))
+        return self._header_refusal(account, message, headers), _subject(headers)
+
+    @staticmethod
+    def _log_taken(outbox_id: int, message: RelayedMessage) -> None:
         log.info(
             "Relay: took outbox mail %d from %r (%s): MAIL FROM %s, %d recipient(s), %d bytes",
             outbox_id,
@@ -222,8 +244,6 @@ class OutboxRelayGate:
             len(message.recipients),
             len(message.data),
         )
-        self.on_stored(outbox_id)
-        return RelayReply(250, f"{ACCEPTED_PREFIX} {outbox_id}")
 
     def _header_refusal(
         self, account: RelayAccount, message: RelayedMessage, headers: Message
@@ -248,16 +268,20 @@ class OutboxRelayGate:
             return RelayReply(550, f"5.7.1 Relay account {account.name} may not send as {refused[0]}")
         return None
 
-    def _store_message(self, message: RelayedMessage, subject: str) -> int:
+    def _store_messages(self, messages: Sequence[tuple[RelayedMessage, str]]) -> list[int]:
         store = self._open()
-        return enqueue(
-            store,
-            from_addr=message.mail_from,
-            to=", ".join(message.recipients),
-            subject=subject,
-            raw_mime=message.data,
-            source=f"{RELAY_SOURCE_PREFIX}{message.login}",
-        )
+        with atomic(store):
+            return [
+                enqueue(
+                    store,
+                    from_addr=message.mail_from,
+                    to=", ".join(message.recipients),
+                    subject=subject,
+                    raw_mime=message.data,
+                    source=f"{RELAY_SOURCE_PREFIX}{message.login}",
+                )
+                for message, subject in messages
+            ]
 
     def _account(self, login: str) -> RelayAccount | None:
         try:
@@ -283,6 +307,12 @@ class OutboxRelayGate:
         stack, self._stack, self._store = self._stack, None, None
         if stack is not None:
             stack.close()
+
+
+def _header_block(data: bytes) -> bytes:
+    """The header section (up to the first empty line): the body is not parsed for nothing."""
+    end = _END_OF_HEADERS.search(data)
+    return data if end is None else data[: end.end()]
 
 
 def _subject(headers: Message) -> str:
