@@ -81,9 +81,9 @@ def add_relay_user(wic: WicInstallation, *senders: str, name: str = RELAY_USER) 
     assert result.exit_code == 0, result.output
 
 
-def start_relay(wic: WicInstallation, host: str, *options: str) -> Relay:
+def start_relay(wic: WicInstallation, host: str, *options: str, verbosity: str = "-vv") -> Relay:
     port = free_port(host)
-    process = start_wicbox(wic, "-vv", "relay", "--listen", f"{host}:{port}", *options, name="relay")
+    process = start_wicbox(wic, verbosity, "relay", "--listen", f"{host}:{port}", *options, name="relay")
     wait_until(
         lambda: "listening on" in process.output() or process.process.poll() is not None,
         "the relay starts",
@@ -97,8 +97,8 @@ def start_relay(wic: WicInstallation, host: str, *options: str) -> Relay:
 def relay_for(sendroom: Sendroom) -> Iterator[Callable[..., Relay]]:
     started: list[Relay] = []
 
-    def start(*options: str) -> Relay:
-        relay = start_relay(sendroom.room.wic, sendroom.smtp.host, *options)
+    def start(*options: str, verbosity: str = "-vv") -> Relay:
+        relay = start_relay(sendroom.room.wic, sendroom.smtp.host, *options, verbosity=verbosity)
         started.append(relay)
         return relay
 
