@@ -164,6 +164,118 @@ def test_run_as_is_refused_for_cron(wicbox: WicboxCli, config: Path) -> None:
     assert "crontab" in result.output
 
 
+# --------------------------------------------------------------------------- the relay service
+
+
+def _tasks(output: str) -> list[ET.Element]:
+    """Every task XML that `show` printed."""
+    texts = output.split("<?xml")[1:]
+    return [ET.fromstring(text[text.index("<Task") : text.index("</Task>") + 7]) for text in texts]
+
+
+def test_show_windows_with_the_relay(wicbox: WicboxCli, config: Path) -> None:
+    tls = ("--relay-tls-cert", "D:\\certs\\relay & co.pem", "--relay-tls-key", "D:\\certs\\relay.key")
+    remote = ("--relay-listen", "0.0.0.0:2525", "--relay-allow-remote", *tls)
+    result = wicbox(
+        "schedule",
+        "show",
+        "--platform",
+        "windows",
+        "--run-as",
+        "KLANT\\svc",
+        "--relay",
+        *remote,
+        config=config,
+    )
+    assert result.exit_code == 0, result.output
+    name = _name(config)
+    run, relay = _tasks(result.output)
+    ns = {"t": TASK_NAMESPACE}
+    assert run.find("t:Triggers/t:BootTrigger", ns) is None
+    assert relay.find("t:Triggers/t:BootTrigger", ns) is not None
+    assert relay.findtext("t:Settings/t:ExecutionTimeLimit", namespaces=ns) == "PT0S"
+    assert relay.findtext("t:Actions/t:Exec/t:Arguments", namespaces=ns) == (
+        f'--config "{config.resolve()}" relay --listen 0.0.0.0:2525 --tls-cert "D:\\certs\\relay & co.pem" '
+        '--tls-key "D:\\certs\\relay.key" --allow-remote'
+    )
+    assert relay.findtext("t:Principals/t:Principal/t:UserId", namespaces=ns) == "KLANT\\svc"
+    create = f"schtasks /Create /TN {name}-Relay /XML <temporary file> /RU KLANT\\svc"
+    assert f"{create} (password on its standard input)" in result.output
+    assert f"schtasks /Run /TN {name}-Relay" in result.output
+    assert "# relay: " not in result.output  # no Task Scheduler here to ask
+
+
+def test_show_systemd_with_the_relay_as_json(wicbox: WicboxCli, config: Path) -> None:
+    result = wicbox("schedule", "show", "--platform", "systemd", "--name", "WICBOX-Prod", "--relay", "--json",
+                    config=config)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    relay = plan["files"][2]
+    assert relay["path"] == "/etc/systemd/system/wicbox-prod-relay.service"
+    assert "\nType=simple\n" in relay["content"]
+    assert "\nRestart=on-failure\n" in relay["content"]
+    assert f'--config "{config.resolve()}" relay --listen 127.0.0.1:2525\n' in relay["content"]
+    assert plan["commands"][2:] == [
+        "systemctl enable wicbox-prod-relay.service",
+        "systemctl restart wicbox-prod-relay.service",
+    ]
+    assert plan["relay_command"] == [*installed_program().argv(str(config.resolve()), ("relay",)),
+                                     "--listen", "127.0.0.1:2525"]  # fmt: skip
+    assert plan["relay_service"] is None  # systemd does not run here: nothing to ask
+    plain = json.loads(wicbox("schedule", "show", "--platform", "systemd", "--json", config=config).stdout)
+    assert len(plain["files"]) == 2
+    assert plain["relay_command"] is None
+
+
+@pytest.mark.parametrize("action", ["show", "install"])
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--relay-listen", "127.0.0.1:2626"], ["--relay-listen without --relay: add --relay to install"]),
+        (["--relay-tls-cert", "c.pem", "--relay-allow-remote"],
+         ["--relay-tls-cert, --relay-allow-remote without --relay", "or leave them out"]),
+    ],
+)  # fmt: skip
+def test_relay_options_without_relay_are_refused(
+    wicbox: WicboxCli, config: Path, action: str, options: list[str], words: list[str]
+) -> None:
+    result = wicbox("schedule", action, "--platform", "systemd", *options, config=config)
+    assert result.exit_code == 2
+    for word in words:
+        assert word in result.output
+
+
+@pytest.mark.parametrize("action", ["show", "install"])
+def test_a_relay_open_to_the_network_without_tls_is_refused(
+    wicbox: WicboxCli, config: Path, action: str
+) -> None:
+    result = wicbox("schedule", action, "--platform", "systemd", "--relay", "--relay-listen", "0.0.0.0:2525",
+                    config=config)  # fmt: skip
+    assert result.exit_code == 2
+    assert "--relay-listen 0.0.0.0:2525: 0.0.0.0 is not a loopback address" in result.stderr
+    assert (
+        "wicbox: fix: add --relay-allow-remote and --relay-tls-cert FILE --relay-tls-key FILE"
+        in result.stderr
+    )
+
+
+def test_install_refuses_missing_tls_files_then_cron(wicbox: WicboxCli, config: Path) -> None:
+    relay = ("--relay", "--relay-listen", "0.0.0.0:2525", "--relay-allow-remote",
+             "--relay-tls-cert", "relay.pem", "--relay-tls-key", "relay.key")  # fmt: skip
+    missing = wicbox("schedule", "install", "--platform", "cron", *relay, config=config)
+    assert missing.exit_code == 2
+    assert (
+        f"--relay-tls-cert {wicbox.cwd / 'relay.pem'}: no such file" in missing.stderr
+    )  # the working directory's
+    (wicbox.cwd / "relay.pem").write_text("cert", encoding="utf-8")
+    (wicbox.cwd / "relay.key").write_text("key", encoding="utf-8")
+    cron = wicbox("schedule", "install", "--platform", "cron", *relay, config=config)
+    assert cron.exit_code == 2
+    assert "--relay: cron cannot keep a service running" in cron.stderr
+    assert "leave --relay out" in cron.stderr
+    assert "crontab" not in cron.stdout  # refused before anything is printed to add
+
+
 # --------------------------------------------------------------------------- cron install / uninstall
 
 

@@ -22,6 +22,7 @@ from wicbox_bridge.schedule.cron import cron_command, cron_line, cron_notes
 from wicbox_bridge.schedule.host import foreign_platform_problem, host_platform
 from wicbox_bridge.schedule.pause import pause_runs
 from wicbox_bridge.schedule.plan import plan_json, plan_text, systemd_plan, windows_plan
+from wicbox_bridge.schedule.relay import RelaySpec, check_relay_files, relay_task_name
 from wicbox_bridge.schedule.spec import (
     Logon,
     Platform,
@@ -37,7 +38,12 @@ from wicbox_bridge.schedule.systemd import (
     enable_timer,
     exec_start,
     quote_word,
+    relay_is_active,
+    relay_unit,
+    relay_unit_name,
     service_unit,
+    start_relay,
+    stop_relay,
     stop_service,
     timer_unit,
     unit_base,
@@ -46,12 +52,16 @@ from wicbox_bridge.schedule.systemd import (
 from wicbox_bridge.schedule.timing import accuracy_seconds, cron_schedule, iso_duration, systemd_calendar
 from wicbox_bridge.schedule.windows import (
     TASK_NAMESPACE,
+    InstalledTask,
+    installed_task,
     schtasks_create,
     schtasks_delete,
     schtasks_disable,
     schtasks_enable,
     schtasks_end,
     schtasks_query,
+    schtasks_query_xml,
+    schtasks_run,
     task_arguments,
     task_xml,
     task_xml_bytes,
@@ -444,7 +454,9 @@ def test_systemd_analyze_verifies_the_units(tmp_path: Path, every: int, user_uni
     spec = linux_spec(str(config), every_minutes=every, run_as=None if user_units else "root",
                       wicbox_home=str(tmp_path / "home 50%"))  # fmt: skip
     units = tmp_path / "units"
-    plan = systemd_plan(spec, units, user_units=user_units)
+    relay = RelaySpec(listen="[::]:2525", tls_cert=str(config.parent / "relay 100%.pem"),
+                      tls_key=str(config.parent / "relay $KEY.pem"), allow_remote=True)  # fmt: skip
+    plan = systemd_plan(spec, units, user_units=user_units, relay=relay)
     for planned in plan.files:
         Path(planned.path).parent.mkdir(parents=True, exist_ok=True)
         Path(planned.path).write_bytes(planned.data)
@@ -455,11 +467,15 @@ def test_systemd_analyze_verifies_the_units(tmp_path: Path, every: int, user_uni
     completed = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     assert completed.returncode == 0, completed.stderr
     assert "wicbox" not in completed.stderr, completed.stderr  # no complaint about our units
-    assert [Path(f.path).name for f in plan.files] == ["wicbox-test.service", "wicbox-test.timer"]
+    assert [Path(f.path).name for f in plan.files] == [
+        "wicbox-test.service",
+        "wicbox-test.timer",
+        "wicbox-test-relay.service",
+    ]
 
 
 def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path) -> None:
-    """The check above can fail: the same verify refuses unbalanced quoting."""
+    """The check above can fail: the same verify refuses unbalanced quoting and unknown settings."""
     config = _awkward_folder(tmp_path)
     service = service_unit(linux_spec(str(config)), user_units=False).replace('"run', "run")
     broken = service.replace('--config "', '--config "x', 1).replace('WicGlobal.config"', "WicGlobal.config")
@@ -469,6 +485,14 @@ def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False
     )
     assert completed.returncode != 0
+    relay = relay_unit(linux_spec(str(config), run_as="root"), RelaySpec(), user_units=False)
+    unknown = tmp_path / "wicbox-broken-relay.service"
+    unknown.write_text(relay.replace("ProtectSystem=full", "ProtectSystem=fully"), encoding="utf-8")
+    warned = subprocess.run(
+        ["systemd-analyze", "verify", str(unknown)], capture_output=True, text=True, check=False
+    )
+    assert "wicbox-broken-relay.service" in warned.stderr  # what the check above looks for
+    assert "fully" in warned.stderr
 
 
 # --------------------------------------------------------------------------- cron
@@ -548,3 +572,232 @@ def test_command_line_display_quotes_for_reading() -> None:
         ("schtasks", "/TN", "WICBOX", "/XML", "C:\\Temp dir\\t.xml", "/RU", "a b", "<temporary file>")
     )
     assert line.display() == "schtasks /TN WICBOX /XML \"C:\\Temp dir\\t.xml\" /RU 'a b' <temporary file>"
+
+
+# --------------------------------------------------------------------------- the relay service
+
+REMOTE_RELAY = RelaySpec(
+    listen="0.0.0.0:2525",
+    tls_cert="D:\\certs\\R&D relay.pem",
+    tls_key="D:\\certs\\relay.key",
+    allow_remote=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("relay", "arguments"),
+    [
+        (RelaySpec(), ("relay", "--listen", "127.0.0.1:2525")),
+        (RelaySpec(listen="[::1]:25"), ("relay", "--listen", "[::1]:25")),
+        (RelaySpec(listen="localhost:2525", tls_cert="/c.pem", tls_key="/k.pem"),
+         ("relay", "--listen", "localhost:2525", "--tls-cert", "/c.pem", "--tls-key", "/k.pem")),
+        (REMOTE_RELAY, ("relay", "--listen", "0.0.0.0:2525", "--tls-cert", "D:\\certs\\R&D relay.pem",
+                        "--tls-key", "D:\\certs\\relay.key", "--allow-remote")),
+    ],
+)  # fmt: skip
+def test_relay_arguments(relay: RelaySpec, arguments: tuple[str, ...]) -> None:
+    assert relay.arguments == arguments
+
+
+@pytest.mark.parametrize(
+    ("changes", "words", "fix_words"),
+    [
+        ({"listen": "0.0.0.0:2525"}, ["--relay-listen 0.0.0.0:2525", "not a loopback"],
+         ["--relay-allow-remote", "--relay-tls-cert FILE --relay-tls-key FILE", "127.0.0.1:2525"]),
+        ({"listen": "10.1.2.3:2525", "allow_remote": True}, ["10.1.2.3 is not a loopback"],
+         ["add --relay-tls-cert FILE --relay-tls-key FILE to"]),
+        ({"listen": "[::]:2525", "tls_cert": "/c", "tls_key": "/k"}, [":: is not a loopback"],
+         ["add --relay-allow-remote to"]),
+        ({"listen": "relay.klant.be:2525"}, ["relay.klant.be is not a loopback"], ["--relay-allow-remote"]),
+        ({"listen": "127.0.0.1"}, ["--relay-listen 127.0.0.1", "HOST:PORT"], ["127.0.0.1:2525"]),
+        ({"listen": "127.0.0.1:0"}, ["1 to 65535"], ["[::1]:2525"]),
+        ({"listen": ":2525"}, ["HOST:PORT"], []),
+        ({"tls_cert": "/c.pem"}, ["go together"], ["both files"]),
+        ({"tls_key": "/k.pem"}, ["go together"], ["both files"]),
+        ({"tls_cert": "/c\n.pem", "tls_key": "/k.pem"}, ["--relay-tls-cert", "control character"], []),
+    ],
+)  # fmt: skip
+def test_relay_refuses_what_the_relay_would_refuse(
+    changes: dict[str, object], words: list[str], fix_words: list[str]
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RelaySpec(**changes)  # type: ignore[arg-type]
+    for word in words:
+        assert word in caught.value.message
+    assert caught.value.fix
+    for word in fix_words:
+        assert word in caught.value.fix
+
+
+def test_relay_files_must_exist_at_install(tmp_path: Path) -> None:
+    cert, key = tmp_path / "relay cert.pem", tmp_path / "relay.key"
+    cert.write_text("cert", encoding="utf-8")
+    relay = RelaySpec(listen="0.0.0.0:2525", tls_cert=str(cert), tls_key=str(key), allow_remote=True)
+    with pytest.raises(ConfigurationError) as caught:
+        check_relay_files(relay)
+    assert caught.value.message == f"--relay-tls-key {key}: no such file"
+    key.write_text("key", encoding="utf-8")
+    check_relay_files(relay)
+
+
+def test_relay_task_arguments_quote_every_path() -> None:
+    assert task_arguments(win_spec(), REMOTE_RELAY) == (
+        '--config "D:\\WIC Klant\\WicGlobal.config" relay --listen 0.0.0.0:2525 '
+        '--tls-cert "D:\\certs\\R&D relay.pem" --tls-key "D:\\certs\\relay.key" --allow-remote'
+    )
+    module = win_spec(program=Program("C:\\Python 3\\python.exe", ("-m", "wicbox_bridge")))
+    assert task_arguments(module, RelaySpec()) == (
+        '-m wicbox_bridge --config "D:\\WIC Klant\\WicGlobal.config" relay --listen 127.0.0.1:2525'
+    )
+
+
+def test_relay_task_starts_at_boot_and_never_ends() -> None:
+    spec = win_spec(config_path="D:\\WIC & Co\\WicGlobal.config")
+    root = _parsed_relay(spec, REMOTE_RELAY)
+    boot = root.find("t:Triggers/t:BootTrigger", NS)
+    assert boot is not None
+    assert [child.tag.split("}")[1] for child in boot] == ["Enabled"]
+    assert _text(boot, "t:Enabled") == "true"
+    watch = root.find("t:Triggers/t:TimeTrigger", NS)  # starts a relay that ended with an error again
+    assert watch is not None
+    assert _text(watch, "t:Repetition/t:Interval") == "PT5M"
+    assert watch.find("t:Repetition/t:Duration", NS) is None
+    settings = {
+        "MultipleInstancesPolicy": "IgnoreNew",
+        "ExecutionTimeLimit": "PT0S",
+        "RestartOnFailure/t:Interval": "PT1M",
+        "RestartOnFailure/t:Count": "255",
+        "Enabled": "true",
+    }
+    for tag, value in settings.items():
+        assert _text(root, f"t:Settings/t:{tag}") == value, tag
+    assert _text(root, "t:Actions/t:Exec/t:Command") == "C:\\Program Files\\wicbox\\wicbox.exe"
+    assert _text(root, "t:Actions/t:Exec/t:Arguments") == (
+        '--config "D:\\WIC & Co\\WicGlobal.config" relay --listen 0.0.0.0:2525 '
+        '--tls-cert "D:\\certs\\R&D relay.pem" --tls-key "D:\\certs\\relay.key" --allow-remote'
+    )
+    assert _text(root, "t:Actions/t:Exec/t:WorkingDirectory") == "D:\\WIC & Co"
+    assert _text(root, "t:RegistrationInfo/t:URI") == "\\WICBOX-Relay"
+    text = task_xml(spec, REMOTE_RELAY)
+    assert '--config "D:\\WIC &amp; Co\\WicGlobal.config" relay' in text
+    assert '"D:\\certs\\R&amp;D relay.pem"' in text
+
+
+def _parsed_relay(spec: ScheduleSpec, relay: RelaySpec) -> ET.Element:
+    data = task_xml_bytes(spec, relay)
+    assert data.startswith(b"\xff\xfe")
+    return ET.fromstring(data)
+
+
+@pytest.mark.parametrize("logon", list(Logon))
+def test_relay_task_runs_as_the_run_tasks_account(logon: Logon) -> None:
+    spec = win_spec(logon=logon, highest=True)
+    run, relay = _parsed(spec), _parsed_relay(spec, RelaySpec())
+    principal = run.find("t:Principals/t:Principal", NS)
+    assert principal is not None
+    assert ET.tostring(principal) == ET.tostring(relay.find("t:Principals/t:Principal", NS))  # type: ignore[arg-type]
+
+
+def test_installed_task_reads_what_schtasks_query_prints() -> None:
+    spec = win_spec()
+    installed = installed_task(task_xml(spec, REMOTE_RELAY))
+    assert installed == InstalledTask(
+        '"C:\\Program Files\\wicbox\\wicbox.exe" ' + task_arguments(spec, REMOTE_RELAY), enabled=True
+    )
+    disabled = task_xml(spec, RelaySpec()).replace("<Enabled>true</Enabled>\n    <Hidden>",
+                                                   "<Enabled>false</Enabled>\n    <Hidden>")  # fmt: skip
+    assert installed_task("\ufeff" + disabled) == InstalledTask(
+        '"C:\\Program Files\\wicbox\\wicbox.exe" ' + task_arguments(spec, RelaySpec()), enabled=False
+    )
+    assert installed_task("ERROR: The system cannot find the file specified.") is None
+
+
+def test_windows_plan_with_the_relay() -> None:
+    state_dir = Path("C:/ProgramData/wicbox-bridge/state/x")
+    plan = windows_plan(win_spec(), state_dir, relay=RelaySpec())
+    assert [" ".join(command.revealed()) for command in plan.commands] == [
+        f"icacls {state_dir} /grant KLANT\\svc-wicbox:(OI)(CI)M /T /Q",
+        "schtasks /Create /TN WICBOX /XML <temporary file> /RU KLANT\\svc-wicbox",
+        "schtasks /Create /TN WICBOX-Relay /XML <temporary file> /RU KLANT\\svc-wicbox",
+        "schtasks /Run /TN WICBOX-Relay",
+    ]
+    assert plan.commands[2].stdin is not None  # the same password, on schtasks' own prompt
+    assert [planned.data for planned in plan.files] == [
+        task_xml_bytes(win_spec()),
+        task_xml_bytes(win_spec(), RelaySpec()),
+    ]
+    forced = windows_plan(win_spec(logon=Logon.SYSTEM), state_dir, force=True, relay=RelaySpec())
+    assert [command.revealed() for command in forced.commands] == [
+        ["schtasks", "/Create", "/TN", "WICBOX", "/XML", "<temporary file>", "/F"],
+        ["schtasks", "/End", "/TN", "WICBOX-Relay"],  # a running relay would keep its old options
+        ["schtasks", "/Create", "/TN", "WICBOX-Relay", "/XML", "<temporary file>", "/F"],
+        ["schtasks", "/Run", "/TN", "WICBOX-Relay"],
+    ]  # fmt: skip
+    text = "\n".join(plan_text(plan))
+    assert (
+        "# and the relay service, started at boot and again when it fails: "
+        '"C:\\Program Files\\wicbox\\wicbox.exe" --config "D:\\WIC Klant\\WicGlobal.config" relay '
+        "--listen 127.0.0.1:2525\n" in text
+    )
+    assert plan_json(plan)["relay_command"] == [
+        WIN_PROGRAM.executable, "--config", WIN_CONFIG, "relay", "--listen", "127.0.0.1:2525",
+    ]  # fmt: skip
+    assert plan_json(windows_plan(win_spec(), state_dir))["relay_command"] is None
+
+
+def test_relay_unit_content() -> None:
+    spec = linux_spec("/srv/WIC 100%/WicGlobal.config", run_as="wic", wicbox_home="/var/lib/wicbox")
+    relay = RelaySpec(listen="[::]:2525", tls_cert="/etc/wic/relay $1.pem", tls_key="/etc/wic/k.pem",
+                      allow_remote=True)  # fmt: skip
+    unit = relay_unit(spec, relay, user_units=False)
+    program = installed_program().executable
+    assert (
+        f'ExecStart={program} --config "/srv/WIC 100%%/WicGlobal.config" relay --listen [::]:2525 '
+        '--tls-cert "/etc/wic/relay $$1.pem" --tls-key /etc/wic/k.pem --allow-remote\n'
+    ) in unit
+    for line in ("Type=simple", "Restart=on-failure", "RestartSec=10s", "StartLimitIntervalSec=0",
+                 "User=wic", "Environment=WICBOX_HOME=/var/lib/wicbox", "WorkingDirectory=/srv/WIC 100%%",
+                 "After=network-online.target", "NoNewPrivileges=yes", "PrivateTmp=yes",
+                 "ProtectSystem=full", "WantedBy=multi-user.target"):  # fmt: skip
+        assert f"\n{line}\n" in unit, line
+    assert "ProtectHome" not in unit  # the token cache and the log live in a home directory
+    user = relay_unit(spec, relay, user_units=True)
+    assert "\nWantedBy=default.target\n" in user
+    assert "\nNoNewPrivileges=yes\n" in user
+    for absent in ("User=", "PrivateTmp", "ProtectSystem", "network-online"):
+        assert absent not in user, absent
+
+
+def test_systemd_plan_with_the_relay() -> None:
+    spec = linux_spec("/srv/wic/WicGlobal.config")
+    plan = systemd_plan(spec, Path("/etc/systemd/system"), user_units=False, relay=RelaySpec())
+    assert [planned.path for planned in plan.files] == [
+        "/etc/systemd/system/wicbox-test.service",
+        "/etc/systemd/system/wicbox-test.timer",
+        "/etc/systemd/system/wicbox-test-relay.service",
+    ]
+    assert plan.files[2].text == relay_unit(spec, RelaySpec(), user_units=False)
+    assert [command.display() for command in plan.commands] == [
+        "systemctl daemon-reload",
+        "systemctl enable --now wicbox-test.timer",
+        "systemctl enable wicbox-test-relay.service",
+        "systemctl restart wicbox-test-relay.service",  # takes a replaced unit's options (--force)
+    ]
+    assert relay_unit_name("WICBOX") == "wicbox-relay.service"
+    assert relay_task_name("WICBOX") == "WICBOX-Relay"
+
+
+def test_relay_systemctl_command_lines() -> None:
+    assert start_relay("WICBOX", user_units=False).revealed() == [
+        "systemctl", "enable", "--now", "wicbox-relay.service",
+    ]  # fmt: skip
+    assert stop_relay("WICBOX-x", user_units=True).revealed() == [
+        "systemctl", "--user", "disable", "--now", "wicbox-x-relay.service",
+    ]  # fmt: skip
+    assert relay_is_active("WICBOX", user_units=False).revealed() == [
+        "systemctl", "is-active", "wicbox-relay.service",
+    ]  # fmt: skip
+    assert schtasks_run("WICBOX-Relay").revealed() == ["schtasks", "/Run", "/TN", "WICBOX-Relay"]
+    assert schtasks_query_xml("WICBOX-Relay").revealed() == [
+        "schtasks", "/Query", "/TN", "WICBOX-Relay", "/XML",
+    ]  # fmt: skip

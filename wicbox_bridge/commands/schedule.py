@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from wicbox_bridge.schedule.actions import Target
 from wicbox_bridge.schedule.cron import CRON_LOG_NAME
 from wicbox_bridge.schedule.host import (
     current_account,
+    foreign_platform_problem,
     host_platform,
     is_root,
     refuse_foreign_platform,
@@ -34,6 +35,7 @@ from wicbox_bridge.schedule.plan import (
     systemd_plan,
     windows_plan,
 )
+from wicbox_bridge.schedule.relay import DEFAULT_RELAY_LISTEN, RelaySpec, check_relay_files
 from wicbox_bridge.schedule.spec import (
     DEFAULT_EVERY_MINUTES,
     Logon,
@@ -143,6 +145,70 @@ def _timing_options(command: F) -> F:
     return command
 
 
+def _relay_options(command: F) -> F:
+    """--relay and its options: the SMTP relay as a service beside the run task."""
+    for option in reversed(
+        (
+            click.option(
+                "--relay",
+                is_flag=True,
+                help="Also the SMTP relay for WIC versions before 4.9.9 (`wicbox relay`), as a "
+                "service: Windows: a task started at boot and again when it fails; systemd: a service "
+                "(Restart=on-failure). Not for cron.",
+            ),
+            click.option(
+                "--relay-listen",
+                default=None,
+                metavar="HOST:PORT",
+                help=f"Where the relay listens (default {DEFAULT_RELAY_LISTEN}). An address other than "
+                "loopback needs --relay-allow-remote and the TLS files.",
+            ),
+            click.option(
+                "--relay-tls-cert",
+                default=None,
+                metavar="FILE",
+                help="The relay's TLS certificate (PEM), with --relay-tls-key.",
+            ),
+            click.option(
+                "--relay-tls-key",
+                default=None,
+                metavar="FILE",
+                help="The private key of --relay-tls-cert (PEM).",
+            ),
+            click.option(
+                "--relay-allow-remote",
+                is_flag=True,
+                help="Let other computers use the relay (with --relay-listen on their network, over TLS).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class _RelayOptions:
+    """The relay options as given on the command line."""
+
+    relay: bool
+    listen: str | None
+    tls_cert: str | None
+    tls_key: str | None
+    allow_remote: bool
+
+    def given(self) -> list[str]:
+        return [
+            option
+            for option, value in (
+                ("--relay-listen", self.listen),
+                ("--relay-tls-cert", self.tls_cert),
+                ("--relay-tls-key", self.tls_key),
+                ("--relay-allow-remote", self.allow_remote),
+            )
+            if value
+        ]
+
+
 @dataclass(frozen=True)
 class _Choice:
     """The configuration, platforms and entry one command works on."""
@@ -150,6 +216,11 @@ class _Choice:
     config: Path
     host: Platform
     target: Target
+
+    @property
+    def here(self) -> bool:
+        """Whether the chosen scheduler is this computer's (``show`` also describes others)."""
+        return foreign_platform_problem(self.target.platform, self.host) is None
 
 
 def _choose(
@@ -218,11 +289,46 @@ def _spec(
     )
 
 
-def _plan(spec: ScheduleSpec, target: Target, *, force: bool = False) -> SchedulePlan:
+def _relay(
+    runtime: Runtime, choice: _Choice, options: _RelayOptions, *, installing: bool
+) -> RelaySpec | None:
+    """The relay service to install, checked as ``wicbox relay`` checks its options; None without --relay."""
+    if not options.relay:
+        if options.given():
+            raise click.UsageError(
+                f"{', '.join(options.given())} without --relay: add --relay to install the relay service "
+                "with them, or leave them out"
+            )
+        return None
+    cwd = runtime.invocation.cwd
+
+    def absolute(path: str | None) -> str | None:  # the service starts in the configuration's folder
+        return str(cwd / path) if path and choice.here else path
+
+    relay = RelaySpec(
+        listen=options.listen or DEFAULT_RELAY_LISTEN,
+        tls_cert=absolute(options.tls_cert),
+        tls_key=absolute(options.tls_key),
+        allow_remote=options.allow_remote,
+    )
+    if installing and choice.here:
+        check_relay_files(relay)
+    if choice.target.platform is Platform.CRON:
+        raise ConfigurationError(
+            "--relay: cron cannot keep a service running (start it at boot, restart it when it fails)",
+            fix="install it where systemd runs, or run `wicbox relay` under the service manager this "
+            "computer has; leave --relay out for the scheduled runs alone",
+        )
+    return relay
+
+
+def _plan(
+    spec: ScheduleSpec, target: Target, *, force: bool = False, relay: RelaySpec | None = None
+) -> SchedulePlan:
     if target.platform is Platform.WINDOWS:
-        return windows_plan(spec, target.state_dir, force=force)
+        return windows_plan(spec, target.state_dir, force=force, relay=relay)
     if target.platform is Platform.SYSTEMD:
-        return systemd_plan(spec, target.unit_dir, user_units=target.user_units)
+        return systemd_plan(spec, target.unit_dir, user_units=target.user_units, relay=relay)
     return cron_plan(spec, target.state_dir / CRON_LOG_NAME)
 
 
@@ -253,6 +359,7 @@ def schedule_group() -> None:
 @schedule_group.command("show")
 @_target_options
 @_timing_options
+@_relay_options
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the plan as JSON (files with contents, commands)."
 )
@@ -268,21 +375,30 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
     run_as: str | None,
     logon: str,
     highest: bool,
+    relay: bool,
+    relay_listen: str | None,
+    relay_tls_cert: str | None,
+    relay_tls_key: str | None,
+    relay_allow_remote: bool,
     as_json: bool,
 ) -> None:
     """Print what `install` would install, without installing anything.
 
-    Each file (the task XML, or the systemd service and timer, or the crontab line) under a header
-    saying where it would go, then the commands `install` would run. Works for any platform on
-    any computer.
+    Each file (the task XML, or the systemd service and timer, or the crontab line; with --relay
+    also the relay's task or service) under a header saying where it would go, then the commands
+    `install` would run. Works for any platform on any computer; on this computer's own scheduler
+    it also says whether the relay service is installed, its command line and its state.
 
     \b
     Examples:
       wicbox schedule show
       wicbox schedule show --platform windows --every 10 --config /srv/wic/WicGlobal.config
       wicbox schedule show --platform systemd --json
+      wicbox schedule show --relay --relay-listen 127.0.0.1:2525
     """
     choice = _choose(runtime, config_option, platform, name, user_units)
+    options = _RelayOptions(relay, relay_listen, relay_tls_cert, relay_tls_key, relay_allow_remote)
+    relay_spec = _relay(runtime, choice, options, installing=False)
     spec = _spec(
         runtime,
         choice,
@@ -292,17 +408,25 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
         logon=logon,
         highest=highest,
     )
-    plan = _plan(spec, choice.target)
+    plan = _plan(spec, choice.target, relay=relay_spec)
+    state = (
+        actions.relay_state(choice.target)
+        if choice.here and choice.target.platform is not Platform.CRON
+        else None
+    )
     if as_json:
-        click.echo(json.dumps(plan_json(plan), indent=2))
+        click.echo(json.dumps({**plan_json(plan), "relay_service": state and asdict(state)}, indent=2))
         return
     for line in plan_text(plan):
         click.echo(line)
+    if state is not None:
+        click.echo(f"# relay: {state.line()}")
 
 
 @schedule_group.command("install")
 @_target_options
 @_timing_options
+@_relay_options
 @click.option("--force", is_flag=True, help="Replace a task (or units) of the same name instead of refusing.")
 @pass_runtime
 def install_command(  # noqa: PLR0917 - click hands every option over as an argument
@@ -316,6 +440,11 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     run_as: str | None,
     logon: str,
     highest: bool,
+    relay: bool,
+    relay_listen: str | None,
+    relay_tls_cert: str | None,
+    relay_tls_key: str | None,
+    relay_allow_remote: bool,
     force: bool,
 ) -> None:
     """Install the scheduled task that runs `wicbox --config <file> run` every few minutes.
@@ -326,14 +455,22 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     nothing stays installed. cron: prints the crontab line to add with `crontab -e` and changes
     nothing. An existing task of the same name is refused unless --force is given.
 
+    With --relay, also the service that keeps `wicbox relay` running (the SMTP relay for WIC versions
+    before 4.9.9): Windows: the task <name>-Relay, as the same account, started at boot and again
+    when it fails; systemd: <name>-relay.service (Restart=on-failure), enabled and started. `stop`,
+    `start` and `uninstall` include it.
+
     \b
     Examples:
       wicbox schedule install --config D:\\WIC\\WicGlobal.config
       wicbox schedule install --every 10 --run-as KLANT\\svc-wicbox
       wicbox schedule install --logon system --force
       sudo wicbox schedule install --config /srv/wic/WicGlobal.config --run-as wic
+      wicbox schedule install --relay --force
     """
     choice = _choose(runtime, config_option, platform, name, user_units)
+    options = _RelayOptions(relay, relay_listen, relay_tls_cert, relay_tls_key, relay_allow_remote)
+    relay_spec = _relay(runtime, choice, options, installing=True)
     refuse_foreign_platform(choice.target.platform, choice.host, "install")
     load_global_config(choice.config, env=runtime.invocation.env)  # a broken file fails now, not at 3 a.m.
     spec = _spec(
@@ -345,7 +482,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
         logon=logon,
         highest=highest,
     )
-    plan = _plan(spec, choice.target, force=force)
+    plan = _plan(spec, choice.target, force=force, relay=relay_spec)
     actions.install(plan, choice.target, force=force, prompt=_prompt_password, say=click.echo)
 
 
@@ -359,6 +496,7 @@ def uninstall_command(
 
     A task that is not installed is reported ("nothing to remove") and is not an error: exit code 0.
     cron: prints the line to remove with `crontab -e`. A pause from `wicbox schedule stop` stays.
+    The relay service of `install --relay`, where installed, is stopped and removed too.
 
     \b
     Examples:
@@ -395,10 +533,11 @@ def stop_command(  # noqa: PLR0917 - click hands every option over as an argumen
     \b
     1. disables the task (Windows: schtasks /Change /DISABLE; systemd: disable --now
        the timer; cron: tells you to comment out the line);
-    2. pauses this configuration: until `wicbox schedule start`, every `wicbox run`
+    2. stops and disables the relay service of `install --relay`, where installed;
+    3. pauses this configuration: until `wicbox schedule start`, every `wicbox run`
        ends at once with exit code 0 and a notice, even where the task could not be
        disabled;
-    3. waits up to --timeout seconds for a busy run, showing its process, host
+    4. waits up to --timeout seconds for a busy run, showing its process, host
        and start.
 
     When the wait times out, the exit code is 5 and the message says how to end that run (ending it
@@ -425,7 +564,8 @@ def start_command(
     """Resume scheduled runs after `wicbox schedule stop`: ends the pause and enables the task.
 
     Windows: schtasks /Change /ENABLE; systemd: enable --now the timer; cron: reminds you to remove
-    the comment from the line.
+    the comment from the line. The relay service of `install --relay`, where installed, is enabled
+    and started again.
 
     \b
     Examples:

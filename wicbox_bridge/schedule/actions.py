@@ -1,7 +1,9 @@
 """What ``install``, ``uninstall``, ``stop`` and ``start`` do on each platform.
 
 The scheduler entry is found by its name (``--name`` or the default derived from the configuration),
-the pause marker and the run lock by the configuration's machine-wide state directory.
+the pause marker and the run lock by the configuration's machine-wide state directory. The relay's
+service, where ``install --relay`` installed it, goes along: ``stop`` stops it, ``start`` starts it,
+``uninstall`` removes it.
 """
 
 from __future__ import annotations
@@ -12,27 +14,41 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wicbox_bridge.schedule.commandline import CommandLine, SchedulerError, run_tool, tool_succeeds
+from wicbox_bridge.schedule.commandline import (
+    CommandLine,
+    SchedulerError,
+    run_tool,
+    tool_answer,
+    tool_succeeds,
+)
 from wicbox_bridge.schedule.files import remove_files, write_then_run
 from wicbox_bridge.schedule.host import who_and_where
 from wicbox_bridge.schedule.lockwait import wait_until_idle
 from wicbox_bridge.schedule.pause import pause_runs, read_pause, resume_runs
 from wicbox_bridge.schedule.plan import SchedulePlan
+from wicbox_bridge.schedule.relay import relay_task_name
 from wicbox_bridge.schedule.spec import Logon, Platform
 from wicbox_bridge.schedule.systemd import (
     daemon_reload,
     disable_timer,
     enable_timer,
+    relay_is_active,
+    relay_unit_name,
+    start_relay,
+    stop_relay,
     stop_service,
     unit_base,
 )
 from wicbox_bridge.schedule.windows import (
+    installed_task,
     schtasks_create,
     schtasks_delete,
     schtasks_disable,
     schtasks_enable,
     schtasks_end,
     schtasks_query,
+    schtasks_query_xml,
+    schtasks_run,
 )
 from wicbox_bridge.secret import Secret
 
@@ -55,6 +71,14 @@ class Target:
         base = unit_base(self.name)
         return self.unit_dir / f"{base}.service", self.unit_dir / f"{base}.timer"
 
+    @property
+    def relay_name(self) -> str:
+        return relay_task_name(self.name)
+
+    @property
+    def relay_unit(self) -> Path:
+        return self.unit_dir / relay_unit_name(self.name)
+
     def describe(self) -> str:
         if self.platform is Platform.WINDOWS:
             return f'the task "{self.name}"'
@@ -62,17 +86,18 @@ class Target:
             return f"the timer {unit_base(self.name)}.timer"
         return "the crontab line"
 
+    def describe_relay(self) -> str:
+        if self.platform is Platform.WINDOWS:
+            return f'the relay\'s task "{self.relay_name}"'
+        return f"the relay's service {relay_unit_name(self.name)}"
+
 
 # --------------------------------------------------------------------------- install / uninstall
 
 
 def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say) -> None:
     if plan.platform is Platform.WINDOWS:
-        _install_task(plan, target, force=force, prompt=prompt)
-        say(
-            f'installed the task "{plan.spec.name}": {" ".join(plan.spec.argv)} every '
-            f"{plan.spec.every_minutes} minutes"
-        )
+        _install_task(plan, target, force=force, prompt=prompt, say=say)
     elif plan.platform is Platform.SYSTEMD:
         _install_units(plan, target, force=force)
         written = ", ".join(planned.path for planned in plan.files)
@@ -80,29 +105,42 @@ def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: Password
     else:
         say("cron: nothing was changed. Add this line with `crontab -e` as the account that runs wicbox:")
         say(plan.cron_line or "")
+    if plan.relay is not None:
+        say(f"installed and started {target.describe_relay()}: {CommandLine(plan.relay_argv).display()}")
     for note in plan.notes:
         say(f"note: {note}")
     _mention_pause(target, say)
 
 
-def _install_task(plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt) -> None:
+def _install_task(
+    plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say
+) -> None:
     spec = plan.spec
-    if not force and tool_succeeds(schtasks_query(spec.name)):
+    names = (spec.name, *((target.relay_name,) if plan.relay else ()))
+    existing = [] if force else [name for name in names if tool_succeeds(schtasks_query(name))]
+    if existing:
         raise SchedulerError(
-            f'a task named "{spec.name}" already exists',
+            f'a task named "{existing[0]}" already exists',
             fix="add --force to replace it, or remove it first with `wicbox schedule uninstall`",
         )
     password = prompt(spec.run_as or "") if spec.logon is Logon.PASSWORD else None
     for grant in (command for command in plan.commands if command.argv[0] == "icacls"):
         _grant_state_dir(grant, target)  # before the task exists, so its first run can write there
-    with tempfile.TemporaryDirectory(prefix="wicbox-schedule-") as folder:
-        xml_file = Path(folder) / f"{spec.name}.xml"
-        xml_file.write_bytes(plan.files[0].data)
-        run_tool(
-            schtasks_create(spec, str(xml_file), password, force=force),
-            fix="run it from an elevated prompt (Run as administrator), check the account's name and "
-            "password, and that the account has the right to log on as a batch job",
-        )
+    for name, planned in zip(names, plan.files, strict=True):
+        if name != spec.name and force:
+            tool_succeeds(schtasks_end(name))  # a relay still running would keep its old options
+        with tempfile.TemporaryDirectory(prefix="wicbox-schedule-") as folder:
+            xml_file = Path(folder) / f"{name}.xml"
+            xml_file.write_bytes(planned.data)
+            run_tool(
+                schtasks_create(spec, str(xml_file), password, force=force, name=name),
+                fix="run it from an elevated prompt (Run as administrator), check the account's name and "
+                "password, and that the account has the right to log on as a batch job",
+            )
+        if name == spec.name:
+            say(f'installed the task "{name}": {" ".join(spec.argv)} every {spec.every_minutes} minutes')
+    if plan.relay is not None:
+        run_tool(schtasks_run(target.relay_name), fix=_SCHTASKS_FIX)
 
 
 def _grant_state_dir(grant: CommandLine, target: Target) -> None:
@@ -121,7 +159,8 @@ def _grant_state_dir(grant: CommandLine, target: Target) -> None:
 
 
 def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:
-    present = [path for path in target.unit_files if path.exists()]
+    units = (*target.unit_files, *((target.relay_unit,) if plan.relay else ()))
+    present = [path for path in units if path.exists()]
     if present and not force:
         raise SchedulerError(
             f"{present[0]} already exists",
@@ -137,12 +176,15 @@ def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:
 
 
 def uninstall(target: Target, *, cron_runs: str, say: Say) -> None:
-    """Removes the entry; one that is not there is reported and is not an error (exit 0)."""
+    """Removes the entry and the relay's; one that is not there is reported and is not an error."""
+    if target.platform is not Platform.CRON and _relay_installed(target):
+        _remove_relay(target)
+        say(f"removed {target.describe_relay()}")
     if target.platform is Platform.WINDOWS:
         if not tool_succeeds(schtasks_query(target.name)):
             say(f'nothing to remove: there is no task named "{target.name}"')
             return
-        run_tool(schtasks_delete(target.name), fix="run it from an elevated prompt (Run as administrator)")
+        run_tool(schtasks_delete(target.name), fix=_SCHTASKS_FIX)
         say(f'removed the task "{target.name}"')
     elif target.platform is Platform.SYSTEMD:
         if not any(path.exists() for path in target.unit_files):
@@ -158,14 +200,68 @@ def uninstall(target: Target, *, cron_runs: str, say: Say) -> None:
 
 
 _SYSTEMCTL_FIX = "run it as root for system units (or with --user for your own); `systemctl status` says more"
+_SCHTASKS_FIX = "run it from an elevated prompt (Run as administrator)"
+
+
+def _remove_relay(target: Target) -> None:
+    """Stops the relay (a task's running instance outlives its deletion) and removes its entry."""
+    if target.platform is Platform.WINDOWS:
+        tool_succeeds(schtasks_end(target.relay_name))  # fails when it is not running: nothing to end
+        run_tool(schtasks_delete(target.relay_name), fix=_SCHTASKS_FIX)
+        return
+    run_tool(stop_relay(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+    remove_files((target.relay_unit,))
+    run_tool(daemon_reload(user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+
+
+# --------------------------------------------------------------------------- the relay's state
+
+
+@dataclass(frozen=True)
+class RelayState:
+    """What ``show`` says about the installed relay: its command line and, where told, its state."""
+
+    service: str
+    installed: bool
+    state: str | None = None
+    command: str | None = None
+
+    def line(self) -> str:
+        if not self.installed:
+            return f"{self.service} is not installed (`wicbox schedule install --relay` installs it)"
+        return f"{self.service} is installed, {self.state or 'state unknown'}: {self.command or '?'}"
+
+
+def relay_state(target: Target) -> RelayState:
+    """The relay's entry as the scheduler of this computer has it (not for cron)."""
+    service = target.describe_relay()
+    if not _relay_installed(target):
+        return RelayState(service, installed=False)
+    if target.platform is Platform.WINDOWS:
+        task = installed_task(tool_answer(schtasks_query_xml(target.relay_name)))
+        if task is None:  # not allowed to read it, for one
+            return RelayState(service, installed=True)
+        return RelayState(service, True, "enabled" if task.enabled else "disabled", task.command)
+    state = tool_answer(relay_is_active(target.name, user_units=target.user_units)) or None
+    return RelayState(service, True, state, _exec_start(target.relay_unit))
+
+
+def _exec_start(unit: Path) -> str | None:
+    try:
+        lines = unit.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return next((line.removeprefix("ExecStart=") for line in lines if line.startswith("ExecStart=")), None)
 
 
 # --------------------------------------------------------------------------- stop / start
 
 
 def stop(target: Target, *, timeout: float, env: Mapping[str, str], say: Say) -> None:
-    """Disables the entry, pauses runs, then waits for a busy run (RunStillBusy after ``timeout``)."""
+    """Disables the entry, stops the relay, pauses runs, then waits for a busy run (RunStillBusy
+    after ``timeout``)."""
     _disable_entry(target, say)
+    _stop_relay(target, say)
     marker = pause_runs(
         target.state_dir, at=dt.datetime.now().astimezone(), by=who_and_where(env, target.platform)
     )
@@ -185,6 +281,41 @@ def start(target: Target, *, say: Say) -> None:
     was_paused = resume_runs(target.state_dir)
     say("resumed: the pause marker is removed" if was_paused else "runs were not paused")
     _enable_entry(target, say)
+    _start_relay(target, say)
+
+
+def _stop_relay(target: Target, say: Say) -> None:
+    """The relay keeps the wicbox executable in use: an upgrade needs it stopped, and disabled so that
+    neither a boot nor its restart trigger starts it before `wicbox schedule start`."""
+    if target.platform is Platform.CRON or not _relay_installed(target):
+        return
+    try:
+        if target.platform is Platform.WINDOWS:
+            run_tool(schtasks_disable(target.relay_name), fix=_SCHTASKS_FIX)
+            tool_succeeds(schtasks_end(target.relay_name))  # fails when it is not running
+        else:
+            run_tool(stop_relay(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+    except SchedulerError as error:
+        say(f"warning: could not stop {target.describe_relay()}: {error.message}")
+        return
+    say(f"stopped and disabled {target.describe_relay()}")
+
+
+def _start_relay(target: Target, say: Say) -> None:
+    if target.platform is Platform.CRON or not _relay_installed(target):
+        return
+    if target.platform is Platform.WINDOWS:
+        run_tool(schtasks_enable(target.relay_name), fix=_SCHTASKS_FIX)
+        run_tool(schtasks_run(target.relay_name), fix=_SCHTASKS_FIX)
+    else:
+        run_tool(start_relay(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+    say(f"enabled and started {target.describe_relay()}")
+
+
+def _relay_installed(target: Target) -> bool:
+    if target.platform is Platform.WINDOWS:
+        return tool_succeeds(schtasks_query(target.relay_name))
+    return target.relay_unit.exists()
 
 
 def _disable_entry(target: Target, say: Say) -> None:
@@ -223,7 +354,7 @@ def _entry_exists(target: Target) -> bool:
 def _run_entry_command(target: Target, *, enable: bool) -> None:
     if target.platform is Platform.WINDOWS:
         command = schtasks_enable(target.name) if enable else schtasks_disable(target.name)
-        run_tool(command, fix="run it from an elevated prompt (Run as administrator)")
+        run_tool(command, fix=_SCHTASKS_FIX)
         return
     toggle = enable_timer if enable else disable_timer
     run_tool(toggle(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)

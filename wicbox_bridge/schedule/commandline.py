@@ -72,6 +72,11 @@ def tool_succeeds(command: CommandLine) -> bool:
     return _completed(command).returncode == 0
 
 
+def tool_answer(command: CommandLine) -> str:
+    """What ``command`` prints, whatever its exit code (``systemctl is-active`` exits 3 for "failed")."""
+    return _completed(command).stdout.strip()
+
+
 def _completed(command: CommandLine) -> subprocess.CompletedProcess[str]:
     tool = command.revealed()[0]
     try:

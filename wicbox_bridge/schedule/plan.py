@@ -11,15 +11,27 @@ from typing import Any
 
 from wicbox_bridge.schedule.commandline import CommandLine
 from wicbox_bridge.schedule.cron import cron_line, cron_notes
+from wicbox_bridge.schedule.relay import RelaySpec, relay_task_name
 from wicbox_bridge.schedule.spec import Logon, Platform, ScheduleSpec
 from wicbox_bridge.schedule.systemd import (
     daemon_reload,
+    enable_relay,
     enable_timer,
+    relay_unit,
+    relay_unit_name,
+    restart_relay,
     service_unit,
     timer_unit,
     unit_base,
 )
-from wicbox_bridge.schedule.windows import icacls_grant, schtasks_create, task_xml, task_xml_bytes
+from wicbox_bridge.schedule.windows import (
+    icacls_grant,
+    schtasks_create,
+    schtasks_end,
+    schtasks_run,
+    task_xml,
+    task_xml_bytes,
+)
 from wicbox_bridge.secret import Secret
 
 TEMPORARY_FILE = "<temporary file>"
@@ -43,17 +55,57 @@ class SchedulePlan:
     commands: tuple[CommandLine, ...] = ()
     cron_line: str | None = None
     notes: tuple[str, ...] = field(default=())
+    relay: RelaySpec | None = None
+
+    @property
+    def relay_argv(self) -> tuple[str, ...]:
+        """The relay service's command line (empty without ``--relay``)."""
+        return self.spec.program.argv(self.spec.config_path, self.relay.arguments) if self.relay else ()
 
 
-def windows_plan(spec: ScheduleSpec, state_dir: Path, *, force: bool = False) -> SchedulePlan:
+def windows_plan(
+    spec: ScheduleSpec, state_dir: Path, *, force: bool = False, relay: RelaySpec | None = None
+) -> SchedulePlan:
     """The task's XML, the grant on the configuration's machine-wide directory (run lock, pause,
-    log) for the task's account, and the schtasks command that registers it."""
+    log) for the task's account, and the schtasks command that registers it; with ``relay``, also
+    the relay's task, registered as the same account and started at once."""
     xml = PlannedFile(
         TEMPORARY_FILE,
         task_xml(spec),
         task_xml_bytes(spec),
         f'the definition of the task "{spec.name}" (UTF-16; removed once schtasks has read it)',
     )
+    files: tuple[PlannedFile, ...] = (xml,)
+    commands = [schtasks_create(spec, TEMPORARY_FILE, Secret("prompted"), force=force)]
+    if spec.logon is not Logon.SYSTEM and spec.run_as:  # LocalSystem already has full control there
+        commands.insert(0, icacls_grant(str(state_dir), spec.run_as))
+    if relay is not None:
+        files += (_relay_task_file(spec, relay),)
+        commands += _relay_task_commands(spec, force=force)
+    return SchedulePlan(
+        Platform.WINDOWS, spec, files, tuple(commands), notes=_windows_notes(spec), relay=relay
+    )
+
+
+def _relay_task_file(spec: ScheduleSpec, relay: RelaySpec) -> PlannedFile:
+    name = relay_task_name(spec.name)
+    return PlannedFile(
+        TEMPORARY_FILE,
+        task_xml(spec, relay),
+        task_xml_bytes(spec, relay),
+        f'the definition of the relay\'s task "{name}" (UTF-16; removed once schtasks has read it)',
+    )
+
+
+def _relay_task_commands(spec: ScheduleSpec, *, force: bool) -> list[CommandLine]:
+    """Registers the relay's task and starts it; with ``force`` the running relay is ended first, so
+    that it starts again with the new options (IgnoreNew would leave the old one running)."""
+    name = relay_task_name(spec.name)
+    create = schtasks_create(spec, TEMPORARY_FILE, Secret("prompted"), force=force, name=name)
+    return [*((schtasks_end(name),) if force else ()), create, schtasks_run(name)]
+
+
+def _windows_notes(spec: ScheduleSpec) -> tuple[str, ...]:
     notes: tuple[str, ...] = ()
     if spec.logon is Logon.PASSWORD:
         notes = (
@@ -71,21 +123,32 @@ def windows_plan(spec: ScheduleSpec, state_dir: Path, *, force: bool = False) ->
             f"WICBOX_HOME is set here ({spec.wicbox_home}) but a task cannot pass it on: set it as a "
             "system environment variable so that the task's runs and `wicbox schedule stop` share state",
         )
-    create = schtasks_create(spec, TEMPORARY_FILE, Secret("prompted"), force=force)
-    if spec.logon is Logon.SYSTEM or not spec.run_as:  # LocalSystem already has full control there
-        return SchedulePlan(Platform.WINDOWS, spec, (xml,), (create,), notes=notes)
-    grant = icacls_grant(str(state_dir), spec.run_as)
-    return SchedulePlan(Platform.WINDOWS, spec, (xml,), (grant, create), notes=notes)
+    return notes
 
 
-def systemd_plan(spec: ScheduleSpec, unit_dir: Path, *, user_units: bool) -> SchedulePlan:
+def systemd_plan(
+    spec: ScheduleSpec, unit_dir: Path, *, user_units: bool, relay: RelaySpec | None = None
+) -> SchedulePlan:
+    """The service and the timer, then the timer enabled; with ``relay``, also the relay's service,
+    enabled for boot and (re)started."""
     base = unit_base(spec.name)
     service, timer = service_unit(spec, user_units=user_units), timer_unit(spec)
-    files = (
+    files: tuple[PlannedFile, ...] = (
         PlannedFile(str(unit_dir / f"{base}.service"), service, service.encode("utf-8"), "the service"),
         PlannedFile(str(unit_dir / f"{base}.timer"), timer, timer.encode("utf-8"), "the timer"),
     )
-    commands = (daemon_reload(user_units=user_units), enable_timer(spec.name, user_units=user_units))
+    commands: tuple[CommandLine, ...] = (
+        daemon_reload(user_units=user_units),
+        enable_timer(spec.name, user_units=user_units),
+    )
+    if relay is not None:
+        text = relay_unit(spec, relay, user_units=user_units)
+        path = str(unit_dir / relay_unit_name(spec.name))
+        files += (PlannedFile(path, text, text.encode("utf-8"), "the relay's service"),)
+        commands += (
+            enable_relay(spec.name, user_units=user_units),
+            restart_relay(spec.name, user_units=user_units),
+        )
     notes: tuple[str, ...] = ()
     if user_units:
         notes = (
@@ -94,7 +157,7 @@ def systemd_plan(spec: ScheduleSpec, unit_dir: Path, *, user_units: bool) -> Sch
         )
     elif not spec.run_as:
         notes = ("the service runs as root; --run-as ACCOUNT runs it as a service account",)
-    return SchedulePlan(Platform.SYSTEMD, spec, files, commands, notes=notes)
+    return SchedulePlan(Platform.SYSTEMD, spec, files, commands, notes=notes, relay=relay)
 
 
 OUTBOX_NOTE = (
@@ -118,6 +181,9 @@ def plan_text(plan: SchedulePlan) -> list[str]:
         f"# {plan.platform} schedule {spec.name!r} for {spec.config_path}: every {spec.every_minutes} "
         f"minutes, a run may take at most {spec.time_limit_minutes} minutes",
     ]
+    if plan.relay is not None:
+        relay = CommandLine(plan.relay_argv).display()
+        lines.append(f"# and the relay service, started at boot and again when it fails: {relay}")
     for planned in plan.files:
         lines += ["", f"# --- {planned.path}: {planned.about}", planned.text.rstrip("\n")]
     if plan.cron_line is not None:
@@ -143,5 +209,6 @@ def plan_json(plan: SchedulePlan) -> dict[str, Any]:
         "files": [{"path": f.path, "about": f.about, "content": f.text} for f in plan.files],
         "commands": [command.display() for command in plan.commands],
         "cron_line": plan.cron_line,
+        "relay_command": list(plan.relay_argv) or None,
         "notes": [OUTBOX_NOTE, *plan.notes],
     }

@@ -51,9 +51,9 @@ class Program:
     executable: str
     leading_args: tuple[str, ...] = ()
 
-    def argv(self, config_path: str) -> tuple[str, ...]:
-        """The complete command line of one scheduled run."""
-        return (self.executable, *self.leading_args, "--config", config_path, "run")
+    def argv(self, config_path: str, command: tuple[str, ...] = ("run",)) -> tuple[str, ...]:
+        """The complete command line of one scheduled run (or of ``command``, such as the relay)."""
+        return (self.executable, *self.leading_args, "--config", config_path, *command)
 
 
 @dataclass(frozen=True)

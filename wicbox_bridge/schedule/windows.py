@@ -4,20 +4,33 @@ The task runs whether anyone is logged on or not (LogonType Password with the ac
 given to schtasks, S4U without a stored password, or SYSTEM), never starts a second instance while
 one is busy (IgnoreNew), ends a run after the time limit, runs on batteries, and catches up a start
 missed while the computer was off (StartWhenAvailable).
+
+The relay's task (``--relay``) runs as the same account, starts at boot, has no time limit and is
+restarted when it fails (RestartOnFailure). Task Scheduler counts a failure to start there, not
+reliably a program that ends with an error code, so a trigger every few minutes also starts it
+again; IgnoreNew makes that a no-op while the relay runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 
 from wicbox_bridge.schedule.commandline import CommandLine
+from wicbox_bridge.schedule.relay import RelaySpec, relay_task_name
 from wicbox_bridge.schedule.spec import Logon, ScheduleSpec
 from wicbox_bridge.schedule.timing import iso_duration
 from wicbox_bridge.secret import Secret
 
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 SYSTEM_SID = "S-1-5-18"
+_NS = {"t": TASK_NAMESPACE}
 _PRINCIPAL_ID = "Author"
+_PATH_OPTIONS = frozenset({"--config", "--tls-cert", "--tls-key"})
+RELAY_RESTART_INTERVAL = "PT1M"
+RELAY_RESTART_COUNT = 255  # the schema's Count is an unsignedByte
+RELAY_WATCH_MINUTES = 5
 
 
 def windows_quote(argument: str, *, always: bool = False) -> str:
@@ -42,27 +55,35 @@ def windows_quote(argument: str, *, always: bool = False) -> str:
     return "".join(quoted)
 
 
-def task_arguments(spec: ScheduleSpec) -> str:
-    """The Exec action's Arguments: the configuration's path always in quotes."""
-    leading = [windows_quote(arg) for arg in spec.program.leading_args]
-    return " ".join([*leading, "--config", windows_quote(spec.config_path, always=True), "run"])
+def task_arguments(spec: ScheduleSpec, relay: RelaySpec | None = None) -> str:
+    """The Exec action's Arguments: the paths (configuration, TLS files) always in quotes."""
+    words = spec.program.argv(spec.config_path, relay.arguments if relay else ("run",))[1:]
+    pairs = itertools.pairwise(("", *words))  # each word with the one before it
+    return " ".join(windows_quote(word, always=before in _PATH_OPTIONS) for before, word in pairs)
 
 
-def task_xml(spec: ScheduleSpec) -> str:
-    """The task definition as text (``task_xml_bytes`` gives it as schtasks reads it)."""
+def task_xml(spec: ScheduleSpec, relay: RelaySpec | None = None) -> str:
+    """The task definition as text (``task_xml_bytes`` gives it as schtasks reads it); with
+    ``relay``, the relay's task."""
     task = ET.Element("Task", {"version": "1.2", "xmlns": TASK_NAMESPACE})
-    _registration_info(ET.SubElement(task, "RegistrationInfo"), spec)
-    _triggers(ET.SubElement(task, "Triggers"), spec)
+    _registration_info(ET.SubElement(task, "RegistrationInfo"), spec, relay)
+    triggers = ET.SubElement(task, "Triggers")
+    if relay is None:
+        _time_trigger(triggers, spec, spec.every_minutes)
+    else:
+        _text(ET.SubElement(triggers, "BootTrigger"), "Enabled", "true")
+        _time_trigger(triggers, spec, RELAY_WATCH_MINUTES)
     _principals(ET.SubElement(task, "Principals"), spec)
-    _settings(ET.SubElement(task, "Settings"), spec)
-    _actions(ET.SubElement(task, "Actions", {"Context": _PRINCIPAL_ID}), spec)
+    _settings(ET.SubElement(task, "Settings"), spec, relay)
+    _actions(ET.SubElement(task, "Actions", {"Context": _PRINCIPAL_ID}), spec, relay)
     ET.indent(task, space="  ")
     return '<?xml version="1.0" encoding="UTF-16"?>\n' + ET.tostring(task, encoding="unicode") + "\n"
 
 
-def task_xml_bytes(spec: ScheduleSpec) -> bytes:
+def task_xml_bytes(spec: ScheduleSpec, relay: RelaySpec | None = None) -> bytes:
     """UTF-16 little-endian with a byte-order mark, as ``schtasks /Create /XML`` expects."""
-    return "\ufeff".encode("utf-16-le") + task_xml(spec).replace("\n", "\r\n").encode("utf-16-le")
+    text = task_xml(spec, relay).replace("\n", "\r\n")
+    return "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")
 
 
 def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
@@ -71,24 +92,29 @@ def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
     return element
 
 
-def _registration_info(info: ET.Element, spec: ScheduleSpec) -> None:
+def _registration_info(info: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None) -> None:
     _text(info, "Author", spec.author)
-    _text(
-        info,
-        "Description",
-        f"wicbox-bridge: files the mailboxes of {spec.config_path} into the WIC database every "
-        f"{spec.every_minutes} minutes. Installed by `wicbox schedule install`; for an upgrade use "
-        "`wicbox schedule stop` and `wicbox schedule start`.",
-    )
-    _text(info, "URI", "\\" + spec.name)
+    if relay is None:
+        what = (
+            f"files the mailboxes of {spec.config_path} into the WIC database every "
+            f"{spec.every_minutes} minutes. Installed by `wicbox schedule install`"
+        )
+    else:
+        what = (
+            f"the SMTP relay for WIC of {spec.config_path} on {relay.listen}, started at boot and "
+            "again when it ends. Installed by `wicbox schedule install --relay`"
+        )
+    upgrade = "; for an upgrade use `wicbox schedule stop` and `wicbox schedule start`."
+    _text(info, "Description", f"wicbox-bridge: {what}{upgrade}")
+    _text(info, "URI", "\\" + (relay_task_name(spec.name) if relay else spec.name))
 
 
-def _triggers(triggers: ET.Element, spec: ScheduleSpec) -> None:
+def _time_trigger(triggers: ET.Element, spec: ScheduleSpec, every_minutes: int) -> None:
     trigger = ET.SubElement(triggers, "TimeTrigger")  # schema order: Enabled, StartBoundary, Repetition
     _text(trigger, "Enabled", "true")
     _text(trigger, "StartBoundary", spec.start_boundary.replace(microsecond=0).isoformat())
     repetition = ET.SubElement(trigger, "Repetition")  # no Duration: repeats indefinitely
-    _text(repetition, "Interval", iso_duration(spec.every_minutes))
+    _text(repetition, "Interval", iso_duration(every_minutes))
     _text(repetition, "StopAtDurationEnd", "false")
 
 
@@ -118,21 +144,49 @@ _SETTINGS = (
 )
 
 
-def _settings(settings: ET.Element, spec: ScheduleSpec) -> None:
+def _settings(settings: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None) -> None:
     for tag, value in _SETTINGS:
         _text(settings, tag, value)
     idle = ET.SubElement(settings, "IdleSettings")
     _text(idle, "StopOnIdleEnd", "false")
     _text(idle, "RestartOnIdle", "false")
-    _text(settings, "ExecutionTimeLimit", iso_duration(spec.time_limit_minutes))
+    _text(settings, "ExecutionTimeLimit", "PT0S" if relay else iso_duration(spec.time_limit_minutes))
     _text(settings, "Priority", "7")
+    if relay is not None:
+        restart = ET.SubElement(settings, "RestartOnFailure")
+        _text(restart, "Interval", RELAY_RESTART_INTERVAL)
+        _text(restart, "Count", str(RELAY_RESTART_COUNT))
 
 
-def _actions(actions: ET.Element, spec: ScheduleSpec) -> None:
+def _actions(actions: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None) -> None:
     execute = ET.SubElement(actions, "Exec")
     _text(execute, "Command", spec.program.executable)
-    _text(execute, "Arguments", task_arguments(spec))
+    _text(execute, "Arguments", task_arguments(spec, relay))
     _text(execute, "WorkingDirectory", spec.working_dir)
+
+
+@dataclass(frozen=True)
+class InstalledTask:
+    """What ``show`` tells of an installed task: its command line and whether it is enabled."""
+
+    command: str
+    enabled: bool
+
+
+def installed_task(xml_text: str) -> InstalledTask | None:
+    """The task as ``schtasks /Query /XML`` prints it, or None when that is not a task with a program."""
+    start = xml_text.find("<Task")  # after the declaration of an encoding the text no longer has
+    try:
+        root = ET.fromstring(xml_text[start:] if start >= 0 else xml_text)  # noqa: S314 - Task Scheduler's own
+    except ET.ParseError:
+        return None
+    execute = root.find("t:Actions/t:Exec", _NS)
+    if execute is None:
+        return None
+    command = windows_quote(execute.findtext("t:Command", "", _NS))
+    arguments = execute.findtext("t:Arguments", "", _NS)
+    enabled = root.findtext("t:Settings/t:Enabled", "true", _NS).strip().lower() != "false"
+    return InstalledTask(f"{command} {arguments}".strip(), enabled)
 
 
 # --------------------------------------------------------------------------- schtasks
@@ -143,11 +197,12 @@ def schtasks_query(name: str) -> CommandLine:
 
 
 def schtasks_create(
-    spec: ScheduleSpec, xml_file: str, password: Secret | None, *, force: bool
+    spec: ScheduleSpec, xml_file: str, password: Secret | None, *, force: bool, name: str | None = None
 ) -> CommandLine:
-    """Registers the task from its XML; with LogonType Password, as ``/RU`` without ``/RP``: schtasks
-    then asks for the password, which it reads from its standard input (never from its arguments)."""
-    argv: list[str | Secret] = ["schtasks", "/Create", "/TN", spec.name, "/XML", xml_file]
+    """Registers the task (``name``: another task of the same account, the relay's) from its XML;
+    with LogonType Password, as ``/RU`` without ``/RP``: schtasks then asks for the password, which it
+    reads from its standard input (never from its arguments)."""
+    argv: list[str | Secret] = ["schtasks", "/Create", "/TN", name or spec.name, "/XML", xml_file]
     if spec.logon is Logon.PASSWORD:
         argv += ["/RU", spec.run_as or ""]
     if force:
@@ -177,5 +232,15 @@ def schtasks_enable(name: str) -> CommandLine:
 
 
 def schtasks_end(name: str) -> CommandLine:
-    """Ends the task's busy run (the fix when ``stop`` times out)."""
+    """Ends the task's busy run (the fix when ``stop`` times out; the relay at ``stop``)."""
     return CommandLine(("schtasks", "/End", "/TN", name))
+
+
+def schtasks_run(name: str) -> CommandLine:
+    """Starts the task now (the relay, after install and start)."""
+    return CommandLine(("schtasks", "/Run", "/TN", name))
+
+
+def schtasks_query_xml(name: str) -> CommandLine:
+    """The installed task's definition (its XML is the same in every language of Windows)."""
+    return CommandLine(("schtasks", "/Query", "/TN", name, "/XML"))
