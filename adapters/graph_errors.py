@@ -251,6 +251,13 @@ def foreign_link(host: str, link_host: str) -> ConnectionFailure:
     )
 
 
+def insecure_upload(host: str) -> ConnectionFailure:
+    return ConnectionFailure(
+        f"Microsoft Graph ({host}) gave an upload address that is not HTTPS; nothing was uploaded to it.",
+        fix=f"check {names.GRAPH_URL} and any proxy that rewrites replies",
+    )
+
+
 def folder_missing(folder: str, mailbox: str, parameter: str) -> MailboxError:
     return MailboxError(
         f"The folder {folder!r} does not exist in mailbox {mailbox}.",

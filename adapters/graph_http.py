@@ -7,6 +7,8 @@
 * 401 gets one fresh token (``force_refresh``) and one more try; then an AuthenticationError
   that says whether the audience or the expiry is wrong.
 * A GET whose connection drops is repeated once (reads change nothing).
+* :meth:`GraphHttp.upload` PUTs to a pre-authenticated URL (an upload session's): HTTPS only, never
+  with the token, with the same TLS, proxy, timeout and throttling rules.
 * ``$batch`` sends up to 20 requests as 4 chains (``dependsOn``), so no more than 4 run at once
   in the mailbox; requests that failed because of their chain (424) or were throttled are sent
   again.
@@ -22,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,8 +124,22 @@ def retry_after_seconds(value: str, now: float) -> float:
 class Content:
     """A request body other than JSON: its bytes and its Content-Type."""
 
-    data: bytes
+    data: bytes = field(repr=False)
     content_type: str
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request as the retry loop repeats it."""
+
+    method: str
+    url: str = field(repr=False)  # an upload URL carries its own authorization
+    doing: str
+    params: Mapping[str, str] | None = None
+    body: Mapping[str, Any] | None = None
+    accept: str = "application/json"
+    content: Content | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class GraphHttp:
@@ -136,10 +152,13 @@ class GraphHttp:
         mailbox: str,
         *,
         env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``sleep`` waits out Retry-After (tests inject one that records the waits)."""
         self.settings = settings
         self.mailbox = mailbox
         self.tokens = SessionTokens(tokens)
+        self._sleep = sleep
         self.env = dict(os.environ if env is None else env)
         self.host = urlsplit(settings.api_root).netloc
         self._session = requests.Session()
@@ -166,14 +185,29 @@ class GraphHttp:
         return self.tokens.current()[1].claims
 
     # ---- plain requests ----------------------------------------------------------------------
-    def get_json(self, url: str, doing: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return _json_object(self.request("GET", url, doing, params=params))
+    def get_json(
+        self,
+        url: str,
+        doing: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        refused: Callable[[GraphReply], BridgeError] | None = None,
+    ) -> dict[str, Any]:
+        return _json_object(self.request("GET", url, doing, params=params, refused=refused))
 
     def get_bytes(self, url: str, doing: str) -> bytes:
         return self.request("GET", url, doing, accept="*/*").content
 
-    def send_json(self, method: str, url: str, doing: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _json_object(self.request(method, url, doing, body=body))
+    def send_json(
+        self,
+        method: str,
+        url: str,
+        doing: str,
+        body: Mapping[str, Any],
+        *,
+        refused: Callable[[GraphReply], BridgeError] | None = None,
+    ) -> dict[str, Any]:
+        return _json_object(self.request(method, url, doing, body=body, refused=refused))
 
     def request(
         self,
@@ -192,64 +226,87 @@ class GraphHttp:
         ``content``: a body other than JSON (its bytes and type); ``refused``: the error for a final
         reply other than the ones every request shares (sign-in, throttling, a missing mailbox).
         """
-        target = self._absolute(url)
-        generation, token = self.tokens.current()
+        call = _Call(method, self._absolute(url), doing, params, body, accept, content)
+        return self._exchange(call, self._proxies, refused, authorized=True)
+
+    def upload(
+        self,
+        url: str,
+        content: Content,
+        content_range: str,
+        doing: str,
+        refused: Callable[[GraphReply], BridgeError],
+    ) -> requests.Response:
+        """PUT ``content`` to a pre-authenticated upload URL; ``refused`` builds the error for every
+        final reply >= 400 (the URL carries its own authorization: the token is never sent there)."""
+        if not url.lower().startswith("https://"):
+            raise errors.insecure_upload(self.host)
+        call = _Call("PUT", url, doing, content=content, headers={"Content-Range": content_range})
+        return self._exchange(call, self._proxy_setting(url), refused, authorized=False)
+
+    def _exchange(
+        self,
+        call: _Call,
+        proxies: Mapping[str, str],
+        refused: Callable[[GraphReply], BridgeError] | None,
+        *,
+        authorized: bool,
+    ) -> requests.Response:
+        generation, token = self.tokens.current() if authorized else (0, None)
+        host = self.host if authorized else urlsplit(call.url).netloc  # an upload URL's own host
         waited = 0.0
         renewed = repeated = False
         while True:
             try:
-                response = self._send(
-                    method, target, token, params=params, body=body, accept=accept, content=content
-                )
+                response = self._send(call, token, proxies)
             except requests.RequestException as exc:
-                if method == "GET" and not repeated and _worth_repeating(exc):
+                if call.method == "GET" and not repeated and _worth_repeating(exc):
                     repeated = True
-                    log.warning("The connection to %s broke while %s; trying once more", self.host, doing)
+                    log.warning("The connection to %s broke while %s; trying once more", host, call.doing)
                     continue
-                raise errors.connection_failure(exc, self.host, self.settings.ca_bundle) from exc
+                raise errors.connection_failure(exc, host, self.settings.ca_bundle) from exc
             if response.status_code < 400:
                 return response
             reply = errors.reply_of(response)
             if response.status_code in RETRYABLE:
-                waited += self._wait(_retry_after(response.headers), waited, reply, doing)
-            elif response.status_code == 401 and not renewed:
+                waited += self._wait(_retry_after(response.headers), waited, reply, call.doing)
+            elif token is not None and response.status_code == 401 and not renewed:
                 renewed = True
                 log.warning(
                     "%s refused the token of %s (%s); getting a new one", self.host, self.mailbox, reply.code
                 )
                 generation, token = self.tokens.renew(generation)
-            elif refused is not None and response.status_code not in (401, 404):
+            elif refused is not None and (token is None or response.status_code not in (401, 404)):
                 raise refused(reply)
             else:
+                claims = token.claims if token is not None else {}
                 raise errors.translate(
-                    reply, host=self.host, mailbox=self.mailbox, claims=token.claims, doing=doing
+                    reply, host=self.host, mailbox=self.mailbox, claims=claims, doing=call.doing
                 )
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        token: AccessToken,
-        *,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        accept: str,
-        content: Content | None = None,
-    ) -> requests.Response:
+    def _send(self, call: _Call, token: AccessToken | None, proxies: Mapping[str, str]) -> requests.Response:
         headers = {
-            "Authorization": f"Bearer {token.value.reveal()}",
-            "Prefer": IMMUTABLE_IDS,
-            "Accept": accept,
+            "Accept": call.accept,
             "User-Agent": f"wicbox-bridge/{__version__}",
             "client-request-id": str(uuid.uuid4()),
+            **call.headers,
         }
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.value.reveal()}"
+            headers["Prefer"] = IMMUTABLE_IDS
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
-        payload: dict[str, Any] = {"json": body}
-        if content is not None:
-            headers["Content-Type"] = content.content_type
-            payload = {"data": content.data}
+        payload: dict[str, Any] = {"json": call.body}
+        if call.content is not None:
+            headers["Content-Type"] = call.content.content_type
+            payload = {"data": call.content.data}
         return self._session.request(
-            method, url, params=params, headers=headers, timeout=timeout, proxies=self._proxies, **payload
+            call.method,
+            call.url,
+            params=call.params,
+            headers=headers,
+            timeout=timeout,
+            proxies=dict(proxies),
+            **payload,
         )
 
     def _wait(self, delay: float, waited: float, reply: GraphReply, doing: str) -> float:
@@ -264,7 +321,7 @@ class GraphHttp:
             delay,
             doing,
         )
-        time.sleep(delay)
+        self._sleep(delay)
         return delay
 
     def _absolute(self, url: str) -> str:

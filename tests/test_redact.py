@@ -20,6 +20,10 @@ JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c
         ("user=a@b\x01auth=Bearer abcdefgh12345678\x01\x01", f"user=a@b\x01auth=Bearer {MASK}\x01\x01"),
         ("AUTHENTICATE XOAUTH2 dXNlcj1hQGIBYXV0aD1CZWFyZXI=", f"AUTHENTICATE XOAUTH2 {MASK}"),
         ("client_secret=s3cr3t-value&scope=x", f"client_secret={MASK}&scope=x"),
+        (
+            "AttachmentSessions('AAMk=')?authtoken=Ab-c_d9 (",
+            f"AttachmentSessions('AAMk=')?authtoken={MASK} (",
+        ),
         ('{"refresh_token": "0.AAAA-bbb"}', f'{{"refresh_token": "{MASK}"}}'),
         ("password=hunter22 user=x", f"password={MASK} user=x"),
         ("nothing secret here", "nothing secret here"),

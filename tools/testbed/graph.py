@@ -14,8 +14,11 @@ Tests seed and inspect it in-process::
         ...
         graph.messages("wicbox@klant.example", "WICBOX/Processed")
 
-and inject throttling (429 + Retry-After), 503s and dropped connections. Exchange Online's limit
-of 4 concurrent requests per mailbox is enforced (429) and the peak is kept for assertions.
+and inject throttling (429 + Retry-After), 503s and dropped connections, also into upload sessions
+alone. Exchange Online's limit of 4 concurrent requests per mailbox is enforced (429) and the peak
+is kept for assertions. Large mails go as drafts with upload sessions (:mod:`tools.testbed.graph_drafts`,
+:mod:`tools.testbed.graph_uploads`); each mailbox has Exchange's default MaxSendSize of 35 MB, which
+a test may change (``set_max_send_size``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from types import TracebackType
 from tools.testbed.graph_api import GraphApi, utc
 from tools.testbed.graph_auth import GRAPH_AUDIENCES, AccessPolicies, AccessPolicy, PolicyAccess
 from tools.testbed.graph_http import GraphServer
+from tools.testbed.graph_items import UploadSession
 from tools.testbed.graph_model import DELETED_ITEMS, GraphStoreError, Mailbox, MailStore, Submission
 from tools.testbed.graph_traffic import (
     MAILBOX_CONCURRENCY,
@@ -64,6 +68,7 @@ class GraphEmulator:
         self.request_log = GraphRequestLog()
         self._store = MailStore()
         self._faults = GraphFaultPlan()
+        self._upload_faults = GraphFaultPlan()
         self._gauge = ConcurrencyGauge()
         self._policies = AccessPolicies()
         rules = TokenRules(
@@ -77,6 +82,7 @@ class GraphEmulator:
             self._faults,
             self._gauge,
             self._policies,
+            self._upload_faults,
         )
         self._server = GraphServer(api, pki, host_ip, port)
 
@@ -106,6 +112,7 @@ class GraphEmulator:
         self._store.clear()
         self._policies.clear()
         self._faults.clear()
+        self._upload_faults.clear()
         self._gauge.clear()
         self._gauge.limit = MAILBOX_CONCURRENCY
         self.request_log.clear()
@@ -157,9 +164,20 @@ class GraphEmulator:
             return sorted(mailbox.path_of(f) for f in mailbox.folders.values() if f.parent_id)
 
     def submitted(self, upn: str) -> list[Submission]:
-        """What sendMail accepted for ``upn``, in order: the MIME and the recipients taken from it."""
+        """What sendMail and a draft's send accepted for ``upn``, in order: the MIME and the recipients
+        (sendMail: taken from the MIME's To, Cc and Bcc; a draft: its toRecipients, cc and bcc)."""
         with self._store.locked():
             return list(self._mailbox(upn).submitted)
+
+    def set_max_send_size(self, upn: str, size: int) -> None:
+        """Like ``Set-Mailbox -MaxSendSize``: the largest message (bytes) the mailbox may send."""
+        with self._store.locked():
+            self._mailbox(upn).max_send_size = size
+
+    def upload_sessions(self, upn: str) -> list[UploadSession]:
+        """The mailbox's open upload sessions (none once every file is uploaded or its draft deleted)."""
+        with self._store.locked():
+            return list(self._mailbox(upn).sessions.values())
 
     def deleted(self, upn: str) -> list[GraphMessage]:
         """Messages in Deleted Items."""
@@ -191,8 +209,21 @@ class GraphEmulator:
         """Wait this long inside every request (makes concurrency measurable)."""
         self._faults.set_delay(seconds)
 
+    def throttle_uploads(self, count: int = 1, *, retry_after: float = 1) -> None:
+        """Answer the next ``count`` requests to upload URLs ``429`` with ``Retry-After``."""
+        self._upload_faults.add(GraphFault("throttle", 429, retry_after), count)
+
+    def fail_uploads(self, count: int = 1, *, status: int = 503, retry_after: float | None = None) -> None:
+        """Answer the next ``count`` requests to upload URLs with a server error (default 503)."""
+        self._upload_faults.add(GraphFault("unavailable", status, retry_after), count)
+
+    def drop_uploads(self, count: int = 1) -> None:
+        """Close the connection of the next ``count`` requests to upload URLs without a reply."""
+        self._upload_faults.add(GraphFault("drop", 0), count)
+
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._upload_faults.clear()
 
     def set_mailbox_concurrency(self, limit: int) -> None:
         """Exchange Online allows 4 concurrent requests per app and mailbox; a test may lower it."""

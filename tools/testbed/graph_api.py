@@ -6,7 +6,13 @@ Routes under ``/v1.0`` with ``{root}`` = ``me`` or ``users/{id or upn}``:
 - ``GET|POST {root}/mailFolders/{id}/childFolders``, ``GET {root}/mailFolders/{id}/messages``
 - ``GET|PATCH|DELETE {root}/messages/{id}``, ``GET {root}/messages/{id}/$value``
 - ``POST {root}/messages/{id}/move``, ``POST {root}/messages/{id}/permanentDelete``
+- ``POST {root}/sendMail`` (MIME), :mod:`tools.testbed.graph_send`
+- ``POST {root}/messages`` (a draft), ``GET|POST {root}/messages/{id}/attachments``,
+  ``POST {root}/messages/{id}/attachments/createUploadSession``, ``POST {root}/messages/{id}/send``:
+  :mod:`tools.testbed.graph_drafts`; ``PUT|DELETE`` on an upload URL: :mod:`tools.testbed.graph_uploads`
 - ``POST /$batch`` (at most 20 requests; ``dependsOn``; bodies that are not JSON base64-encoded)
+
+Every request is at most 4 MB (``413``), as at Microsoft Graph.
 """
 
 from __future__ import annotations
@@ -29,9 +35,17 @@ from tools.testbed.graph_docs import (
     json_reply,
     message_document,
 )
+from tools.testbed.graph_drafts import (
+    add_attachment,
+    attachment_document,
+    create_draft,
+    draft_of,
+    open_upload_session,
+    send_draft,
+)
 from tools.testbed.graph_model import ROOT, GraphStoreError, Mailbox, MailStore
 from tools.testbed.graph_query import parse_message_query, parse_skip, parse_top, selected, skiptoken
-from tools.testbed.graph_send import send_mime
+from tools.testbed.graph_send import MAX_REQUEST_BYTES, send_mime
 from tools.testbed.graph_traffic import (
     ConcurrencyGauge,
     GraphFault,
@@ -39,9 +53,11 @@ from tools.testbed.graph_traffic import (
     GraphRequestLog,
     GraphRequestRecord,
 )
+from tools.testbed.graph_uploads import UPLOAD_PREFIX, answer_upload
 from tools.testbed.tokens import TokenRules
 
 MAX_BATCH = 20
+RECORDED_HEADERS = frozenset({"content-range", "content-type"})  # never authorization
 SEND_PERMISSIONS = frozenset({"Mail.Send"})
 VERSION = "/v1.0"
 
@@ -126,8 +142,10 @@ class GraphApi:
         faults: GraphFaultPlan,
         gauge: ConcurrencyGauge,
         policies: AccessPolicies,
+        upload_faults: GraphFaultPlan,
     ) -> None:
         self._store = store
+        self._upload_faults = upload_faults
         self._rules = rules
         self._base_url = base_url
         self._log = log
@@ -144,6 +162,15 @@ class GraphApi:
             reply = None if fault.kind == "drop" else fault_reply(fault)
             self._record(call, reply, fault.kind)
             return reply
+        if len(request.body) > MAX_REQUEST_BYTES:
+            return self._record(
+                call,
+                error_reply(
+                    413, "ErrorRequestEntityTooLarge", "The request exceeds the maximum size of 4 MB."
+                ),
+            )
+        if request.path.startswith(UPLOAD_PREFIX):
+            return self._upload(call)
         try:
             claims = authenticate(request.headers.get("authorization"), self._rules)
         except GraphStoreError as error:
@@ -154,10 +181,27 @@ class GraphApi:
             return self._record(call, self._batch(request, claims))
         return self._single(call, claims)
 
+    def _upload(self, call: _Call) -> ApiReply | None:
+        """A chunk to (or the cancelling of) an upload session: no token, the URL authorizes."""
+        fault = self._upload_faults.take()
+        if fault is not None:
+            reply = None if fault.kind == "drop" else fault_reply(fault)
+            self._record(call, reply, fault.kind)
+            return reply
+        request = call.request
+        with self._store.locked():
+            reply, call.mailbox = answer_upload(
+                self._store, request.method, request.path, request.query, request.headers, request.body
+            )
+        return self._record(call, reply)
+
     def _single(self, call: _Call, claims: Mapping[str, Any]) -> ApiReply:
         try:
             route = parse_route(call.request.path)
-            needed = SEND_PERMISSIONS if route.rest == ("sendMail",) else None
+            sending = route.rest == ("sendMail",) or (
+                route.rest[:1] == ("messages",) and route.rest[2:] == ("send",)
+            )
+            needed = SEND_PERMISSIONS if sending else None
             call.mailbox = authorize(
                 claims, route.user_ref, call.request.method, self._store, self._policies, needed=needed
             )
@@ -178,7 +222,7 @@ class GraphApi:
             GraphRequestRecord(
                 method=request.method,
                 path=request.path,
-                query=urlencode(dict(request.query)),
+                query=urlencode({key: value for key, value in request.query.items() if key != "authtoken"}),
                 mailbox=call.mailbox.upn if call.mailbox else None,
                 status=reply.status if reply else 0,
                 code=reply.code if reply else None,
@@ -187,6 +231,10 @@ class GraphApi:
                 in_batch=call.in_batch,
                 immutable_ids=request.immutable_ids,
                 fault=fault,
+                size=len(request.body),
+                headers=tuple(
+                    (name, value) for name, value in request.headers.items() if name in RECORDED_HEADERS
+                ),
             )
         )
         return reply  # type: ignore[return-value]  # None only for a drop fault
@@ -225,6 +273,19 @@ class GraphApi:
                 return ApiReply(204)
             case ("sendMail",) if method == "POST":
                 return send_mime(mailbox, request.headers.get("content-type", ""), request.body)
+            case ("messages",) if method == "POST":
+                return self._create_draft(mailbox, request)
+            case ("messages", message_id, "attachments") if method == "POST":
+                attachment = add_attachment(mailbox, message_id, request.json_body())
+                return json_reply(201, attachment_document(attachment))
+            case ("messages", message_id, "attachments") if method == "GET":
+                _message, draft = draft_of(mailbox, message_id)
+                documents = [attachment_document(a) for a in draft.attachments]
+                return json_reply(200, {"value": [selected(d, _select(request)) for d in documents]})
+            case ("messages", message_id, "attachments", "createUploadSession") if method == "POST":
+                return open_upload_session(mailbox, message_id, request.json_body(), self._base())
+            case ("messages", message_id, "send") if method == "POST":
+                return send_draft(mailbox, message_id)
         segment = "/".join(rest)
         raise GraphStoreError(
             400, "BadRequest", f"Resource not found for the segment '{segment}' ({method})."
@@ -232,6 +293,14 @@ class GraphApi:
 
     def _base(self) -> str:
         return self._base_url()
+
+    def _create_draft(self, mailbox: Mailbox, request: ApiRequest) -> ApiReply:
+        if not request.headers.get("content-type", "").lower().startswith("application/json"):
+            raise GraphStoreError(400, "ErrorInvalidRequest", "This emulator creates drafts from JSON only.")
+        message = create_draft(mailbox, request.json_body())
+        document = message_document(message, immutable=request.immutable_ids)
+        context = context_url(self._base(), mailbox, "messages/$entity")
+        return json_reply(201, {"@odata.context": context, **document}, _preference(request))
 
     def _folders(self, mailbox: Mailbox, parent: str, request: ApiRequest) -> ApiReply:
         if request.method == "POST":

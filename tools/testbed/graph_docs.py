@@ -78,10 +78,10 @@ def message_document(message: Message, *, immutable: bool) -> dict[str, Any]:
         "lastModifiedDateTime": graph_time(message.created),
         "receivedDateTime": graph_time(message.received),
         "sentDateTime": graph_time(message.received),
-        "hasAttachments": False,
+        "hasAttachments": bool(message.draft and message.draft.attachments),
         "internetMessageId": headers["message-id"],
         "subject": headers["subject"],
         "isRead": message.is_read,
-        "isDraft": False,
+        "isDraft": message.is_draft,
         "parentFolderId": message.folder_id,
     }

@@ -3,22 +3,28 @@
 Each mailbox starts with Exchange Online's well-known folders under the hidden root
 (``msgfolderroot``). Every message has two ids, as in Exchange: an immutable id that survives moves
 (what clients see with ``Prefer: IdType="ImmutableId"``) and a REST id that changes with every
-move. Both address the message.
+move. Both address the message. A draft (:mod:`tools.testbed.graph_items`) is a message with its
+fields kept; each mailbox has its largest message size (MaxSendSize) and its open upload sessions.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message as email_message
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
+from tools.testbed.graph_items import DEFAULT_MAX_SEND_SIZE, Draft, UploadSession
+
 ROOT = "msgfolderroot"
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 DELETED_ITEMS = "deleteditems"
 WELL_KNOWN_FOLDERS = {
     "inbox": "Inbox",
@@ -68,14 +74,25 @@ class Message:
     received: dt.datetime
     is_read: bool = False
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    draft: Draft | None = None  # set while the message is an unsent draft
+
+    @property
+    def is_draft(self) -> bool:
+        return self.draft is not None
 
     def header(self, name: str) -> str:
         """One header's value ("" when the message has none)."""
-        return str(BytesHeaderParser(policy=default_policy).parsebytes(self.raw).get(name, ""))
+        return str(self._parsed_headers().get(name, ""))
 
     def headers(self) -> dict[str, str]:
-        parsed = BytesHeaderParser(policy=default_policy).parsebytes(self.raw)
+        parsed = self._parsed_headers()
         return {name.lower(): str(parsed.get(name, "")) for name in ("Subject", "Message-ID", "From")}
+
+    def _parsed_headers(self) -> email_message.Message:
+        """The header block alone is parsed (a large mail's body is not read for it)."""
+        match = _HEADER_END.search(self.raw)
+        block = self.raw[: match.end()] if match else self.raw
+        return BytesHeaderParser(policy=default_policy).parsebytes(block)
 
 
 @dataclass(frozen=True)
@@ -94,7 +111,9 @@ class Mailbox:
     messages: dict[str, Message] = field(default_factory=dict)  # by immutable id
     rest_ids: dict[str, str] = field(default_factory=dict)  # REST id -> immutable id
     purged: list[Message] = field(default_factory=list)  # deleted from Deleted Items (dumpster)
-    submitted: list[Submission] = field(default_factory=list)  # what sendMail handed to transport
+    submitted: list[Submission] = field(default_factory=list)  # what sendMail and send handed to transport
+    max_send_size: int = DEFAULT_MAX_SEND_SIZE
+    sessions: dict[str, UploadSession] = field(default_factory=dict)  # open upload sessions by id
 
     def __post_init__(self) -> None:
         root = Folder(new_id("AQMkRoot"), "Top of Information Store", "", ROOT)
@@ -166,9 +185,13 @@ class Mailbox:
             raise item_not_found()
         return found
 
-    def add_message(self, folder_ref: str, raw: bytes, received: dt.datetime, is_read: bool) -> Message:
+    def add_message(
+        self, folder_ref: str, raw: bytes, received: dt.datetime, is_read: bool, draft: Draft | None = None
+    ) -> Message:
         folder = self.folder(folder_ref)
-        message = Message(new_id("AAkALgImm"), new_id("AAMkAGRest"), folder.folder_id, raw, received, is_read)
+        message = Message(
+            new_id("AAkALgImm"), new_id("AAMkAGRest"), folder.folder_id, raw, received, is_read, draft=draft
+        )
         self.messages[message.immutable_id] = message
         self.rest_ids[message.rest_id] = message.immutable_id
         return message
@@ -183,9 +206,15 @@ class Mailbox:
         message.folder_id = destination.folder_id
         return message
 
+    def close_sessions(self, immutable_id: str) -> None:
+        """Upload sessions of a message that is deleted end with it."""
+        for session_id in [s.session_id for s in self.sessions.values() if s.message_id == immutable_id]:
+            del self.sessions[session_id]
+
     def delete(self, ref: str) -> None:
         """DELETE: to Deleted Items; from Deleted Items, out of every folder (the dumpster)."""
         message = self.message(ref)
+        self.close_sessions(message.immutable_id)
         if self.folders[message.folder_id].well_known == DELETED_ITEMS:
             self.purge(ref)
             return
@@ -193,6 +222,7 @@ class Mailbox:
 
     def purge(self, ref: str) -> None:
         message = self.message(ref)
+        self.close_sessions(message.immutable_id)
         del self.messages[message.immutable_id]
         del self.rest_ids[message.rest_id]
         self.purged.append(message)

@@ -32,6 +32,8 @@ class GraphRequestRecord:
     in_batch: bool = False
     immutable_ids: bool = False
     fault: GraphFaultKind | None = None
+    size: int = 0  # bytes of the request body
+    headers: tuple[tuple[str, str], ...] = ()  # Content-Range and Content-Type, when sent
 
 
 class GraphRequestLog(RequestLogBase[GraphRequestRecord]):

@@ -22,9 +22,10 @@ _TOKEN_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"(?i)(auth=Bearer\s+)[^\x01\s]+"),
     re.compile(r"(?i)(AUTHENTICATE\s+XOAUTH2\s+)[A-Za-z0-9+/=]{8,}"),
-    # OAuth form fields and JSON members that carry secrets.
+    # OAuth form fields and JSON members that carry secrets; the token of a Graph upload URL.
     re.compile(
-        r"(?i)((?:client_secret|client_assertion|password|refresh_token|access_token|id_token|device_code)"
+        r"(?i)((?:client_secret|client_assertion|password|refresh_token|access_token|id_token|device_code"
+        r"|authtoken)"
         r"[\"']?\s*[=:]\s*[\"']?)[^&\s\"',}]+"
     ),
     # msal sends the device code a second time as "code": long values only, so that short ones such

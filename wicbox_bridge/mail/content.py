@@ -105,7 +105,7 @@ def _take_leaf(leaf: MimePart, index: int, content: MailContent, problems: list[
             content.body_html = scrub_text(text, what, problems)
             return
     if declared_name is None and content_type == "message/rfc822":
-        declared_name = _name_from_subject(decoded, problems)
+        declared_name = name_from_subject(decoded, problems)
     _attach(content, declared_name, content_type, decoded, problems)
 
 
@@ -124,7 +124,7 @@ def _attach(
     content.attachments.append(Attachment(filename, content_type, data))
 
 
-def _name_from_subject(message: bytes, problems: list[str]) -> str | None:
+def name_from_subject(message: bytes, problems: list[str]) -> str | None:
     """``<subject>.eml`` for an attached message; None when it has no subject."""
     try:
         headers, _ = split_headers_fast(message)
