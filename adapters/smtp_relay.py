@@ -20,7 +20,6 @@ import base64
 import binascii
 import concurrent.futures
 import contextlib
-import ipaddress
 import logging
 import socket
 import ssl
@@ -34,10 +33,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
 from wicbox_bridge.adapters.base import RelayedMessage, RelayGate, RelayReply
+from wicbox_bridge.config.listen import is_loopback
 from wicbox_bridge.errors import ConfigurationError, ConnectionFailure
 from wicbox_bridge.secret import Secret
 
-DEFAULT_LISTEN: Final = "127.0.0.1:2525"
 DEFAULT_MAX_MESSAGE_BYTES: Final = 35 * 1024 * 1024  # Exchange Online's default message size limit
 DEFAULT_MAX_RECIPIENTS: Final = 500
 DEFAULT_IDLE_TIMEOUT_S: Final = 300.0  # RFC 5321 4.5.3.2.7: at least 5 minutes
@@ -95,27 +94,11 @@ class RelayServerSettings:
 
     @property
     def loopback(self) -> bool:
-        if self.host.casefold() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port)."""
-    host, _, port = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
-        raise ConfigurationError(
-            f"--listen {text!r} is not HOST:PORT", fix=f"for example --listen {DEFAULT_LISTEN}"
-        )
-    return host, int(port)
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:

@@ -391,7 +391,7 @@ def test_an_account_file_others_can_write_is_refused(sendroom: Sendroom) -> None
         (("--listen", "0.0.0.0:2525", "--allow-remote"), "--allow-remote needs TLS"),
         (("--listen", "127.0.0.1:2525", "--allow-remote"), "has no effect on the loopback"),
         (("--tls-cert", "relay.pem"), "go together"),
-        (("--listen", "relay"), "is not HOST:PORT"),
+        (("--listen", "relay"), "not HOST:PORT"),
     ],
 )
 def test_conflicting_options_are_refused_with_what_to_change(

@@ -612,6 +612,8 @@ def test_relay_arguments(relay: RelaySpec, arguments: tuple[str, ...]) -> None:
         ({"listen": "127.0.0.1"}, ["--relay-listen 127.0.0.1", "HOST:PORT"], ["127.0.0.1:2525"]),
         ({"listen": "127.0.0.1:0"}, ["1 to 65535"], ["[::1]:2525"]),
         ({"listen": ":2525"}, ["HOST:PORT"], []),
+        ({"listen": "127.0.0.1:2525", "allow_remote": True}, ["no effect on the loopback"],
+         ["leave --relay-allow-remote out"]),
         ({"tls_cert": "/c.pem"}, ["go together"], ["both files"]),
         ({"tls_key": "/k.pem"}, ["go together"], ["both files"]),
         ({"tls_cert": "/c\n.pem", "tls_key": "/k.pem"}, ["--relay-tls-cert", "control character"], []),

@@ -19,13 +19,7 @@ from pathlib import Path
 
 import click
 
-from wicbox_bridge.adapters.smtp_relay import (
-    DEFAULT_LISTEN,
-    DEFAULT_MAX_MESSAGE_BYTES,
-    RelayServerSettings,
-    SmtpRelayServer,
-    parse_listen,
-)
+from wicbox_bridge.adapters.smtp_relay import DEFAULT_MAX_MESSAGE_BYTES, RelayServerSettings, SmtpRelayServer
 from wicbox_bridge.auth.relay_accounts import (
     ACCOUNTS_FILE_NAME,
     RelayAccount,
@@ -38,6 +32,7 @@ from wicbox_bridge.auth.relay_accounts import (
 )
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands.send import deliver_if_due
+from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret

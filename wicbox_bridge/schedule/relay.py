@@ -8,14 +8,14 @@ is refused at install time instead of failing at every boot.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from wicbox_bridge.config.listen import DEFAULT_LISTEN, is_loopback, parse_listen
 from wicbox_bridge.errors import ConfigurationError
 from wicbox_bridge.schedule.spec import check_path_text
 
-DEFAULT_RELAY_LISTEN = "127.0.0.1:2525"
+DEFAULT_RELAY_LISTEN = DEFAULT_LISTEN
 RELAY_SUFFIX = "-Relay"
 
 
@@ -45,30 +45,9 @@ class RelaySpec:
         return ("relay", "--listen", self.listen, *tls, *(("--allow-remote",) if self.allow_remote else ()))
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` (an IPv6 address in brackets: ``[::1]:2525``) as host and port."""
-    host, colon, port = listen.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigurationError(
-            f"--relay-listen {listen}: not HOST:PORT with a port from 1 to 65535",
-            fix=f"give an address and a port, such as {DEFAULT_RELAY_LISTEN} (the default) or [::1]:2525",
-        )
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost may resolve to any address
-        return False
-
-
 def check_relay(relay: RelaySpec) -> None:
     """The relay's own rules: a non-loopback address needs --allow-remote and both TLS files."""
-    host, _ = split_listen(relay.listen)
+    host, _ = parse_listen(relay.listen, "--relay-listen")
     if (relay.tls_cert is None) != (relay.tls_key is None):
         raise ConfigurationError(
             "--relay-tls-cert and --relay-tls-key go together: the relay needs the certificate and its key",
@@ -78,6 +57,12 @@ def check_relay(relay: RelaySpec) -> None:
         if path is not None:
             check_path_text(path, what)
     if is_loopback(host):
+        if relay.allow_remote:
+            raise ConfigurationError(
+                f"--relay-allow-remote has no effect on the loopback address {host}",
+                fix="leave --relay-allow-remote out, or give --relay-listen the address other "
+                "computers reach",
+            )
         return
     if not relay.allow_remote or relay.tls_cert is None:
         missing = [
