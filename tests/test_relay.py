@@ -410,8 +410,8 @@ def test_with_a_certificate_starttls_is_required_before_auth(
     with relay.client() as client:
         client.ehlo()
         assert client.has_extn("starttls")
-        with pytest.raises(smtplib.SMTPException):
-            client.login(RELAY_USER, RELAY_PASSWORD)
+        code, text = client.docmd("AUTH", "PLAIN " + base64.b64encode(f"\0{RELAY_USER}\0x".encode()).decode())
+        assert (code, text) == (530, b"Must issue a STARTTLS command first")
     with relay.client() as client:
         client.starttls(context=ssl.create_default_context(cafile=str(loopback_pki.ca_cert)))
         client.login(RELAY_USER, RELAY_PASSWORD)
