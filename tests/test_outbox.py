@@ -16,6 +16,7 @@ import pytest
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, application_parameters
 from tests.test_send_test import RECIPIENT, SENDER, Sendroom, assert_no_secrets, make_sendroom
+from tools.testbed.dovecot import SENT_ITEMS
 from tools.testbed.idp import IdentityPlatformEmulator
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import AUTH_DISABLED_FOR_TENANT, TRANSIENT_FAILURE, SmtpServer
@@ -344,6 +345,11 @@ def test_interrupted_mail_to_the_sending_mailbox_is_found_in_its_inbox(sendroom:
     assert sendroom.cli("send").exit_code == 0
     [row] = _rows(sendroom, [outbox_id])
     assert row.message_id is not None
+    assert len(sendroom.dovecot.messages(SENDER, SENT_ITEMS)) == 1
+    with sendroom.dovecot.admin_session(SENDER) as admin:  # its Sent Items copy was deleted since
+        admin.select_folder(SENT_ITEMS)
+        admin.delete_messages(admin.search("ALL"))
+        admin.expunge()
     with sendroom.room.wic.store() as store:  # as if killed between the server's 250 and the update
         _interrupt(store, outbox_id, row.message_id)
     result = sendroom.cli("send")
