@@ -321,7 +321,7 @@ def _interrupt(store: Store, outbox_id: int, message_id: str) -> None:
 
 
 def test_interrupted_row_found_in_sent_items_is_not_sent_again(sendroom: Sendroom) -> None:
-    found, missing = _enqueue(sendroom, 2)
+    found, missing = _enqueue(sendroom, 2, cc="Team <team@elders.example>", bcc="archief@elders.example")
     with sendroom.room.wic.store() as store:
         _interrupt(store, found, "<al-verzonden@klant.example>")
         _interrupt(store, missing, "<nooit-aangekomen@klant.example>")
@@ -338,6 +338,9 @@ def test_interrupted_row_found_in_sent_items_is_not_sent_again(sendroom: Sendroo
     assert found_row.last_error is not None and "not sent again" in found_row.last_error
     assert missing_row.status is OutboxStatus.SENT
     assert _accepted_ids(sendroom) == ["<nooit-aangekomen@klant.example>"]  # the same Message-ID
+    with sendroom.room.wic.store() as store:  # the daily limit counts the confirmed one's recipients too
+        counts = store.query("SELECT RECIPIENT_COUNT FROM WICBOX_OUTBOX ORDER BY OUTBOX_ID")
+    assert [row[0] for row in counts] == [3, 3]
 
 
 def test_interrupted_mail_to_the_sending_mailbox_is_found_in_its_inbox(sendroom: Sendroom) -> None:
