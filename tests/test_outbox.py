@@ -16,6 +16,7 @@ import pytest
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, application_parameters
 from tests.test_send_test import RECIPIENT, SENDER, Sendroom, assert_no_secrets, make_sendroom
+from tools.testbed.dovecot import SENT_ITEMS
 from tools.testbed.idp import IdentityPlatformEmulator
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import AUTH_DISABLED_FOR_TENANT, TRANSIENT_FAILURE, SmtpServer
@@ -320,7 +321,7 @@ def _interrupt(store: Store, outbox_id: int, message_id: str) -> None:
 
 
 def test_interrupted_row_found_in_sent_items_is_not_sent_again(sendroom: Sendroom) -> None:
-    found, missing = _enqueue(sendroom, 2)
+    found, missing = _enqueue(sendroom, 2, cc="Team <team@elders.example>", bcc="archief@elders.example")
     with sendroom.room.wic.store() as store:
         _interrupt(store, found, "<al-verzonden@klant.example>")
         _interrupt(store, missing, "<nooit-aangekomen@klant.example>")
@@ -337,6 +338,9 @@ def test_interrupted_row_found_in_sent_items_is_not_sent_again(sendroom: Sendroo
     assert found_row.last_error is not None and "not sent again" in found_row.last_error
     assert missing_row.status is OutboxStatus.SENT
     assert _accepted_ids(sendroom) == ["<nooit-aangekomen@klant.example>"]  # the same Message-ID
+    with sendroom.room.wic.store() as store:  # the daily limit counts the confirmed one's recipients too
+        counts = store.query("SELECT RECIPIENT_COUNT FROM WICBOX_OUTBOX ORDER BY OUTBOX_ID")
+    assert [row[0] for row in counts] == [3, 3]
 
 
 def test_interrupted_mail_to_the_sending_mailbox_is_found_in_its_inbox(sendroom: Sendroom) -> None:
@@ -344,6 +348,11 @@ def test_interrupted_mail_to_the_sending_mailbox_is_found_in_its_inbox(sendroom:
     assert sendroom.cli("send").exit_code == 0
     [row] = _rows(sendroom, [outbox_id])
     assert row.message_id is not None
+    assert len(sendroom.dovecot.messages(SENDER, SENT_ITEMS)) == 1
+    with sendroom.dovecot.admin_session(SENDER) as admin:  # its Sent Items copy was deleted since
+        admin.select_folder(SENT_ITEMS)
+        admin.delete_messages(admin.search("ALL"))
+        admin.expunge()
     with sendroom.room.wic.store() as store:  # as if killed between the server's 250 and the update
         _interrupt(store, outbox_id, row.message_id)
     result = sendroom.cli("send")

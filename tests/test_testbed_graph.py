@@ -292,3 +292,14 @@ def test_injected_faults_and_the_request_log(me: Client, bed: GraphEmulator) -> 
     ]
     assert log[-1].mailbox == USER and log[-1].immutable_ids
     assert all(r.started <= r.ended for r in log)
+
+
+def test_wait_until_idle_waits_for_the_connections_since_a_mark(me: Client, bed: GraphEmulator) -> None:
+    mark = bed.connections_so_far()
+    assert bed.wait_until_idle(timeout_s=1.0, since=mark)
+    me.ok("GET", "/me/mailFolders")  # requests keeps the connection open for the next request
+    assert bed.connections_so_far() == mark + 1
+    assert not bed.wait_until_idle(timeout_s=0.2, since=mark), "a client is still connected"
+    assert bed.wait_until_idle(timeout_s=0.2, since=mark + 1)
+    me.session.close()  # gone, as a killed sender
+    assert bed.wait_until_idle(timeout_s=5.0, since=mark)

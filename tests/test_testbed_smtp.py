@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import smtplib
 import ssl
 from typing import Any
 
 import aiosmtplib
 import pytest
 
-from tools.testbed.dovecot import DovecotServer
+from tools.testbed.dovecot import SENT_ITEMS, DovecotServer
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import (
     AUTH_DISABLED_FOR_TENANT,
@@ -96,6 +97,41 @@ def test_xoauth2_delegated_send_is_delivered_over_lmtp(
     [stored] = dovecot_clean.messages(RECIPIENT)
     assert stored.raw.endswith(raw)  # LMTP puts Return-Path/Delivered-To/Received in front
     assert dovecot_clean.messages(SENDER) == []
+    [kept] = dovecot_clean.messages(SENDER, SENT_ITEMS)  # as Exchange: a copy in the sender's Sent Items
+    assert (kept.raw, kept.flags) == (raw, ("\\Seen",))
+    assert dovecot_clean.messages(RECIPIENT, SENT_ITEMS) == []
+
+
+def test_the_sent_items_copy_is_in_the_signed_in_mailbox_also_for_outside_recipients_only(
+    bed: SmtpServer, dovecot_clean: DovecotServer, loopback_pki: LoopbackPki
+) -> None:
+    dovecot_clean.grant_app_access(APP_SP_OID, RECIPIENT)
+    raw = _message("Naar buiten", sender=RECIPIENT)
+    token = _token(loopback_pki, application_claims(APP_SP_OID))
+    _send(bed, raw, user=RECIPIENT, token=token, sender=RECIPIENT, recipients=(OUTSIDER,))
+    assert [message.raw for message in dovecot_clean.messages(RECIPIENT, SENT_ITEMS)] == [raw]
+    assert dovecot_clean.messages(SENDER, SENT_ITEMS) == []
+    assert dovecot_clean.messages(RECIPIENT) == []
+
+
+def test_wait_until_idle_waits_for_the_connections_since_a_mark(
+    bed: SmtpServer, loopback_pki: LoopbackPki
+) -> None:
+    mark = bed.connections_so_far()
+    assert bed.wait_until_idle(timeout_s=1.0, since=mark)
+    client = smtplib.SMTP(bed.host, bed.starttls_port, timeout=10)
+    try:
+        client.starttls(context=_tls(bed))  # the same connection after STARTTLS
+        client.ehlo()
+        assert bed.connections_so_far() == mark + 1
+        assert not bed.wait_until_idle(timeout_s=0.2, since=mark), "a client is still connected"
+        assert bed.wait_until_idle(timeout_s=0.2, since=mark + 1)
+    finally:
+        client.close()  # gone without QUIT, as a killed sender
+    assert bed.wait_until_idle(timeout_s=5.0, since=mark)
+    _send(bed, _message("Daarna"), token=_token(loopback_pki, delegated_claims(SENDER)))
+    assert bed.wait_until_idle(timeout_s=5.0, since=mark)
+    assert len(bed.accepted()) == 1
 
 
 def test_xoauth2_application_send_over_implicit_tls(

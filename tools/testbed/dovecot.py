@@ -37,9 +37,10 @@ DOVEADM_BINARY = "doveadm"
 MAIL_UID = 5000
 ADMIN_USER = "testbed-admin"
 MASTER_SEPARATOR = "*"
+SENT_ITEMS = "Sent Items"
 EXCHANGE_FOLDERS = (
     ("Drafts", "\\Drafts"),
-    ("Sent Items", "\\Sent"),
+    (SENT_ITEMS, "\\Sent"),
     ("Deleted Items", "\\Trash"),
     ("Junk Email", "\\Junk"),
 )
@@ -357,6 +358,10 @@ class DovecotServer:
         """Store ``raw`` exactly as given; returns its UID. Creates ``folder`` if needed."""
         with self.admin_session(user) as client:
             return append_message(client, folder, raw, flags, internal_date)
+
+    def keep_in_sent_items(self, user: str, raw: bytes) -> None:
+        """What Exchange does with a mail ``user`` submitted: a read copy, byte for byte, in Sent Items."""
+        self.append(user, SENT_ITEMS, raw, flags=("\\Seen",))
 
     def messages(self, user: str, folder: str = "INBOX") -> list[StoredMessage]:
         """Every message of ``folder``, oldest UID first, with its raw bytes."""

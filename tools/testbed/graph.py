@@ -232,3 +232,14 @@ class GraphEmulator:
     def peak_concurrency(self, upn: str) -> int:
         """The most requests that were ever in flight at once for the mailbox."""
         return self._gauge.peak(upn)
+
+    def connections_so_far(self) -> int:
+        """How many connections the emulator has taken (a mark for :meth:`wait_until_idle`)."""
+        return self._server.connections_so_far()
+
+    def wait_until_idle(self, timeout_s: float = 10.0, *, since: int = 0) -> bool:
+        """Wait until the connections after the first ``since`` are closed, every request on them
+        answered; False on timeout. After a client was killed: whether its last sendMail was taken
+        is then final (``since``: :meth:`connections_so_far` before it started, so that a connection
+        another test left open does not count)."""
+        return self._server.wait_until_idle(timeout_s, since)

@@ -54,8 +54,36 @@ class TlsHttpServer(ThreadingHTTPServer):
         self._timeout_s = timeout_s
         self._connections: set[ssl.SSLSocket] = set()
         self._connections_lock = threading.Lock()
+        # Connections in their thread, from before the TLS handshake to the close, by number.
+        self._accepted = 0
+        self._handling: set[int] = set()
+        self._handling_changed = threading.Condition()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        with self._handling_changed:
+            self._accepted += 1
+            number = self._accepted
+            self._handling.add(number)
+        try:
+            self._finish_request(request, client_address)
+        finally:
+            with self._handling_changed:
+                self._handling.discard(number)
+                self._handling_changed.notify_all()
+
+    def connections_so_far(self) -> int:
+        with self._handling_changed:
+            return self._accepted
+
+    def wait_until_idle(self, timeout_s: float, since: int = 0) -> bool:
+        """Wait until the connections after the first ``since`` are closed (every request on them
+        answered)."""
+        with self._handling_changed:
+            return self._handling_changed.wait_for(
+                lambda: all(number <= since for number in self._handling), timeout_s
+            )
+
+    def _finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(self._timeout_s)
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go apart
         try:
@@ -116,6 +144,16 @@ class BackgroundHttpsServer:
             target=self._server.serve_forever, name=self._name, kwargs={"poll_interval": 0.1}, daemon=True
         )
         self._thread.start()
+
+    def connections_so_far(self) -> int:
+        """How many connections the server has taken (a mark for :meth:`wait_until_idle`)."""
+        server = self._server
+        return 0 if server is None else server.connections_so_far()
+
+    def wait_until_idle(self, timeout_s: float, since: int = 0) -> bool:
+        """Wait until the connections after the first ``since`` are closed; False on timeout."""
+        server = self._server
+        return server is None or server.wait_until_idle(timeout_s, since)
 
     def stop(self) -> None:
         server, thread = self._server, self._thread

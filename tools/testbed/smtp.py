@@ -4,11 +4,14 @@ Two listeners on the session's loopback address share one handler: STARTTLS (lik
 smtp.office365.com:587, AUTH only after STARTTLS) and implicit TLS. AUTH XOAUTH2 checks the
 emulator's tokens with Exchange Online's rules (:mod:`tools.testbed.tokens`); AUTH LOGIN/PLAIN
 check Basic passwords. Accepted mail is kept for assertions (envelope and exact bytes) and
-delivered over LMTP into the test bed's Dovecot, so a test can read it back over IMAP.
+delivered over LMTP into the test bed's Dovecot, so a test can read it back over IMAP. As Exchange
+Online does, a copy of every accepted mail is kept in the Sent Items of the mailbox that signed in
+(``keep_sent``), before the server answers 250: a sender that never saw the answer finds it there.
 
 Fault tests script Exchange's answers: :meth:`SmtpServer.script_reply` makes the next AUTH, MAIL,
 RCPT or DATA answer a given reply, and :meth:`SmtpServer.enable_submission_quota` switches on
-Exchange's per-mailbox limit of 30 messages a minute.
+Exchange's per-mailbox limit of 30 messages a minute. :meth:`SmtpServer.wait_until_idle` waits
+until the server is done with a client (after the client was killed).
 """
 
 from __future__ import annotations
@@ -166,20 +169,69 @@ def _decode_b64(text: str) -> bytes | None:
         return None
 
 
+Deliver = Callable[[str, tuple[str, ...], bytes], None]
+KeepSent = Callable[[str, bytes], None]
+
+
+class Activity:
+    """Open connections (numbered in the order they came) and accepted mails still being stored:
+    is the server done with a client? (thread-safe)"""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._open: dict[int, int] = {}  # id of the connection's protocol: its number
+        self._accepted = 0
+        self._storing = 0
+
+    def connected(self, connection: object) -> None:
+        with self._changed:
+            if id(connection) not in self._open:  # connection_made comes again after STARTTLS
+                self._accepted += 1
+                self._open[id(connection)] = self._accepted
+
+    def disconnected(self, connection: object) -> None:
+        with self._changed:
+            self._open.pop(id(connection), None)
+            self._changed.notify_all()
+
+    def accepted_so_far(self) -> int:
+        with self._changed:
+            return self._accepted
+
+    def storing_starts(self) -> None:
+        with self._changed:
+            self._storing += 1
+
+    def storing_ends(self) -> None:
+        with self._changed:
+            self._storing -= 1
+            self._changed.notify_all()
+
+    def wait_until_idle(self, timeout_s: float, since: int = 0) -> bool:
+        def idle() -> bool:
+            return not self._storing and all(number <= since for number in self._open.values())
+
+        with self._changed:
+            return self._changed.wait_for(idle, timeout_s)
+
+
 class SubmissionHandler:
-    """aiosmtpd handler: authentication, Exchange's checks, recording and LMTP delivery."""
+    """aiosmtpd handler: authentication, Exchange's checks, recording, LMTP delivery and Sent Items."""
 
     def __init__(
         self,
         rules: TokenRules,
         accounts: MailAccounts,
-        deliver: Callable[[str, tuple[str, ...], bytes], None],
+        deliver: Deliver,
+        keep_sent: KeepSent | None = None,
     ) -> None:
         self.rules = rules
         self.accounts = accounts
         self.deliver = deliver
+        self.keep_sent = keep_sent
         self.scripted = ScriptedReplies()
         self.quota = SubmissionQuota()
+        self.activity = Activity()
         self._lock = threading.Lock()
         self._accepted: list[SubmittedMail] = []
         self._verdicts: list[tuple[str, str, Verdict]] = []
@@ -274,29 +326,48 @@ class SubmissionHandler:
         mail = SubmittedMail(
             login.user, login.mechanism, envelope.mail_from or "", tuple(envelope.rcpt_tos), raw
         )
-        # Delivered and recorded together in the executor thread: when the client goes away during
-        # delivery, aiosmtpd cancels this coroutine, but the thread still delivers the mail, and
-        # the record must say so (a killed sender's mail can really be in the mailbox).
+        # Delivered, kept in Sent Items and recorded together in the executor thread: when the
+        # client goes away during delivery, aiosmtpd cancels this coroutine, but the thread still
+        # delivers the mail, and the record must say so (a killed sender's mail can really be in
+        # the mailbox). Counted as storing from here, before the first await, so that
+        # wait_until_idle never misses a mail that is on its way in.
+        self.activity.storing_starts()
         await asyncio.get_running_loop().run_in_executor(None, self._deliver_and_record, mail)
         return f"250 2.6.0 <{uuid.uuid4()}@klant.example> Queued mail for delivery"
 
     def _deliver_and_record(self, mail: SubmittedMail) -> None:
-        local = tuple(rcpt for rcpt in mail.rcpt_tos if self.accounts.has_mailbox(rcpt))
-        if local:
-            self.deliver(mail.mail_from, local, mail.raw)
-        with self._lock:
-            self._accepted.append(mail)
+        try:
+            local = tuple(rcpt for rcpt in mail.rcpt_tos if self.accounts.has_mailbox(rcpt))
+            if self.keep_sent is not None and self.accounts.has_mailbox(mail.login_user):
+                self.keep_sent(mail.login_user, mail.raw)
+            if local:
+                self.deliver(mail.mail_from, local, mail.raw)
+            with self._lock:
+                self._accepted.append(mail)
+        finally:
+            self.activity.storing_ends()
 
 
 class ExchangeSMTP(SMTP):
-    """aiosmtpd's SMTP with room for real-size XOAUTH2 tokens."""
+    """aiosmtpd's SMTP with room for real-size XOAUTH2 tokens; tells the handler about connections."""
 
     line_length_limit = AUTH_LINE_LIMIT
 
-    def __init__(self, handler: Any, **kwargs: Any) -> None:
+    def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self.activity = handler.activity
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self.command_size_limits["AUTH"] = AUTH_LINE_LIMIT
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.activity.connected(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            self.activity.disconnected(self)
 
 
 class _ExchangeController(Controller):
@@ -304,7 +375,7 @@ class _ExchangeController(Controller):
         return ExchangeSMTP(self.handler, **self.SMTP_kwargs)
 
 
-def lmtp_deliverer(host: str, port: int) -> Callable[[str, tuple[str, ...], bytes], None]:
+def lmtp_deliverer(host: str, port: int) -> Deliver:
     """Deliver a message into Dovecot over LMTP, bytes unchanged."""
 
     def deliver(mail_from: str, rcpt_tos: tuple[str, ...], raw: bytes) -> None:
@@ -332,12 +403,13 @@ class SmtpServer:
         host: str,
         pki: LoopbackPki,
         accounts: MailAccounts,
-        deliver: Callable[[str, tuple[str, ...], bytes], None],
+        deliver: Deliver,
+        keep_sent: KeepSent | None = None,
     ) -> None:
         self.host = host
         self.pki = pki
         rules = TokenRules.from_files(pki.signing_public_key, pki.signing_kid)
-        self.handler = SubmissionHandler(rules, accounts, deliver)
+        self.handler = SubmissionHandler(rules, accounts, deliver, keep_sent)
         self.starttls_port = free_port(host)
         self.implicit_tls_port = free_port(host)
         common: dict[str, Any] = {
@@ -392,6 +464,18 @@ class SmtpServer:
 
     def auth_verdicts(self) -> list[tuple[str, str, Verdict]]:
         return self.handler.verdicts()
+
+    def connections_so_far(self) -> int:
+        """How many connections the server has accepted (a mark for :meth:`wait_until_idle`)."""
+        return self.handler.activity.accepted_so_far()
+
+    def wait_until_idle(self, timeout_s: float = 10.0, *, since: int = 0) -> bool:
+        """Wait until the connections after the first ``since`` are closed and every accepted mail is
+        stored; False on timeout. After a client was killed: whether its last mail was accepted is
+        then final (``since``: :meth:`connections_so_far` before it started, so that a connection
+        another test left open does not count).
+        """
+        return self.handler.activity.wait_until_idle(timeout_s, since)
 
     def reset(self) -> None:
         self.handler.reset()

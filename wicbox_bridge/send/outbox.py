@@ -275,40 +275,42 @@ class _Delivery:
     # ---- interrupted rows ------------------------------------------------------------------
     def _resolve_interrupted(self) -> None:
         for row in rows_with_status(self.job.store, OutboxStatus.SENDING):
-            try:
-                account = self.job.account_for(row.from_addr)
-                found = self._look_up(row, account)
-            except AuthenticationError as error:  # the mailbox may not be read: the answer cannot be had
-                self._park(row, f"the mailbox cannot be searched ({error.message})")
-                continue
-            except (ConfigurationError, ConnectionFailure, SendError) as error:
-                log.warning(
-                    "Outbox mail %s was interrupted and cannot be checked now: %s",
-                    row.outbox_id,
-                    error.message,
-                )
-                self.report.problems.append(error)
-                continue
-            if found is None:
-                self._park(row, "there is no way to search the sending mailbox for it")
-                continue
-            now = _utc(self.job.clock())
-            if found:
-                mark_sent(
-                    self.job.store,
-                    row.outbox_id,
-                    now,
-                    "interrupted after submission; found by its Message-ID, not sent again",
-                )
-                self.report.confirmed += 1
-            else:
-                reschedule(
-                    self.job.store,
-                    row.outbox_id,
-                    "interrupted during submission; not found by its Message-ID: sent again",
-                    None,
-                )
-                self.report.resend += 1
+            self._resolve(row)
+
+    def _resolve(self, row: OutboxRow) -> None:
+        """Look an interrupted row up: SENT when found, PENDING again when not, UNKNOWN when it cannot be."""
+        try:
+            account = self.job.account_for(row.from_addr)
+            log.info(
+                "Outbox mail %s was interrupted during its submission: looking for %s in %s",
+                row.outbox_id,
+                row.message_id or "(no Message-ID)",
+                account.mailbox,
+            )
+            found, recipients = self._look_up(row, account)
+        except AuthenticationError as error:  # the mailbox may not be read: the answer cannot be had
+            self._park(row, f"the mailbox cannot be searched ({error.message})")
+            return
+        except (ConfigurationError, ConnectionFailure, SendError) as error:
+            log.warning(
+                "Outbox mail %s was interrupted and cannot be checked now: %s",
+                row.outbox_id,
+                error.message,
+            )
+            self.report.problems.append(error)
+            return
+        if found is None:
+            self._park(row, "there is no way to search the sending mailbox for it")
+        elif found:
+            note = "interrupted after submission; found by its Message-ID, not sent again"
+            mark_sent(self.job.store, row.outbox_id, _utc(self.job.clock()), note, recipients=recipients)
+            log.info("Outbox mail %s was sent before the interruption: SENT, not sent again", row.outbox_id)
+            self.report.confirmed += 1
+        else:
+            note = "interrupted during submission; not found by its Message-ID: sent again"
+            reschedule(self.job.store, row.outbox_id, note, None)
+            log.info("Outbox mail %s is not in the sending mailbox: it is sent again", row.outbox_id)
+            self.report.resend += 1
 
     def _park(self, row: OutboxRow, why: str) -> None:
         """Sent or not cannot be told: hold it (UNKNOWN) rather than risk sending it twice."""
@@ -320,15 +322,17 @@ class _Delivery:
         park_unknown(self.job.store, row.outbox_id, reason)
         self.report.parked += 1
 
-    def _look_up(self, row: OutboxRow, account: MailboxAccount) -> bool | None:
-        """Found (True) or not (False) in the sending mailbox; None: it cannot be searched."""
+    def _look_up(self, row: OutboxRow, account: MailboxAccount) -> tuple[bool | None, int]:
+        """Found (True) or not (False) in the sending mailbox, None: it cannot be searched; and the
+        number of envelope recipients (what the daily limit counts once it is SENT)."""
+        prepared = prepare(self.job.store, row, account.mailbox)
+        recipients = prepared.envelope.recipients
         if row.message_id is None:
-            return False
+            return False, len(recipients)
         lookup = self.job.lookup_for(account)
         if lookup is None:
-            return None
-        prepared = prepare(self.job.store, row, account.mailbox)
-        return lookup.find(row.message_id, prepared.envelope.recipients)
+            return None, len(recipients)
+        return lookup.find(row.message_id, recipients), len(recipients)
 
     def _seed_pacer(self) -> None:
         now = self.job.clock()
@@ -385,6 +389,13 @@ class _Delivery:
             return
         if not claim_for_sending(store, row.outbox_id, prepared.message_id):
             return  # taken by another sender meanwhile
+        log.info(
+            "Outbox mail %s: submitting %s from %s to %d recipient(s)",
+            row.outbox_id,
+            prepared.message_id or "(no Message-ID)",
+            account.mailbox,
+            recipients,
+        )
         try:
             self.job.sender_for(account).send(
                 prepared.raw, prepared.envelope.sender, list(prepared.envelope.recipients)
