@@ -9,6 +9,7 @@ and everything the relay refuses must leave nothing behind in the outbox.
 from __future__ import annotations
 
 import base64
+import json
 import signal
 import smtplib
 import socket
@@ -440,4 +441,24 @@ def test_status_counts_relayed_mails(sendroom: Sendroom, relay: Relay) -> None:
     assert (
         "Relay: 1 message(s) taken in the last 24 hours: 1 sent, 0 failed; 0 waiting, 0 held as UNKNOWN"
         in result.output
+    )
+
+
+def test_a_mail_the_cloud_refuses_for_good_is_failed_and_status_shows_the_answer(
+    sendroom: Sendroom, relay: Relay
+) -> None:
+    refusal = "554 5.6.211 Invalid MIME Content: Single text value size (32768) limit exceeded"
+    sendroom.smtp.script_reply("DATA", refusal)
+    with relay.logged_in() as client:
+        assert client.sendmail(SENDER, [RECIPIENT], old_wic_mail("Geweigerd")) == {}  # the relay took it
+    wait_until(lambda: len(relay.rows(OutboxStatus.FAILED)) == 1, "the refused mail is marked FAILED")
+    failed = relay.rows(OutboxStatus.FAILED)[0]
+    assert failed.last_error is not None and "5.6.211" in failed.last_error
+    result = sendroom.room.wic.cli("status")
+    assert "0 sent, 1 failed" in result.output
+    assert f"Relay: outbox mail {failed.outbox_id} (relay:{RELAY_USER}" in result.output
+    assert "5.6.211" in result.output
+    document = json.loads(sendroom.room.wic.cli("status", "--json").output)
+    assert (
+        document["relay"]["failed"] == 1 and document["relay"]["failures"][0]["outbox_id"] == failed.outbox_id
     )
