@@ -25,16 +25,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.bench.bench_bed import random_loopback_ip
 from tools.crash.bed import CrashBed, Installation, Route
 from tools.crash.cell import SEED_VARIABLE, CellPlan, CellResult, run_cell
 from tools.crash.report import header, line, problems
-from tools.testbed.dovecot import DovecotServer
 from tools.testbed.graph import GraphEmulator
-from tools.testbed.idp import IdentityPlatformEmulator, seed_test_directory
-from tools.testbed.pki import create_loopback_pki
+from tools.testbed.mailbed import start_mail_bed
 from tools.testbed.postgres import PostgresServer, running_postgres
-from tools.testbed.smtp import SmtpServer, lmtp_deliverer
 from tools.testbed.wic_config import write_config
 from wicbox_bridge.config.dbtarget import DatabaseTarget, OdbcTarget, SqliteTarget
 from wicbox_bridge.secret import Secret
@@ -88,19 +84,9 @@ def running_matrix_bed() -> Iterator[MatrixBed]:
     with ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="wicbox-crash-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
-        address = random_loopback_ip()
-        pki = create_loopback_pki(root / "pki", extra_ips=(address,))
-        idp = stack.enter_context(IdentityPlatformEmulator(pki, address))
-        directory = seed_test_directory(idp)
-        dovecot = DovecotServer(address, pki)
-        stack.callback(dovecot.close)
-        dovecot.start()
-        deliver = lmtp_deliverer(address, dovecot.lmtp_port)
-        smtp = SmtpServer(address, pki, dovecot.accounts, deliver, keep_sent=dovecot.keep_in_sent_items)
-        smtp.start()
-        stack.callback(smtp.stop)
-        graph = stack.enter_context(GraphEmulator(pki, address))
-        yield MatrixBed(root, CrashBed(pki, idp, directory, dovecot, smtp, graph), stack)
+        bed = start_mail_bed(stack, root)
+        graph = stack.enter_context(GraphEmulator(bed.pki, bed.address))
+        yield MatrixBed(root, CrashBed(bed.pki, bed.idp, bed.directory, bed.dovecot, bed.smtp, graph), stack)
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import random
 import shlex
 import shutil
 import subprocess
@@ -26,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.testbed.dovecot import DovecotServer, append_message
-from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory, seed_test_directory
-from tools.testbed.pki import LoopbackPki, create_loopback_pki
-from tools.testbed.smtp import SmtpServer, lmtp_deliverer
+from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
+from tools.testbed.mailbed import start_mail_bed
+from tools.testbed.pki import LoopbackPki
+from tools.testbed.smtp import SmtpServer
 from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.paths import embedded_database_path, machine_state_dir_for
 from wicbox_bridge.logs.logfile import LOG_FILE_NAME, default_log_directory
@@ -50,20 +50,9 @@ class Sandbox:
 @contextmanager
 def sandbox(workdir: Path) -> Iterator[Sandbox]:
     """The identity-platform emulator, Dovecot and the SMTP server on a private loopback address."""
-    rng = random.SystemRandom()
-    host = f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(2, 254)}"
-    pki = create_loopback_pki(workdir / "pki", extra_ips=(host,))
     with ExitStack() as stack:
-        idp = stack.enter_context(IdentityPlatformEmulator(pki, host))
-        directory = seed_test_directory(idp)
-        dovecot = DovecotServer(host, pki)
-        stack.callback(dovecot.close)
-        dovecot.start()
-        deliver = lmtp_deliverer(host, dovecot.lmtp_port)
-        smtp = SmtpServer(host, pki, dovecot.accounts, deliver, keep_sent=dovecot.keep_in_sent_items)
-        smtp.start()
-        stack.callback(smtp.stop)
-        yield Sandbox(pki, idp, directory, dovecot, smtp)
+        bed = start_mail_bed(stack, workdir)
+        yield Sandbox(bed.pki, bed.idp, bed.directory, bed.dovecot, bed.smtp)
 
 
 def demo_mails() -> list[bytes]:

@@ -9,7 +9,6 @@ a fresh copy of them into INBOX (a server-side ``UID COPY``) before each contend
 
 from __future__ import annotations
 
-import random
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from imapclient import IMAPClient
 
 from tools.testbed.dovecot import DovecotServer, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory, seed_test_directory
+from tools.testbed.mailbed import random_loopback_ip
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from tools.testbed.postgres import PostgresServer, running_postgres
 
@@ -52,12 +52,6 @@ class BenchBed:
     @property
     def imaps_port(self) -> int:
         return self.dovecot.imaps_port
-
-
-def random_loopback_ip() -> str:
-    """A 127.x.y.z of this run's own, so the emulator can take port 443 next to other test beds."""
-    rng = random.SystemRandom()
-    return f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(2, 254)}"
 
 
 @contextmanager
