@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.plugins.smtp",
     "tests.plugins.wic",
     "tests.plugins.graph",
+    "tests.plugins.ci",
 ]

@@ -171,6 +171,7 @@ def test_seen_mode_lists_only_unread_mail(bed: Bed, tokens: RecordingTokens) -> 
         session.close()
 
 
+@pytest.mark.corpus
 def test_fetch_returns_the_corpus_byte_for_byte_four_at_a_time(bed: Bed, session: GraphSession) -> None:
     raws = [path.read_bytes() for path in sorted(require_corpus().rglob("*.eml"))]
     bed.deliver(*raws)

@@ -305,6 +305,7 @@ def test_seen_mode_lists_only_unseen_mail(bed: Bed, tokens: RecordingTokens) -> 
         session.close()
 
 
+@pytest.mark.corpus
 def test_fetch_returns_exact_bytes_in_batches_without_marking_read(bed: Bed, tokens: RecordingTokens) -> None:
     raws = corpus_mails(limit=40)
     bed.append(*raws)

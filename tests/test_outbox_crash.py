@@ -30,7 +30,7 @@ from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import SmtpServer
 
-pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+pytestmark = [pytest.mark.testbed, pytest.mark.slow, pytest.mark.crash]
 
 CI_ROWS = 60
 CI_KILLS = 12

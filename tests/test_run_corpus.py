@@ -12,7 +12,7 @@ from tests.corpus import require_corpus
 from tests.mailgen import to_crlf
 from tests.plugins.wic import Mailroom
 
-pytestmark = pytest.mark.parametrize("wic_backend", ["sqlite", "postgresql-odbc"])
+pytestmark = [pytest.mark.corpus, pytest.mark.parametrize("wic_backend", ["sqlite", "postgresql-odbc"])]
 
 
 def test_the_whole_corpus_is_filed_byte_for_byte(mailroom: Mailroom) -> None:

@@ -28,7 +28,7 @@ from tests.plugins.wic import Mailroom, WicInstallation
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME
 from wicbox_bridge.config.paths import state_dir_for
 
-pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+pytestmark = [pytest.mark.testbed, pytest.mark.slow, pytest.mark.crash, pytest.mark.corpus]
 
 PROCESSED = "WICBOX/Processed"
 SEED_VARIABLE = "WICBOX_CRASH_SEED"  # set it to replay the kill moments of a failed run

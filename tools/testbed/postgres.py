@@ -45,6 +45,8 @@ def find_bin_dir() -> Path:
     """The directory holding initdb/pg_ctl: ``$WICBOX_TEST_PG_BIN``, Debian's newest, or PATH."""
     configured = os.environ.get(PG_BIN_ENV)
     if configured:
+        if not (Path(configured) / "initdb").exists():
+            raise PostgresUnavailable(f"{PG_BIN_ENV}={configured} holds no initdb")
         return Path(configured)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if debian:
