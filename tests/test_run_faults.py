@@ -21,6 +21,7 @@ from tests.test_run_crash import (
     FETCHED,
     PROCESSED,
     assert_filed_exactly_once,
+    assert_rows_filed_exactly_once,
     mailbox_contents,
     run_outcomes,
     run_until_done,
@@ -337,19 +338,13 @@ class _ThrottleAfterCopy(FaultPlan):
         return action
 
 
-class SecondCopyInProcessed(Exception):
-    """A mail is in the processed folder twice (the database still holds it once)."""
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=SecondCopyInProcessed,
-    reason="known limitation: without MOVE, a run killed between COPY and EXPUNGE leaves the copies "
-    "in the processed folder and the next run copies those mails again (filed once, nothing lost)",
-)
-def test_without_move_a_kill_between_copy_and_expunge_copies_once(
+def test_without_move_a_kill_between_copy_and_expunge_files_once_and_loses_nothing(
     mailroom: Mailroom, fault_proxy: ImapFaultProxy
 ) -> None:
+    """On a server without MOVE the acknowledgement is COPY, then STORE \\Deleted and EXPUNGE. A run
+    killed between the two leaves copies in the processed folder; the next run files nothing again,
+    empties the inbox and copies those mails once more (a known, documented limitation: a second copy
+    in the processed folder, never a second row or a lost mail)."""
     delivered = _mails(10)
     mailroom.deliver(delivered)
     with mailroom.dovecot.admin_session(mailroom.mailbox) as admin:  # so that the first COPY succeeds
@@ -363,7 +358,10 @@ def test_without_move_a_kill_between_copy_and_expunge_copies_once(
     assert mailbox_contents(mailroom) == {"INBOX": Counter(delivered), PROCESSED: Counter(delivered)}
     fault_proxy.plan = FaultPlan(hidden=frozenset({"MOVE"}))
     run_until_done(mailroom, "after the kill")
-    twice = [raw for raw, count in mailbox_contents(mailroom).get(PROCESSED, Counter()).items() if count > 1]
-    if twice:
-        raise SecondCopyInProcessed(f"{len(twice)} of {len(delivered)} mails twice in {PROCESSED}")
-    assert_filed_exactly_once(mailroom, delivered)
+
+    assert_rows_filed_exactly_once(mailroom, delivered)
+    contents = mailbox_contents(mailroom)
+    assert not contents.get("INBOX"), "the inbox is emptied"
+    processed = contents[PROCESSED]
+    assert set(processed) == set(delivered), "every mail is in the processed folder"
+    assert set(processed.values()) <= {1, 2}, "at most the one documented extra copy"
