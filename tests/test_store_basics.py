@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlglot
 
 from tests.plugins.postgres import PgDatabase
 from tools.testbed.postgres import PostgresServer, free_loopback_port, odbc_connection_string
@@ -17,8 +18,11 @@ from wicbox_bridge.config.dbtarget import DatabaseTarget, OdbcDialect, OdbcTarge
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.store import DbApiStore, atomic, open_store
-from wicbox_bridge.store.base import last_identity, savepoint
+from wicbox_bridge.store.base import insert_returning_identity, returning_identity_sql, savepoint
+from wicbox_bridge.store.mail_insert import _ATTACHMENT_COLUMNS, _ATTACHMENT_ROW
+from wicbox_bridge.store.mails import INSERT_MAIL_COLUMNS, MAIL_ROW
 from wicbox_bridge.store.odbc import connection_attributes
+from wicbox_bridge.store.outbox import _INSERT as _OUTBOX_INSERT
 
 CREATE_NOTE = "CREATE TABLE NOTE (ID integer PRIMARY KEY, BODY varchar(100) NOT NULL)"
 
@@ -270,7 +274,7 @@ def test_savepoint_needs_a_transaction_and_a_plain_name(store: DbApiStore) -> No
         pass
 
 
-def test_last_identity_follows_each_insert(store: DbApiStore) -> None:
+def test_the_insert_hands_back_its_own_key(store: DbApiStore) -> None:
     store.execute(
         "CREATE TABLE COUNTED (ID integer PRIMARY KEY, BODY varchar(10))"
         if store.dialect == "sqlite"
@@ -278,9 +282,32 @@ def test_last_identity_follows_each_insert(store: DbApiStore) -> None:
         "BODY varchar(10))"
     )
     with store.transaction():
-        store.execute("INSERT INTO COUNTED (BODY) VALUES (?)", ("a",))
-        first = last_identity(store)
-        store.execute("INSERT INTO COUNTED (BODY) VALUES (?)", ("b",))
-        second = last_identity(store)
+        first = insert_returning_identity(store, "INSERT INTO COUNTED (BODY) VALUES (?)", ("a",), "ID")
+        second = insert_returning_identity(store, "INSERT INTO COUNTED (BODY) VALUES (?)", ("b",), "ID")
     assert second == first + 1
     assert store.query_one("SELECT BODY FROM COUNTED WHERE ID = ?", (second,)) == ("b",)
+
+
+def test_sql_server_gets_its_key_from_the_insert_itself_through_a_table_variable() -> None:
+    sql = returning_identity_sql("mssql", "INSERT INTO COUNTED (BODY) VALUES (?)", "ID")
+    assert sql == (
+        "SET NOCOUNT ON; DECLARE @keys TABLE (K BIGINT); "
+        "INSERT INTO COUNTED (BODY) OUTPUT INSERTED.ID INTO @keys VALUES (?); SELECT K FROM @keys"
+    )
+    assert "@@IDENTITY" not in sql and "SCOPE_IDENTITY" not in sql
+    with pytest.raises(ValueError):
+        returning_identity_sql("mssql", "INSERT INTO COUNTED SELECT 1", "ID")
+
+
+@pytest.mark.parametrize(
+    ("insert", "column"),
+    [
+        (f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", "MAIL_ID"),
+        (f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}", "ATTACHMENT_ID"),
+        (_OUTBOX_INSERT, "OUTBOX_ID"),
+    ],
+)
+def test_every_key_returning_insert_is_valid_t_sql(insert: str, column: str) -> None:
+    statements = sqlglot.parse(returning_identity_sql("mssql", insert, column), read="tsql")
+    assert [type(statement).__name__ for statement in statements] == ["Set", "Declare", "Insert", "Select"]
+    assert f"OUTPUT INSERTED.{column} INTO @keys" in statements[2].sql("tsql")

@@ -8,9 +8,10 @@ built from data. A store runs each statement on its own (autocommit) unless insi
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from wicbox_bridge.errors import DatabaseError
 
@@ -64,20 +65,33 @@ def atomic(store: Store) -> Iterator[None]:
         yield
 
 
-_LAST_IDENTITY: dict[Dialect, str] = {
-    "sqlite": "SELECT last_insert_rowid()",
-    "postgresql": "SELECT lastval()",
-    # SCOPE_IDENTITY() would be NULL here: each pyodbc execute is a batch of its own.
-    "mssql": "SELECT CAST(@@IDENTITY AS BIGINT)",
-}
-
-
-def last_identity(store: Store) -> int:
-    """The identity value the last INSERT on this connection generated."""
-    row = store.query_one(_LAST_IDENTITY[store.dialect])
-    if row is None or row[0] is None:  # pragma: no cover - only after an INSERT
-        raise RuntimeError("no identity value: call this right after an INSERT")
+def insert_returning_identity(store: Store, insert: str, params: SqlParams, column: str) -> int:
+    """Run ``insert`` (``INSERT INTO t (...) VALUES (...)``) and return the key it generated, from
+    the statement itself: ``RETURNING`` on PostgreSQL and SQLite 3.35+, ``OUTPUT INSERTED ... INTO``
+    a table variable on SQL Server (trigger-safe, unlike a bare OUTPUT; ``@@IDENTITY`` would see a
+    trigger's insert, and ``SCOPE_IDENTITY()`` in an execute of its own is NULL)."""
+    if store.dialect == "sqlite" and sqlite3.sqlite_version_info < _SQLITE_RETURNING:
+        store.execute(insert, params)
+        row = store.query_one("SELECT last_insert_rowid()")
+    else:
+        row = store.query_one(returning_identity_sql(store.dialect, insert, column), params)
+    if row is None or row[0] is None:  # pragma: no cover - an INSERT always returns its key
+        raise RuntimeError(f"the INSERT returned no {column}")
     return int(row[0])
+
+
+def returning_identity_sql(dialect: Dialect, insert: str, column: str) -> str:
+    """``insert`` rewritten to hand back its generated ``column`` as a one-row result."""
+    if dialect != "mssql":
+        return f"{insert} RETURNING {column}"
+    head, marker, values = insert.partition(" VALUES ")
+    if not marker:
+        raise ValueError("an INSERT ... VALUES statement is needed")
+    output = f"{head} OUTPUT INSERTED.{column} INTO @keys VALUES {values}"
+    return f"SET NOCOUNT ON; DECLARE @keys TABLE (K BIGINT); {output}; SELECT K FROM @keys"  # noqa: S608 - code's names
+
+
+_SQLITE_RETURNING: Final = (3, 35, 0)
 
 
 _SAVEPOINT: dict[Dialect, tuple[str, str, str | None]] = {

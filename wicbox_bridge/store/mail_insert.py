@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from wicbox_bridge.mail.record import Attachment, MailRecord
-from wicbox_bridge.store.base import Dialect, Store, atomic, last_identity
+from wicbox_bridge.store.base import Dialect, Store, atomic, insert_returning_identity
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
     INSERT_MAIL_COLUMNS,
@@ -77,10 +77,12 @@ def insert_mail(store: Store, *, run_id: int | None, mail: NewMail) -> int:
     """File one mail with its attachments in one transaction; its MAIL_ID."""
     with atomic(store):
         in_parts = _in_parts(store, mail.raw)
-        store.execute(
-            f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", _mail_values(run_id, mail, inline=not in_parts)
+        mail_id = insert_returning_identity(
+            store,
+            f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}",
+            _mail_values(run_id, mail, inline=not in_parts),
+            "MAIL_ID",
         )
-        mail_id = last_identity(store)
         if in_parts:
             _append(store, _APPEND[store.dialect][0], mail_id, mail.raw)
         for position, attachment in enumerate(mail.record.attachments, start=1):
@@ -140,9 +142,12 @@ def _append(store: Store, sql: str, key: int, value: bytes) -> None:
 def _insert_attachment(store: Store, mail_id: int, position: int, attachment: Attachment) -> None:
     in_parts = _in_parts(store, attachment.content)
     values = _attachment_values(mail_id, position, attachment, inline=not in_parts)
-    store.execute(f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}", values)
-    if in_parts:
-        _append(store, _APPEND[store.dialect][1], last_identity(store), attachment.content)
+    if not in_parts:
+        store.execute(f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}", values)
+        return
+    insert = f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}"
+    attachment_id = insert_returning_identity(store, insert, values, "ATTACHMENT_ID")
+    _append(store, _APPEND[store.dialect][1], attachment_id, attachment.content)
 
 
 def _row_chunks(rows: Sequence[tuple[object, ...]], row_marks: str) -> Iterable[list[tuple[object, ...]]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, TypeVar
 
-from wicbox_bridge.store.base import Store, atomic, last_identity
+from wicbox_bridge.store.base import Store, atomic, insert_returning_identity
 from wicbox_bridge.store.times import naive_utc, utc_now
 
 T = TypeVar("T")
@@ -131,8 +131,7 @@ def insert_quarantined(
         utc_now(),
     )
     with atomic(store):
-        store.execute(f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", values)
-        return last_identity(store)
+        return insert_returning_identity(store, f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", values, "MAIL_ID")
 
 
 def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Final
 
 from wicbox_bridge.mail.outgoing import OutgoingAttachment
-from wicbox_bridge.store.base import Row, Store, atomic, last_identity
+from wicbox_bridge.store.base import Row, Store, atomic, insert_returning_identity
 from wicbox_bridge.store.mails import NAME_LIMIT
 from wicbox_bridge.store.times import as_utc, naive_utc, utc_now
 
@@ -111,7 +111,8 @@ def enqueue(
     ``source`` is None for WIC's own mails, ``relay:<account>`` for a message the relay took.
     """
     with atomic(store):
-        store.execute(
+        outbox_id = insert_returning_identity(
+            store,
             _INSERT,
             (
                 from_addr,
@@ -126,8 +127,8 @@ def enqueue(
                 utc_now(),
                 None if source is None else source[:SOURCE_LIMIT],
             ),
+            "OUTBOX_ID",
         )
-        outbox_id = last_identity(store)
         for position, attachment in enumerate(attachments, start=1):
             store.execute(
                 _INSERT_ATTACHMENT,
