@@ -13,7 +13,8 @@ authentication: ``tokens`` must be given. Sessions follow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from wicbox_bridge.adapters import graph_errors as errors
 from wicbox_bridge.adapters.base import TokenProvider
@@ -32,9 +33,16 @@ class GraphAdapter:
 
     protocol = "graph"
 
-    def __init__(self, settings: GraphSettings, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: GraphSettings,
+        *,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self._env = dict(env) if env is not None else None
+        self._sleep = sleep  # waits out Retry-After (tests inject one that records the waits)
 
     def __repr__(self) -> str:
         return f"GraphAdapter({self.settings.base_url})"
@@ -44,7 +52,7 @@ class GraphAdapter:
         ConnectionFailure, MailboxError or ParameterError."""
         if tokens is None:
             raise errors.no_token(mailbox)
-        http = GraphHttp(self.settings, tokens, mailbox, env=self._env)
+        http = GraphHttp(self.settings, tokens, mailbox, env=self._env, sleep=self._sleep)
         try:
             return GraphSession(self.settings, mailbox, http)
         except BaseException:

@@ -234,9 +234,11 @@ class IdentityHttpClient:
         *,
         discovery: DiscoveryCache | None = None,
         env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.platform = platform
         self.discovery = discovery
+        self._sleep = sleep  # waits out Retry-After (tests inject one that records the waits)
         self.env = dict(os.environ if env is None else env)
         self.session = requests.Session()
         self.session.trust_env = False
@@ -295,7 +297,7 @@ class IdentityHttpClient:
                 return response
             if waited + delay > self.platform.max_retry_wait:
                 raise PlatformBusy(response.status_code, delay)
-            time.sleep(delay)
+            self._sleep(delay)
             waited += delay
 
     def _remember_error(self, response: requests.Response) -> None:
@@ -648,13 +650,14 @@ class TokenService:
         encrypt_cache: bool = True,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.platform = platform
         self.cache_path = cache_path
         self.cache = open_token_cache(cache_path, encrypt=encrypt_cache)
         self.fingerprints = CredentialFingerprints(cache_path.parent / FINGERPRINTS_FILE_NAME)
         discovery = DiscoveryCache(cache_path.parent / DISCOVERY_CACHE_FILE_NAME)
-        self.http_client = IdentityHttpClient(platform, discovery=discovery, env=env)
+        self.http_client = IdentityHttpClient(platform, discovery=discovery, env=env, sleep=sleep)
         self._app_providers: dict[tuple[str, ...], ApplicationTokenProvider] = {}
         self._app_providers_lock = threading.Lock()  # a run's mailbox workers ask for it at once
         self._certificates: dict[tuple[Path, Secret | None], CertificateCredential] = {}

@@ -12,7 +12,8 @@ mailbox, or one per mailbox). Sessions follow :class:`~wicbox_bridge.adapters.ba
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
@@ -33,9 +34,16 @@ class ImapAdapter:
 
     protocol = "imap"
 
-    def __init__(self, settings: ImapSettings, *, password: BasicPasswords | None = None) -> None:
+    def __init__(
+        self,
+        settings: ImapSettings,
+        *,
+        password: BasicPasswords | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self._passwords = password
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"ImapAdapter({self.settings.endpoint})"
@@ -44,7 +52,7 @@ class ImapAdapter:
         """Sign in to ``mailbox`` (XOAUTH2 with ``tokens``; Basic LOGIN when it is None) and select
         the source folder. Raises ConnectionFailure, AuthenticationError, MailboxError or
         ParameterError."""
-        return ImapSession(self.settings, mailbox, self._sign_in(mailbox, tokens))
+        return ImapSession(self.settings, mailbox, self._sign_in(mailbox, tokens), sleep=self._sleep)
 
     def _sign_in(self, mailbox: str, tokens: TokenProvider | None) -> SignIn:
         if tokens is not None:

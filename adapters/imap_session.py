@@ -135,10 +135,18 @@ def _received_at(value: Any) -> float | None:
 class ImapSession:
     """A signed-in connection with the source folder selected (read-write)."""
 
-    def __init__(self, settings: ImapSettings, mailbox: str, sign_in: SignIn) -> None:
+    def __init__(
+        self,
+        settings: ImapSettings,
+        mailbox: str,
+        sign_in: SignIn,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.mailbox = mailbox
         self._sign_in = sign_in
+        self._sleep = sleep  # waits out throttling (tests inject one that records the waits)
         self._ready_folders: set[str] = set()
         self._connection: Connected | None = connect(settings, mailbox, sign_in, fresh_token=False)
         try:
@@ -456,7 +464,7 @@ class ImapSession:
             backoff,
             doing,
         )
-        time.sleep(backoff)
+        self._sleep(backoff)
         return backoff
 
     def _reconnect(self) -> None:

@@ -48,3 +48,10 @@ def identity_parts(
     tmp_path: Path,
 ) -> IdentityParts:
     return IdentityParts(loopback_pki, idp_clean, idp_directory, tmp_path)
+
+
+class RecordedWaits(list[float]):
+    """The waits an adapter asked for, instead of sleeping them (the adapters' time seam)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -22,7 +21,6 @@ pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
 MAILBOXES = 100
 MAILS_EACH = 5
-RUN_LIMIT_S = 60.0
 
 
 def test_one_multiple_run_reads_100_project_mailboxes(
@@ -34,9 +32,7 @@ def test_one_multiple_run_reads_100_project_mailboxes(
     delivered = add_project_mailboxes(room, [MAILS_EACH] * MAILBOXES)
     idp_clean.request_log.clear()
 
-    started = time.monotonic()
     report = run_json(room)
-    seconds = time.monotonic() - started
 
     assert report["max_mails"] == 1000
     assert report["counts"] == {
@@ -53,4 +49,3 @@ def test_one_multiple_run_reads_100_project_mailboxes(
     assert [record.grant_type for record in token_requests] == ["client_credentials"], "one app token"
     sign_ins = Counter(entry.user for entry in room.dovecot.sign_ins())
     assert sign_ins == Counter({project_mailbox(n): 1 for n in range(1, MAILBOXES + 1)})
-    assert seconds < RUN_LIMIT_S, f"the run took {seconds:.1f} s"
