@@ -16,10 +16,10 @@ for i in range(0, len(block), 4096):
     block[i] = 1
 if len(sys.argv) > 1:
     child = subprocess.Popen([sys.executable, "-c", __doc__])
-    time.sleep(1.0)
+    time.sleep(1.0)  # the measured program holds its memory long enough for the probe to sample it
     child.wait()
 else:
-    time.sleep(1.0)
+    time.sleep(1.0)  # the same, in the child
 """
 
 

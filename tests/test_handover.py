@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 
+from tests.helpers.waiting import wait_until
 from wicbox_bridge.run.handover import Handover, Item
 
 WAIT_S = 5.0
+
+
+def waiting_threads(handover: Handover[str]) -> int:
+    """How many threads wait on the handover's condition (CPython keeps them in ``_waiters``)."""
+    return len(handover._changed._waiters)  # type: ignore[attr-defined]
 
 
 def started(target: object) -> threading.Thread:
@@ -65,7 +70,7 @@ def test_close_wakes_a_waiting_producer_and_refuses_further_puts() -> None:
     handover.put(Item("never taken"))
     answers: list[bool] = []
     producer = started(lambda: answers.append(handover.put(Item("blocked"))))
-    time.sleep(0.1)
+    wait_until(lambda: waiting_threads(handover) == 1, "the producer waits for the slot")
 
     handover.close()
     producer.join(WAIT_S)
@@ -80,7 +85,7 @@ def test_close_wakes_a_waiting_consumer_with_an_end_item() -> None:
     handover: Handover[str] = Handover()
     items: list[Item[str]] = []
     consumer = started(lambda: items.append(handover.take()))
-    time.sleep(0.1)
+    wait_until(lambda: waiting_threads(handover) == 1, "the consumer waits for an item")
 
     handover.close()
     consumer.join(WAIT_S)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.helpers.waiting import wait_until
 from wicbox_bridge.logs.logfile import Rotation, open_log_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,13 +23,15 @@ LINE = re.compile(
 
 
 def write_lines(path: str, writer: str, go: str) -> None:
-    """One writer process: the project's log-file handler, started when ``go`` exists."""
+    """One writer process: the project's log-file handler; says it is ready (``go``.ready-WRITER)
+    and starts writing when ``go`` exists, so that both write at once."""
     handler = open_log_file(Path(path), ROTATION)
     logger = logging.getLogger("wicbox.mail")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    Path(f"{go}.ready-{writer}").touch()
     while not Path(go).exists():
-        time.sleep(0.001)
+        time.sleep(0.001)  # the writer process waits for the test's start signal (a file)
     for seq in range(LINES_PER_WRITER):
         logger.info("writer=%s seq=%05d %s", writer, seq, PADDING)
     handler.close()
@@ -50,7 +53,7 @@ def test_two_processes_across_rotations_lose_no_line_and_mangle_none(tmp_path: P
     path = tmp_path / "logs" / "wicbox.log"
     go = tmp_path / "go"
     writers = [_start_writer(path, name, go) for name in "AB"]
-    time.sleep(0.5)  # both imported and waiting
+    wait_until(lambda: all(Path(f"{go}.ready-{name}").exists() for name in "AB"), "both writers are ready")
     go.touch()
     for process in writers:
         _, stderr = process.communicate(timeout=120)

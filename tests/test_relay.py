@@ -15,12 +15,12 @@ import smtplib
 import socket
 import ssl
 import stat
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from tests.helpers.waiting import wait_until
 from tests.plugins.wic import Mailroom, WicInstallation
 from tests.test_run_crash import WicboxProcess, start_wicbox
 from tests.test_send_graph import GraphSendroom, graph_sendroom  # noqa: F401 - the fixture
@@ -38,14 +38,6 @@ RELAY_USER = "wic-oud"
 RELAY_PASSWORD = "Relay-Wachtwoord-4711!"
 HIDDEN = "verborgen@elders.example"  # an envelope recipient in no header (a Bcc)
 START_TIMEOUT_S = 30.0
-ARRIVAL_TIMEOUT_S = 30.0
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = ARRIVAL_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.01)
 
 
 @dataclass

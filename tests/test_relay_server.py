@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import smtplib
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.waiting import wait_until
 from tests.plugins.wic import WicInstallation
 from tools.testbed.ports import free_port
 from wicbox_bridge.adapters.smtp_relay import RelayServerSettings, SmtpRelayServer
@@ -106,15 +106,17 @@ def test_an_idle_client_is_disconnected(wic: WicInstallation, accounts: RelayAcc
     assert b"421" in rest or rest == b""
 
 
-def greeting_after_close(server: SmtpRelayServer, timeout_s: float = 10.0) -> bytes:
+def greeting_after_close(server: SmtpRelayServer) -> bytes:
     """The first greeting that is not 421: the relay counts a connection closed a moment later."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    codes: list[bytes] = []
+
+    def greeted() -> bool:
         with socket.create_connection((HOST, server.settings.port), timeout=30) as connection:
-            code = connection.makefile("rb").readline()[:3]
-        if code != b"421" or time.monotonic() > deadline:
-            return code
-        time.sleep(0.01)
+            codes.append(connection.makefile("rb").readline()[:3])
+        return codes[-1] != b"421"
+
+    wait_until(greeted, "a connection is taken again")
+    return codes[-1]
 
 
 def test_connections_beyond_the_limit_get_421(wic: WicInstallation, accounts: RelayAccountFile) -> None:

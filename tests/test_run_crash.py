@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import require_corpus
+from tests.helpers.waiting import random_moment, wait_until
 from tests.mailgen import make_mail, to_crlf
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, WicInstallation
@@ -202,7 +203,6 @@ PHASES = (
     (SIGNED_IN, "selecting and listing"),
     (CONNECTED, "token and sign-in"),
 )
-POLL_S = 0.001
 
 
 def phase_of(output: str) -> str:
@@ -245,14 +245,14 @@ def _unacknowledged(room: Mailroom) -> int:
 
 def wait_for_line(process: WicboxProcess, marker: str, timeout_s: float = RUN_TIMEOUT_S) -> float | None:
     """Seconds from the process start until ``marker`` is in the output; None when it ends without."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if marker in process.output():
-            return time.monotonic() - process.started
-        if process.process.poll() is not None:
-            return None
-        time.sleep(POLL_S)
-    raise AssertionError(f"no {marker!r} within {timeout_s} s:\n{process.output()}")
+    wait_until(
+        lambda: marker in process.output() or process.process.poll() is not None,
+        f"{marker!r} in the output:\n{process.output()}",
+        timeout_s,
+    )
+    if marker in process.output():
+        return time.monotonic() - process.started
+    return None
 
 
 @dataclass(frozen=True)
@@ -321,11 +321,11 @@ def _kill_one_run(
         token_cache_file(room.wic).unlink(missing_ok=True)  # this run must acquire a token
     process = start_wicbox(room.wic, "-v", "run", "--max-mails", str(plan.cap), name="killed")
     if aim == "anywhere":
-        time.sleep(rng.uniform(0.0, timing.whole_s))
+        random_moment(rng, timing.whole_s)
     elif aim == "token" and wait_for_line(process, CONNECTED) is not None:
-        time.sleep(rng.uniform(0.0, timing.token_s))
+        random_moment(rng, timing.token_s)
     elif aim == "mail" and wait_for_line(process, LISTED) is not None:
-        time.sleep(rng.uniform(0.0, timing.mail_s))
+        random_moment(rng, timing.mail_s)
     if process.kill():
         kills.phases[phase_of(process.output())] += 1
         kills.left_pending += _unacknowledged(room) > 0
@@ -361,13 +361,12 @@ def test_runs_killed_at_random_moments_file_every_mail_exactly_once(
 
 
 def _wait_for_running_row(room: Mailroom, process: WicboxProcess, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ("RUNNING", None) in run_outcomes(room):
-            return
-        assert process.process.poll() is None, f"the run ended before it was killed:\n{process.output()}"
-        time.sleep(0.01)
-    raise AssertionError("the run never recorded itself as RUNNING")
+    wait_until(
+        lambda: ("RUNNING", None) in run_outcomes(room) or process.process.poll() is not None,
+        "the run records itself as RUNNING",
+        timeout_s,
+    )
+    assert process.process.poll() is None, f"the run ended before it was killed:\n{process.output()}"
 
 
 def test_a_run_killed_while_holding_the_lock_does_not_block_the_next(mailroom: Mailroom) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 
+import pyodbc
 import pytest
 
+from tests.helpers.waiting import wait_until
 from tests.mailgen import make_mail
 from tests.plugins.postgres import BACKENDS, PgDatabase
 from tests.plugins.wic import Mailroom
@@ -97,6 +98,16 @@ def refuse_subjects_with_weigeren(room: Mailroom) -> None:
             )
 
 
+def _inserting_mails(postgres: PostgresServer) -> bool:
+    """Whether a session of the server is running an INSERT into WICBOX_MAIL right now."""
+    with contextlib.closing(pyodbc.connect(postgres.connection_string("postgres"), autocommit=True)) as admin:
+        row = admin.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query ILIKE ?",
+            ("%INSERT INTO WICBOX_MAIL %",),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def _filed_count(room: Mailroom) -> int:
     with room.wic.store() as store:
         row = store.query_one("SELECT COUNT(*) FROM WICBOX_MAIL")
@@ -104,10 +115,7 @@ def _filed_count(room: Mailroom) -> int:
 
 
 def _wait_for_filed(room: Mailroom, count: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _filed_count(room) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} mails filed after {timeout_s} s"
-        time.sleep(0.005)
+    wait_until(lambda: _filed_count(room) >= count, f"{count} mails filed", timeout_s)
 
 
 def _assert_nothing_acknowledged(room: Mailroom, delivered: list[bytes]) -> None:
@@ -176,7 +184,8 @@ def test_database_down_while_filing_exits_4_and_acknowledges_nothing_uncommitted
     process = start_wicbox(mailroom.wic, "-v", "run")
     try:
         assert wait_for_line(process, FETCHED) is not None, process.output()
-        time.sleep(0.5)  # the batch of 80 is being filed (some 60 ms a mail) in one transaction
+        # the batch of 80 is being filed (some 60 ms a mail) in one statement: halt the server then
+        wait_until(lambda: _inserting_mails(postgres), "the batch's INSERT runs on the server")
         postgres.halt()
         code = process.wait()
     finally:

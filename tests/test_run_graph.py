@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pytest
 
 from tests.corpus import require_corpus
+from tests.helpers.waiting import random_moment
 from tests.mailgen import make_mail
 from tests.plugins.graph import FAILED, INBOX, PROCESSED, GraphRoom
 from tests.test_run_crash import (
@@ -243,9 +244,9 @@ def test_runs_killed_at_random_moments_file_every_mail_exactly_once(graphroom: G
             token_cache_file(graphroom.wic).unlink(missing_ok=True)
         process = start_wicbox(graphroom.wic, "-v", "run", "--max-mails", CAP, name="killed")
         if rng.random() < 0.5 and wait_for_line(process, OPENED) is not None:
-            time.sleep(rng.uniform(0.0, max(0.01, whole - (listed_at or 0.0))))
+            random_moment(rng, max(0.01, whole - (listed_at or 0.0)))
         else:
-            time.sleep(rng.uniform(0.0, whole))
+            random_moment(rng, whole)
         if process.kill():
             kills.phases[phase_of(process.output())] += 1
             kills.left_pending += _unacknowledged(graphroom) > 0

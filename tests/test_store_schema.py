@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.waiting import wait_until
 from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.errors import SchemaError
 from wicbox_bridge.store import (
@@ -146,18 +147,20 @@ if spec["path"]:
 else:
     target = OdbcTarget(Secret(spec["connection_string"]), "postgresql", "race")
 store = open_store(target, timeout_s=30)
-while time.time() < spec["start_at"]:
-    time.sleep(0.001)
+Path(spec["go"] + ".ready-" + str(os.getpid())).touch()
+while not Path(spec["go"]).exists():
+    time.sleep(0.001)  # the racer waits for the test's start signal (a file), connected already
 print(json.dumps(init_schema(store)))
 store.close()
 """
 
 
 def _race_init_schema(target: DatabaseTarget) -> list[list[int]]:
+    go = Path(tempfile.mkdtemp(prefix="wicbox-race-")) / "go"
     spec = {
         "path": str(target.path) if isinstance(target, SqliteTarget) else None,
         "connection_string": None if isinstance(target, SqliteTarget) else target.connection_string.reveal(),
-        "start_at": time.time() + 2.0,
+        "go": str(go),
     }
     environment = {**os.environ, "WICBOX_TEST_RACE": json.dumps(spec)}
     racers = [
@@ -171,6 +174,10 @@ def _race_init_schema(target: DatabaseTarget) -> list[list[int]]:
         )
         for _ in range(2)
     ]
+    wait_until(
+        lambda: len(list(go.parent.glob(go.name + ".ready-*"))) == len(racers), "both racers connected"
+    )
+    go.touch()
     outputs = [racer.communicate(timeout=60) for racer in racers]
     for racer, (_, stderr) in zip(racers, outputs, strict=True):
         assert racer.returncode == 0, stderr
