@@ -4,6 +4,8 @@ emulator (delegated and application permissions), and its pure helpers (tables).
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,13 +25,19 @@ from wicbox_bridge.adapters.base import MailRef, TokenProvider
 from wicbox_bridge.adapters.graph import GraphAdapter, GraphSession, GraphSettings
 from wicbox_bridge.adapters.graph_errors import GraphReply, access_denied, parse_reply, token_rejected
 from wicbox_bridge.adapters.graph_folders import folder_levels
-from wicbox_bridge.adapters.graph_http import DEFAULT_RETRY_AFTER_S, retry_after_seconds
+from wicbox_bridge.adapters.graph_http import DEFAULT_RETRY_AFTER_S, GraphHttp, retry_after_seconds
 from wicbox_bridge.adapters.graph_session import mailbox_root
 from wicbox_bridge.adapters.identity import IdentityPlatform, TokenService
 from wicbox_bridge.auth.scopes import GRAPH_APPLICATION, GRAPH_DELEGATED, IMAP_DELEGATED
 from wicbox_bridge.config import params as names
 from wicbox_bridge.config.params import AfterProcess
-from wicbox_bridge.errors import AuthenticationError, ConfigurationError, ConnectionFailure, MailboxError
+from wicbox_bridge.errors import (
+    AuthenticationError,
+    BridgeError,
+    ConfigurationError,
+    ConnectionFailure,
+    MailboxError,
+)
 from wicbox_bridge.secret import Secret
 
 MAILBOX = "wicbox@klant.example"
@@ -540,3 +548,85 @@ def test_settings_refuse_what_graph_cannot_do(options: dict[str, Any]) -> None:
 def test_retry_after_in_seconds_or_as_an_http_date(value: str, seconds: float) -> None:
     now = dt.datetime(2026, 10, 21, 7, 28, 0, tzinfo=dt.timezone.utc).timestamp()
     assert retry_after_seconds(value, now) == pytest.approx(seconds)
+
+
+# ---------------------------------------------------------------------------------- attacks and faults
+
+
+def test_a_rejected_token_is_renewed_once_and_the_request_goes_through(
+    bed: Bed, tokens: RecordingTokens
+) -> None:
+    bed.deliver(mail(1))
+    session = bed.open(tokens)
+    try:
+        bed.graph.request_log.clear()
+        bed.graph.reject_tokens(1)
+        assert len(session.list_pending(10)) == 1
+    finally:
+        session.close()
+    assert [entry.status for entry in bed.graph.request_log.entries()] == [401, 200]
+    assert tokens.refreshes[-1] is True  # a fresh token, not the cached one, for the second try
+    assert tokens.issued[-1].value != tokens.issued[0].value
+
+
+def test_a_token_rejected_twice_is_an_authentication_error(bed: Bed, tokens: RecordingTokens) -> None:
+    session = bed.open(tokens)
+    try:
+        bed.graph.reject_tokens(2)
+        with pytest.raises(AuthenticationError):
+            session.list_pending(10)
+    finally:
+        session.close()
+    assert tokens.refreshes.count(True) == 1  # one renewal, not a loop
+
+
+def test_a_batch_whose_every_request_fails_moves_nothing_and_says_so(
+    bed: Bed, tokens: RecordingTokens
+) -> None:
+    bed.deliver(mail(1), mail(2), mail(3))
+    session = bed.open(tokens)
+    try:
+        refs = session.list_pending(10)
+        bed.graph.fail_in_batches(3, status=500)
+        with pytest.raises((MailboxError, ConnectionFailure)) as caught:
+            session.acknowledge(refs)
+    finally:
+        session.close()
+    assert "moving mails" in str(caught.value)
+    assert len(bed.graph.messages(MAILBOX, "Inbox")) == 3  # nothing moved, nothing lost
+
+
+class _CountingServer(http.server.ThreadingHTTPServer):
+    requests_seen = 0
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        assert isinstance(self.server, _CountingServer)
+        self.server.requests_seen += 1
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+def test_a_next_link_to_another_host_is_refused_before_the_token_leaves(
+    bed: Bed, tokens: RecordingTokens
+) -> None:
+    """A next-page link names its own host; one that is not Graph's (a tampered reply, a proxy) must
+    not receive the mailbox's token."""
+    foreign = _CountingServer(("127.0.0.1", 0), _CountingHandler)
+    worker = threading.Thread(target=foreign.serve_forever, daemon=True)
+    worker.start()
+    http_client = GraphHttp(bed.settings(), tokens, MAILBOX)
+    try:
+        link = f"https://127.0.0.1:{foreign.server_address[1]}/v1.0/users/{MAILBOX}/messages?$skip=10"
+        with pytest.raises(BridgeError) as caught:
+            http_client.get_json(link, "listing the source folder")
+    finally:
+        http_client.close()
+        foreign.shutdown()
+        worker.join()
+    assert foreign.requests_seen == 0
+    assert "127.0.0.1" in str(caught.value)

@@ -69,6 +69,7 @@ class GraphEmulator:
         self._store = MailStore()
         self._faults = GraphFaultPlan()
         self._upload_faults = GraphFaultPlan()
+        self._batch_faults = GraphFaultPlan()
         self._gauge = ConcurrencyGauge()
         self._policies = AccessPolicies()
         rules = TokenRules(
@@ -83,6 +84,7 @@ class GraphEmulator:
             self._gauge,
             self._policies,
             self._upload_faults,
+            self._batch_faults,
         )
         self._server = GraphServer(api, pki, host_ip, port)
 
@@ -113,6 +115,7 @@ class GraphEmulator:
         self._policies.clear()
         self._faults.clear()
         self._upload_faults.clear()
+        self._batch_faults.clear()
         self._gauge.clear()
         self._gauge.limit = MAILBOX_CONCURRENCY
         self.request_log.clear()
@@ -221,9 +224,20 @@ class GraphEmulator:
         """Close the connection of the next ``count`` requests to upload URLs without a reply."""
         self._upload_faults.add(GraphFault("drop", 0), count)
 
+    def reject_tokens(self, count: int = 1) -> None:
+        """Answer the next ``count`` requests ``401 InvalidAuthenticationToken`` (a token Exchange
+        revoked or that expired in flight), whatever token they carry."""
+        self._faults.add(GraphFault("unauthorized", 401), count)
+
+    def fail_in_batches(self, count: int = 1, *, status: int = 500) -> None:
+        """Answer the next ``count`` requests inside ``$batch`` requests with ``status`` (the batch
+        itself still answers 200, as Graph does)."""
+        self._batch_faults.add(GraphFault("unavailable", status), count)
+
     def clear_faults(self) -> None:
         self._faults.clear()
         self._upload_faults.clear()
+        self._batch_faults.clear()
 
     def set_mailbox_concurrency(self, limit: int) -> None:
         """Exchange Online allows 4 concurrent requests per app and mailbox; a test may lower it."""

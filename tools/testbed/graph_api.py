@@ -108,6 +108,13 @@ def fault_reply(fault: GraphFault) -> ApiReply:
         return error_reply(
             429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", headers
         )
+    if fault.kind == "unauthorized":
+        return error_reply(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+            (("WWW-Authenticate", 'Bearer realm="", error="invalid_token"'),),
+        )
     return error_reply(fault.status, "ServiceUnavailable", "The service is temporarily unavailable.", headers)
 
 
@@ -143,9 +150,11 @@ class GraphApi:
         gauge: ConcurrencyGauge,
         policies: AccessPolicies,
         upload_faults: GraphFaultPlan,
+        batch_faults: GraphFaultPlan,
     ) -> None:
         self._store = store
         self._upload_faults = upload_faults
+        self._batch_faults = batch_faults
         self._rules = rules
         self._base_url = base_url
         self._log = log
@@ -382,6 +391,10 @@ class GraphApi:
         for item in wave:
             call = _Call(_sub_request(item, outer), in_batch=True)
             failed = [d for d in item.get("dependsOn", []) if answered.get(d, {}).get("status", 0) >= 400]
+            fault = self._batch_faults.take()
+            if fault is not None:
+                answered[item["id"]] = _sub_response(item, self._record(call, fault_reply(fault), fault.kind))
+                continue
             try:
                 if failed:
                     raise GraphStoreError(
