@@ -10,6 +10,10 @@ import binascii
 import codecs
 import re
 
+from wicbox_bridge.mail.limits import DEFAULT_LIMITS
+
+_MAX_VALUE = DEFAULT_LIMITS.max_header_value
+
 # Labels mail software writes that Python spells differently, or where the common practice is a
 # superset of the label (Outlook's ks_c_5601-1987 is cp949; "iso-8859-1" text is usually cp1252).
 _CHARSET_ALIASES = {
@@ -141,8 +145,13 @@ def _replacing(data: bytes, codec: str) -> str:
         return decode_lenient(data)
 
 
-def header_bytes_to_text(raw: str, what: str, problems: list[str]) -> str:
-    """A raw header value (ASCII with surrogate-escaped 8-bit bytes) as text, unfolded."""
+def header_bytes_to_text(raw: str, what: str, problems: list[str], max_chars: int = _MAX_VALUE) -> str:
+    """A raw header value (ASCII with surrogate-escaped 8-bit bytes) as text, unfolded; of a value
+    longer than ``max_chars`` only the start is read (and that is noted): header decoding is
+    Python work per character, and no database column or routing rule needs more."""
+    if len(raw) > max_chars:
+        problems.append(f"{what}: header longer than {max_chars} characters; only its start is read")
+        raw = raw[:max_chars]
     if not raw.isascii():
         data = raw.encode("ascii", "surrogateescape")
         try:
@@ -212,11 +221,11 @@ def _flush(
         pieces.append(decode_bytes(b"".join(pending), charset, what, problems))
 
 
-def header_text(raw: str | None, what: str, problems: list[str]) -> str | None:
+def header_text(raw: str | None, what: str, problems: list[str], max_chars: int = _MAX_VALUE) -> str | None:
     """A header's display text: 8-bit bytes decoded, unfolded, encoded words decoded, trimmed."""
     if raw is None:
         return None
-    text = decode_encoded_words(header_bytes_to_text(raw, what, problems), what, problems)
+    text = decode_encoded_words(header_bytes_to_text(raw, what, problems, max_chars), what, problems)
     return scrub_text(text.strip(), what, problems)
 
 
