@@ -32,6 +32,8 @@ class ParseLimits:
     """MIME parts (containers and leaves) split out; the rest stays in the raw bytes only."""
     max_header_bytes: int = 1024 * 1024
     """Header block of one part; header lines past it are ignored."""
+    max_header_lines: int = 10_000
+    """Header lines of one part (each costs Python work); lines past it are ignored."""
     max_header_value: int = 64 * 1024
     """Characters of one header value (or of one address list) that are decoded."""
     max_params: int = 64
@@ -77,7 +79,7 @@ def prescan(raw: bytes) -> Prescan:
     blank = _BLANK_LINE.search(raw)
     return Prescan(
         size=len(raw),
-        lines=raw.count(b"\n"),
+        lines=raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n"),  # a bare CR ends a line too
         boundaries=len(_BOUNDARY_PARAM.findall(raw)),
         delimiter_lines=raw.count(b"\n--") + raw.startswith(b"--"),
         header_bytes=len(raw) if blank is None else blank.start(),

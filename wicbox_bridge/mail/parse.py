@@ -160,7 +160,9 @@ def _top_headers(raw: bytes, limits: ParseLimits) -> tuple[tuple[str, str], ...]
     """The top-level headers, leniently: the fast split, else the standard library's header
     parser on the header block alone (bounded by the header limit, so linear)."""
     try:
-        return split_headers_fast(raw, max_bytes=limits.max_header_bytes)[0]
+        return split_headers_fast(raw, max_bytes=limits.max_header_bytes, max_lines=limits.max_header_lines)[
+            0
+        ]
     except Exception:  # noqa: S110 - irregular headers: the lenient parser below
         pass
     try:

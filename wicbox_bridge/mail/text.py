@@ -76,22 +76,24 @@ def codec_for(charset: str | None) -> str | None:
     return None if name.replace("_", "-") in _NOT_CHARSETS else name
 
 
-def _windows_1252_table() -> dict[int, str]:
-    table = {}
-    for byte in range(0x80, 0xA0):
+def _windows_1252_table() -> str:
+    """A 256-character decoding table: Windows-1252, and Latin-1 for the five bytes it leaves
+    undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D), so nothing is lost."""
+    chars = []
+    for byte in range(256):
         try:
-            table[byte] = bytes([byte]).decode("cp1252")
+            chars.append(bytes([byte]).decode("cp1252"))
         except UnicodeDecodeError:
-            continue  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: undefined in Windows-1252, kept as Latin-1
-    return table
+            chars.append(chr(byte))
+    return "".join(chars)
 
 
-_WINDOWS_1252_OVER_LATIN_1 = _windows_1252_table()
+_WINDOWS_1252_OR_LATIN_1 = _windows_1252_table()
 
 
 def decode_windows_1252(data: bytes) -> str:
-    """Windows-1252, never failing: its five undefined bytes decode as Latin-1 (so nothing is lost)."""
-    return data.decode("latin-1").translate(_WINDOWS_1252_OVER_LATIN_1)
+    """Windows-1252, never failing (a C-speed table look-up, linear in the bytes)."""
+    return codecs.charmap_decode(data, "strict", _WINDOWS_1252_OR_LATIN_1)[0]
 
 
 def decode_lenient(data: bytes) -> str:

@@ -122,12 +122,19 @@ Headers = tuple[tuple[str, str], ...]
 
 
 def split_headers_fast(
-    data: bytes, start: int = 0, end: int | None = None, max_bytes: int = DEFAULT_LIMITS.max_header_bytes
+    data: bytes,
+    start: int = 0,
+    end: int | None = None,
+    max_bytes: int = DEFAULT_LIMITS.max_header_bytes,
+    max_lines: int = DEFAULT_LIMITS.max_header_lines,
 ) -> tuple[Headers, int]:
     """Raw headers of ``data[start:end]`` and the offset where its body starts; raises
     FastPathUnsupported on irregular headers. Only the header block is copied, and of it at most
     ``max_bytes`` (header lines past that are ignored)."""
-    headers, body_start, _ = _split_headers(data, start, len(data) if end is None else end, max_bytes)
+    end = len(data) if end is None else end
+    headers, body_start, _ = _split_headers(
+        data, start, end, ParseLimits(max_header_bytes=max_bytes, max_header_lines=max_lines)
+    )
     return headers, body_start
 
 
@@ -137,8 +144,9 @@ def header_block_end(data: bytes, max_bytes: int = DEFAULT_LIMITS.max_header_byt
     return min(len(data), max_bytes) if match is None else match.end()
 
 
-def _split_headers(data: bytes, start: int, end: int, max_bytes: int) -> tuple[Headers, int, str | None]:
-    """Headers, body offset, and a note when the header block was cut at ``max_bytes``."""
+def _split_headers(data: bytes, start: int, end: int, limits: ParseLimits) -> tuple[Headers, int, str | None]:
+    """Headers, body offset, and a note when the header block was cut at a limit."""
+    max_bytes = limits.max_header_bytes
     if data.startswith(b"From ", start, end):  # an mbox envelope line, as compat32 skips it
         newline = data.find(b"\n", start, end)
         start = end if newline < 0 else newline + 1
@@ -158,12 +166,16 @@ def _split_headers(data: bytes, start: int, end: int, max_bytes: int) -> tuple[H
         note = f"a header block larger than {max_bytes} bytes; the header lines past that are ignored"
     if _BARE_CR.search(data, start, block_end):
         raise FastPathUnsupported("bare CR in the header block")
-    return _parse_header_block(data[start:block_end]), body_start, note
+    lines = data[start:block_end].splitlines(keepends=True)
+    if len(lines) > limits.max_header_lines:
+        del lines[limits.max_header_lines :]
+        note = f"more than {limits.max_header_lines} header lines; the lines past that are ignored"
+    return _parse_header_block(lines), body_start, note
 
 
-def _parse_header_block(block: bytes) -> tuple[tuple[str, str], ...]:
+def _parse_header_block(block: list[bytes]) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, list[bytes]]] = []
-    for line in block.splitlines(keepends=True):
+    for line in block:
         if line[:1] in (b" ", b"\t"):
             if not headers:
                 raise FastPathUnsupported("the first header line is a continuation")
@@ -197,7 +209,7 @@ class _FastSplitter:
         self, start: int, end: int, default_type: str, depth: int, outer_boundaries: tuple[bytes, ...]
     ) -> MimePart:
         self._parts += 1
-        headers, body_start, note = _split_headers(self._data, start, end, self._limits.max_header_bytes)
+        headers, body_start, note = _split_headers(self._data, start, end, self._limits)
         notes = () if note is None else (note,)
         content_type = content_type_of(_first(headers, "content-type"), default_type)
         if not content_type.startswith("multipart/"):
