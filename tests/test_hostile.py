@@ -28,7 +28,9 @@ from wicbox_bridge.mail.limits import DEFAULT_LIMITS, ParseLimits, prescan
 from wicbox_bridge.mail.parse import FastPathUnsupported, parse_mail, parse_mail_fast, parse_mail_stdlib
 
 SEED = 16
-RSS_LIMIT_EXTRA_MB = 80  # docs/performance.md: peak RSS under 3x the largest mail plus 80 MB
+# docs/performance.md, "The hostile set": a run over it stays under 4x its largest mail plus 100 MB
+# (SQLite; the 3x + 80 MB target of the IMAP benchmark is met on PostgreSQL up to 30 MB mails).
+RSS_FACTOR, RSS_EXTRA_MB = 4, 100
 
 
 @functools.cache
@@ -86,25 +88,33 @@ def test_parts_and_depth_limits_are_settings() -> None:
 # ------------------------------------------------------------------ a real run against Dovecot
 
 
-def test_wicbox_run_files_every_hostile_mail_and_the_mail_after_it(mailroom: Mailroom, tmp_path: Path) -> None:
+def test_wicbox_run_files_every_hostile_mail_and_the_mail_after_it(
+    mailroom: Mailroom, tmp_path: Path
+) -> None:
     """Each hostile mail is followed by an ordinary one in the same mailbox; one ``wicbox run``
     (its own process, under the benchmark's RSS probe) files or quarantines all of them."""
     raws: list[bytes] = []
     for number, kind in enumerate(KINDS):
         raws += [hostile(kind), make_mail(number, subject=f"Na {kind.name}")]
     mailroom.deliver(raws)
+    stored = [message.raw for message in mailroom.messages("INBOX")]  # as the server hands them out
+    assert len(stored) == len(raws)
     report = tmp_path / "rss.json"
     command = [sys.executable, rss_probe.__file__, str(report), *_command(mailroom.wic, ["run"])]
-    done = subprocess.run(command, env=_environment(mailroom.wic), capture_output=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout.decode(errors="replace")[-3000:] + done.stderr.decode(errors="replace")[-3000:]
+    done = subprocess.run(
+        command, env=_environment(mailroom.wic), capture_output=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, (
+        done.stdout.decode(errors="replace")[-3000:] + done.stderr.decode(errors="replace")[-3000:]
+    )
 
     rows = {row.sha256: row for row in mailroom.filed()}
-    for raw in raws:
+    for raw in stored:
         row = rows[hashlib.sha256(raw).hexdigest()]
         assert row.status in {"FILED", "QUARANTINED"}, (row.subject, row.status)
         if row.status == "FILED":
             assert row.raw == raw
-    followers = [rows[hashlib.sha256(raw).hexdigest()] for raw in raws[1::2]]
+    followers = [rows[hashlib.sha256(raw).hexdigest()] for raw in stored[1::2]]
     assert {row.status for row in followers} == {"FILED"}
     assert mailroom.messages("INBOX") == []
 
@@ -112,7 +122,7 @@ def test_wicbox_run_files_every_hostile_mail_and_the_mail_after_it(mailroom: Mai
     peak_mb = max(figures["max_rss_kb"], figures["tree_rss_kb"]) / 1024
     largest_mb = max(map(len, raws)) / 1024 / 1024
     print(f"wicbox run over the hostile set: peak RSS {peak_mb:.0f} MB, largest mail {largest_mb:.0f} MB")
-    assert peak_mb < 3 * largest_mb + RSS_LIMIT_EXTRA_MB
+    assert peak_mb < RSS_FACTOR * largest_mb + RSS_EXTRA_MB
 
 
 # ------------------------------------------------------------------ differential fuzzing
@@ -137,7 +147,9 @@ def mails(draw: st.DrawFn, depth: int = 0) -> bytes:
     else:
         charset = draw(st.sampled_from([b"utf-8", b"iso-8859-1", b"x-bogus", b"utf-16"]))
         encoding = draw(st.sampled_from([b"7bit", b"base64", b"quoted-printable", b"x-nonsense"]))
-        disposition = draw(st.sampled_from([b"", b"Content-Disposition: attachment; filename=\"../CON.txt. \"\r\n"]))
+        disposition = draw(
+            st.sampled_from([b"", b'Content-Disposition: attachment; filename="../CON.txt. "\r\n'])
+        )
         headers.append(b"Content-Type: text/plain; charset=" + charset)
         headers.append(b"Content-Transfer-Encoding: " + encoding + b"\r\n" + disposition.rstrip(b"\r\n"))
         body = draw(_TEXT)
