@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 CRLF = b"\r\n"
-HEAD = b"From: Aanvaller <attacker@evil.example>\r\nTo: wicbox@klant.example\r\nDate: Mon, 02 Nov 2026 10:00:00 +0100\r\n"
+HEAD = (
+    b"From: Aanvaller <attacker@evil.example>\r\nTo: wicbox@klant.example\r\n"
+    b"Date: Mon, 02 Nov 2026 10:00:00 +0100\r\n"
+)
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,7 @@ def hostile_report(repeat: int) -> None:
     """parse_mail on every hostile kind (grown to 1 MB or more), per MB, against normal mails'
     per MB measured in the same run; the worst ratio is the figure the issue bounds (5x)."""
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.hostile import KINDS, build  # noqa: PLC0415 - the test suite's generator
+    from tests.hostile import KINDS, build  # the test suite's generator
 
     normal = per_mb_ms(office_mails() + large_mails(), repeat)
     print(f"\n== hostile set: parse_mail per MB against normal mails ({normal:.2f} ms/MB, same run)")
@@ -289,9 +289,8 @@ def hostile_report(repeat: int) -> None:
         ratio = ms / (len(raw) / 1_000_000) / normal
         worst = max(worst, (kind.name, ratio), key=lambda item: item[1])
         peak = peak_ratio(parse_mail, [raw])
-        print(
-            f"{kind.name:50} {len(raw) / 1e6:6.2f} {ms:8.1f} {ms / (len(raw) / 1e6):8.2f} {ratio:6.2f} {peak:7.2f}"
-        )
+        size_mb = len(raw) / 1e6
+        print(f"{kind.name:50} {size_mb:6.2f} {ms:8.1f} {ms / size_mb:8.2f} {ratio:6.2f} {peak:7.2f}")
     print(f"worst hostile per MB / normal per MB: {worst[1]:.2f}x ({worst[0]})")
 
 

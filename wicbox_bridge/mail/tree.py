@@ -210,7 +210,7 @@ class _FastSplitter:
     ) -> MimePart:
         self._parts += 1
         headers, body_start, note = _split_headers(self._data, start, end, self._limits)
-        notes = () if note is None else (note,)
+        notes: tuple[str, ...] = () if note is None else (note,)
         content_type = content_type_of(_first(headers, "content-type"), default_type)
         if not content_type.startswith("multipart/"):
             return MimePart(headers, content_type, self._view[body_start:end], (), notes)
