@@ -1,12 +1,14 @@
 """Benchmark of mail parsers for the filing job (not a test; prints a table).
 
-    python -m tools.bench.parse_bench [--corpus DIR] [--repeat N] [--no-huge]
+    python -m tools.bench.parse_bench [--corpus DIR] [--repeat N] [--no-huge] [--no-hostile]
 
 Data sets: the shared test corpus (WICBOX_MAIL_CORPUS or WICBOX_TEST_CORPUS, else
 ../shared/corpus/mikel-mail from the repository root) and mails generated here, deterministically:
 1,050 office mails of about 21 KB (text + HTML, a third with a small attachment; the size of the
 reference fetch measurement), 120 mails of 20-200 KB with attachments, and two very large mails
-(30 MB with one 22 MB attachment; 20 MB with five attachments). Every contender is timed on the
+(30 MB with one 22 MB attachment; 20 MB with five attachments), and the hostile set of the tests
+(``tests/hostile.py``: deep nesting, odd boundaries, 200,000 parts, huge lines and headers, ...).
+Every contender is timed on the
 same bytes in the same run, best of N, and reported as ms per mail and as a ratio to the standard
 library's full parse with policy.default (the baseline). The "raised" column counts mails on which
 the contender threw. "peak x" is the largest tracemalloc peak while parsing one of the set's
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument("--corpus", help="corpus root (default: WICBOX_TEST_CORPUS or ../shared/corpus)")
     arguments.add_argument("--repeat", type=int, default=3)
     arguments.add_argument("--no-huge", action="store_true", help="skip the 20-30 MB mails")
+    arguments.add_argument("--no-hostile", action="store_true", help="skip the hostile set")
     options = arguments.parse_args(argv)
     corpus = corpus_dir(options.corpus)
     if corpus is None:
@@ -252,7 +255,43 @@ def main(argv: list[str] | None = None) -> int:
     report("generated large mails (20-200 KB, attachments)", large_mails(), options.repeat)
     if not options.no_huge:
         report("generated very large mails (30 MB, 20 MB)", huge_mails(), options.repeat)
+    if not options.no_hostile:
+        hostile_report(options.repeat)
     return 0
+
+
+def per_mb_ms(mails: list[bytes], repeat: int) -> float:
+    seconds, _ = time_contender(parse_mail, mails, repeat)
+    return seconds * 1000 / (sum(map(len, mails)) / 1_000_000)
+
+
+def padded(raw: bytes, least: int = 1_000_000) -> bytes:
+    """The mail grown to at least ``least`` bytes with ordinary text lines at its end (a single
+    part's body, or a multipart's epilogue), so that "per MB" is not a tiny mail's fixed cost."""
+    missing = least - len(raw)
+    line = b"gewone tekst van een gewone mail, niets bijzonders aan deze regel\r\n"
+    return raw if missing <= 0 else raw + line * (missing // len(line) + 1)
+
+
+def hostile_report(repeat: int) -> None:
+    """parse_mail on every hostile kind (grown to 1 MB or more), per MB, against normal mails'
+    per MB measured in the same run; the worst ratio is the figure the issue bounds (5x)."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.hostile import KINDS, build  # the test suite's generator
+
+    normal = per_mb_ms(office_mails() + large_mails(), repeat)
+    print(f"\n== hostile set: parse_mail per MB against normal mails ({normal:.2f} ms/MB, same run)")
+    print(f"{'kind':50} {'MB':>6} {'ms':>8} {'ms/MB':>8} {'ratio':>6} {'peak x':>7}")
+    worst = ("", 0.0)
+    for kind in KINDS:
+        raw = padded(build(kind, 16))
+        ms = per_mb_ms([raw], repeat) * len(raw) / 1_000_000
+        ratio = ms / (len(raw) / 1_000_000) / normal
+        worst = max(worst, (kind.name, ratio), key=lambda item: item[1])
+        peak = peak_ratio(parse_mail, [raw])
+        size_mb = len(raw) / 1e6
+        print(f"{kind.name:50} {size_mb:6.2f} {ms:8.1f} {ms / size_mb:8.2f} {ratio:6.2f} {peak:7.2f}")
+    print(f"worst hostile per MB / normal per MB: {worst[1]:.2f}x ({worst[0]})")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 
 from wicbox_bridge.mail.filename import sanitise_filename
 from wicbox_bridge.mail.headers import filename_of, parse_params
+from wicbox_bridge.mail.limits import DEFAULT_LIMITS, ParseLimits
 from wicbox_bridge.mail.record import Attachment
 from wicbox_bridge.mail.text import decode_bytes, header_bytes_to_text, header_text, scrub_text
-from wicbox_bridge.mail.tree import FastPathUnsupported, MimePart, PartBody, split_headers_fast
+from wicbox_bridge.mail.tree import (
+    FastPathUnsupported,
+    MimePart,
+    PartBody,
+    header_block_end,
+    split_headers_fast,
+)
 
 _IDENTITY_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})
 _UUENCODE = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
@@ -72,21 +79,25 @@ def _decode_uuencode(body: PartBody) -> bytes | None:
     return None
 
 
-def collect_content(root: MimePart, problems: list[str]) -> MailContent:
+def collect_content(root: MimePart, problems: list[str], limits: ParseLimits = DEFAULT_LIMITS) -> MailContent:
     content = MailContent()
     for index, leaf in enumerate(root.walk_leaves(), start=1):
-        _take_leaf(leaf, index, content, problems)
+        _take_leaf(leaf, index, content, problems, limits)
     return content
 
 
-def _take_leaf(leaf: MimePart, index: int, content: MailContent, problems: list[str]) -> None:
+def _take_leaf(
+    leaf: MimePart, index: int, content: MailContent, problems: list[str], limits: ParseLimits
+) -> None:
     what = f"part {index} ({leaf.content_type})"
     if leaf.kept_whole:
         _attach(content, None, leaf.content_type, bytes(leaf.body), problems)
         return
     content_type = "text/plain" if leaf.content_type.startswith("multipart/") else leaf.content_type
-    type_params = parse_params(_text(leaf, "content-type", what, problems), what, problems)
-    disposition = parse_params(_text(leaf, "content-disposition", what, problems), what, problems)
+    type_text = _text(leaf, "content-type", what, problems, limits.max_header_value)
+    type_params = parse_params(type_text, what, problems, limits.max_params)
+    disposition_text = _text(leaf, "content-disposition", what, problems, limits.max_header_value)
+    disposition = parse_params(disposition_text, what, problems, limits.max_params)
     declared_name = filename_of(disposition, type_params, problems)
     decoded = decode_transfer(leaf.body, leaf.header("content-transfer-encoding"), what, problems)
     if decoded is None:
@@ -105,13 +116,13 @@ def _take_leaf(leaf: MimePart, index: int, content: MailContent, problems: list[
             content.body_html = scrub_text(text, what, problems)
             return
     if declared_name is None and content_type == "message/rfc822":
-        declared_name = name_from_subject(decoded, problems)
+        declared_name = name_from_subject(decoded, problems, limits)
     _attach(content, declared_name, content_type, decoded, problems)
 
 
-def _text(part: MimePart, name: str, what: str, problems: list[str]) -> str | None:
+def _text(part: MimePart, name: str, what: str, problems: list[str], max_chars: int) -> str | None:
     raw = part.header(name)
-    return None if raw is None else header_bytes_to_text(raw, f"{what} {name}", problems)
+    return None if raw is None else header_bytes_to_text(raw, f"{what} {name}", problems, max_chars)
 
 
 def _attach(
@@ -124,20 +135,23 @@ def _attach(
     content.attachments.append(Attachment(filename, content_type, data))
 
 
-def name_from_subject(message: bytes, problems: list[str]) -> str | None:
-    """``<subject>.eml`` for an attached message; None when it has no subject."""
+def name_from_subject(
+    message: bytes, problems: list[str], limits: ParseLimits = DEFAULT_LIMITS
+) -> str | None:
+    """``<subject>.eml`` for an attached message; None when it has no subject. Only its header
+    block is read (at most the header limit), however large the attached message."""
     try:
-        headers, _ = split_headers_fast(message)
+        headers, _ = split_headers_fast(message, max_bytes=limits.max_header_bytes)
         raw = next((value for key, value in headers if key == "subject"), None)
     except FastPathUnsupported:
-        raw = _subject_by_stdlib(message)
-    subject = header_text(raw, "attached message Subject", problems)
+        raw = _subject_by_stdlib(message[: header_block_end(message, limits.max_header_bytes)])
+    subject = header_text(raw, "attached message Subject", problems, limits.max_header_value)
     return f"{subject}.eml" if subject else None
 
 
-def _subject_by_stdlib(message: bytes) -> str | None:
+def _subject_by_stdlib(header_block: bytes) -> str | None:
     import email.parser  # noqa: PLC0415 - only for attached messages with irregular headers
     from email.policy import compat32  # noqa: PLC0415
 
-    parsed = email.parser.BytesHeaderParser(policy=compat32).parsebytes(message)
+    parsed = email.parser.BytesHeaderParser(policy=compat32).parsebytes(header_block)
     return next((value for key, value in parsed.raw_items() if key.lower() == "subject"), None)

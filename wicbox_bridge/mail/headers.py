@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import getaddresses, parsedate_tz
 
+from wicbox_bridge.mail.limits import DEFAULT_LIMITS
 from wicbox_bridge.mail.text import decode_bytes, decode_encoded_words
 
 _SECTION = re.compile(r"^(?P<name>[^*]+)\*(?:(?P<index>\d+)\*?|)$")
-_ADDR_SPEC = re.compile(r"[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
+# Anchored at a token start (the look-behind): a long run without '@' is tried once, not from
+# every position in it (that made a 64 KB To: header take seconds).
+_ADDR_SPEC = re.compile(r"(?<![^\s<>,;:\"()\[\]])[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"()\[\]]+")
+# One parameter: unquoted text, or a quoted string (backslash escapes inside), up to a ';' outside
+# quotes. Possessive, so the scan is linear whatever the quotes.
+_PARAM_PIECE = re.compile(r'(?:[^";]++|"(?:[^"\\]++|\\.)*+"?)*+', re.DOTALL)
 _VALID_ADDR = re.compile(r"[^@\s]+@[^@\s]+")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 
@@ -31,25 +37,19 @@ class HeaderParams:
         return self.params.get(name)
 
 
-def _split_unquoted(text: str) -> list[str]:
-    """Split on ';' outside double quotes (a backslash escapes inside quotes)."""
+def _split_unquoted(text: str, most: int) -> tuple[list[str], bool]:
+    """Split on ';' outside double quotes (a backslash escapes inside quotes), at most ``most``
+    pieces; whether pieces were left over."""
     parts: list[str] = []
-    current: list[str] = []
-    in_quotes = escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif in_quotes and char == "\\":
-            escaped = True
-        elif char == '"':
-            in_quotes = not in_quotes
-        elif char == ";" and not in_quotes:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
+    position = 0
+    while len(parts) < most:
+        match = _PARAM_PIECE.match(text, position)
+        assert match is not None  # the pattern matches the empty string
+        parts.append(match.group())
+        position = match.end() + 1  # past the ';'
+        if position > len(text):
+            return parts, False
+    return parts, True
 
 
 def _unquote(value: str) -> str:
@@ -61,13 +61,18 @@ def _unquote(value: str) -> str:
     return value
 
 
-def parse_params(text: str | None, what: str, problems: list[str]) -> HeaderParams:
-    """Parse ``value; a=1; b="x y"; c*=utf-8''%C3%A9; d*0=..; d*1=..`` leniently."""
+def parse_params(
+    text: str | None, what: str, problems: list[str], most: int = DEFAULT_LIMITS.max_params
+) -> HeaderParams:
+    """Parse ``value; a=1; b="x y"; c*=utf-8''%C3%A9; d*0=..; d*1=..`` leniently (at most
+    ``most`` parameters; more are noted and ignored)."""
     if not text:
         return HeaderParams("", {})
     if ";" not in text:
         return HeaderParams(text.strip().lower(), {})
-    head, *pieces = _split_unquoted(text)
+    (head, *pieces), left_over = _split_unquoted(text, most + 1)
+    if left_over:
+        problems.append(f"{what}: more than {most} parameters; the rest ignored")
     plain: dict[str, str] = {}
     sections: dict[str, list[tuple[int, bool, str]]] = {}
     for piece in pieces:
@@ -118,6 +123,11 @@ def parse_addresses(text: str | None, what: str, problems: list[str]) -> tuple[t
     """
     if not text or not text.strip():
         return ()
+    if len(text) > DEFAULT_LIMITS.max_header_value:
+        problems.append(
+            f"{what}: address list longer than {DEFAULT_LIMITS.max_header_value} characters; the rest ignored"
+        )
+        text = text[: DEFAULT_LIMITS.max_header_value]
     try:
         parsed = getaddresses([text])
     except Exception:
