@@ -103,4 +103,4 @@ class Runtime:
         require_schema(store)
         raw = read_parameters(store)
         self.redactor.register(value for name, value in raw.items() if is_secret_parameter(name))
-        return parse_parameters(raw)
+        return parse_parameters(raw, self.config.endpoints)
