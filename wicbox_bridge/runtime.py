@@ -65,7 +65,7 @@ class Runtime:
     def config(self) -> GlobalConfig:
         if self.location.path is None:
             return embedded_default_config(env=self.invocation.env)
-        return load_global_config(self.location.path, env=self.invocation.env)
+        return load_global_config(self.location.path, env=self.invocation.env, redact=self.redactor.register)
 
     @property
     def state_dir(self) -> Path:

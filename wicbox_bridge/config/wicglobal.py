@@ -29,14 +29,14 @@ import enum
 import importlib
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 from xml.parsers import expat
 
-from wicbox_bridge.config.connstr import parse_connection_string
-from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.connstr import parse_connection_string, secret_values
+from wicbox_bridge.config.dbtarget import DatabaseTarget, OdbcTarget, SqliteTarget
 from wicbox_bridge.config.endpoints import (
     ALLOWED_HOSTS_KEY,
     CA_BUNDLE_KEY,
@@ -415,6 +415,17 @@ def _database(entry: Entry, odbc_drivers: Sequence[str] | None, platform: str | 
         ) from exc
 
 
+def unencrypted_warning(connection: Entry) -> str:
+    """SQL Server without TLS: the login and every mail travel readable on the network."""
+    return (
+        f'{connection.path}, line {connection.line}: the connection string "{CONNECTION_STRING_NAME}" does '
+        "not encrypt the connection to SQL Server (Encrypt=no, false or optional, or not set, which .NET "
+        "reads as no): the SQL login and every filed mail cross the network readable. Fix: add "
+        "Encrypt=yes;TrustServerCertificate=no and give SQL Server a certificate this machine trusts "
+        "(TrustServerCertificate=yes encrypts but accepts any certificate: only as a stopgap)"
+    )
+
+
 def _refuse_duplicate(connection: Entry) -> None:
     """.NET refuses a second ``<add>`` of the same connection string name, and so does wicbox."""
     if connection.replaces_line is not None:
@@ -440,8 +451,13 @@ def load_global_config(
     env: Mapping[str, str] | None = None,
     platform: str | None = None,
     odbc_drivers: Sequence[str] | None = None,
+    redact: Callable[[Iterable[str]], None] | None = None,
 ) -> GlobalConfig:
-    """Read WicGlobal.config. ``odbc_drivers`` defaults to ``pyodbc.drivers()`` (tests pass a list)."""
+    """Read WicGlobal.config. ``odbc_drivers`` defaults to ``pyodbc.drivers()`` (tests pass a list).
+
+    ``redact`` is given what of the connection string may be secret (its passwords, the values of
+    keywords not known), before the string is parsed, so that no later log line can show them.
+    """
     root = read_config_xml(path)
     if root.tag != "configuration":
         raise ConfigFileError(
@@ -465,7 +481,11 @@ def load_global_config(
             "that has it",
         )
     _refuse_duplicate(connection)
+    if redact is not None:
+        redact(secret_values(connection.value))
     database = _database(connection, odbc_drivers, platform)
+    if isinstance(database, OdbcTarget) and database.unencrypted:
+        warnings += (unencrypted_warning(connection),)
     endpoints = endpoint_policy(settings.get(ALLOWED_HOSTS_KEY.lower()), settings.get(CA_BUNDLE_KEY.lower()))
     return GlobalConfig(
         path=path,
