@@ -16,6 +16,8 @@ from tools.testbed.dovecot import DovecotServer, StoredMessage, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki
 from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.endpoints import EndpointPolicy
+from wicbox_bridge.config.wicglobal import load_global_config
 from wicbox_bridge.store import DbApiStore, init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
 
@@ -39,6 +41,10 @@ class WicInstallation:
 
     def store(self) -> DbApiStore:
         return open_store(self.target)
+
+    def endpoints(self) -> EndpointPolicy:
+        """The servers and the CA its WicGlobal.config allows (for tests that parse the parameters)."""
+        return load_global_config(self.config, env={"WICBOX_HOME": str(self.cli_runner.home)}).endpoints
 
     def set_params(self, values: Mapping[str, str | None]) -> None:
         with self.store() as store:

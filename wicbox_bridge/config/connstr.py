@@ -374,6 +374,8 @@ _BOOLEAN_EXTRAS = {"MARS_Connection", "MultiSubnetFailover"}
 # Keywords whose values are never secret (SqlClient's and the ODBC drivers' usual ones).
 _KNOWN = set(_CANONICAL) - {"password", "pwd"} | {"driver", "dsn", "port", "sslmode", "uid", "encrypt"}
 _UNENCRYPTED = {"no", "false", "optional"}
+# SqlClient's keywords are words and spaces; anything else may be a password's piece after a ';'.
+_LOOKS_LIKE_KEYWORD = re.compile(r"^[A-Za-z][A-Za-z ]{0,39}$")
 _INTEGER_EXTRAS = {"ConnectRetryCount", "ConnectRetryInterval"}
 _NETWORK_PREFIXES = {"dbmssocn": "tcp:", "dbnmpntw": "np:", "dbmslpcn": "lpc:"}
 _AUTHENTICATION = {
@@ -455,9 +457,10 @@ def _collect(pairs: Sequence[Pair]) -> Translation:
     for pair in pairs:  # later keywords win, as in .NET
         canonical = _CANONICAL.get(pair.normalized_key)
         if canonical is None:
+            named = f"keyword {pair.key!r}" if _LOOKS_LIKE_KEYWORD.match(pair.key) else "a keyword"
             raise ConfigurationError(
-                f"connection string keyword {pair.key!r} is not a .NET SqlClient keyword wicbox-bridge "
-                "knows (its value is not shown: it may be a password)",
+                f"connection string: {named} is not a .NET SqlClient keyword wicbox-bridge knows (its "
+                "value is not shown: it may be a password, or part of one with an unquoted ';')",
                 fix=f"remove it or correct its spelling; {ACCEPTED_FORMS}",
             )
         if canonical in _HANDLERS:
@@ -581,4 +584,5 @@ def secret_values(text: str) -> list[str]:
         except ConfigurationError:
             pairs = [Pair(*part.split("=", 1)) for part in text.split(";") if "=" in part]
         values += [p.value.strip() for p in pairs if p.is_secret or p.normalized_key not in _KNOWN]
+        values += [p.key for p in pairs if not _LOOKS_LIKE_KEYWORD.match(p.key)]
     return [value for value in dict.fromkeys(values) if value]
