@@ -7,10 +7,12 @@ adapter, not a new method here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from wicbox_bridge.errors import SendError
 from wicbox_bridge.secret import Secret
 
 
@@ -189,3 +191,19 @@ class RelayGate(Protocol):
     def close(self) -> None:
         """Release what the gate holds (its database connection); called in the same worker thread."""
         ...
+
+
+_UNSAFE_IN_MESSAGE_ID = re.compile("[\x00-\x20\x7f-\x9f\u2028\u2029]")
+
+
+def refuse_unsafe_message_id(message_id: str) -> None:
+    """An outbox row's MESSAGE_ID goes into an IMAP SEARCH and a Graph $filter: a control character
+    (CR/LF above all) or a space could smuggle a command or a filter in, so it is refused."""
+    if _UNSAFE_IN_MESSAGE_ID.search(message_id) or len(message_id) > 998:
+        raise SendError(
+            "the outbox row's MESSAGE_ID contains a control character, a space or is over-long; it is "
+            "not sent and not looked up",
+            permanent=True,
+            fix="clear MESSAGE_ID of the row (wicbox-bridge then writes one), or correct it to the form "
+            "<unique@domain>",
+        )

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import quote
 
-from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.adapters.base import TokenProvider, refuse_unsafe_message_id
 from wicbox_bridge.adapters.graph_errors import GraphReply
 from wicbox_bridge.adapters.graph_http import GraphHttp
 from wicbox_bridge.adapters.graph_settings import GraphSettings
@@ -66,6 +66,7 @@ class GraphSentLookup:
 
 def message_id_filters(message_id: str) -> tuple[str, str]:
     """``$filter`` conditions for a Message-ID: as internetMessageId, and as X-WICBOX-Message-ID."""
+    refuse_unsafe_message_id(message_id)
     literal = message_id.replace("'", "''")
     return (
         f"internetMessageId eq '{literal}'",

@@ -61,11 +61,12 @@ from wicbox_bridge.auth.certificate import (
 )
 from wicbox_bridge.auth.scopes import TokenProtocol, scopes_for
 from wicbox_bridge.config import params as params_module
+from wicbox_bridge.config.endpoints import CA_BUNDLE_KEY
 from wicbox_bridge.config.params import Parameters, PermissionType
 from wicbox_bridge.errors import AuthenticationError, ConnectionFailure, ParameterError
 from wicbox_bridge.secret import Secret, mask_values
 
-CA_BUNDLE_PARAMETER = params_module.CA_BUNDLE
+CA_BUNDLE_PARAMETER = CA_BUNDLE_KEY  # appSettings of WicGlobal.config
 AUTHORITY_PARAMETER = params_module.AUTHORITY_HOST
 DISCOVERY_CACHE_FILE_NAME = "identity_discovery.json"
 DISCOVERY_LIFETIME = 24 * 3600.0
@@ -155,7 +156,7 @@ def tls_verify_setting(ca_bundle: Path | None, env: Mapping[str, str]) -> str | 
             raise ParameterError(
                 CA_BUNDLE_PARAMETER,
                 f"the CA bundle file {ca_bundle} does not exist.",
-                fix="point it at a PEM file with the CA certificate(s) to trust, or leave it empty",
+                fix="point it at a PEM file with the CA certificate(s) to trust, or remove the key",
             )
         return str(ca_bundle)
     return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
@@ -371,12 +372,12 @@ def _connection_failure(exc: requests.RequestException, platform: IdentityPlatfo
         setting = (
             f"{CA_BUNDLE_PARAMETER} is {platform.ca_bundle}"
             if platform.ca_bundle
-            else (f"{CA_BUNDLE_PARAMETER} is empty")
+            else (f"{CA_BUNDLE_PARAMETER} is not set")
         )
         return ConnectionFailure(
             f"TLS with the identity platform {host} failed: {_tls_reason(exc)}.",
-            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
-            f"{CA_BUNDLE_PARAMETER} to it ({setting})",
+            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and name it "
+            f"with {CA_BUNDLE_PARAMETER} in WicGlobal.config ({setting})",
         )
     if isinstance(exc, PlatformBusy):
         wait = f"; it asks to wait {exc.retry_after:.0f} s" if exc.retry_after else ""

@@ -19,7 +19,8 @@ from imapclient.exceptions import LoginError
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.imap_settings import ImapSettings
-from wicbox_bridge.config.params import CA_BUNDLE, Endpoint, TlsMode
+from wicbox_bridge.config.endpoints import CA_BUNDLE_KEY
+from wicbox_bridge.config.params import Endpoint, TlsMode
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 
@@ -33,17 +34,17 @@ def tls_context(settings: ImapSettings) -> ssl.SSLContext:
         return ssl.create_default_context()
     if not bundle.is_file():
         raise ParameterError(
-            CA_BUNDLE,
+            CA_BUNDLE_KEY,
             f"the CA bundle file {bundle} does not exist.",
-            fix="point it at a PEM file with the CA certificate(s) to trust, or leave it empty",
+            fix="point it at a PEM file with the CA certificate(s) to trust, or remove the key",
         )
     try:
         return ssl.create_default_context(cafile=str(bundle))
     except ssl.SSLError as exc:
         raise ParameterError(
-            CA_BUNDLE,
+            CA_BUNDLE_KEY,
             f"the CA bundle file {bundle} holds no usable PEM certificate.",
-            fix="export the CA certificate as Base-64 encoded X.509 (PEM) and point the parameter at it",
+            fix="export the CA certificate as Base-64 encoded X.509 (PEM) and point {CA_BUNDLE_KEY} at it",
         ) from exc
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import ssl
 
-from wicbox_bridge.config import params as names
+from wicbox_bridge.config.endpoints import CA_BUNDLE_KEY
 from wicbox_bridge.config.params import Endpoint
 from wicbox_bridge.errors import ConnectionFailure
 
 
 def ca_bundle_fix(ca_bundle: object, name_check: str) -> str:
     """How to trust a TLS-inspecting proxy's CA, with the current setting, then ``name_check``."""
-    setting = f"{names.CA_BUNDLE} is {ca_bundle}" if ca_bundle else f"{names.CA_BUNDLE} is empty"
+    setting = f"{CA_BUNDLE_KEY} is {ca_bundle}" if ca_bundle else f"{CA_BUNDLE_KEY} is not set"
     return (
-        f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and set "
-        f"{names.CA_BUNDLE} to it ({setting}); {name_check}"
+        f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and name it with "
+        f"{CA_BUNDLE_KEY} under <appSettings> in WicGlobal.config ({setting}); {name_check}"
     )
 
 

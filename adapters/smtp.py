@@ -7,7 +7,7 @@ The CLI builds one :class:`SmtpSender` per sending account::
     result = sender.send(raw, "wicbox@klant.example", ["klant@example.org"])
 
 Each send opens a connection: TLS first (implicit on 465, STARTTLS otherwise; the certificate is
-always verified, against WICBOX_MAILCLIENT_CABUNDLE when set), then AUTH XOAUTH2 with a token from
+always verified, against WicBoxCaBundle of WicGlobal.config when set), then AUTH XOAUTH2 with a token from
 the token layer (AUTH PLAIN/LOGIN with :class:`PasswordLogin` for WICBOXMETHOD=Basic), then MAIL,
 RCPT and DATA. Nothing is ever authenticated over a connection without TLS. Every step can be
 reported to an ``on_step`` listener (``wicbox send-test`` prints them). A ``4xx`` answer is
@@ -31,7 +31,8 @@ from wicbox_bridge.adapters import smtp_errors as errors
 from wicbox_bridge.adapters.base import AccessToken, SendResult, TokenProvider
 from wicbox_bridge.adapters.smtp_errors import Answer, AnswerContext, Login, Stage
 from wicbox_bridge.adapters.smtp_settings import SmtpSettings
-from wicbox_bridge.config.params import CA_BUNDLE, TlsMode
+from wicbox_bridge.config.endpoints import CA_BUNDLE_KEY
+from wicbox_bridge.config.params import TlsMode
 from wicbox_bridge.errors import BridgeError, ParameterError, SendError
 from wicbox_bridge.mail.outgoing import message_id_of
 from wicbox_bridge.secret import Secret
@@ -90,17 +91,17 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
         return ssl.create_default_context()
     if not ca_bundle.is_file():
         raise ParameterError(
-            CA_BUNDLE,
+            CA_BUNDLE_KEY,
             f"the CA bundle file {ca_bundle} does not exist.",
-            fix="point it at a PEM file with the CA certificate(s) to trust, or leave it empty",
+            fix="point it at a PEM file with the CA certificate(s) to trust, or remove the key",
         )
     try:
         return ssl.create_default_context(cafile=str(ca_bundle))
     except ssl.SSLError as exc:
         raise ParameterError(
-            CA_BUNDLE,
+            CA_BUNDLE_KEY,
             f"the CA bundle file {ca_bundle} holds no usable PEM certificate.",
-            fix="export the CA certificate as Base-64 encoded X.509 (PEM) and point the parameter at it",
+            fix="export the CA certificate as Base-64 encoded X.509 (PEM) and point {CA_BUNDLE_KEY} at it",
         ) from exc
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from imapclient import IMAPClient
 
 from wicbox_bridge.adapters import imap_errors
+from wicbox_bridge.adapters.base import refuse_unsafe_message_id
 from wicbox_bridge.adapters.imap_connect import SignIn, close, connect
 from wicbox_bridge.adapters.imap_session import server_folder
 from wicbox_bridge.adapters.imap_settings import ImapSettings
@@ -44,6 +45,7 @@ class ImapSentLookup:
         return f"ImapSentLookup({self.settings.endpoint}, mailbox={self.mailbox!r})"
 
     def find(self, message_id: str, recipients: Sequence[str]) -> bool:
+        refuse_unsafe_message_id(message_id)
         """Whether the mail is in Sent Items (or in this mailbox's own folders when it was a recipient).
 
         Raises ConnectionFailure, AuthenticationError or MailboxError when the mailbox cannot be searched.

@@ -66,7 +66,10 @@ def test_db_init_is_idempotent_on_each_backend(wicbox: WicboxCli, configured: Pa
 
 def test_params_set_get_list_mask_secrets(wicbox: WicboxCli, configured: Path) -> None:
     assert wicbox("db", "init", config=configured).exit_code == 0
-    assert wicbox("params", "set", "wicbox_mailclient_password", SECRET, config=configured).exit_code == 0
+    result = wicbox(
+        "params", "set", "wicbox_mailclient_password", "--stdin", config=configured, input=f"{SECRET}\n"
+    )
+    assert result.exit_code == 0, result.output
     assert (
         wicbox(
             "params", "set", "WICBOX_MAILCLIENT_USERNAME", "wicbox@klant.example", config=configured

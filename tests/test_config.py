@@ -30,7 +30,10 @@ def write_config(directory: Path, body: str, *, encoding: str = "utf-8", bom: bo
     return path
 
 
-def config_with(app_settings: str = "", connection_strings: str = "") -> str:
+WIC_SQLITE = '    <add name="WIC" connectionString="sqlite:///wic.db"/>'
+
+
+def config_with(app_settings: str = "", connection_strings: str = WIC_SQLITE) -> str:
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         "<configuration>\n"
@@ -50,7 +53,8 @@ def load(path: Path, home: Path) -> GlobalConfig:
 def test_realistic_file_with_bom_other_sections_and_case_insensitive_names(tmp_path: Path) -> None:
     config = load(DATA / "realistic-bom.config", tmp_path)
     assert config.max_mails_per_run == 250
-    assert config.warnings == ()
+    (warning,) = config.warnings  # no Encrypt=: .NET's default, no encryption
+    assert "Encrypt=yes;TrustServerCertificate=no" in warning and "line 14" in warning
     assert isinstance(config.database, OdbcTarget)
     assert config.database.dialect == "mssql"
     assert config.database.connection_string.reveal() == (
@@ -91,6 +95,7 @@ def test_encodings(tmp_path: Path, encoding: str, declaration: str | None, bom: 
     body = (
         decl
         + '<configuration><appSettings><add key="WicBoxMaxMailsPerRun" value="77"/></appSettings>'
+        + '<connectionStrings><add name="WIC" connectionString="sqlite:///wic.db"/></connectionStrings>'
         + "</configuration>"
     )
     config = load(write_config(tmp_path, body, encoding=encoding, bom=bom), tmp_path)
@@ -119,17 +124,18 @@ def test_config_source_must_be_relative(tmp_path: Path) -> None:
     path = write_config(
         tmp_path, f'<configuration><appSettings configSource="{tmp_path / "x.config"}"/></configuration>'
     )
-    with pytest.raises(ConfigFileError, match="relative"):
+    with pytest.raises(ConfigFileError, match="inside the configuration file's folder"):
         load(path, tmp_path)
 
 
-def test_missing_connection_string_means_embedded_database_with_a_warning(tmp_path: Path) -> None:
-    config = load(DATA / "no-connection-string.config", tmp_path)
-    assert config.database == SqliteTarget(tmp_path / "wicbox.db", embedded=True)
-    assert config.max_mails_per_run == 100
-    assert len(config.warnings) == 1
-    assert '"WIC"' in config.warnings[0]
-    assert str(DATA / "no-connection-string.config") in config.warnings[0]
+def test_a_config_file_without_the_wic_connection_string_is_a_configuration_error(tmp_path: Path) -> None:
+    # Attack: a task named with --config files into a per-user database nobody reads. Refused instead.
+    with pytest.raises(ConfigFileError) as caught:
+        load(DATA / "no-connection-string.config", tmp_path)
+    assert caught.value.exit_code is ExitCode.CONFIGURATION
+    assert '"WIC"' in str(caught.value)
+    assert str(DATA / "no-connection-string.config") in str(caught.value)
+    assert not (tmp_path / "wicbox.db").exists()
 
 
 def test_embedded_default_config(tmp_path: Path) -> None:
@@ -189,20 +195,24 @@ def test_invalid_cap_names_key_file_line_and_range(tmp_path: Path, value: str) -
         ('<add name="WIC" connectionString="sqlite:///wic.db"/>', "relative"),
         ('<add name="wIc" connectionString="sqlite:///wic.db"/>', "relative"),
         ('<add name="WIC" connectionString="sqlite:////var/lib/wic.db"/>', "absolute"),
-        ('<add name="WIC" connectionString="sqlite:///x.db"/><remove name="WIC"/>', "embedded"),
+        ('<add name="WIC" connectionString="sqlite:///x.db"/><remove name="WIC"/>', "refused"),
         (
             '<add name="WIC" connectionString="sqlite:///x.db"/><clear/><add name="WIC" connectionString="sqlite:///wic.db"/>',
             "relative",
         ),
-        ('<add name="WICOld" connectionString="sqlite:///old.db"/>', "embedded"),
+        ('<add name="WICOld" connectionString="sqlite:///old.db"/>', "refused"),
     ],
 )
 def test_connection_string_selection(tmp_path: Path, connection_strings: str, expected: str) -> None:
-    config = load(write_config(tmp_path, config_with(connection_strings=connection_strings)), tmp_path)
+    path = write_config(tmp_path, config_with(connection_strings=connection_strings))
+    if expected == "refused":
+        with pytest.raises(ConfigFileError, match='no connection string named "WIC"'):
+            load(path, tmp_path)
+        return
+    config = load(path, tmp_path)
     wanted = {
         "relative": SqliteTarget(tmp_path / "wic.db"),
         "absolute": SqliteTarget(Path("/var/lib/wic.db")),
-        "embedded": SqliteTarget(tmp_path / "wicbox.db", embedded=True),
     }[expected]
     assert config.database == wanted
 
@@ -408,3 +418,95 @@ def test_location_is_shown_readably(places: dict[str, Path]) -> None:
     assert f"{location.source}" == "next to the executable"
     assert location.describe() == f"{path} (from next to the executable)"
     assert "embedded" in ConfigLocation(None, ConfigSource.EMBEDDED).describe()
+
+
+# --------------------------------------------------------------------------- attacks on the file
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "../outside.config",
+        "sub/../../outside.config",
+        "..\\outside.config",
+        "/etc/outside.config",
+        "C:\\x.config",
+    ],
+)
+def test_config_source_cannot_leave_the_folder(tmp_path: Path, source: str) -> None:
+    # Attack: configSource points at a connection string file of someone else's choosing.
+    folder = tmp_path / "wic"
+    folder.mkdir()
+    (folder / "sub").mkdir()
+    (tmp_path / "outside.config").write_text(
+        '<connectionStrings><add name="WIC" connectionString="sqlite:///evil.db"/></connectionStrings>'
+    )
+    path = write_config(
+        folder, f'<configuration><connectionStrings configSource="{source}"/></configuration>'
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        load(path, tmp_path)
+    assert caught.value.exit_code is ExitCode.CONFIGURATION
+    assert "inside the configuration file's folder" in str(caught.value)
+
+
+def test_config_source_cannot_follow_a_link_out_of_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "wic"
+    folder.mkdir()
+    outside = tmp_path / "outside.config"
+    outside.write_text(
+        '<connectionStrings><add name="WIC" connectionString="sqlite:///evil.db"/></connectionStrings>'
+    )
+    (folder / "cs.config").symlink_to(outside)
+    path = write_config(
+        folder, '<configuration><connectionStrings configSource="cs.config"/></configuration>'
+    )
+    with pytest.raises(ConfigFileError, match="no link that leads out"):
+        load(path, tmp_path)
+
+
+def test_config_source_inside_the_folder_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "cs.config").write_text(
+        '<connectionStrings><add name="WIC" connectionString="sqlite:///in.db"/></connectionStrings>'
+    )
+    path = write_config(
+        tmp_path, '<configuration><connectionStrings configSource="sub/cs.config"/></configuration>'
+    )
+    assert load(path, tmp_path).database == SqliteTarget(tmp_path / "sub" / "in.db")
+
+
+PROTECTED = """<configuration>
+  <connectionStrings configProtectionProvider="DataProtectionConfigurationProvider">
+    <EncryptedData><CipherData><CipherValue>AQAAANCMnd8BFdERjHoAwE/Cl+sBAAAA</CipherValue></CipherData></EncryptedData>
+  </connectionStrings>
+</configuration>"""
+
+
+def test_a_protected_connection_string_is_a_configuration_error_not_the_embedded_database(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load(write_config(tmp_path, PROTECTED), tmp_path)
+    assert caught.value.exit_code is ExitCode.CONFIGURATION
+    assert caught.value.line == 2
+    assert "configProtectionProvider" in str(caught.value)
+    assert "AQAAANCMnd8" not in str(caught.value)
+
+
+def test_allowed_hosts_and_ca_bundle_come_from_app_settings(tmp_path: Path) -> None:
+    settings = (
+        '<add key="WicBoxAllowedHosts" value=" IMAP.Example.org ; 127.0.0.5;;[::1] "/>'
+        '<add key="WicBoxCaBundle" value="certs\\ca.pem"/>'
+    )
+    config = load(write_config(tmp_path, config_with(app_settings=settings)), tmp_path)
+    assert config.endpoints.allowed_hosts == frozenset({"imap.example.org", "127.0.0.5", "::1"})
+    assert config.endpoints.ca_bundle == tmp_path / "certs\\ca.pem"
+
+
+@pytest.mark.parametrize("entry", ["*.example.org", "imap.example.org.", "https://x.example", "x:993", "u@x"])
+def test_allowed_hosts_refuses_what_is_not_a_plain_host(tmp_path: Path, entry: str) -> None:
+    settings = f'<add key="WicBoxAllowedHosts" value="ok.example;{entry}"/>'
+    with pytest.raises(ConfigFileError, match="WicBoxAllowedHosts") as caught:
+        load(write_config(tmp_path, config_with(app_settings=settings)), tmp_path)
+    assert caught.value.exit_code is ExitCode.CONFIGURATION

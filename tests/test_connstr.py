@@ -12,6 +12,7 @@ from wicbox_bridge.config.connstr import (
     odbc_quote,
     odbc_server,
     parse_connection_string,
+    secret_values,
     tokenize,
 )
 from wicbox_bridge.config.dbtarget import OdbcTarget, SqliteTarget
@@ -434,11 +435,56 @@ def test_refused_strings_explain_and_never_show_the_password(text: str, expected
     assert_no_leak(message, repr(caught.value), str(caught.value.fix))
 
 
-def test_a_bad_value_of_a_non_secret_keyword_is_shown() -> None:
+def test_a_bad_value_is_named_by_its_keyword_only() -> None:
     with pytest.raises(ConfigurationError) as caught:
         odbc(f"Data Source=sql01;User ID=wic;Password={FAKE_PASSWORD};Integrated Security=maybe")
-    assert "'Integrated Security' (value 'maybe'): is not a boolean" in str(caught.value)
+    assert "'Integrated Security': its value is not a boolean" in str(caught.value)
+    assert "maybe" not in str(caught.value)
     assert_no_leak(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Data Source=sql01;User ID=wic;Pasword=Sup3rS3cret!",  # a typo: not known to be a password
+        "Data Source=sql01;User ID=wic;Password=Sup3r;S3cret!",  # an unquoted ';' in a password
+        "Data Source=sql01;User ID=wic;Password=Sup3r;S3cret!=x",
+        "Data Source=Sup3rS3cret!,99999;User ID=wic",
+        "Data Source=sql01;User ID=wic;Encrypt=Sup3rS3cret!",
+        "Data Source=sql01;User ID=wic;Connect Retry Count=Sup3rS3cret!",
+    ],
+)
+def test_no_value_of_any_keyword_is_ever_in_an_error(text: str) -> None:
+    # Attack: a password that reaches an error message is printed by check, run and status, and logged.
+    with pytest.raises(ConfigurationError) as caught:
+        odbc(text)
+    for shown in (str(caught.value), repr(caught.value), caught.value.fix or ""):
+        assert "Sup3r" not in shown and "S3cret" not in shown
+
+
+def test_secret_values_cover_typos_and_split_passwords() -> None:
+    values = secret_values(
+        "Data Source=sql01;User ID=wic;Pasword=Sup3rS3cret!;PWD=Other-pw1;Password=ab;cdef"
+    )
+    assert {"Sup3rS3cret!", "Other-pw1", "ab", "cdef"} <= set(values)
+    assert "sql01" not in values and "wic" not in values
+
+
+@pytest.mark.parametrize(
+    ("text", "unencrypted"),
+    [
+        ("Data Source=sql01;Integrated Security=true", True),  # .NET's default: no
+        ("Data Source=sql01;Integrated Security=true;Encrypt=optional", True),
+        ("Data Source=sql01;Integrated Security=true;Encrypt=False", True),
+        ("Data Source=sql01;Integrated Security=true;Encrypt=yes;TrustServerCertificate=no", False),
+        ("Data Source=sql01;Integrated Security=true;Encrypt=strict", False),
+        ("Driver={ODBC Driver 18 for SQL Server};Server=sql01;Encrypt=no", True),
+        ("Driver={ODBC Driver 18 for SQL Server};Server=sql01", False),  # driver 18: yes by default
+        ("Driver={PostgreSQL Unicode};Server=pg;Encrypt=no", False),  # not SQL Server
+    ],
+)
+def test_unencrypted_sql_server_is_flagged(text: str, unencrypted: bool) -> None:
+    assert odbc(text).unencrypted is unencrypted
 
 
 def test_odbc_detection_is_not_fooled_by_a_quoted_dotnet_password() -> None:

@@ -409,7 +409,7 @@ def test_an_untrusted_certificate_names_the_ca_parameter(
     other_ca = create_loopback_pki(tmp_path / "other").ca_cert
     with pytest.raises(ConnectionFailure) as caught:
         bed.open(tokens, ca_bundle=other_ca)
-    assert f"{names.CA_BUNDLE} is {other_ca}" in str(caught.value)
+    assert f"WicBoxCaBundle is {other_ca}" in str(caught.value)
 
 
 def test_the_proxy_setting_is_honoured(bed: Bed, tokens: RecordingTokens) -> None:

@@ -30,6 +30,7 @@ from wicbox_bridge.adapters.imap_errors import is_token_expired, server_text, th
 from wicbox_bridge.adapters.imap_session import fetch_batches, server_folder, uid_set
 from wicbox_bridge.auth.scopes import EXCHANGE_APPLICATION, IMAP_DELEGATED
 from wicbox_bridge.config import params as names
+from wicbox_bridge.config.endpoints import policy_from
 from wicbox_bridge.config.params import AfterProcess, Endpoint, TlsMode, parse_parameters
 from wicbox_bridge.errors import (
     AuthenticationError,
@@ -273,7 +274,7 @@ def test_untrusted_certificate_names_the_ca_parameter(
     settings = ImapSettings(
         Endpoint(bed.dovecot.host, bed.dovecot.imaps_port, TlsMode.IMPLICIT), ca_bundle=ca
     )
-    with pytest.raises(ConnectionFailure, match=names.CA_BUNDLE) as caught:
+    with pytest.raises(ConnectionFailure, match="WicBoxCaBundle") as caught:
         open_session(bed, tokens, settings)
     assert "certificate could not be verified" in str(caught.value)
     assert isinstance(caught.value.__cause__, OSError)
@@ -658,10 +659,10 @@ def test_settings_from_parameters() -> None:
             names.USERNAME: MAILBOX,
             names.PASSWORD: PASSWORD,
             names.IMAP_HOST: "imap.klant.example:143",
-            names.CA_BUNDLE: '"C:\\Certs\\proxy-ca.pem"',
             names.AFTER_PROCESS: "SEEN",
             names.PROCESSED_FOLDER: "Verwerkt",
-        }
+        },
+        policy_from(["imap.klant.example"], Path("C:\\Certs\\proxy-ca.pem")),
     )
     settings = ImapSettings.from_parameters(parsed.parameters, fetch_batch=150)
     assert settings.endpoint == Endpoint("imap.klant.example", 143, TlsMode.STARTTLS)

@@ -125,7 +125,7 @@ def library_job(room: Sendroom, fake: FakeTime, **settings: object) -> Iterator[
     env = {"WICBOX_HOME": str(wic.cli_runner.home)}
     runtime = Runtime(Invocation(wic.config, env, wic.cli_runner.cwd, wic.cli_runner.cwd), Redactor())
     with wic.store() as store:
-        params = parse_parameters(read_parameters(store)).parameters
+        params = parse_parameters(read_parameters(store), wic.endpoints()).parameters
         accounts = SendingAccounts(params, store)
         with token_service(runtime, params) as service:
             provider_for = provider_factory(service, params)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from wicbox_bridge.config.endpoints import EndpointPolicy, policy_from
 from wicbox_bridge.config.params import (
     PARAMETER_SPECS,
     AccountMode,
@@ -65,15 +66,19 @@ def assert_no_secret(*texts: str) -> None:
             assert secret not in text, f"a secret leaked into: {text}"
 
 
-def parse_ok(raw: dict[str, str | None]) -> ParsedParameters:
-    parsed = parse_parameters(raw)
+# What a WicGlobal.config with WicBoxAllowedHosts naming the customer's and the loopback servers allows.
+LOCAL = policy_from(["imap.klant.example", "smtp.klant.example", "127.0.0.1", "::1", "2001:db8::5"])
+
+
+def parse_ok(raw: dict[str, str | None], policy: EndpointPolicy | None = None) -> ParsedParameters:
+    parsed = parse_parameters(raw, policy)
     assert_no_secret(repr(parsed), str(parsed), *parsed.warnings)
     return parsed
 
 
-def parse_error(raw: dict[str, str | None]) -> ParameterError:
+def parse_error(raw: dict[str, str | None], policy: EndpointPolicy | None = None) -> ParameterError:
     with pytest.raises(ParameterError) as caught:
-        parse_parameters(raw)
+        parse_parameters(raw, policy)
     error = caught.value
     assert_no_secret(str(error), repr(error), error.fix or "", error.message)
     assert error.exit_code is ExitCode.CONFIGURATION
@@ -537,7 +542,7 @@ def test_basic_needs_no_app_registration() -> None:
 )
 def test_imap_endpoint(host: str | None, tls: str | None, expected: Endpoint) -> None:
     raw = with_(DELEGATED, WICBOX_MAILCLIENT_IMAPHOST=host, WICBOX_MAILCLIENT_IMAPTLS=tls)
-    assert parse_ok(raw).parameters.imap == expected
+    assert parse_ok(raw, LOCAL).parameters.imap == expected
 
 
 @pytest.mark.parametrize(
@@ -554,7 +559,7 @@ def test_imap_endpoint(host: str | None, tls: str | None, expected: Endpoint) ->
 )
 def test_smtp_endpoint(host: str | None, tls: str | None, expected: Endpoint) -> None:
     raw = with_(DELEGATED, WICBOX_MAILCLIENT_SMTPHOST=host, WICBOX_MAILCLIENT_SMTPTLS=tls)
-    assert parse_ok(raw).parameters.smtp == expected
+    assert parse_ok(raw, LOCAL).parameters.smtp == expected
 
 
 @pytest.mark.parametrize(
@@ -611,7 +616,7 @@ def test_host_with_credentials_is_not_echoed() -> None:
     ],
 )
 def test_https_addresses(name: str, value: str | None, expected: str) -> None:
-    p = parse_ok(with_(DELEGATED, **{name: value})).parameters
+    p = parse_ok(with_(DELEGATED, **{name: value}), LOCAL).parameters
     assert (p.authority_host if "AUTHORITY" in name else p.graph_url) == expected
 
 
@@ -704,17 +709,19 @@ def test_protocol(value: str, protocol: MailProtocol) -> None:
     assert parse_ok(with_(DELEGATED, WICBOX_MAILCLIENT_PROTOCOL=value)).parameters.protocol is protocol
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        (r"C:\WIC\certs\proxy-ca.pem", Path(r"C:\WIC\certs\proxy-ca.pem")),
-        ('"C:\\WIC\\ca.pem"', Path("C:\\WIC\\ca.pem")),
-        ("/etc/ssl/proxy.pem", Path("/etc/ssl/proxy.pem")),
-    ],
-)
-def test_ca_bundle(value: str | None, expected: Path | None) -> None:
-    assert parse_ok(with_(DELEGATED, WICBOX_MAILCLIENT_CABUNDLE=value)).parameters.ca_bundle == expected
+@pytest.mark.parametrize("machine", [None, Path(r"C:\WIC\certs\proxy-ca.pem")])
+@pytest.mark.parametrize("value", [r"C:\Users\attacker\ca.pem", "/tmp/evil-ca.pem"])
+def test_a_ca_bundle_in_the_database_is_ignored_with_a_warning(value: str, machine: Path | None) -> None:
+    # Attack: a database writer names a CA of their own, so that their server's certificate is trusted.
+    parsed = parse_ok(with_(DELEGATED, WICBOX_MAILCLIENT_CABUNDLE=value), EndpointPolicy(ca_bundle=machine))
+    assert parsed.parameters.ca_bundle == machine
+    assert any("WICBOX_MAILCLIENT_CABUNDLE" in w and "WicBoxCaBundle" in w for w in parsed.warnings)
+
+
+def test_the_ca_bundle_comes_from_the_machine() -> None:
+    parsed = parse_ok(DELEGATED, EndpointPolicy(ca_bundle=Path("/etc/ssl/proxy.pem")))
+    assert parsed.parameters.ca_bundle == Path("/etc/ssl/proxy.pem")
+    assert not [w for w in parsed.warnings if "CABUNDLE" in w]
 
 
 def test_scope_is_kept_as_text() -> None:
@@ -758,7 +765,8 @@ def test_registry_is_complete_and_consistent() -> None:
     for spec in PARAMETER_SPECS:
         assert spec.description and "\n" not in spec.description
         assert spec.secret is is_secret_parameter(spec.name)
-        assert spec.legacy is (spec.name.upper() in ("WICBOXUSERNAME", "WICBOXPASSWORD", "ACCOUNTMODE"))
+        legacy = ("WICBOXUSERNAME", "WICBOXPASSWORD", "ACCOUNTMODE", "WICBOX_MAILCLIENT_CABUNDLE")
+        assert spec.legacy is (spec.name.upper() in legacy)
         if spec.default is not None:
             validate_value(spec.name, spec.default)  # every default passes its own check
         if spec.example and not spec.secret and not spec.example.startswith("("):

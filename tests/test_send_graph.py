@@ -247,7 +247,7 @@ def test_when_both_routes_refuse_the_error_names_both_fixes_and_nothing_is_remem
 def test_graph_finds_a_sent_mail_by_its_message_id(graph_sendroom: GraphSendroom, tmp_path: Path) -> None:
     wic = graph_sendroom.room.room.wic
     with wic.store() as store:
-        params = parse_parameters(read_parameters(store)).parameters
+        params = parse_parameters(read_parameters(store), wic.endpoints()).parameters
     tokens = TokenService.from_parameters(params, tmp_path / "cache.bin", encrypt_cache=False)
     assert params.client_secret is not None
     provider = tokens.application((GRAPH_APPLICATION,), params.client_secret)

@@ -85,7 +85,7 @@ class Direct:
 @pytest.fixture
 def direct(graph_sendroom: GraphSendroom, tmp_path: Path) -> Direct:
     with graph_sendroom.room.room.wic.store() as store:
-        params = parse_parameters(read_parameters(store)).parameters
+        params = parse_parameters(read_parameters(store), graph_sendroom.room.room.wic.endpoints()).parameters
     assert params.client_secret is not None
     service = TokenService.from_parameters(params, tmp_path / "cache.bin", encrypt_cache=False)
     provider = service.application((GRAPH_APPLICATION,), params.client_secret)

@@ -240,7 +240,7 @@ def _smtp_check(sendroom: Sendroom, *, in_use: bool) -> list[tuple[CheckStatus, 
     env = {"WICBOX_HOME": str(wic.cli_runner.home)}
     runtime = Runtime(Invocation(wic.config, env, wic.cli_runner.cwd, wic.cli_runner.cwd), Redactor())
     with wic.store() as store:
-        params = parse_parameters(read_parameters(store)).parameters
+        params = parse_parameters(read_parameters(store), wic.endpoints()).parameters
     with token_service(runtime, params) as service:
         probe = smtp_login_probe(params, provider_factory(service, params))
         results = list(smtp_checks([global_account(params)], probe, sending_in_use=in_use))

@@ -334,7 +334,7 @@ def test_untrusted_certificate_names_the_ca_bundle(bed: Bed, tmp_path: Path) -> 
         with pytest.raises(ConnectionFailure) as failed:
             SmtpSender(settings, bed.delegated()).verify_login()
         assert "certificate could not be verified" in failed.value.message
-        assert "WICBOX_MAILCLIENT_CABUNDLE" in str(failed.value)
+        assert "WicBoxCaBundle" in str(failed.value)
     assert bed.smtp.auth_verdicts() == []
 
 

@@ -727,17 +727,17 @@ def test_tls_failure_names_the_ca_setting(bed: Bed, monkeypatch: pytest.MonkeyPa
     without_ca = dataclasses.replace(bed.platform, ca_bundle=None)
     with pytest.raises(ConnectionFailure) as caught:
         delegated(without_ca, bed.cache_path, bed.user)()
-    assert "WICBOX_MAILCLIENT_CABUNDLE" in str(caught.value)
+    assert "WicBoxCaBundle" in str(caught.value)
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     assert caught.value.exit_code is ExitCode.CONNECTION
     foreign_ca = create_loopback_pki(tmp_path / "other-pki").ca_cert
-    with pytest.raises(ConnectionFailure, match=r"WICBOX_MAILCLIENT_CABUNDLE is .*ca\.pem"):
+    with pytest.raises(ConnectionFailure, match=r"WicBoxCaBundle is .*ca\.pem"):
         delegated(dataclasses.replace(bed.platform, ca_bundle=foreign_ca), bed.cache_path, bed.user)()
 
 
 def test_missing_ca_bundle_file_is_a_parameter_error(bed: Bed, tmp_path: Path) -> None:
     missing = dataclasses.replace(bed.platform, ca_bundle=tmp_path / "missing.pem")
-    with pytest.raises(ParameterError, match="WICBOX_MAILCLIENT_CABUNDLE"):
+    with pytest.raises(ParameterError, match="WicBoxCaBundle"):
         delegated(missing, bed.cache_path, bed.user)()
 
 

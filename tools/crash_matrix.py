@@ -72,7 +72,17 @@ class MatrixBed:
         for folder in (home, work):
             folder.mkdir(parents=True)
         connection, target = self.database(kind, name)
-        config = write_config(directory / "WicGlobal.config", connection)
+        bed = self.bed
+        config = write_config(
+            directory / "WicGlobal.config",
+            connection,
+            allowed_hosts=(
+                bed.dovecot.host,
+                bed.smtp.host,
+                bed.graph.host,
+            ),  # the identity emulator shares it
+            ca_bundle=bed.pki.ca_cert,
+        )
         with open_store(target) as store:
             init_schema(store)
         return Installation(config, target, home, work)

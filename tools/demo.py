@@ -3,7 +3,9 @@
 Starts a local sandbox on a loopback address of its own (an emulator of the Microsoft identity
 platform, a Dovecot IMAP server and an SMTP submission server that check OAuth2 tokens like
 Exchange Online), puts a few mails for two projects in the global mailbox, and then drives the
-real ``wicbox`` command against the embedded SQLite default database: ``db init``, ``params set``,
+real ``wicbox`` command against a SQLite database that a WicGlobal.config in the working directory
+names (it also names the sandbox's servers in WicBoxAllowedHosts and its CA in WicBoxCaBundle, as an
+administrator does for servers other than Microsoft's): ``db init``, ``params set``,
 ``check``, ``send-test`` (a test mail to the global mailbox itself), ``run``. It prints what was
 filed and where, and each mail's line in the log file. Everything lives in a temporary directory
 that is removed at the end (keep it with ``--keep``).
@@ -29,8 +31,9 @@ from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.mailbed import start_mail_bed
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import SmtpServer
+from tools.testbed.wic_config import write_config
 from wicbox_bridge.config.dbtarget import SqliteTarget
-from wicbox_bridge.config.paths import embedded_database_path, machine_state_dir_for
+from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.logs.logfile import LOG_FILE_NAME, default_log_directory
 from wicbox_bridge.store import open_store
 
@@ -90,7 +93,6 @@ def parameters(box: Sandbox) -> Sequence[tuple[str, str]]:
         ("WICBOX_MAILCLIENT_USERNAME", directory.mailbox.upn),
         ("WICBOX_MAILCLIENT_PASSWORD", directory.mailbox.password),
         ("WICBOX_MAILCLIENT_AUTHORITYHOST", box.idp.base_url),
-        ("WICBOX_MAILCLIENT_CABUNDLE", str(box.pki.ca_cert)),
         ("WICBOX_MAILCLIENT_IMAPHOST", f"{box.dovecot.host}:{box.dovecot.imaps_port}"),
         ("WICBOX_MAILCLIENT_IMAPTLS", "IMPLICIT"),
         ("WICBOX_MAILCLIENT_SMTPHOST", f"{box.smtp.host}:{box.smtp.starttls_port}"),
@@ -131,9 +133,9 @@ def show_received(box: Sandbox) -> None:
         )
 
 
-def show_log(home: Path) -> None:
+def show_log(home: Path, config: Path) -> None:
     """Each mail's line in the log file (the file also has each command's and run's start and end)."""
-    path = default_log_directory(machine_state_dir_for(None, {"WICBOX_HOME": str(home)})) / LOG_FILE_NAME
+    path = default_log_directory(machine_state_dir_for(config, {"WICBOX_HOME": str(home)})) / LOG_FILE_NAME
     print(f"\nThe log file is {path}; one line per mail:")
     for line in path.read_text(encoding="utf-8").splitlines():
         if " wicbox.mail: " in line:
@@ -173,9 +175,16 @@ def _tour(box: Sandbox, workdir: Path) -> int:
             append_message(client, "INBOX", raw)
     print(f"Delivered {len(demo_mails())} mails to {mailbox}.")
     cwd = workdir
+    database = workdir / "wic.db"
+    config = write_config(
+        workdir / "WicGlobal.config",
+        f"sqlite:///{database}",
+        allowed_hosts=(box.dovecot.host, box.smtp.host),  # the identity emulator shares the address
+        ca_bundle=box.pki.ca_cert,
+    )
     if wicbox(env, cwd, "db", "init"):
         return 1
-    add_projects(embedded_database_path({"WICBOX_HOME": str(home)}))
+    add_projects(database)
     for name, value in parameters(box):
         if name == "WICBOX_MAILCLIENT_PASSWORD":
             code = subprocess.run(
@@ -196,8 +205,8 @@ def _tour(box: Sandbox, workdir: Path) -> int:
     code = wicbox(env, cwd, "send-test", "--to", mailbox, "--subject", TEST_MAIL_SUBJECT)
     show_received(box)
     code = wicbox(env, cwd, "run") or code
-    show_filed(embedded_database_path({"WICBOX_HOME": str(home)}))
-    show_log(home)
+    show_filed(database)
+    show_log(home, config)
     return code
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from pathlib import Path
 
 import click
@@ -25,6 +26,7 @@ from wicbox_bridge.commands.signin import signin_command
 from wicbox_bridge.commands.status import status_command
 from wicbox_bridge.commands.token import token_command
 from wicbox_bridge.errors import BridgeError, ExitCode
+from wicbox_bridge.logs.escape import escape_controls
 from wicbox_bridge.logs.redact import Redactor
 from wicbox_bridge.logs.setup import (
     DEFAULT_FILE_LEVEL,
@@ -33,6 +35,7 @@ from wicbox_bridge.logs.setup import (
     LOGGER_NAME,
     LogSettings,
     configure_logging,
+    install_exception_hooks,
 )
 from wicbox_bridge.runtime import Invocation, Runtime
 
@@ -59,16 +62,33 @@ class WicboxGroup(click.Group):
             ctx.exit(int(error.exit_code))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except Exception:
+        except Exception as unexpected:
+            # Never Python's own traceback on the terminal: it would show secrets unredacted.
             log.critical("wicbox stopped on an unexpected error", exc_info=True, extra=FILE_ONLY)
-            raise
+            runtime = ctx.find_object(Runtime)
+            redactor = runtime.redactor if runtime is not None else Redactor()
+            report_unexpected(unexpected, redactor)
+            _log_end(ctx, int(ExitCode.PARTIAL))
+            ctx.exit(int(ExitCode.PARTIAL))
 
 
 def report_error(error: BridgeError) -> None:
     """One clear message on stderr: what is wrong, then the fix."""
-    click.echo(f"wicbox: error: {error.message}", err=True)
+    click.echo(f"wicbox: error: {escape_controls(error.message)}", err=True)
     if error.fix:
-        click.echo(f"wicbox: fix: {error.fix}", err=True)
+        click.echo(f"wicbox: fix: {escape_controls(error.fix)}", err=True)
+
+
+def report_unexpected(error: BaseException, redactor: Redactor) -> None:
+    """An error the project did not foresee: its traceback, redacted and escaped, and what to do."""
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    click.echo(escape_controls(redactor.redact(trace), keep_newlines=True).rstrip("\n"), err=True)
+    click.echo(
+        "wicbox: error: wicbox stopped on an unexpected error (the traceback above, secrets masked)", err=True
+    )
+    click.echo(
+        "wicbox: fix: report it to the vendor with the log file (`wicbox check` shows where)", err=True
+    )
 
 
 @click.group(
@@ -115,9 +135,10 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_level: s
     """
     redactor = Redactor()
     runtime = Runtime(Invocation.from_process(config_path, os.environ), redactor)
+    ctx.obj = runtime
     settings = LogSettings(verbose, FILE_LEVELS[log_level.lower()], runtime.log_file)
     ctx.call_on_close(configure_logging(settings, redactor).close)
-    ctx.obj = runtime
+    ctx.call_on_close(install_exception_hooks())
     log.info(
         "wicbox %s started: wicbox-bridge %s, configuration: %s",
         ctx.invoked_subcommand or "run",

@@ -65,7 +65,7 @@ class Runtime:
     def config(self) -> GlobalConfig:
         if self.location.path is None:
             return embedded_default_config(env=self.invocation.env)
-        return load_global_config(self.location.path, env=self.invocation.env)
+        return load_global_config(self.location.path, env=self.invocation.env, redact=self.redactor.register)
 
     @property
     def state_dir(self) -> Path:
@@ -103,4 +103,4 @@ class Runtime:
         require_schema(store)
         raw = read_parameters(store)
         self.redactor.register(value for name, value in raw.items() if is_secret_parameter(name))
-        return parse_parameters(raw)
+        return parse_parameters(raw, self.config.endpoints)

@@ -16,6 +16,8 @@ from tools.testbed.dovecot import DovecotServer, StoredMessage, append_message
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki
 from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.endpoints import EndpointPolicy
+from wicbox_bridge.config.wicglobal import load_global_config
 from wicbox_bridge.store import DbApiStore, init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
 
@@ -39,6 +41,10 @@ class WicInstallation:
 
     def store(self) -> DbApiStore:
         return open_store(self.target)
+
+    def endpoints(self) -> EndpointPolicy:
+        """The servers and the CA its WicGlobal.config allows (for tests that parse the parameters)."""
+        return load_global_config(self.config, env={"WICBOX_HOME": str(self.cli_runner.home)}).endpoints
 
     def set_params(self, values: Mapping[str, str | None]) -> None:
         with self.store() as store:
@@ -77,7 +83,6 @@ def delegated_parameters(
         "WICBOX_MAILCLIENT_USERNAME": directory.mailbox.upn,
         "WICBOX_MAILCLIENT_PASSWORD": directory.mailbox.password,
         "WICBOX_MAILCLIENT_AUTHORITYHOST": idp.base_url,
-        "WICBOX_MAILCLIENT_CABUNDLE": str(pki.ca_cert),
         # Never the production hosts: a closed loopback port until a test points them at a server.
         "WICBOX_MAILCLIENT_IMAPHOST": "127.0.0.1:9",
         "WICBOX_MAILCLIENT_IMAPTLS": "IMPLICIT",
@@ -103,6 +108,11 @@ def application_parameters(
     return values
 
 
+def loopback_hosts(testbed_ip: str) -> tuple[str, ...]:
+    """The test bed's servers (its own loopback address) and 127.0.0.1 (the closed port 9)."""
+    return (testbed_ip, "127.0.0.1")
+
+
 @pytest.fixture
 def wic_backend() -> str:
     """The database of the `wic` fixture; override with @pytest.mark.parametrize("wic_backend", BACKENDS)."""
@@ -125,14 +135,24 @@ def wic(
     idp_clean: IdentityPlatformEmulator,
     idp_directory: SeededDirectory,
     loopback_pki: LoopbackPki,
+    testbed_ip: str,
 ) -> Iterator[WicInstallation]:
-    """A WIC installation with the schema and delegated SINGLE-mode parameters (SQLite by default)."""
+    """A WIC installation with the schema and delegated SINGLE-mode parameters (SQLite by default).
+
+    Its WicGlobal.config allows the test bed's loopback servers (WicBoxAllowedHosts) and trusts the
+    test bed's CA (WicBoxCaBundle), as an administrator's would for a server of their own.
+    """
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir()
     work.mkdir()
     connection, target = _database(request, wic_backend, tmp_path)
-    config = write_config(tmp_path / "WicGlobal.config", connection)
+    config = write_config(
+        tmp_path / "WicGlobal.config",
+        connection,
+        allowed_hosts=loopback_hosts(testbed_ip),
+        ca_bundle=loopback_pki.ca_cert,
+    )
     installation = WicInstallation(config, target, WicboxCli(home=home, cwd=work), idp_directory)
     with installation.store() as store:
         init_schema(store)

@@ -20,11 +20,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from tools.bench.bench_bed import BenchBed, inbox_count, restore_inbox
 from tools.bench.measure import ChildRun, run_child
 from tools.testbed.postgres import PostgresServer
+from tools.testbed.wic_config import write_config as write_wic_config
 from wicbox_bridge.config.dbtarget import OdbcTarget
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.store import init_schema, open_store
@@ -113,21 +113,20 @@ def wicman_parameters(bed: BenchBed) -> dict[str, str | None]:
         "WICBOX_MAILCLIENT_USERNAME": directory.mailbox.upn,
         "WICBOX_MAILCLIENT_PASSWORD": directory.mailbox.password,
         "WICBOX_MAILCLIENT_AUTHORITYHOST": bed.idp.base_url,
-        "WICBOX_MAILCLIENT_CABUNDLE": str(bed.pki.ca_cert),
         "WICBOX_MAILCLIENT_IMAPHOST": f"{bed.imap_host}:{bed.imaps_port}",
         "WICBOX_MAILCLIENT_IMAPTLS": "IMPLICIT",
     }
 
 
-def write_config(path: Path, connection_string: str, max_mails: int) -> None:
-    """WicGlobal.config as KPD deploys it: the WIC connection string and the per-run cap."""
-    path.write_text(
-        '<?xml version="1.0" encoding="utf-8"?>\n<configuration>\n'
-        f'<connectionStrings><add name="WIC" connectionString={quoteattr(connection_string)} '
-        'providerName="System.Data.SqlClient"/></connectionStrings>\n'
-        f'<appSettings><add key="WicBoxMaxMailsPerRun" value="{max_mails}"/></appSettings>\n'
-        "</configuration>\n",
-        encoding="utf-8",
+def write_config(path: Path, connection_string: str, max_mails: int, bed: BenchBed) -> None:
+    """WicGlobal.config as KPD deploys it (the WIC connection string and the per-run cap), naming the
+    bed's loopback servers (WicBoxAllowedHosts, its Graph emulator shares the address) and its CA."""
+    write_wic_config(
+        path,
+        connection_string,
+        max_mails=str(max_mails),
+        allowed_hosts=(bed.imap_host,),
+        ca_bundle=bed.pki.ca_cert,
     )
 
 
@@ -144,7 +143,7 @@ def prepare_database(bed: BenchBed, install: WicboxInstall, max_mails: int) -> s
         init_schema(store)
         for parameter, value in wicman_parameters(bed).items():
             set_parameter(store, parameter, value)
-    write_config(install.config, bed.postgres.connection_string(name), max_mails)
+    write_config(install.config, bed.postgres.connection_string(name), max_mails, bed)
     return name
 
 

@@ -104,7 +104,6 @@ def _parameters(bed: CrashBed, route: Route, app: CrashApp) -> dict[str, str | N
         "WICBOX_MAILCLIENT_TENANTID": bed.directory.tenant_id,
         "WICBOX_MAILCLIENT_USERNAME": bed.directory.mailbox.upn,
         "WICBOX_MAILCLIENT_AUTHORITYHOST": bed.idp.base_url,
-        "WICBOX_MAILCLIENT_CABUNDLE": str(bed.pki.ca_cert),
         "WICBOX_MAILCLIENT_SCOPE": EXCHANGE_APP_SCOPE if route is Route.SMTP else GRAPH_SCOPE,
         "WICBOX_MAILCLIENT_IMAPHOST": f"{bed.dovecot.host}:{bed.dovecot.imaps_port}",
         "WICBOX_MAILCLIENT_IMAPTLS": "IMPLICIT",

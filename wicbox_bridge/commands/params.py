@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from wicbox_bridge.commands import pass_runtime
-from wicbox_bridge.config.params import PARAMETER_SPECS, find_spec, is_secret_parameter, validate_value
+from wicbox_bridge.config.params import (
+    PARAMETER_SPECS,
+    canonical_name,
+    find_spec,
+    is_secret_parameter,
+    validate_value,
+)
+from wicbox_bridge.errors import ConfigurationError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import mask
 from wicbox_bridge.store.parameters import get_parameter, read_parameters, set_parameter
@@ -99,17 +108,37 @@ def params_get(runtime: Runtime, name: str) -> int:
     is_flag=True,
     help="Ask for the value without echoing it (use this for passwords and secrets).",
 )
+@click.option(
+    "--stdin",
+    "stdin_value",
+    is_flag=True,
+    help="Read the value from the first line of standard input (for scripts; nothing is echoed).",
+)
 @click.option("--clear", is_flag=True, help="Set the parameter to empty (NULL).")
 @pass_runtime
-def params_set(runtime: Runtime, name: str, value: str | None, prompt_value: bool, clear: bool) -> int:
+def params_set(
+    runtime: Runtime, name: str, value: str | None, *, prompt_value: bool, stdin_value: bool, clear: bool
+) -> int:
     """Set parameter NAME to VALUE (NAME matched case-insensitively; created when missing).
 
-    Give exactly one of VALUE, --prompt or --clear. A value that cannot work (a typo in a choice,
-    a malformed GUID, host or URL) is refused before anything is stored.
+    Give exactly one of VALUE, --prompt, --stdin or --clear. A password or secret is never taken as
+    VALUE (the command line lands in the shell history and in process lists): use --prompt or --stdin.
+    A value that cannot work (a typo in a choice, a malformed GUID, host or URL) is refused before
+    anything is stored.
     """
-    given = sum([value is not None, prompt_value, clear])
+    given = sum([value is not None, prompt_value, stdin_value, clear])
     if given != 1:
-        raise click.UsageError("give exactly one of: VALUE, --prompt or --clear")
+        raise click.UsageError("give exactly one of: VALUE, --prompt, --stdin or --clear")
+    if value is not None and is_secret_parameter(name):
+        raise ConfigurationError(
+            f"{canonical_name(name)} is a secret and is not taken from the command line: it would stay in "
+            "the shell history and be visible in the process list (nothing was stored)",
+            fix=f"run `wicbox params set {canonical_name(name)} --prompt` (asked twice, not shown), or "
+            "pass it on standard input with --stdin; and remove the line from the shell history",
+        )
+    if stdin_value:
+        line = sys.stdin.readline()
+        value = line.rstrip("\r\n")
     if prompt_value:
         value = click.prompt(name, hide_input=True, confirmation_prompt=True)
     if value is not None:

@@ -69,7 +69,9 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
     )
     with runtime.open_store() as store:
         require_schema(store)
-        report = gather_status(store, now=dt.datetime.now(dt.timezone.utc), options=options)
+        report = gather_status(
+            store, now=dt.datetime.now(dt.timezone.utc), options=options, policy=runtime.config.endpoints
+        )
         held = rows_with_status(store, OutboxStatus.UNKNOWN)
         relayed = relay_summary(store, dt.datetime.now(dt.timezone.utc) - RELAY_WINDOW)
     result = verdict(report, options)

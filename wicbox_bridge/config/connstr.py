@@ -9,7 +9,10 @@ Three forms are accepted:
   uses, translated into an ODBC string for the best SQL Server ODBC driver installed.
 
 The installed ODBC driver names are passed in (``pyodbc.drivers()``), so this module stays pure.
-Nothing here ever puts a password into an exception message, a ``repr`` or a description.
+Nothing here ever puts the value of a keyword into an exception message, a ``repr`` or a
+description: a password that contains ``;`` splits into parts that look like keywords or values of
+their own, and a misspelt ``Pasword=`` is not known to be a password. Errors name the keyword only;
+:func:`secret_values` gives the parts to register for redaction before the string is parsed.
 """
 
 from __future__ import annotations
@@ -90,8 +93,10 @@ def _read_key(text: str, start: int) -> tuple[str, int]:
             break
         key.append(char)
         pos += 1
-    name = "".join(key).strip()
-    raise _syntax_error(f"the part starting at position {start + 1} has no '=' (keyword {name!r})")
+    raise _syntax_error(
+        f"the part starting at position {start + 1} has no '=' (is a ';' in a password not quoted? "
+        "write the value in double quotes)"
+    )
 
 
 def _skip_to_separator(text: str, pos: int, key: str) -> int:
@@ -230,10 +235,13 @@ def _sqlite_target(raw_path: str, base_dir: Path | None) -> SqliteTarget:
 def _odbc_target(text: str) -> OdbcTarget:
     pairs = tokenize(text, ODBC_QUOTES)
     driver = next((p.value for p in reversed(pairs) if p.normalized_key == "driver"), "")
+    dialect = odbc_dialect(driver)
+    encrypt = next((p.value.strip().lower() for p in reversed(pairs) if p.normalized_key == "encrypt"), "")
     return OdbcTarget(
         connection_string=Secret(text),
-        dialect=odbc_dialect(driver),
+        dialect=dialect,
         description=odbc_join(pairs, mask_secrets=True),
+        unencrypted=dialect == "mssql" and encrypt in _UNENCRYPTED,
     )
 
 
@@ -363,6 +371,11 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 _CANONICAL = {synonym: canonical for canonical, synonyms in _SYNONYMS.items() for synonym in synonyms}
 _BOOLEAN_EXTRAS = {"MARS_Connection", "MultiSubnetFailover"}
+# Keywords whose values are never secret (SqlClient's and the ODBC drivers' usual ones).
+_KNOWN = set(_CANONICAL) - {"password", "pwd"} | {"driver", "dsn", "port", "sslmode", "uid", "encrypt"}
+_UNENCRYPTED = {"no", "false", "optional"}
+# SqlClient's keywords are words and spaces; anything else may be a password's piece after a ';'.
+_LOOKS_LIKE_KEYWORD = re.compile(r"^[A-Za-z][A-Za-z ]{0,39}$")
 _INTEGER_EXTRAS = {"ConnectRetryCount", "ConnectRetryInterval"}
 _NETWORK_PREFIXES = {"dbmssocn": "tcp:", "dbnmpntw": "np:", "dbmslpcn": "lpc:"}
 _AUTHENTICATION = {
@@ -377,8 +390,8 @@ _AUTHENTICATION = {
 
 
 def _keyword_error(pair: Pair, problem: str, fix: str) -> ConfigurationError:
-    shown = "" if pair.is_secret else f" (value {pair.value!r})"
-    return ConfigurationError(f"connection string keyword {pair.key!r}{shown}: {problem}", fix=fix)
+    """An error about one keyword: its name only, never its value (which may be a password)."""
+    return ConfigurationError(f"connection string keyword {pair.key!r}: its value {problem}", fix=fix)
 
 
 def _sqlclient_bool(pair: Pair, *, sspi: bool = False) -> bool:
@@ -444,10 +457,11 @@ def _collect(pairs: Sequence[Pair]) -> Translation:
     for pair in pairs:  # later keywords win, as in .NET
         canonical = _CANONICAL.get(pair.normalized_key)
         if canonical is None:
-            raise _keyword_error(
-                pair,
-                "is not a .NET SqlClient keyword wicbox-bridge knows",
-                f"remove it or correct its spelling; {ACCEPTED_FORMS}",
+            named = f"keyword {pair.key!r}" if _LOOKS_LIKE_KEYWORD.match(pair.key) else "a keyword"
+            raise ConfigurationError(
+                f"connection string: {named} is not a .NET SqlClient keyword wicbox-bridge knows (its "
+                "value is not shown: it may be a password, or part of one with an unquoted ';')",
+                fix=f"remove it or correct its spelling; {ACCEPTED_FORMS}",
             )
         if canonical in _HANDLERS:
             found = _HANDLERS[canonical](found, pair)
@@ -481,7 +495,7 @@ def odbc_server(server: str, *, network_prefix: str = "", platform: str = "win32
     name, _, instance = host.partition("\\")
     if not name.strip() or (port and not (port.strip().isdigit() and 0 < int(port) < 65536)):
         raise ConfigurationError(
-            f"connection string: the Data Source {server!r} is not a valid SQL Server address",
+            "connection string: the Data Source is not a valid SQL Server address",
             fix="write host, host\\INSTANCE, host,PORT or tcp:host,PORT (for example tcp:sql01,1433)",
         )
     if platform != "win32" and name.strip().lower() in ("(local)", ".", "(localdb)"):
@@ -555,4 +569,20 @@ def translate_sqlclient(pairs: Sequence[Pair], *, odbc_drivers: Sequence[str], p
         connection_string=Secret(odbc_join(odbc_pairs, mask_secrets=False)),
         dialect="mssql",
         description=odbc_join(odbc_pairs, mask_secrets=True),
+        unencrypted=found.encrypt == "no",
     )
+
+
+def secret_values(text: str) -> list[str]:
+    """What of a connection string may be secret, to register for redaction before it is parsed:
+    the values of password keywords, of keywords wicbox-bridge does not know (a misspelt ``Pasword=``),
+    and every part without ``=`` (the rest of a password with an unquoted ``;``)."""
+    values = [part.strip() for part in text.split(";") if part.strip() and "=" not in part]
+    for quotes in (DOTNET_QUOTES, ODBC_QUOTES):
+        try:
+            pairs = tokenize(text.strip(), quotes)
+        except ConfigurationError:
+            pairs = [Pair(*part.split("=", 1)) for part in text.split(";") if "=" in part]
+        values += [p.value.strip() for p in pairs if p.is_secret or p.normalized_key not in _KNOWN]
+        values += [p.key for p in pairs if not _LOOKS_LIKE_KEYWORD.match(p.key)]
+    return [value for value in dict.fromkeys(values) if value]

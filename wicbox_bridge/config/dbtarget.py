@@ -30,6 +30,7 @@ class OdbcTarget:
     connection_string: Secret
     dialect: OdbcDialect
     description: str
+    unencrypted: bool = False  # SQL Server with Encrypt=no/false/optional (or .NET's default: no)
 
     def describe(self) -> str:
         return f"ODBC ({self.dialect}): {self.description}"

@@ -18,6 +18,19 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from wicbox_bridge.config.endpoints import (
+    ALLOWED_HOSTS_KEY,
+    AUTHORITY_HOSTS,
+    CA_BUNDLE_KEY,
+    GRAPH_HOSTS,
+    HTTPS_PORTS,
+    IMAP_HOSTS,
+    IMAP_PORTS,
+    SMTP_HOSTS,
+    SMTP_PORTS,
+    EndpointPolicy,
+    Service,
+)
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 
@@ -292,9 +305,10 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         CA_BUNDLE,
-        "PEM file of extra CA certificates (corporate TLS inspection)",
+        f"Ignored: a CA bundle is read only from WicGlobal.config (appSettings key {CA_BUNDLE_KEY})",
         None,
-        r"C:\WIC\certs\proxy-ca.pem",
+        "",
+        legacy=True,
     ),
     ParameterSpec(FOLDER, "Folder mail is read from", DEFAULT_FOLDER, DEFAULT_FOLDER),
     ParameterSpec(
@@ -519,7 +533,7 @@ def parse_host_port(name: str, value: str, default_port: int) -> tuple[str, int]
         if not (_HOSTNAME.match(host) or _is_ipv4(host)):
             raise ParameterError(name, f"{shown(value)} is not a valid host name or address", fix=fix)
     port = default_port if port_text is None else _port(name, value, port_text, fix)
-    return host.lower().rstrip("."), port
+    return host.lower(), port
 
 
 def _require_ipv6(name: str, host: str, fix: str) -> None:
@@ -584,6 +598,47 @@ def parse_endpoint(rule: EndpointRule, host_value: str | None, tls_value: str | 
             fix=f"clear {rule.tls_parameter}, or give {rule.host_parameter} the port your server uses",
         )
     return Endpoint(host, port, fixed or explicit or rule.other_ports)
+
+
+AUTHORITY_SERVICE = Service(AUTHORITY_HOST, AUTHORITY_HOSTS, HTTPS_PORTS)
+IMAP_SERVICE = Service(IMAP_HOST, IMAP_HOSTS, IMAP_PORTS)
+SMTP_SERVICE = Service(SMTP_HOST, SMTP_HOSTS, SMTP_PORTS)
+GRAPH_SERVICE = Service(GRAPH_URL, GRAPH_HOSTS, HTTPS_PORTS)
+
+
+def _refuse_host(service: Service, value: str, host: str, port: int | None, policy: EndpointPolicy) -> None:
+    """Raise before any credential leaves the machine when ``host`` is not a server it may go to."""
+    reason = policy.refusal(service, host, port)
+    if reason is None:
+        return
+    raise ParameterError(
+        service.parameter,
+        f"{shown(value)} {reason}; a credential is never sent there",
+        fix=f"clear {service.parameter} to use {_default_of(service.parameter)}, or set it to Microsoft's "
+        "server of your cloud; a server of your own must be named on this machine, in WicGlobal.config: "
+        f'<add key="{ALLOWED_HOSTS_KEY}" value="host1;host2"/> under <appSettings>',
+    )
+
+
+def checked_https_base(service: Service, value: str, policy: EndpointPolicy) -> str:
+    """An https base address (see :func:`parse_https_base`) on a host the policy allows."""
+    address = parse_https_base(service.parameter, value)
+    parts = urlsplit(address)
+    _refuse_host(service, value, parts.hostname or "", parts.port or 443, policy)
+    return address
+
+
+def checked_endpoint(
+    rule: EndpointRule,
+    service: Service,
+    host_value: str | None,
+    tls_value: str | None,
+    policy: EndpointPolicy,
+) -> Endpoint:
+    """A mail server endpoint (see :func:`parse_endpoint`) on a host the policy allows."""
+    endpoint = parse_endpoint(rule, host_value, tls_value)
+    _refuse_host(service, host_value or rule.default, endpoint.host, endpoint.port, policy)
+    return endpoint
 
 
 def folder_key(folder: str) -> str:
@@ -883,6 +938,18 @@ def parse_folders(values: Mapping[str, str | None]) -> Folders:
     return folders
 
 
+def _ca_bundle(values: Mapping[str, str | None], policy: EndpointPolicy, warnings: list[str]) -> Path | None:
+    """The machine's CA bundle; one named in the database is ignored (its writer could vouch for anyone)."""
+    if _value(values, CA_BUNDLE) is not None:
+        warnings.append(
+            f"{CA_BUNDLE} is set in the database and ignored: a CA bundle is trusted only from this "
+            f'machine\'s WicGlobal.config. Fix: put <add key="{CA_BUNDLE_KEY}" value="PATH"/> under '
+            f"<appSettings> in WicGlobal.config if it is needed, and clear {CA_BUNDLE} "
+            f"(`wicbox params set {CA_BUNDLE} --clear`)."
+        )
+    return policy.ca_bundle
+
+
 def parse_ca_bundle(value: str | None) -> Path | None:
     """A path as written; quotes pasted from Explorer ("Copy as path") are removed."""
     return Path(value.strip().strip('"')) if value else None
@@ -915,8 +982,13 @@ def _secret_expiry(values: Mapping[str, str | None], warnings: list[str]) -> dt.
         return None
 
 
-def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
-    """Validate the WICMan parameters (names case-insensitive, empty = not set) into :class:`Parameters`."""
+def parse_parameters(raw: Mapping[str, str | None], policy: EndpointPolicy | None = None) -> ParsedParameters:
+    """Validate the WICMan parameters (names case-insensitive, empty = not set) into :class:`Parameters`.
+
+    ``policy``: the servers and the CA bundle this machine's WicGlobal.config allows; without one only
+    Microsoft's servers and the system's CA certificates.
+    """
+    policy = policy or EndpointPolicy()
     values = normalize_raw(raw)
     warnings = _unknown_name_warnings(values)
     method, mode = resolve_method_and_mode(values, warnings)
@@ -957,13 +1029,17 @@ def parse_parameters(raw: Mapping[str, str | None]) -> ParsedParameters:
         account_mode=mode,
         method=method,
         protocol=protocol,
-        authority_host=parse_https_base(
-            AUTHORITY_HOST, _value(values, AUTHORITY_HOST) or DEFAULT_AUTHORITY_HOST
+        authority_host=checked_https_base(
+            AUTHORITY_SERVICE, _value(values, AUTHORITY_HOST) or DEFAULT_AUTHORITY_HOST, policy
         ),
-        imap=parse_endpoint(IMAP_RULE, _value(values, IMAP_HOST), _value(values, IMAP_TLS)),
-        smtp=parse_endpoint(SMTP_RULE, _value(values, SMTP_HOST), _value(values, SMTP_TLS)),
-        graph_url=parse_https_base(GRAPH_URL, _value(values, GRAPH_URL) or DEFAULT_GRAPH_URL),
-        ca_bundle=parse_ca_bundle(_value(values, CA_BUNDLE)),
+        imap=checked_endpoint(
+            IMAP_RULE, IMAP_SERVICE, _value(values, IMAP_HOST), _value(values, IMAP_TLS), policy
+        ),
+        smtp=checked_endpoint(
+            SMTP_RULE, SMTP_SERVICE, _value(values, SMTP_HOST), _value(values, SMTP_TLS), policy
+        ),
+        graph_url=checked_https_base(GRAPH_SERVICE, _value(values, GRAPH_URL) or DEFAULT_GRAPH_URL, policy),
+        ca_bundle=_ca_bundle(values, policy, warnings),
         source_folder=folders.source,
         after_process=folders.after_process,
         processed_folder=folders.processed,

@@ -6,13 +6,21 @@ The file is WIC's .NET configuration file. wicbox-bridge reads three things from
 * the appSettings key ``WicBoxMaxMailsPerRun``, the per-run cap on mails (default 100, at most 1000);
 * the appSettings key ``WicBoxLogDirectory``, the folder of the log file (default: the
   configuration's state directory, see :mod:`wicbox_bridge.logs.logfile`); a relative path is taken
-  relative to the folder of the configuration file.
+  relative to the folder of the configuration file;
+* the appSettings keys ``WicBoxAllowedHosts`` and ``WicBoxCaBundle``: servers other than Microsoft's
+  that the host parameters in the database may name, and the CA bundle to trust (see
+  :mod:`wicbox_bridge.config.endpoints`).
+
+A configuration file always names its database: one without the ``WIC`` connection string, or whose
+connection strings are protected (``configProtectionProvider``, which only .NET on the machine that
+encrypted them can read), is a configuration error, never a silent switch to the embedded database.
 
 Everything else in the file belongs to WIC and is ignored. Names and keys are matched
 case-insensitively, as .NET does for appSettings. The XML is read with expat (the parser under
 ``xml.etree``) so that element line numbers are known and DTDs/entity declarations can be refused:
 a customer's configuration has no use for them, and they are how "billion laughs" and external
-entity attacks work. ``configSource`` on either section is followed, as .NET does.
+entity attacks work. ``configSource`` on either section is followed, as .NET does, but only to a file
+inside the configuration file's folder (no ``..``, no absolute path, no link that leads out).
 """
 
 from __future__ import annotations
@@ -21,14 +29,20 @@ import enum
 import importlib
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 from xml.parsers import expat
 
-from wicbox_bridge.config.connstr import parse_connection_string
-from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
+from wicbox_bridge.config.connstr import parse_connection_string, secret_values
+from wicbox_bridge.config.dbtarget import DatabaseTarget, OdbcTarget, SqliteTarget
+from wicbox_bridge.config.endpoints import (
+    ALLOWED_HOSTS_KEY,
+    CA_BUNDLE_KEY,
+    EndpointPolicy,
+    parse_allowed_hosts,
+)
 from wicbox_bridge.config.paths import embedded_database_path
 from wicbox_bridge.errors import ConfigFileError, ConfigurationError
 
@@ -51,6 +65,7 @@ class GlobalConfig:
     max_mails_per_run: int
     warnings: tuple[str, ...] = ()
     log_directory: Path | None = None
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
 
 
 class ConfigSource(str, enum.Enum):
@@ -238,14 +253,7 @@ def _section(root: XmlElement, name: str, path: Path) -> tuple[XmlElement, Path]
     source = element.attribute("configSource")
     if not source:
         return element, path
-    target = path.parent / source
-    if Path(source).is_absolute() or re.match(r"^[A-Za-z]:", source):
-        raise ConfigFileError(
-            f"<{name} configSource=...> must be a path relative to the configuration file",
-            path=str(path),
-            line=element.line,
-            fix=f"write a relative path such as {name}.config",
-        )
+    target = _config_source(name, source, element, path)
     included = read_config_xml(target)
     if included.tag != name:
         raise ConfigFileError(
@@ -255,6 +263,47 @@ def _section(root: XmlElement, name: str, path: Path) -> tuple[XmlElement, Path]
             fix=f"wrap its content in <{name}>...</{name}>",
         )
     return included, target
+
+
+def _config_source(name: str, source: str, element: XmlElement, path: Path) -> Path:
+    """The file ``configSource`` names, which must stay inside the configuration file's folder."""
+    parts = re.split(r"[\\/]", source)
+    outside = (
+        Path(source).is_absolute()
+        or re.match(r"^[A-Za-z]:", source) is not None
+        or source.startswith(("\\", "/"))
+        or ".." in parts
+    )
+    folder = path.parent.resolve()
+    target = path.parent / source
+    if not outside:
+        resolved = target.resolve()
+        outside = resolved != folder and folder not in resolved.parents
+    if outside:
+        raise ConfigFileError(
+            f"<{name} configSource=...> must name a file inside the configuration file's folder "
+            "(no '..', no absolute path, no link that leads out of the folder)",
+            path=str(path),
+            line=element.line,
+            fix=f"move the file next to WicGlobal.config and write its name only, such as {name}.config",
+        )
+    return target
+
+
+def _refuse_protected(section: XmlElement, name: str, path: Path) -> None:
+    """A section encrypted with ``configProtectionProvider`` cannot be read here: say so, never guess."""
+    protected = section.attribute("configProtectionProvider") or any(
+        child.tag == "EncryptedData" for child in section.children
+    )
+    if protected:
+        raise ConfigFileError(
+            f"<{name}> is protected (configProtectionProvider): it is encrypted for .NET on the machine "
+            "that protected it, and wicbox-bridge cannot decrypt it",
+            path=str(path),
+            line=section.line,
+            fix=f'decrypt the section (aspnet_regiis -pdf "{name}" on that machine) and keep '
+            f"{CONFIG_FILE_NAME} readable only by the administrators and the account running wicbox",
+        )
 
 
 def _collection(
@@ -280,6 +329,7 @@ def _entries(root: XmlElement, path: Path, section: str, key_attr: str, value_at
     if found is None:
         return {}
     element, source_path = found
+    _refuse_protected(element, section, source_path)
     return _collection(element, source_path, key_attr, value_attr)
 
 
@@ -316,6 +366,26 @@ def log_directory(entry: Entry | None) -> Path | None:
     return entry.path.parent / entry.value.strip()
 
 
+def endpoint_policy(hosts: Entry | None, ca_bundle: Entry | None) -> EndpointPolicy:
+    """``WicBoxAllowedHosts`` and ``WicBoxCaBundle`` (relative to the file); a bad host entry is an error."""
+    allowed: frozenset[str] = frozenset()
+    if hosts is not None:
+        allowed, bad = parse_allowed_hosts(hosts.value)
+        if bad:
+            raise ConfigFileError(
+                f"appSettings key {ALLOWED_HOSTS_KEY}: these entries are not a plain host name or IP "
+                f"address: {', '.join(repr(entry) for entry in bad)}",
+                path=str(hosts.path),
+                line=hosts.line,
+                fix="write host names or IP addresses separated by ';' (no scheme, port, user, wildcard "
+                "or trailing dot), e.g. imap.example.org;10.0.0.5",
+            )
+    bundle = None
+    if ca_bundle is not None and ca_bundle.value.strip():
+        bundle = ca_bundle.path.parent / ca_bundle.value.strip().strip('"')
+    return EndpointPolicy(allowed, bundle)
+
+
 def installed_odbc_drivers() -> list[str]:
     """The ODBC drivers the driver manager knows (empty when ODBC itself is not available)."""
     try:
@@ -345,6 +415,17 @@ def _database(entry: Entry, odbc_drivers: Sequence[str] | None, platform: str | 
         ) from exc
 
 
+def unencrypted_warning(connection: Entry) -> str:
+    """SQL Server without TLS: the login and every mail travel readable on the network."""
+    return (
+        f'{connection.path}, line {connection.line}: the connection string "{CONNECTION_STRING_NAME}" does '
+        "not encrypt the connection to SQL Server (Encrypt=no, false or optional, or not set, which .NET "
+        "reads as no): the SQL login and every filed mail cross the network readable. Fix: add "
+        "Encrypt=yes;TrustServerCertificate=no and give SQL Server a certificate this machine trusts "
+        "(TrustServerCertificate=yes encrypts but accepts any certificate: only as a stopgap)"
+    )
+
+
 def _refuse_duplicate(connection: Entry) -> None:
     """.NET refuses a second ``<add>`` of the same connection string name, and so does wicbox."""
     if connection.replaces_line is not None:
@@ -370,8 +451,13 @@ def load_global_config(
     env: Mapping[str, str] | None = None,
     platform: str | None = None,
     odbc_drivers: Sequence[str] | None = None,
+    redact: Callable[[Iterable[str]], None] | None = None,
 ) -> GlobalConfig:
-    """Read WicGlobal.config. ``odbc_drivers`` defaults to ``pyodbc.drivers()`` (tests pass a list)."""
+    """Read WicGlobal.config. ``odbc_drivers`` defaults to ``pyodbc.drivers()`` (tests pass a list).
+
+    ``redact`` is given what of the connection string may be secret (its passwords, the values of
+    keywords not known), before the string is parsed, so that no later log line can show them.
+    """
     root = read_config_xml(path)
     if root.tag != "configuration":
         raise ConfigFileError(
@@ -386,22 +472,28 @@ def load_global_config(
         CONNECTION_STRING_NAME.lower()
     )
     if connection is None:
-        embedded = _embedded_target(env, platform)
-        database: DatabaseTarget = embedded
-        warnings += (
-            f'{path}: has no connection string named "{CONNECTION_STRING_NAME}"; using the embedded '
-            f"SQLite database at {embedded.path}. If WIC's database was meant, add "
-            f'<add name="{CONNECTION_STRING_NAME}" connectionString="..."/> under <connectionStrings>',
+        raise ConfigFileError(
+            f'has no connection string named "{CONNECTION_STRING_NAME}": the database to file into is not '
+            "known (the embedded database is used only when there is no configuration file at all)",
+            path=str(path),
+            fix=f'add <add name="{CONNECTION_STRING_NAME}" connectionString="..."/> under '
+            f"<connectionStrings>, or point --config or {CONFIG_ENV_VAR} at the {CONFIG_FILE_NAME} "
+            "that has it",
         )
-    else:
-        _refuse_duplicate(connection)
-        database = _database(connection, odbc_drivers, platform)
+    _refuse_duplicate(connection)
+    if redact is not None:
+        redact(secret_values(connection.value))
+    database = _database(connection, odbc_drivers, platform)
+    if isinstance(database, OdbcTarget) and database.unencrypted:
+        warnings += (unencrypted_warning(connection),)
+    endpoints = endpoint_policy(settings.get(ALLOWED_HOSTS_KEY.lower()), settings.get(CA_BUNDLE_KEY.lower()))
     return GlobalConfig(
         path=path,
         database=database,
         max_mails_per_run=cap,
         warnings=warnings,
         log_directory=log_directory(settings.get(LOG_DIRECTORY_KEY.lower())),
+        endpoints=endpoints,
     )
 
 

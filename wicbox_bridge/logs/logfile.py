@@ -47,6 +47,8 @@ from pathlib import Path
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
+from wicbox_bridge.logs.escape import escape_controls
+
 LOG_DIRECTORY_NAME = "logs"
 LOG_FILE_NAME = "wicbox.log"
 ENCODING = "utf-8"
@@ -78,12 +80,12 @@ class LogFileFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
         record.asctime = self.formatTime(record)
-        line = self.formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
+        line = escape_controls(self.formatMessage(record))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         for extra in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
             if extra:
-                line += "\n" + _indented(extra)
+                line += "\n" + _indented(escape_controls(extra, keep_newlines=True))
         return line
 
 

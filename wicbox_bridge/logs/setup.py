@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
+from wicbox_bridge.logs.escape import EscapingFormatter
 from wicbox_bridge.logs.logfile import LogFileUnavailable, open_log_file
 from wicbox_bridge.logs.redact import RedactingFilter, Redactor
 
@@ -100,10 +104,38 @@ def configure_logging(settings: LogSettings, redactor: Redactor) -> LoggingSetup
     return LoggingSetup(handlers, settings.file_path if file_handler is not None else None)
 
 
+def install_exception_hooks() -> Callable[[], None]:
+    """Route an exception no code caught, in any thread (the relay's delivery thread), through the
+    logging handlers, so that it is redacted and escaped like every other line; returns the undo."""
+    previous_sys, previous_thread = sys.excepthook, threading.excepthook
+
+    def sys_hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+        logging.getLogger(LOGGER_NAME).critical(
+            "wicbox stopped on an unexpected error", exc_info=(kind, value, trace)
+        )
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        logging.getLogger(LOGGER_NAME).critical(
+            "%s stopped on an unexpected error",
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook, threading.excepthook = sys_hook, thread_hook
+
+    def undo() -> None:
+        sys.excepthook, threading.excepthook = previous_sys, previous_thread
+
+    return undo
+
+
 def _stderr_handler(level: int) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
-    handler.setFormatter(logging.Formatter(_STDERR_FORMAT))
+    handler.setFormatter(EscapingFormatter(_STDERR_FORMAT))
     handler.addFilter(_NotFileOnly())
     return handler
 

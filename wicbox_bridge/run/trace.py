@@ -19,8 +19,9 @@ import re
 from collections.abc import Mapping
 
 from wicbox_bridge.adapters.base import MailRef
+from wicbox_bridge.logs.escape import escape_controls
 
-_NEEDS_QUOTES = re.compile(r'[\s"\\=]')
+_NEEDS_QUOTES = re.compile(r'[\s"\\=\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
 
 
 def field_value(value: object) -> str:
@@ -28,7 +29,7 @@ def field_value(value: object) -> str:
     text = "" if value is None else str(value)
     if not text:
         return "-"
-    return json.dumps(text, ensure_ascii=False) if _NEEDS_QUOTES.search(text) else text
+    return escape_controls(json.dumps(text, ensure_ascii=False)) if _NEEDS_QUOTES.search(text) else text
 
 
 def project_field(project_id: int | None, codes: Mapping[int, str]) -> str:

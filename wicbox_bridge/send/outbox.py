@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from wicbox_bridge.adapters.base import Sender
+from wicbox_bridge.adapters.base import Sender, refuse_unsafe_message_id
 from wicbox_bridge.auth.accounts import MailboxAccount
 from wicbox_bridge.errors import (
     AuthenticationError,
@@ -207,6 +207,8 @@ def _utc(seconds: float) -> dt.datetime:
 
 def prepare(store: Store, row: OutboxRow, default_sender: str) -> PreparedMail:
     """The bytes and envelope of a row (raises ParameterError for a row that cannot be sent)."""
+    if row.message_id is not None:
+        refuse_unsafe_message_id(row.message_id)
     if row.raw_mime is not None:
         return _prepare_raw(row, default_sender)
     mail = OutgoingMail(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from wicbox_bridge.auth.accounts import MailboxAccount, plan_accounts
 from wicbox_bridge.auth.certificate import load_certificate
+from wicbox_bridge.config.endpoints import EndpointPolicy
 from wicbox_bridge.config.params import (
     AuthMethod,
     Parameters,
@@ -52,9 +53,9 @@ class _Configuration:
     warnings: tuple[str, ...]
 
 
-def _configuration(store: Store) -> _Configuration:
+def _configuration(store: Store, policy: EndpointPolicy | None) -> _Configuration:
     try:
-        parsed: ParsedParameters = parse_parameters(read_parameters(store))
+        parsed: ParsedParameters = parse_parameters(read_parameters(store), policy)
     except ParameterError as error:
         return _Configuration(None, None, str(error), ())
     try:
@@ -125,9 +126,11 @@ def mailbox_statuses(
     return tuple(sorted(result, key=lambda m: (m.configured is False, m.project_code or "", m.mailbox)))
 
 
-def gather_status(store: Store, *, now: dt.datetime, options: StatusOptions) -> StatusReport:
+def gather_status(
+    store: Store, *, now: dt.datetime, options: StatusOptions, policy: EndpointPolicy | None = None
+) -> StatusReport:
     """Everything ``wicbox status`` shows, read in a few bounded queries."""
-    configuration = _configuration(store)
+    configuration = _configuration(store, policy)
     parameters = configuration.parameters
     states = mailbox_states(store)
     folder = parameters.source_folder if parameters else None
