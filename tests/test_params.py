@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.secrets import assert_no_secrets as scan_for_secrets
 from wicbox_bridge.config.endpoints import EndpointPolicy, policy_from
 from wicbox_bridge.config.params import (
     PARAMETER_SPECS,
@@ -61,9 +62,7 @@ def with_(base: dict[str, str | None], **changes: str | None) -> dict[str, str |
 
 
 def assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        for secret in SECRETS:
-            assert secret not in text, f"a secret leaked into: {text}"
+    scan_for_secrets(*texts, secrets=SECRETS)
 
 
 # What a WicGlobal.config with WicBoxAllowedHosts naming the customer's and the loopback servers allows.

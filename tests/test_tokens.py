@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.adapter_bed import RecordedWaits
+from tests.helpers.secrets import assert_no_secrets as scan_for_secrets
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
@@ -673,9 +674,7 @@ ERROR_CASES: dict[str, tuple[Callable[[Bed], TokenProvider], str, str]] = {
 
 
 def assert_no_secret(error: BaseException, secrets: list[str]) -> None:
-    shown = [str(error), repr(error), repr(error.args), str(vars(error))]
-    for secret in secrets:
-        assert all(secret not in text for text in shown)
+    scan_for_secrets(str(error), repr(error), repr(error.args), str(vars(error)), secrets=secrets)
 
 
 @pytest.mark.parametrize("case", list(ERROR_CASES))

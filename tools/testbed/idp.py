@@ -88,6 +88,10 @@ class IdentityPlatformEmulator:
         self._server = IdpServer(endpoints, pki, host_ip, port)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def issued_refresh_tokens(self) -> list[str]:
+        """Every refresh token this emulator has issued: what must never reach a log or an output."""
+        return self._directory.refresh_tokens()
+
     def start(self) -> None:
         self._server.start()
 

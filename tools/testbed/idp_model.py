@@ -234,6 +234,11 @@ class Directory:
             self._grants[grant.token] = grant
         return grant
 
+    def refresh_tokens(self) -> list[str]:
+        """Every refresh token issued so far (a test's secret scanner looks for them)."""
+        with self._lock:
+            return list(self._grants)
+
     def grant(self, token: str) -> RefreshGrant | None:
         with self._lock:
             return self._grants.get(token)
