@@ -115,12 +115,16 @@ def make_private_dir(
     return path
 
 
-def open_private(path: Path, flags: int, *, windows: WindowsSecurity | None = None) -> int:
-    """``os.open`` with mode 0600 for a new file and no following of a link (``O_NOFOLLOW``)."""
+def open_private(
+    path: Path, flags: int, *, windows: WindowsSecurity | None = None, create: bool = True
+) -> int:
+    """``os.open`` with mode 0600 for a new file (``create``) and never through a link (``O_NOFOLLOW``;
+    Windows: no reparse point)."""
     if windows is not None and is_link(path, windows):
         raise LinkRefused(path)
+    flags |= _NOFOLLOW | getattr(os, "O_BINARY", 0) | (os.O_CREAT if create else 0)
     try:
-        return os.open(path, flags | os.O_CREAT | _NOFOLLOW | getattr(os, "O_BINARY", 0), PRIVATE_FILE_MODE)
+        return os.open(path, flags, PRIVATE_FILE_MODE)
     except OSError as exc:
         if exc.errno == errno.ELOOP or (exc.errno == errno.EEXIST and is_link(path)):
             raise LinkRefused(path) from exc

@@ -127,7 +127,7 @@ def parse_dacl(sddl: str) -> Dacl:
     aces = []
     for match in _ACE.finditer(body):
         fields = match.group(1).split(";")
-        if len(fields) >= 6:  # noqa: PLR2004 - type;flags;rights;object;inherit object;sid
+        if len(fields) >= 6:
             aces.append(Ace(fields[0].upper(), fields[1].upper(), fields[2], sid_of(fields[5])))
     return Dacl(protected="P" in head.replace("AI", "").replace("AR", ""), aces=tuple(aces))
 

@@ -36,7 +36,7 @@ class WindowsApi:
         return _reparse(path)
 
     def read_dacl(self, path: Path) -> str:  # pragma: no cover - Windows only
-        assert sys.platform == "win32"  # noqa: S101 - also tells mypy
+        assert sys.platform == "win32"
         import ctypes  # noqa: PLC0415
         from ctypes import wintypes  # noqa: PLC0415
 
@@ -60,7 +60,7 @@ class WindowsApi:
             ctypes.windll.kernel32.LocalFree(text)
 
     def write_dacl(self, path: Path, sddl: str) -> None:  # pragma: no cover - Windows only
-        assert sys.platform == "win32"  # noqa: S101
+        assert sys.platform == "win32"
         import ctypes  # noqa: PLC0415
 
         advapi = ctypes.WinDLL("advapi32", use_last_error=True)
@@ -82,7 +82,7 @@ class WindowsApi:
             ctypes.windll.kernel32.LocalFree(descriptor)
 
     def account_sid(self, account: str) -> str:  # pragma: no cover - Windows only
-        assert sys.platform == "win32"  # noqa: S101
+        assert sys.platform == "win32"
         import ctypes  # noqa: PLC0415
         from ctypes import wintypes  # noqa: PLC0415
 

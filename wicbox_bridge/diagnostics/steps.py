@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from wicbox_bridge.config.params import Parameters
 from wicbox_bridge.config.wicglobal import GlobalConfig
+from wicbox_bridge.diagnostics.permissions import plain_secret_checks
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.runtime import Runtime
@@ -32,11 +33,21 @@ class LoadedSettings:
 AccountChecks = Callable[[LoadedSettings, Store], Iterator[CheckResult]]
 
 
-def run_checks(runtime: Runtime, account_checks: AccountChecks | None = None) -> list[CheckResult]:
-    """Configuration, database and parameters, then ``diagnostics.accounts`` (protocol, tokens, logins)."""
+def run_checks(
+    runtime: Runtime,
+    account_checks: AccountChecks | None = None,
+    permissions: Callable[[], list[CheckResult]] | None = None,
+) -> list[CheckResult]:
+    """Configuration, database and parameters, then ``diagnostics.accounts`` (protocol, tokens, logins).
+
+    ``permissions`` (``diagnostics.permissions``) runs after the log file's line: the folders and
+    files of the bridge that other accounts could read or change.
+    """
     results: list[CheckResult] = []
     config = _check_config(runtime, results)
     results.append(_log_file_line(runtime))
+    if permissions is not None:
+        results.extend(permissions())
     paused = _pause_line(runtime)
     if paused is not None:
         results.append(paused)
@@ -139,6 +150,7 @@ def _check_database_and_parameters(
         f"{params.permission_type.value} permissions"
     )
     results.append(CheckResult("parameters", CheckStatus.OK, summary))
+    results.extend(plain_secret_checks(runtime, store))
     results.extend(CheckResult("parameters", CheckStatus.WARN, warning) for warning in parsed.warnings)
     return params
 
