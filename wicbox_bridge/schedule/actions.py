@@ -110,6 +110,8 @@ def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: Password
         say(f"installed and started {target.describe_relay()}: {CommandLine(plan.relay_argv).display()}")
     for note in plan.notes:
         say(f"note: {note}")
+    for warning in plan.warnings:
+        say(f"warning: {warning}")
     _mention_pause(target, say)
 
 
