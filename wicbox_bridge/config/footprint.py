@@ -92,25 +92,23 @@ def refuse_links(path: Path, *, within: Path | None = None, windows: WindowsSecu
 def make_private_dir(
     path: Path, *, within: Path | None = None, windows: WindowsSecurity | None = None
 ) -> Path:
-    """Creates ``path`` (and the missing folders from ``within`` down) closed to other accounts.
+    """Creates ``path`` and its missing parents closed to other accounts; links from ``within`` down
+    are refused.
 
-    POSIX: mode 0700. Windows: the first folder created gets SYSTEM, Administrators and this
+    POSIX: mode 0700. Windows: the top folder created gets SYSTEM, Administrators and this
     account, inheritance off; the ones below inherit that. An existing folder is not changed (``wicbox
-    check`` reports it). Links on the way are refused.
+    check`` reports it).
     """
     refuse_links(path, within=within, windows=windows)
-    created_top = False
-    for part in _chain(path, within if within is not None else path):
-        if part.exists():
-            continue
-        part.parent.mkdir(parents=True, exist_ok=True)  # above the bridge's base: the system's
+    missing = [path, *(parent for parent in path.parents)]
+    missing = list(reversed(missing[: next(i for i, part in enumerate(missing) if part.exists())]))
+    for index, part in enumerate(missing):  # every folder the bridge creates is closed, from the top
         try:
             part.mkdir(mode=PRIVATE_DIR_MODE)
         except FileExistsError:
             continue
-        if windows is not None and not created_top:
+        if windows is not None and index == 0:
             windows.write_dacl(part, private_folder_dacl(windows.current_sid()).text())
-            created_top = True
     refuse_links(path, within=within, windows=windows)
     return path
 

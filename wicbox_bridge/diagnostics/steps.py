@@ -139,6 +139,7 @@ def _check_database_and_parameters(
     detail = f"{where}, schema version {version}"
     fix = None if version == LATEST_VERSION else "run `wicbox db upgrade`"
     results.append(CheckResult("database", status, detail, fix))
+    results.extend(plain_secret_checks(runtime, store))
     try:
         parsed = runtime.load_parameters(store)
     except BridgeError as error:
@@ -150,7 +151,6 @@ def _check_database_and_parameters(
         f"{params.permission_type.value} permissions"
     )
     results.append(CheckResult("parameters", CheckStatus.OK, summary))
-    results.extend(plain_secret_checks(runtime, store))
     results.extend(CheckResult("parameters", CheckStatus.WARN, warning) for warning in parsed.warnings)
     return params
 
