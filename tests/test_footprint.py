@@ -37,7 +37,7 @@ from wicbox_bridge.config.winacl import (
     tightened_dacl,
 )
 from wicbox_bridge.run.runlock import RunLock
-from wicbox_bridge.schedule.pause import pause_runs, read_pause
+from wicbox_bridge.schedule.pause import pause_runs
 
 # %ProgramData%'s own list, as a new folder there inherits it: Users may create files and folders.
 PROGRAMDATA_CHILD = (
@@ -107,7 +107,8 @@ def test_the_installed_command_sets_umask_077_for_what_libraries_create(tmp_path
     env = {**os.environ, "WICBOX_HOME": str(home)}
     env.pop("WICBOX_CONFIG", None)
     completed = subprocess.run(
-        [sys.executable, "-c", "import os; os.umask(0o022); from wicbox_bridge.cli import main; main(['db', 'init'])"],
+        [sys.executable, "-c",
+         "import os; os.umask(0o022); from wicbox_bridge.cli import main; main(['db', 'init'])"],
         capture_output=True, text=True, cwd=tmp_path, env=env, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
@@ -131,7 +132,10 @@ def test_check_flags_a_world_readable_database_and_fixes_it(wicbox: WicboxCli) -
     database.chmod(0o644)
     wicbox.home.chmod(0o755)
     result = wicbox("check")
-    assert f"[WARN] permissions: the database {database} can be read by other accounts (mode -rw-r--r--)" in result.output
+    assert (
+        f"[WARN] permissions: the database {database} can be read by other accounts (mode -rw-r--r--)"
+        in result.output
+    )
     assert f"fix: chmod 600 '{database}' (or `wicbox check --fix-permissions`)" in result.output
     assert f"chmod 700 '{wicbox.home}'" in result.output
     fixed = wicbox("check", "--fix-permissions")
@@ -143,7 +147,9 @@ def test_check_flags_a_world_readable_database_and_fixes_it(wicbox: WicboxCli) -
     assert "[OK  ] permissions:" in again.output
 
 
-def test_check_flags_a_log_folder_others_may_write_and_the_log_file_is_closed_again(wicbox: WicboxCli) -> None:
+def test_check_flags_a_log_folder_others_may_write_and_the_log_file_is_closed_again(
+    wicbox: WicboxCli,
+) -> None:
     assert wicbox("db", "init").exit_code == 0
     log = next(wicbox.home.rglob("wicbox.log"))
     log.parent.chmod(0o773)
@@ -152,7 +158,10 @@ def test_check_flags_a_log_folder_others_may_write_and_the_log_file_is_closed_ag
     assert f"the log folder {log.parent} can be read by other accounts (mode drwxrwx-wx)" in result.output
     assert _mode(log) == 0o600  # the log handler opens it with mode 0600 again
     log.parent.chmod(0o703)
-    assert f"the log folder {log.parent} can be changed by other accounts (mode drwx----wx)" in wicbox("check").output
+    assert (
+        f"the log folder {log.parent} can be changed by other accounts (mode drwx----wx)"
+        in wicbox("check").output
+    )
 
 
 def test_check_flags_another_owner_with_the_chown(tmp_path: Path) -> None:

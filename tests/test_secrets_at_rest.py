@@ -23,7 +23,7 @@ from wicbox_bridge.config.sealed import (
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import MASK
 
-SECRET = "Qx8~client.secret-value_42"  # noqa: S105 - a test value
+SECRET = "Qx8~client.secret-value_42"
 NAME = "WICBOX_MAILCLIENT_CLIENTSECRET"
 
 
@@ -92,7 +92,7 @@ def test_sealed_values_round_trip_and_are_bound_to_their_name(tmp_path: Path) ->
 
 
 def test_check_warns_about_a_secret_an_older_version_left_in_plain_text(wicbox: WicboxCli) -> None:
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
     assert wicbox("db", "init").exit_code == 0
     with sqlite3.connect(wicbox.home / "wicbox.db") as connection:

@@ -43,11 +43,11 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 def default_windows_security() -> WindowsSecurity | None:
     """The real Windows seam on Windows; ``None`` elsewhere (POSIX modes apply there)."""
-    if sys.platform != "win32":
-        return None
-    from wicbox_bridge.config.winsec import WindowsApi  # noqa: PLC0415 - Windows only  # pragma: no cover
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        from wicbox_bridge.config.winsec import WindowsApi  # noqa: PLC0415
 
-    return WindowsApi()  # pragma: no cover
+        return WindowsApi()
+    return None
 
 
 class LinkRefused(ConfigurationError):

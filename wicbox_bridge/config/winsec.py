@@ -8,13 +8,16 @@ account's SID, and the file attribute ``FILE_ATTRIBUTE_REPARSE_POINT`` for links
 
 from __future__ import annotations
 
+import ctypes
 import os
 import stat
-import sys
+from ctypes import wintypes
 from pathlib import Path
+from typing import Any
 
 from wicbox_bridge.errors import ConfigurationError
 
+_ctypes: Any = ctypes  # its Windows-only parts (WinDLL, windll) are not in Linux's stubs
 _SE_FILE_OBJECT = 1
 _DACL_SECURITY_INFORMATION = 0x4
 _PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000
@@ -36,11 +39,7 @@ class WindowsApi:
         return _reparse(path)
 
     def read_dacl(self, path: Path) -> str:  # pragma: no cover - Windows only
-        assert sys.platform == "win32"
-        import ctypes  # noqa: PLC0415
-        from ctypes import wintypes  # noqa: PLC0415
-
-        advapi = ctypes.WinDLL("advapi32", use_last_error=True)
+        advapi = _ctypes.WinDLL("advapi32", use_last_error=True)
         descriptor = ctypes.c_void_p()
         code = advapi.GetNamedSecurityInfoW(
             str(path), _SE_FILE_OBJECT, _DACL_SECURITY_INFORMATION,
@@ -53,22 +52,19 @@ class WindowsApi:
             if not advapi.ConvertSecurityDescriptorToStringSecurityDescriptorW(
                 descriptor, _SDDL_REVISION_1, _DACL_SECURITY_INFORMATION, ctypes.byref(text), None
             ):
-                raise _failed("read the permissions of", path, ctypes.get_last_error())
+                raise _failed("read the permissions of", path, _ctypes.get_last_error())
             return str(text.value)
         finally:
-            ctypes.windll.kernel32.LocalFree(descriptor)
-            ctypes.windll.kernel32.LocalFree(text)
+            _ctypes.windll.kernel32.LocalFree(descriptor)
+            _ctypes.windll.kernel32.LocalFree(text)
 
     def write_dacl(self, path: Path, sddl: str) -> None:  # pragma: no cover - Windows only
-        assert sys.platform == "win32"
-        import ctypes  # noqa: PLC0415
-
-        advapi = ctypes.WinDLL("advapi32", use_last_error=True)
+        advapi = _ctypes.WinDLL("advapi32", use_last_error=True)
         descriptor = ctypes.c_void_p()
         if not advapi.ConvertStringSecurityDescriptorToSecurityDescriptorW(
             sddl, _SDDL_REVISION_1, ctypes.byref(descriptor), None
         ):
-            raise _failed("set the permissions of", path, ctypes.get_last_error())
+            raise _failed("set the permissions of", path, _ctypes.get_last_error())
         try:
             present, dacl, defaulted = ctypes.c_int(), ctypes.c_void_p(), ctypes.c_int()
             advapi.GetSecurityDescriptorDacl(
@@ -79,14 +75,10 @@ class WindowsApi:
             if code:
                 raise _failed("set the permissions of", path, code)
         finally:
-            ctypes.windll.kernel32.LocalFree(descriptor)
+            _ctypes.windll.kernel32.LocalFree(descriptor)
 
     def account_sid(self, account: str) -> str:  # pragma: no cover - Windows only
-        assert sys.platform == "win32"
-        import ctypes  # noqa: PLC0415
-        from ctypes import wintypes  # noqa: PLC0415
-
-        advapi = ctypes.WinDLL("advapi32", use_last_error=True)
+        advapi = _ctypes.WinDLL("advapi32", use_last_error=True)
         sid = ctypes.create_string_buffer(256)
         sid_size, domain_size = wintypes.DWORD(256), wintypes.DWORD(256)
         domain = ctypes.create_unicode_buffer(256)
@@ -95,7 +87,7 @@ class WindowsApi:
             None, account, sid, ctypes.byref(sid_size), domain, ctypes.byref(domain_size), ctypes.byref(use)
         ):
             raise ConfigurationError(
-                f"the account {account} is unknown to Windows (error {ctypes.get_last_error()})",
+                f"the account {account} is unknown to Windows (error {_ctypes.get_last_error()})",
                 fix="give the account as DOMAIN\\name (a gMSA as DOMAIN\\name$)",
             )
         text = wintypes.LPWSTR()
@@ -103,7 +95,7 @@ class WindowsApi:
         try:
             return str(text.value)
         finally:
-            ctypes.windll.kernel32.LocalFree(text)
+            _ctypes.windll.kernel32.LocalFree(text)
 
     def current_sid(self) -> str:  # pragma: no cover - Windows only
         user = os.environ.get("USERNAME", "")
