@@ -130,8 +130,17 @@ def open_private(
 
 
 def touch_private(path: Path, *, windows: WindowsSecurity | None = None) -> None:
-    """Creates ``path`` empty with mode 0600 when missing (never through a link)."""
-    os.close(open_private(path, os.O_WRONLY | os.O_APPEND, windows=windows))
+    """Creates ``path`` empty with mode 0600 when missing; refuses a link; an existing file is not
+    opened at all (closing a descriptor of a SQLite database would drop the process' locks on it)."""
+    if is_link(path, windows):
+        raise LinkRefused(path)
+    if path.exists():
+        return
+    try:
+        os.close(open_private(path, os.O_WRONLY | os.O_EXCL, windows=windows))
+    except FileExistsError:
+        if is_link(path, windows):
+            raise LinkRefused(path) from None
 
 
 def write_private_text(path: Path, text: str, *, windows: WindowsSecurity | None = None) -> None:

@@ -43,7 +43,6 @@ class RunLock:
         windows = default_windows_security()
         try:
             make_private_dir(self.path.parent, windows=windows)
-            touch_private(self.path, windows=windows)  # never a planted link (LinkRefused)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create the state directory {self.path.parent}: {exc.strerror}",
@@ -51,6 +50,7 @@ class RunLock:
             ) from exc
         lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True)
         try:
+            touch_private(self.path, windows=windows)  # 0600, never a planted link (LinkRefused)
             lock.acquire()
         except portalocker.exceptions.LockException as exc:
             raise AlreadyRunning(
