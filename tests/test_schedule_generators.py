@@ -487,7 +487,7 @@ def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path) -> None:
     assert completed.returncode != 0
     relay = relay_unit(linux_spec(str(config), run_as="root"), RelaySpec(), user_units=False)
     unknown = tmp_path / "wicbox-broken-relay.service"
-    unknown.write_text(relay.replace("ProtectSystem=full", "ProtectSystem=fully"), encoding="utf-8")
+    unknown.write_text(relay.replace("ProtectSystem=strict", "ProtectSystem=fully"), encoding="utf-8")
     warned = subprocess.run(
         ["systemd-analyze", "verify", str(unknown)], capture_output=True, text=True, check=False
     )
@@ -760,9 +760,9 @@ def test_relay_unit_content() -> None:
     for line in ("Type=simple", "Restart=on-failure", "RestartSec=10s", "StartLimitIntervalSec=0",
                  "User=wic", "Environment=WICBOX_HOME=/var/lib/wicbox", "WorkingDirectory=/srv/WIC 100%%",
                  "After=network-online.target", "NoNewPrivileges=yes", "PrivateTmp=yes",
-                 "ProtectSystem=full", "WantedBy=multi-user.target"):  # fmt: skip
+                 "ProtectSystem=strict", "ProtectHome=read-only", "ReadWritePaths=-/var/lib/wicbox",
+                 "WantedBy=multi-user.target"):  # fmt: skip
         assert f"\n{line}\n" in unit, line
-    assert "ProtectHome" not in unit  # the token cache and the log live in a home directory
     user = relay_unit(spec, relay, user_units=True)
     assert "\nWantedBy=default.target\n" in user
     assert "\nNoNewPrivileges=yes\n" in user

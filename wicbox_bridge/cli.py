@@ -25,6 +25,7 @@ from wicbox_bridge.commands.send import send_command, send_test_command
 from wicbox_bridge.commands.signin import signin_command
 from wicbox_bridge.commands.status import status_command
 from wicbox_bridge.commands.token import token_command
+from wicbox_bridge.config.footprint import PRIVATE_UMASK
 from wicbox_bridge.errors import BridgeError, ExitCode
 from wicbox_bridge.logs.escape import escape_controls
 from wicbox_bridge.logs.redact import Redactor
@@ -192,7 +193,13 @@ for command in (
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point; exits with the documented exit code."""
+    """Console-script entry point; exits with the documented exit code.
+
+    The umask 077 comes first: whatever the bridge or a library creates (the database's journal,
+    a rotated log, a temporary file) is its owner's alone; the places that create files also pass
+    their modes explicitly (:mod:`wicbox_bridge.config.footprint`).
+    """
+    os.umask(PRIVATE_UMASK)
     cli.main(args=argv, prog_name="wicbox")
 
 

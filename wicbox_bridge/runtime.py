@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.params import ParsedParameters, is_secret_parameter, parse_parameters
-from wicbox_bridge.config.paths import machine_state_dir_for, state_dir_for
+from wicbox_bridge.config.paths import machine_state_dir_for, state_dir_for, user_data_dir
+from wicbox_bridge.config.sealed import Sealer, default_sealer, seal_value, unseal_parameters
 from wicbox_bridge.config.wicglobal import (
     ConfigLocation,
     GlobalConfig,
@@ -95,12 +97,32 @@ class Runtime:
             directory = None
         return (directory or default_log_directory(state_dir)) / LOG_FILE_NAME
 
+    @functools.cached_property
+    def sealer(self) -> Sealer:
+        """This account's protection for secrets in the embedded database (DPAPI or its key file)."""
+        return default_sealer(user_data_dir(self.invocation.env))
+
+    @property
+    def seals_secrets(self) -> bool:
+        """Whether ``params set`` stores secrets sealed: in the embedded database only. WIC's own
+        database (SQL Server) keeps WICMAN_PARAMETER as WIC writes it: in plain text."""
+        database = self.config.database
+        return isinstance(database, SqliteTarget) and database.embedded
+
+    def stored_value(self, name: str, value: str) -> str:
+        """What ``params set`` writes for a secret parameter: sealed where :attr:`seals_secrets`."""
+        return seal_value(name, value, self.sealer) if self.seals_secrets else value
+
+    def read_parameters(self, store: Store) -> dict[str, str | None]:
+        """Every WICMan parameter with sealed secrets opened (plain values as stored)."""
+        return unseal_parameters(read_parameters(store), self.sealer)
+
     def open_store(self) -> DbApiStore:
         return open_store(self.config.database)
 
     def load_parameters(self, store: Store) -> ParsedParameters:
         """Reads and validates the WICMan parameters; registers their secrets for redaction."""
         require_schema(store)
-        raw = read_parameters(store)
+        raw = self.read_parameters(store)
         self.redactor.register(value for name, value in raw.items() if is_secret_parameter(name))
         return parse_parameters(raw, self.config.endpoints)

@@ -20,6 +20,7 @@ from wicbox_bridge.commands._build import (
     smtp_login_probe,
     token_service,
 )
+from wicbox_bridge.config.footprint import FootprintItem, default_windows_security
 from wicbox_bridge.config.params import AuthMethod, Parameters, PermissionType
 from wicbox_bridge.diagnostics.accounts import (
     ProviderFactory,
@@ -29,6 +30,7 @@ from wicbox_bridge.diagnostics.accounts import (
     token_checks,
 )
 from wicbox_bridge.diagnostics.credentials import credential_checks
+from wicbox_bridge.diagnostics.permissions import permission_checks
 from wicbox_bridge.diagnostics.powershell import ExchangeSetup, powershell_script
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed, overall_exit_code
 from wicbox_bridge.diagnostics.smtp import smtp_checks
@@ -86,6 +88,14 @@ def _token_cache_owner(runtime: Runtime) -> list[CheckResult]:
     return [CheckResult("credential", CheckStatus.WARN, problem, fix)]
 
 
+def _permissions(runtime: Runtime, *, fix: bool) -> list[CheckResult]:
+    try:
+        extra = [FootprintItem("the token cache", token_cache_path(runtime.state_dir), folder=False)]
+    except BridgeError:
+        extra = []
+    return permission_checks(runtime, fix=fix, windows=default_windows_security(), extra=extra)
+
+
 def _exchange_setup(runtime: Runtime) -> ExchangeSetup:
     """The facts the PowerShell depends on; the app's service principal from an app token's oid."""
     with runtime.open_store() as store:
@@ -130,17 +140,28 @@ def _login_checks(
     is_flag=True,
     help="Print the Exchange Online PowerShell this setup needs, filled in, instead of checking.",
 )
+@click.option(
+    "--fix-permissions",
+    is_flag=True,
+    help="Close the bridge's folders and files to other accounts where a permissions line warns "
+    "(POSIX: chmod 700/600; Windows: the folder's access list: SYSTEM, Administrators and the "
+    "accounts granted on purpose, inheritance off, no Users).",
+)
 @pass_runtime
-def check_command(runtime: Runtime, powershell: bool) -> int:
+def check_command(runtime: Runtime, powershell: bool, fix_permissions: bool) -> int:
     """Check the configuration, the database, the parameters and each mail account.
 
     Run it right after following the Azure steps of the guide: the first FAIL line says what to
-    change. Nothing is read from or sent to any mailbox.
+    change. Nothing is read from or sent to any mailbox. The permissions lines name every folder
+    or file of the bridge that another account could read or change, with the command that closes
+    it; --fix-permissions applies those fixes.
     """
     if powershell:
         click.echo(powershell_script(_exchange_setup(runtime)), nl=False)
         return 0
-    results = run_checks(runtime, _account_checks(runtime))
+    results = run_checks(
+        runtime, _account_checks(runtime), lambda: _permissions(runtime, fix=fix_permissions)
+    )
     for result in results:
         click.echo(result.render())
     code = overall_exit_code(results)

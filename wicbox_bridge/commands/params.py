@@ -124,7 +124,9 @@ def params_set(
     Give exactly one of VALUE, --prompt, --stdin or --clear. A password or secret is never taken as
     VALUE (the command line lands in the shell history and in process lists): use --prompt or --stdin.
     A value that cannot work (a typo in a choice, a malformed GUID, host or URL) is refused before
-    anything is stored.
+    anything is stored. A password or client secret going into the embedded database is stored
+    sealed with this account's protection (Windows: DPAPI; elsewhere an owner-only key file), never
+    in plain text.
     """
     given = sum([value is not None, prompt_value, stdin_value, clear])
     if given != 1:
@@ -151,7 +153,8 @@ def params_set(
     store = runtime.open_store()
     try:
         require_schema(store)
-        stored_name = set_parameter(store, name, value or None)
+        stored = runtime.stored_value(name, value) if value and is_secret_parameter(name) else value
+        stored_name = set_parameter(store, name, stored or None)
     finally:
         store.close()
     click.echo(f"{stored_name} = {_shown(stored_name, value)}")

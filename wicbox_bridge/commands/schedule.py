@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,9 +14,10 @@ from typing import Any, TypeVar
 import click
 
 from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.config.wicglobal import CONFIG_FILE_NAME, load_global_config, locate_config
-from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.errors import BridgeError, ConfigurationError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule import actions
 from wicbox_bridge.schedule.actions import Target
@@ -24,6 +26,7 @@ from wicbox_bridge.schedule.host import (
     current_account,
     foreign_platform_problem,
     host_platform,
+    is_admin,
     is_root,
     refuse_foreign_platform,
 )
@@ -35,6 +38,7 @@ from wicbox_bridge.schedule.plan import (
     systemd_plan,
     windows_plan,
 )
+from wicbox_bridge.schedule.privilege import privilege_warnings
 from wicbox_bridge.schedule.relay import DEFAULT_RELAY_LISTEN, RelaySpec, check_relay_files
 from wicbox_bridge.schedule.spec import (
     DEFAULT_EVERY_MINUTES,
@@ -45,7 +49,7 @@ from wicbox_bridge.schedule.spec import (
     default_task_name,
     installed_program,
 )
-from wicbox_bridge.schedule.systemd import SYSTEM_UNIT_DIR, user_unit_dir
+from wicbox_bridge.schedule.systemd import SERVICE_HOME, SYSTEM_UNIT_DIR, user_unit_dir
 from wicbox_bridge.secret import Secret
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -234,8 +238,30 @@ def _choose(
     env = runtime.invocation.env
     user_units = user_units or not is_root()
     unit_dir = user_unit_dir(env, Path(env.get("HOME") or Path.home())) if user_units else SYSTEM_UNIT_DIR
+    env = _service_env(env, chosen, user_units=user_units)
     target = Target(chosen, name, machine_state_dir_for(config, env=env), unit_dir, user_units)
     return _Choice(config, host, target)
+
+
+def _service_env(env: Mapping[str, str], platform: Platform, *, user_units: bool) -> Mapping[str, str]:
+    """The environment the scheduled runs see: system services get WICBOX_HOME=/var/lib/wicbox-bridge
+    when none is set (their home folders are read-only to them, see schedule.systemd)."""
+    if platform is Platform.SYSTEMD and not user_units and not env.get("WICBOX_HOME"):
+        return {**env, "WICBOX_HOME": SERVICE_HOME}
+    return env
+
+
+def _writable_paths(runtime: Runtime, config: Path, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The folders outside WICBOX_HOME that WicGlobal.config makes the runs write: the log folder
+    (WicBoxLogDirectory) and a SQLite database's folder; nothing when it cannot be read (yet)."""
+    try:
+        loaded = load_global_config(config, env=env)
+    except BridgeError:
+        return ()
+    paths = [loaded.log_directory] if loaded.log_directory else []
+    if isinstance(loaded.database, SqliteTarget) and not loaded.database.embedded:
+        paths.append(loaded.database.path.parent)
+    return tuple(str(path) for path in paths)
 
 
 def _config_path(runtime: Runtime, config_option: Path | None) -> Path:
@@ -274,6 +300,8 @@ def _spec(
         )
     if platform is Platform.WINDOWS and Logon(logon) is not Logon.SYSTEM and not run_as:
         run_as = current_account(env, Platform.WINDOWS)
+    env = _service_env(env, platform, user_units=choice.target.user_units)
+    writable = _writable_paths(runtime, choice.config, env) if platform is Platform.SYSTEMD else ()
     return ScheduleSpec(
         name=choice.target.name,
         config_path=str(choice.config),
@@ -286,6 +314,7 @@ def _spec(
         start_boundary=dt.datetime.now().replace(second=0, microsecond=0),  # Task Scheduler's local time
         wicbox_home=env.get("WICBOX_HOME") or None,
         author=current_account(env, platform),
+        writable_paths=writable,
     )
 
 
@@ -325,11 +354,18 @@ def _relay(
 def _plan(
     spec: ScheduleSpec, target: Target, *, force: bool = False, relay: RelaySpec | None = None
 ) -> SchedulePlan:
+    """The platform's plan, with the warnings of an account that has more rights than needed."""
     if target.platform is Platform.WINDOWS:
-        return windows_plan(spec, target.state_dir, force=force, relay=relay)
-    if target.platform is Platform.SYSTEMD:
-        return systemd_plan(spec, target.unit_dir, user_units=target.user_units, relay=relay)
-    return cron_plan(spec, target.state_dir / CRON_LOG_NAME)
+        plan = windows_plan(spec, target.state_dir, force=force, relay=relay)
+    elif target.platform is Platform.SYSTEMD:
+        plan = systemd_plan(spec, target.unit_dir, user_units=target.user_units, relay=relay)
+    else:
+        plan = cron_plan(spec, target.state_dir / CRON_LOG_NAME)
+    runs_as_me = spec.run_as is None or spec.run_as.casefold() == spec.author.casefold()
+    warnings = privilege_warnings(
+        spec, target.platform, user_units=target.user_units, account_is_admin=runs_as_me and is_admin()
+    )
+    return dataclasses.replace(plan, warnings=warnings)
 
 
 def _prompt_password(account: str) -> Secret:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from wicbox_bridge.config.params import Parameters
 from wicbox_bridge.config.wicglobal import GlobalConfig
+from wicbox_bridge.diagnostics.permissions import plain_secret_checks
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.runtime import Runtime
@@ -32,11 +33,21 @@ class LoadedSettings:
 AccountChecks = Callable[[LoadedSettings, Store], Iterator[CheckResult]]
 
 
-def run_checks(runtime: Runtime, account_checks: AccountChecks | None = None) -> list[CheckResult]:
-    """Configuration, database and parameters, then ``diagnostics.accounts`` (protocol, tokens, logins)."""
+def run_checks(
+    runtime: Runtime,
+    account_checks: AccountChecks | None = None,
+    permissions: Callable[[], list[CheckResult]] | None = None,
+) -> list[CheckResult]:
+    """Configuration, database and parameters, then ``diagnostics.accounts`` (protocol, tokens, logins).
+
+    ``permissions`` (``diagnostics.permissions``) runs after the log file's line: the folders and
+    files of the bridge that other accounts could read or change.
+    """
     results: list[CheckResult] = []
     config = _check_config(runtime, results)
     results.append(_log_file_line(runtime))
+    if permissions is not None:
+        results.extend(permissions())
     paused = _pause_line(runtime)
     if paused is not None:
         results.append(paused)
@@ -128,6 +139,7 @@ def _check_database_and_parameters(
     detail = f"{where}, schema version {version}"
     fix = None if version == LATEST_VERSION else "run `wicbox db upgrade`"
     results.append(CheckResult("database", status, detail, fix))
+    results.extend(plain_secret_checks(runtime, store))
     try:
         parsed = runtime.load_parameters(store)
     except BridgeError as error:

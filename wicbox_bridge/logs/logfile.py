@@ -47,6 +47,13 @@ from pathlib import Path
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
+from wicbox_bridge.config.footprint import (
+    PRIVATE_FILE_MODE,
+    LinkRefused,
+    default_windows_security,
+    make_private_dir,
+    touch_private,
+)
 from wicbox_bridge.logs.escape import escape_controls
 
 LOG_DIRECTORY_NAME = "logs"
@@ -103,6 +110,7 @@ class LogFileHandler(ConcurrentRotatingFileHandler):
             backupCount=rotation.backups,
             encoding=ENCODING,
             unicode_error_policy="replace",
+            chmod=PRIVATE_FILE_MODE if sys.platform != "win32" else None,
         )
         self.path = path
         self._warned = False
@@ -136,15 +144,17 @@ def open_log_file(path: Path, rotation: Rotation = Rotation()) -> LogFileHandler
     """The handler for ``path``, after checking that the folder, the file and its lock file open.
 
     The library opens the file on the first write only; opening both once here turns a folder the
-    account may not write into one clear warning at the start instead of an error per line.
+    account may not write into one clear warning at the start instead of an error per line. A new
+    folder is 0700, the files 0600 (Windows: the folder's own access list); a link is refused.
     """
+    windows = default_windows_security()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding=ENCODING):
-            pass
+        make_private_dir(path.parent, windows=windows)
+        touch_private(path, windows=windows)
         handler = LogFileHandler(path, rotation)
-        with Path(handler.lockFilename).open("a", encoding=ENCODING):
-            pass
+        touch_private(Path(handler.lockFilename), windows=windows)
+    except LinkRefused as exc:
+        raise LogFileUnavailable(path, exc.message) from exc
     except OSError as exc:
         raise LogFileUnavailable(path, exc.strerror or exc.__class__.__name__) from exc
     return handler

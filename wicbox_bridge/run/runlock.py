@@ -19,6 +19,12 @@ from typing import Any
 
 import portalocker
 
+from wicbox_bridge.config.footprint import (
+    default_windows_security,
+    make_private_dir,
+    touch_private,
+    write_private_text,
+)
 from wicbox_bridge.errors import AlreadyRunning, ConfigurationError
 
 LOCK_FILE_NAME = "run.lock"
@@ -34,8 +40,9 @@ class RunLock:
         self._lock: portalocker.Lock | None = None
 
     def acquire(self) -> None:
+        windows = default_windows_security()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent, windows=windows)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create the state directory {self.path.parent}: {exc.strerror}",
@@ -43,6 +50,7 @@ class RunLock:
             ) from exc
         lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True)
         try:
+            touch_private(self.path, windows=windows)  # 0600, never a planted link (LinkRefused)
             lock.acquire()
         except portalocker.exceptions.LockException as exc:
             raise AlreadyRunning(
@@ -79,7 +87,7 @@ class RunLock:
             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         with contextlib.suppress(OSError):  # only used for the message of a second run
-            self.holder_path.write_text(json.dumps(holder), encoding="utf-8")
+            write_private_text(self.holder_path, json.dumps(holder))
 
     def _holder(self) -> str:
         try:

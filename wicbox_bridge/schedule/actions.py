@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from wicbox_bridge.config.footprint import default_windows_security, make_private_dir
 from wicbox_bridge.schedule.commandline import (
     CommandLine,
     SchedulerError,
@@ -109,6 +110,8 @@ def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: Password
         say(f"installed and started {target.describe_relay()}: {CommandLine(plan.relay_argv).display()}")
     for note in plan.notes:
         say(f"note: {note}")
+    for warning in plan.warnings:
+        say(f"warning: {warning}")
     _mention_pause(target, say)
 
 
@@ -145,7 +148,7 @@ def _install_task(
 
 def _grant_state_dir(grant: CommandLine, target: Target) -> None:
     try:
-        target.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.state_dir, windows=default_windows_security())
     except OSError as exc:
         raise SchedulerError(
             f"cannot create {target.state_dir}: {exc.strerror or exc}",

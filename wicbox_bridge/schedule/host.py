@@ -49,6 +49,15 @@ def is_root() -> bool:
     return bool(geteuid is not None and geteuid() == 0)
 
 
+def is_admin() -> bool:
+    """Whether this process runs as root (POSIX) or elevated by an administrator (Windows)."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        import ctypes  # noqa: PLC0415
+
+        return bool(ctypes.windll.shell32.IsUserAnAdmin())
+    return is_root()
+
+
 def current_account(env: Mapping[str, str], platform: Platform) -> str:
     """The account running this command (``DOMAIN\\user`` on Windows)."""
     if platform is Platform.WINDOWS and env.get("USERNAME"):

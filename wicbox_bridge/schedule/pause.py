@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from wicbox_bridge.config.footprint import default_windows_security, make_private_dir, write_private_text
 from wicbox_bridge.schedule.commandline import SchedulerError
 
 PAUSE_FILE_NAME = "paused.json"
@@ -38,12 +39,13 @@ def pause_file(state_dir: Path) -> Path:
 
 
 def pause_runs(state_dir: Path, *, at: dt.datetime, by: str) -> Path:
-    """Writes the marker (replacing an older one); its path."""
+    """Writes the marker (replacing an older one; 0600, never through a link); its path."""
     path = pause_file(state_dir)
     marker = {"at": at.isoformat(sep=" ", timespec="seconds"), "by": by}
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(marker), encoding="utf-8")
+        windows = default_windows_security()
+        make_private_dir(state_dir, windows=windows)
+        write_private_text(path, json.dumps(marker), windows=windows)
     except OSError as exc:
         raise SchedulerError(
             f"cannot write the pause marker {path}: {exc.strerror}",

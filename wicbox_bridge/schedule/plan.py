@@ -14,6 +14,7 @@ from wicbox_bridge.schedule.cron import cron_line, cron_notes
 from wicbox_bridge.schedule.relay import RelaySpec, relay_task_name
 from wicbox_bridge.schedule.spec import Logon, Platform, ScheduleSpec
 from wicbox_bridge.schedule.systemd import (
+    SERVICE_HOME,
     daemon_reload,
     enable_relay,
     enable_timer,
@@ -56,6 +57,7 @@ class SchedulePlan:
     cron_line: str | None = None
     notes: tuple[str, ...] = field(default=())
     relay: RelaySpec | None = None
+    warnings: tuple[str, ...] = ()  # least privilege: see schedule.privilege
 
     @property
     def relay_argv(self) -> tuple[str, ...]:
@@ -155,8 +157,12 @@ def systemd_plan(
             "user units run only while the account has a session; `loginctl enable-linger` makes them "
             "run after a reboot without a login",
         )
-    elif not spec.run_as:
-        notes = ("the service runs as root; --run-as ACCOUNT runs it as a service account",)
+    elif spec.wicbox_home == SERVICE_HOME:
+        notes = (
+            f"the services keep their state (token cache, run lock, pause, logs) in {SERVICE_HOME} "
+            "(WICBOX_HOME; systemd creates it for the service's account, 0700): run `wicbox signin`, "
+            f"`check` and `schedule stop` as that account with WICBOX_HOME={SERVICE_HOME}",
+        )
     return SchedulePlan(Platform.SYSTEMD, spec, files, commands, notes=notes, relay=relay)
 
 
@@ -195,6 +201,7 @@ def plan_text(plan: SchedulePlan) -> list[str]:
     if plan.commands:
         lines += ["", "# --- install runs:", *(command.display() for command in plan.commands)]
     lines += [f"# note: {note}" for note in (OUTBOX_NOTE, *plan.notes)]
+    lines += [f"# warning: {warning}" for warning in plan.warnings]
     return lines
 
 
@@ -211,4 +218,5 @@ def plan_json(plan: SchedulePlan) -> dict[str, Any]:
         "cron_line": plan.cron_line,
         "relay_command": list(plan.relay_argv) or None,
         "notes": [OUTBOX_NOTE, *plan.notes],
+        "warnings": list(plan.warnings),
     }

@@ -71,6 +71,7 @@ class ScheduleSpec:
     start_boundary: dt.datetime = dt.datetime(2000, 1, 1)  # local time, as Task Scheduler keeps it
     wicbox_home: str | None = None
     author: str = "wicbox"
+    writable_paths: tuple[str, ...] = ()  # systemd: folders outside WICBOX_HOME the runs write (logs)
 
     def __post_init__(self) -> None:
         check_every(self.every_minutes)

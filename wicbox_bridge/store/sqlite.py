@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from wicbox_bridge.config.dbtarget import SqliteTarget
+from wicbox_bridge.config.footprint import default_windows_security, make_private_dir, touch_private
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.store.base import SqlParams
 from wicbox_bridge.store.dbapi import Cursor, DbApiStore
@@ -83,10 +84,15 @@ def translate_sqlite_error(exc: Exception, path: Path, action: str, timeout_s: f
 def open_sqlite(target: SqliteTarget, timeout_s: float) -> SqliteStore:
     """Open (creating the directory and the file when missing) with WAL and foreign keys.
 
+    A new folder is 0700 and a new file 0600 (SQLite gives its -wal and -shm files the database
+    file's mode); a folder or file that is a link is refused (:mod:`wicbox_bridge.config.footprint`).
+
     ``timeout_s`` is sqlite3's busy timeout: how long a statement waits for another writer.
     """
+    windows = default_windows_security()
     try:
-        target.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.path.parent, windows=windows)
+        touch_private(target.path, windows=windows)  # 0600 before SQLite opens it; never a link
     except OSError as exc:
         raise DatabaseError(
             f"cannot create the directory {target.path.parent} for the SQLite database: {exc.strerror}",
