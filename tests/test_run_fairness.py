@@ -288,7 +288,7 @@ def filed_per_project(report: dict[str, Any]) -> dict[str, int]:
     return {str(mailbox["project"]): int(mailbox["filed"]) for mailbox in mailboxes}
 
 
-def assert_filed_exactly_once(room: Mailroom, delivered: dict[int, list[bytes]]) -> None:
+def assert_filed_once_under_each_project(room: Mailroom, delivered: dict[int, list[bytes]]) -> None:
     """Every delivered mail filed once, byte for byte, under its mailbox's project; INBOXes empty."""
     rows = room.filed()
     assert all(row.status == "FILED" for row in rows)
@@ -311,7 +311,7 @@ def test_cap_of_100_is_shared_by_ten_busy_mailboxes_and_drains_them_in_five_runs
     for _run in range(4):
         totals.append(sum(filed_per_project(run_json(mailroom)).values()))
     assert totals == [100] * 5
-    assert_filed_exactly_once(mailroom, delivered)
+    assert_filed_once_under_each_project(mailroom, delivered)
 
 
 def test_what_quiet_mailboxes_leave_goes_to_the_busy_one(mailroom: Mailroom) -> None:
@@ -324,7 +324,7 @@ def test_what_quiet_mailboxes_leave_goes_to_the_busy_one(mailroom: Mailroom) -> 
     assert overlapping_per_mailbox(connections) == [], "two connections to one mailbox at once"
     second = filed_per_project(run_json(mailroom))
     assert second == {"P001": 62, "P002": 0, "P003": 0, "P004": 0, "P005": 0}
-    assert_filed_exactly_once(mailroom, delivered)
+    assert_filed_once_under_each_project(mailroom, delivered)
 
 
 def test_a_busy_mailbox_never_starves_a_quiet_one(mailroom: Mailroom) -> None:
@@ -347,7 +347,7 @@ def test_mailboxes_are_read_concurrently_within_the_worker_bound(
         report = run_json(mailroom)
         connections = recorder.connections()
     assert report["counts"]["filed"] == 48
-    assert_filed_exactly_once(mailroom, delivered)
+    assert_filed_once_under_each_project(mailroom, delivered)
     assert {connection.user for connection in connections} == {project_mailbox(n) for n in range(1, 9)}
     assert overlapping_per_mailbox(connections) == [], "two connections to one mailbox at once"
     most = most_open_together(connections)

@@ -11,7 +11,7 @@ from tests.clihelp import write_config
 from tests.plugins.wic import Mailroom
 from tests.test_run_fairness import (
     add_project_mailboxes,
-    assert_filed_exactly_once,
+    assert_filed_once_under_each_project,
     project_mailbox,
     run_json,
 )
@@ -44,7 +44,7 @@ def test_one_multiple_run_reads_100_project_mailboxes(
         "unassigned": 0,
         "quarantined": 0,
     }
-    assert_filed_exactly_once(room, delivered)
+    assert_filed_once_under_each_project(room, delivered)
     token_requests = idp_clean.request_log.token_requests()
     assert [record.grant_type for record in token_requests] == ["client_credentials"], "one app token"
     sign_ins = Counter(entry.user for entry in room.dovecot.sign_ins())
