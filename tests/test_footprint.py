@@ -90,7 +90,10 @@ def test_everything_the_cli_creates_is_0600_in_0700_folders(wicbox: WicboxCli) -
     assert os.umask(0o022) == 0o022  # the test process' umask (read back): modes must not depend on it
     os.umask(0o022)
     assert wicbox("db", "init").exit_code == 0
-    assert wicbox("params", "set", "WICBOX_MAILCLIENT_CLIENTSECRET", "s3cret-value~x").exit_code == 0
+    set_secret = wicbox(
+        "params", "set", "WICBOX_MAILCLIENT_CLIENTSECRET", "--stdin", input="s3cret-value~x\n"
+    )
+    assert set_secret.exit_code == 0, set_secret.output
     state = machine_state_dir_for(None, env={"WICBOX_HOME": str(wicbox.home)})
     pause_runs(state, at=__import__("datetime").datetime(2026, 1, 1), by="test")
     with RunLock(state):

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from tests.clihelp import write_config
-from tests.plugins.wic import Mailroom
+from tests.plugins.wic import Mailroom, loopback_hosts
 from tests.test_run_fairness import (
     add_project_mailboxes,
     assert_filed_once_under_each_project,
@@ -16,6 +16,7 @@ from tests.test_run_fairness import (
     run_json,
 )
 from tools.testbed.idp import IdentityPlatformEmulator
+from tools.testbed.pki import LoopbackPki
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
@@ -24,11 +25,17 @@ MAILS_EACH = 5
 
 
 def test_one_multiple_run_reads_100_project_mailboxes(
-    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator
+    mailroom: Mailroom, idp_clean: IdentityPlatformEmulator, testbed_ip: str, loopback_pki: LoopbackPki
 ) -> None:
     room = mailroom
     assert room.wic.database is not None
-    write_config(room.wic.config, f"sqlite:///{room.wic.database}", max_mails="1000")
+    write_config(
+        room.wic.config,
+        f"sqlite:///{room.wic.database}",
+        max_mails="1000",
+        allowed_hosts=loopback_hosts(testbed_ip),
+        ca_bundle=loopback_pki.ca_cert,
+    )
     delivered = add_project_mailboxes(room, [MAILS_EACH] * MAILBOXES)
     idp_clean.request_log.clear()
 

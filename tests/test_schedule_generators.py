@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clihelp import write_config
 from wicbox_bridge.config.paths import state_dir_for
 from wicbox_bridge.errors import ConfigurationError
 from wicbox_bridge.schedule.commandline import CommandLine
@@ -521,7 +522,7 @@ def test_cron_refuses_an_interval_it_cannot_keep() -> None:
 def test_cron_command_runs_for_real_and_respects_the_pause(tmp_path: Path) -> None:
     """The command of the line, as cron's shell runs it: the paused run ends at once with exit 0."""
     config = _awkward_folder(tmp_path)
-    config.write_text("<configuration/>", encoding="utf-8")
+    write_config(config, f"sqlite:///{tmp_path / 'wic.db'}")
     home = tmp_path / "home 100%"
     spec = linux_spec(str(config), wicbox_home=str(home))
     state_dir = state_dir_for(config, env={"WICBOX_HOME": str(home)})

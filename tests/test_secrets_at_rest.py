@@ -40,7 +40,7 @@ def _database_bytes(home: Path) -> bytes:
 
 def test_params_set_never_writes_the_secret_into_the_database_file(wicbox: WicboxCli) -> None:
     assert wicbox("db", "init").exit_code == 0
-    result = wicbox("params", "set", NAME, SECRET)
+    result = wicbox("params", "set", NAME, "--stdin", input=f"{SECRET}\n")
     assert result.exit_code == 0
     assert SECRET not in result.output
     data = _database_bytes(wicbox.home)
@@ -54,7 +54,7 @@ def test_params_set_never_writes_the_secret_into_the_database_file(wicbox: Wicbo
 
 def test_a_copy_of_the_database_under_another_key_does_not_open(wicbox: WicboxCli, tmp_path: Path) -> None:
     assert wicbox("db", "init").exit_code == 0
-    assert wicbox("params", "set", NAME, SECRET).exit_code == 0
+    assert wicbox("params", "set", NAME, "--stdin", input=f"{SECRET}\n").exit_code == 0
     thief = WicboxCli(home=tmp_path / "thief", cwd=wicbox.cwd)
     thief.home.mkdir()
     for path in wicbox.home.glob("wicbox.db*"):
