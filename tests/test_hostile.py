@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.processes import wicbox_command, wicbox_environment
 from tests.hostile import KINDS, Kind, build
 from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom
-from tests.test_run_crash import _command, _environment
 from tools.bench import rss_probe
 from wicbox_bridge.mail.limits import DEFAULT_LIMITS, ParseLimits, prescan
 from wicbox_bridge.mail.parse import FastPathUnsupported, parse_mail, parse_mail_fast, parse_mail_stdlib
@@ -100,9 +100,9 @@ def test_wicbox_run_files_every_hostile_mail_and_the_mail_after_it(
     stored = [message.raw for message in mailroom.messages("INBOX")]  # as the server hands them out
     assert len(stored) == len(raws)
     report = tmp_path / "rss.json"
-    command = [sys.executable, rss_probe.__file__, str(report), *_command(mailroom.wic, ["run"])]
+    command = [sys.executable, rss_probe.__file__, str(report), *wicbox_command(mailroom.wic, ["run"])]
     done = subprocess.run(
-        command, env=_environment(mailroom.wic), capture_output=True, timeout=600, check=False
+        command, env=wicbox_environment(mailroom.wic), capture_output=True, timeout=600, check=False
     )
     assert done.returncode == 0, (
         done.stdout.decode(errors="replace")[-3000:] + done.stderr.decode(errors="replace")[-3000:]

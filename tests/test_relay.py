@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.helpers.processes import WicboxProcess, start_wicbox
 from tests.helpers.waiting import wait_until
 from tests.plugins.wic import Mailroom, WicInstallation
-from tests.test_run_crash import WicboxProcess, start_wicbox
 from tests.test_send_graph import GraphSendroom, graph_sendroom  # noqa: F401 - the fixture
 from tests.test_send_test import RECIPIENT, SENDER, Sendroom, make_sendroom
 from tools.testbed.pki import LoopbackPki

@@ -8,20 +8,18 @@ process, the invariants) are shared with tests/test_run_faults.py.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.corpus import require_corpus
+from tests.helpers.filing import assert_filed_exactly_once, sha256_of
+from tests.helpers.processes import WicboxProcess, run_wicbox, start_wicbox, wait_for_line
 from tests.helpers.waiting import random_moment, wait_until
 from tests.mailgen import make_mail, to_crlf
 from tests.plugins.postgres import BACKENDS
@@ -31,71 +29,10 @@ from wicbox_bridge.config.paths import state_dir_for
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow, pytest.mark.crash, pytest.mark.corpus]
 
-PROCESSED = "WICBOX/Processed"
 SEED_VARIABLE = "WICBOX_CRASH_SEED"  # set it to replay the kill moments of a failed run
-RUN_TIMEOUT_S = 120.0
 
 
 # --------------------------------------------------------------------------- runs as processes
-
-
-def _command(installation: WicInstallation, args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "wicbox_bridge", "--config", str(installation.config), *args]
-
-
-def _environment(installation: WicInstallation) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name != "WICBOX_CONFIG"}
-    env["WICBOX_HOME"] = str(installation.cli_runner.home)
-    return env
-
-
-@dataclass
-class WicboxProcess:
-    """A ``wicbox`` process started by a test; its output goes to a file (a full pipe never blocks it)."""
-
-    process: subprocess.Popen[bytes]
-    output_path: Path
-    started: float = field(default_factory=time.monotonic)
-
-    def output(self) -> str:
-        return self.output_path.read_text(encoding="utf-8", errors="replace")
-
-    def kill(self) -> bool:
-        """SIGKILL; whether the process was still running when it came."""
-        alive = self.process.poll() is None
-        self.process.kill()
-        self.process.wait(timeout=RUN_TIMEOUT_S)
-        return alive
-
-    def wait(self, timeout_s: float = RUN_TIMEOUT_S) -> int:
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-
-def start_wicbox(installation: WicInstallation, *args: str, name: str = "run") -> WicboxProcess:
-    """``python -m wicbox_bridge --config ... ARGS`` with WICBOX_HOME set like the in-process CLI."""
-    work = installation.cli_runner.cwd
-    output_path = work / f"{name}-{time.monotonic_ns()}.log"
-    with output_path.open("wb") as output:
-        process = subprocess.Popen(
-            _command(installation, args),
-            cwd=work,
-            env=_environment(installation),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    return WicboxProcess(process, output_path)
-
-
-def run_wicbox(installation: WicInstallation, *args: str) -> tuple[int, str]:
-    """One complete ``wicbox`` process: its exit code and output."""
-    started = start_wicbox(installation, *args)
-    code = started.wait()
-    return code, started.output()
 
 
 def token_cache_file(installation: WicInstallation) -> Path:
@@ -104,10 +41,6 @@ def token_cache_file(installation: WicInstallation) -> Path:
 
 
 # --------------------------------------------------------------------------- mails and invariants
-
-
-def sha256_of(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
 
 
 def _padded_mail(number: int, size: int) -> bytes:
@@ -136,38 +69,6 @@ def mixed_mails(count: int, rng: random.Random) -> list[bytes]:
     mails = list(unique.values())[:count]
     rng.shuffle(mails)
     return mails
-
-
-def mailbox_contents(room: Mailroom) -> dict[str, Counter[bytes]]:
-    """Every non-empty folder of the mailbox and the mails in it (deleted-flagged ones too)."""
-    contents: dict[str, Counter[bytes]] = {}
-    for folder in room.dovecot.folders(room.mailbox):
-        if folder == "WICBOX":
-            continue  # the parent folder of Processed and Failed holds no mail
-        mails = Counter(message.raw for message in room.messages(folder))
-        if mails:
-            contents[folder] = mails
-    return contents
-
-
-def assert_filed_exactly_once(room: Mailroom, delivered: Sequence[bytes], context: str = "") -> None:
-    """Every delivered mail filed once with its exact bytes, STATUS FILED, and in Processed once;
-    the inbox empty and no mail anywhere else."""
-    assert_rows_filed_exactly_once(room, delivered, context)
-    assert mailbox_contents(room) == {PROCESSED: Counter(delivered)}, context
-
-
-def assert_rows_filed_exactly_once(room: Mailroom, delivered: Sequence[bytes], context: str = "") -> None:
-    """Every delivered mail has exactly one WICBOX_MAIL row, with its exact bytes, STATUS FILED."""
-    rows = room.filed()
-    expected = {sha256_of(raw): raw for raw in delivered}
-    assert len(expected) == len(delivered), "the test delivered the same mail twice"
-    assert len(rows) == len(delivered), f"{len(rows)} rows for {len(delivered)} mails {context}"
-    assert {row.sha256 for row in rows} == set(expected), context
-    wrong_bytes = [row.mail_id for row in rows if row.raw != expected[row.sha256]]
-    assert wrong_bytes == [], f"RAW_MIME differs from the delivered mail {context}"
-    not_filed = [(row.mail_id, row.status, row.error) for row in rows if row.status != "FILED"]
-    assert not_filed == [], context
 
 
 def run_until_done(room: Mailroom, context: str, *, max_runs: int = 6) -> None:
@@ -241,18 +142,6 @@ def _unacknowledged(room: Mailroom) -> int:
     with room.wic.store() as store:
         row = store.query_one("SELECT COUNT(*) FROM WICBOX_MAIL WHERE STATUS <> 'FILED'")
     return 0 if row is None else int(row[0])
-
-
-def wait_for_line(process: WicboxProcess, marker: str, timeout_s: float = RUN_TIMEOUT_S) -> float | None:
-    """Seconds from the process start until ``marker`` is in the output; None when it ends without."""
-    wait_until(
-        lambda: marker in process.output() or process.process.poll() is not None,
-        f"{marker!r} in the output:\n{process.output()}",
-        timeout_s,
-    )
-    if marker in process.output():
-        return time.monotonic() - process.started
-    return None
 
 
 @dataclass(frozen=True)

@@ -14,22 +14,19 @@ from collections.abc import Iterator
 import pyodbc
 import pytest
 
-from tests.helpers.waiting import wait_until
-from tests.mailgen import make_mail
-from tests.plugins.postgres import BACKENDS, PgDatabase
-from tests.plugins.wic import Mailroom
-from tests.test_run_crash import (
-    FETCHED,
+from tests.helpers.filing import (
     PROCESSED,
     assert_filed_exactly_once,
     assert_rows_filed_exactly_once,
     mailbox_contents,
-    run_outcomes,
-    run_until_done,
     sha256_of,
-    start_wicbox,
-    wait_for_line,
 )
+from tests.helpers.processes import start_wicbox, wait_for_line
+from tests.helpers.waiting import wait_until
+from tests.mailgen import make_mail
+from tests.plugins.postgres import BACKENDS, PgDatabase
+from tests.plugins.wic import Mailroom
+from tests.test_run_crash import FETCHED, run_outcomes, run_until_done
 from tools.testbed.idp import IdentityPlatformEmulator
 from tools.testbed.imap_faults import FaultPlan, ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki

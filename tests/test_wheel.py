@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.filing import assert_filed_exactly_once
 from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom
-from tests.test_run_crash import assert_filed_exactly_once
 from wicbox_bridge import __version__
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
