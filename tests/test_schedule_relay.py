@@ -8,6 +8,7 @@ actions, the tool runner (subprocess), the unit files written into a folder of t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -29,12 +30,15 @@ from wicbox_bridge.schedule.windows import TASK_NAMESPACE
 from wicbox_bridge.secret import Secret
 
 STAND_IN = """#!{python}
-import json, shutil, sys
+import hashlib, json, shutil, sys
 from pathlib import Path
 here = Path(__file__).parent
 argv = [Path(sys.argv[0]).name, *sys.argv[1:]]
 with (here / "calls.jsonl").open("a", encoding="utf-8") as log:
     log.write(json.dumps(argv) + "\\n")
+if "/Create" in argv and "/RU" in argv:  # schtasks reads the account's password from its standard input
+    with (here / "stdin.jsonl").open("a", encoding="utf-8") as log:
+        log.write(json.dumps(hashlib.sha256(sys.stdin.read().encode()).hexdigest()) + "\\n")
 if "/XML" in argv and "/Create" in argv:  # keep the definition schtasks was given
     shutil.copyfile(argv[argv.index("/XML") + 1], here / (argv[argv.index("/TN") + 1] + ".xml"))
 answers = json.loads((here / "answers.json").read_text(encoding="utf-8"))
@@ -123,7 +127,12 @@ def test_windows_install_registers_the_relay_as_the_same_account_and_starts_it(
     plan = windows_plan(_win_spec(), target.state_dir, relay=RELAY)
     actions.install(plan, target, force=False, prompt=prompt, say=say)
     assert prompted == ["KLANT\\svc"]  # once, for both tasks
-    assert tools.calls() == [
+    # both tasks got the password on schtasks' standard input (as its prompt reads it), never in argv
+    received = (tools.folder / "stdin.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in received] == [hashlib.sha256(b"Geheim-42\n").hexdigest()] * 2
+    calls = tools.calls()
+    assert not any("Geheim-42" in call for call in calls)
+    assert calls == [
         "schtasks /Query /TN WICBOX",
         "schtasks /Query /TN WICBOX-Relay",
         f"icacls {target.state_dir} /grant KLANT\\svc:(OI)(CI)M /T /Q",
