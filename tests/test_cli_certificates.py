@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tests.helpers.mailgen import make_mail
 from tests.helpers.secrets import assert_no_secrets as scan_for_secrets
-from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom, application_parameters
 from tests.test_logging import log_file
 from tools.testbed.idp import IdentityPlatformEmulator

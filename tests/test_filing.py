@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from wicbox_bridge.adapters.base import FetchedMail, MailRef
 from wicbox_bridge.run.filing import MailboxContext, Outcome, file_prepared, prepare_batch
 from wicbox_bridge.store import DbApiStore

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.mailgen import make_mail
 from tests.helpers.processes import wicbox_command, wicbox_environment
 from tests.hostile import KINDS, Kind, build
-from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from tools.bench import rss_probe
 from wicbox_bridge.mail.limits import DEFAULT_LIMITS, ParseLimits, prescan

@@ -18,7 +18,7 @@ import pytest
 from tests import adapter_bed
 from tests.adapter_bed import IdentityParts, RecordedWaits, RecordingTokens
 from tests.corpus import require_corpus
-from tests.mailgen import to_crlf
+from tests.helpers.mailgen import to_crlf
 from tools.testbed.dovecot import DovecotServer
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.mailgen import make_mail
 from tests.helpers.secrets import assert_no_secrets as scan_for_secrets
-from tests.mailgen import make_mail
 from tests.plugins.wic import Mailroom, WicInstallation, application_parameters
 from tools.testbed.idp import IdentityPlatformEmulator
 from tools.testbed.pki import LoopbackPki

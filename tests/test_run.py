@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.run.runlock import RunLock

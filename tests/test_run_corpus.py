@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from tests.corpus import require_corpus
-from tests.mailgen import to_crlf
+from tests.helpers.mailgen import to_crlf
 from tests.plugins.wic import Mailroom
 
 pytestmark = [pytest.mark.corpus, pytest.mark.parametrize("wic_backend", ["sqlite", "postgresql-odbc"])]

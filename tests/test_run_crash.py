@@ -19,9 +19,9 @@ import pytest
 
 from tests.corpus import require_corpus
 from tests.helpers.filing import assert_filed_exactly_once, sha256_of
+from tests.helpers.mailgen import make_mail, to_crlf
 from tests.helpers.processes import WicboxProcess, run_wicbox, start_wicbox, wait_for_line
 from tests.helpers.waiting import random_moment, wait_until
-from tests.mailgen import make_mail, to_crlf
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, WicInstallation
 from wicbox_bridge.adapters.token_cache import CACHE_FILE_NAME

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from tools.testbed.dovecot import DovecotServer
 from tools.testbed.pki import LoopbackPki

@@ -21,9 +21,9 @@ from tests.helpers.filing import (
     mailbox_contents,
     sha256_of,
 )
+from tests.helpers.mailgen import make_mail
 from tests.helpers.processes import start_wicbox, wait_for_line
 from tests.helpers.waiting import wait_until
-from tests.mailgen import make_mail
 from tests.plugins.postgres import BACKENDS, PgDatabase
 from tests.plugins.wic import Mailroom
 from tests.test_run_crash import FETCHED, run_outcomes, run_until_done

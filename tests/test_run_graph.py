@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import pytest
 
 from tests.corpus import require_corpus
+from tests.helpers.mailgen import make_mail
 from tests.helpers.processes import run_wicbox, start_wicbox, wait_for_line
 from tests.helpers.waiting import random_moment
-from tests.mailgen import make_mail
 from tests.plugins.graph import FAILED, INBOX, PROCESSED, GraphRoom
 from tests.plugins.postgres import BACKENDS
 from tests.test_run_crash import SEED_VARIABLE, KillLog, mixed_mails, run_outcomes, token_cache_file

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from tests.test_run_fairness import use_application_permissions
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from tests.test_run_fairness import RecordedConnection, imap_recorder, use_application_permissions
 from tools.testbed.idp import IdentityPlatformEmulator

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.pki import LoopbackPki

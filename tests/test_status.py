@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.graph import FIRST_RECEIVED, GraphRoom
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import Mailroom, WicInstallation

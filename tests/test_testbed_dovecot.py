@@ -18,7 +18,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from tests.corpus import require_corpus
-from tests.mailgen import to_crlf
+from tests.helpers.mailgen import to_crlf
 from tools.testbed.dovecot import DovecotServer
 from tools.testbed.dovecot_auth import parse_lookup_key, tab_unescape
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.filing import assert_filed_exactly_once
-from tests.mailgen import make_mail
+from tests.helpers.mailgen import make_mail
 from tests.plugins.wic import Mailroom
 from wicbox_bridge import __version__
 
