@@ -23,9 +23,13 @@ import argparse
 import hashlib
 import os
 import random
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable, Iterable
 from email import policy
 from email.message import EmailMessage
@@ -33,7 +37,9 @@ from email.parser import BytesHeaderParser, BytesParser
 from pathlib import Path
 from typing import Any
 
+from wicbox_bridge.mail.filename import sanitise_filename
 from wicbox_bridge.mail.parse import FastPathUnsupported, parse_mail, parse_mail_fast, parse_mail_stdlib
+from wicbox_bridge.mail.record import Attachment, RecipientHeader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORDS = (
@@ -245,7 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument("--repeat", type=int, default=3)
     arguments.add_argument("--no-huge", action="store_true", help="skip the 20-30 MB mails")
     arguments.add_argument("--no-hostile", action="store_true", help="skip the hostile set")
+    arguments.add_argument(
+        "--differential",
+        action="store_true",
+        help="compare fast-mail-parser with parse_mail instead of timing",
+    )
+    arguments.add_argument("--child", nargs=2, metavar=("MAIL_FILE", "CONTENDER"), help=argparse.SUPPRESS)
     options = arguments.parse_args(argv)
+    if options.child:
+        return hostile_child(*options.child)
+    if options.differential:
+        return differential_main(corpus_dir(options.corpus))
     corpus = corpus_dir(options.corpus)
     if corpus is None:
         print("corpus not found: set WICBOX_TEST_CORPUS; benchmarking generated mails only")
@@ -292,6 +308,160 @@ def hostile_report(repeat: int) -> None:
         size_mb = len(raw) / 1e6
         print(f"{kind.name:50} {size_mb:6.2f} {ms:8.1f} {ms / size_mb:8.2f} {ratio:6.2f} {peak:7.2f}")
     print(f"worst hostile per MB / normal per MB: {worst[1]:.2f}x ({worst[0]})")
+
+
+# --- fast-mail-parser against parse_mail: what it gets wrong, and how it fails (issue 18) ---
+
+
+def _lines(text: str | None) -> str | None:
+    return None if not text or not text.strip() else text.replace("\r\n", "\n").rstrip()
+
+
+def differences(raw: bytes) -> list[str]:
+    """What fast-mail-parser's flat result says differently from :func:`parse_mail` (the record
+    filed today, which the tests hold equal to the standard library's on every mail the fast path
+    takes). Empty when they agree on everything the database stores."""
+    import fast_mail_parser
+
+    ours = parse_mail(raw)
+    try:
+        theirs = fast_mail_parser.parse_email(raw)
+    except Exception as exc:
+        return [f"raised {type(exc).__name__}"]
+    found: list[str] = []
+    if (theirs.subject or "").strip() != (ours.subject or "").strip():
+        found.append("subject")
+    sender = theirs.from_.address.lower() if theirs.from_ else ""
+    if sender not in (ours.from_addr or "").lower():
+        found.append("From address")
+    for kind, addresses in ((RecipientHeader.TO, theirs.to), (RecipientHeader.CC, theirs.cc)):
+        if [a.address.lower() for a in addresses] != [a for k, a in ours.recipients if k is kind]:
+            found.append(f"{kind.value} addresses")
+    if _lines(theirs.text_plain[0] if theirs.text_plain else None) != _lines(ours.body_text):
+        found.append("text body")
+    if _lines(theirs.text_html[0] if theirs.text_html else None) != _lines(ours.body_html):
+        found.append("HTML body")
+    found += _attachment_differences(ours.attachments, theirs)
+    return found
+
+
+def _attachment_differences(ours: tuple[Attachment, ...], theirs: Any) -> list[str]:
+    """Attachments by their decoded bytes: a file we store that is missing from theirs (or whose
+    bytes differ), and a file we store under a name theirs does not give (after sanitising)."""
+    their_files = {item.content: item for item in theirs.attachments}
+    extra_bodies = [*theirs.text_plain[1:], *theirs.text_html[1:]]
+    found: list[str] = []
+    for attachment in ours:
+        other = their_files.get(attachment.content)
+        if other is None:
+            text = attachment.content.decode("utf-8", "replace").replace("\r\n", "\n").strip()
+            in_bodies = any(text == body.replace("\r\n", "\n").strip() for body in extra_bodies)
+            found.append(
+                "extra text part moved into the bodies"
+                if in_bodies
+                else "attachment lost or its bytes changed"
+            )
+        elif sanitise_filename(other.filename or None, 1, attachment.content_type) != attachment.filename:
+            generated = not other.filename
+            found.append("file name missing" if generated else "file name differs")
+    return list(dict.fromkeys(found))
+
+
+def differential_report(name: str, mails: list[tuple[str, bytes]]) -> None:
+    tally: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for label, raw in mails:
+        for difference in differences(raw):
+            tally[difference] += 1
+            examples.setdefault(difference, label)
+    agree = sum(1 for _, raw in mails if not differences(raw))
+    print(f"\n== {name}: {len(mails)} mails; fast-mail-parser agrees with parse_mail on {agree}")
+    for difference, count in tally.most_common():
+        print(f"{difference:45} {count:5d}  e.g. {examples[difference]}")
+
+
+def differential_main(corpus: Path | None) -> int:
+    if fast_mail_parser_contender() is None:
+        print("fast-mail-parser is not installed: pip install fast-mail-parser")
+        return 1
+    if corpus is not None:
+        files = sorted(corpus.rglob("*.eml"))
+        differential_report("test corpus", [(path.name, path.read_bytes()) for path in files])
+    generated = office_mails() + large_mails()
+    differential_report("generated mails", [(f"generated {n}", raw) for n, raw in enumerate(generated)])
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.hostile import KINDS, build
+
+    with tempfile.TemporaryDirectory() as folder:
+        hostile_failures([(kind.name, build(kind, 16)) for kind in KINDS], Path(folder))
+    differential_report("hostile set", [(kind.name, build(kind, 16)) for kind in KINDS])
+    return 0
+
+
+CHILD_TIMEOUT_S = 120
+CHILD_ADDRESS_SPACE = 4 * 1024**3
+
+
+def hostile_failures(kinds: list[tuple[str, bytes]], folder: Path) -> None:
+    """Every hostile kind parsed by each parser in a process of its own (4 GB address space,
+    120 s): seconds, whether it raised, crashed or hung, and the parse's peak RSS above the
+    process's peak with the mail read (the mail is handed over in a file)."""
+    print(f"\n== hostile set, each parse in its own process (limit {CHILD_TIMEOUT_S} s, 4 GB)")
+    print(f"{'kind':50} {'MB':>6} {'parse_mail':>24} {'fast-mail-parser':>38}")
+    for number, (name, raw) in enumerate(kinds):
+        path = folder / f"{number}.eml"
+        path.write_bytes(raw)
+        results = [_run_child(path, contender) for contender in ("parse_mail", "fast-mail-parser")]
+        print(f"{name:50} {len(raw) / 1e6:6.2f} {results[0]:>24} {results[1]:>38}")
+        path.unlink()
+
+
+def _run_child(path: Path, contender: str) -> str:
+    command = [sys.executable, "-m", "tools.bench.parse_bench", "--child", str(path), contender]
+    try:
+        done = subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"HUNG (> {CHILD_TIMEOUT_S} s)"
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]
+        return f"exit {done.returncode}: {tail[0][:30]}"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def hostile_child(path: str, contender: str) -> int:
+    """One parse of one mail in a process of its own; prints '<s> s, +<MB> MB[, raised X]'."""
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE, CHILD_ADDRESS_SPACE))
+    raw = Path(path).read_bytes()
+    parse: Callable[[bytes], Any] = parse_mail
+    if contender != "parse_mail":
+        import fast_mail_parser
+
+        parse = fast_mail_parser.parse_email
+    before = _reset_peak_rss_kb()
+    outcome = ""
+    start = time.perf_counter()
+    try:
+        parse(raw)
+    except Exception as exc:
+        outcome = f", raised {type(exc).__name__}"
+    seconds = time.perf_counter() - start
+    grown = (_status_kb("VmHWM") - before) / 1024
+    print(f"{seconds:.3f} s, +{grown:.0f} MB{outcome}")
+    return 0
+
+
+def _reset_peak_rss_kb() -> int:
+    """Linux: reset this process's peak RSS to its current RSS (a forked child starts with its
+    parent's peak) and return it."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kb("VmHWM")
+
+
+def _status_kb(field: str) -> int:
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
+    return int(line.split()[1])
 
 
 if __name__ == "__main__":
