@@ -351,7 +351,7 @@ def _attachment_differences(ours: tuple[Attachment, ...], theirs: Any) -> list[s
     their_files = {item.content: item for item in theirs.attachments}
     extra_bodies = [*theirs.text_plain[1:], *theirs.text_html[1:]]
     found: list[str] = []
-    for attachment in ours:
+    for index, attachment in enumerate(ours, start=1):
         other = their_files.get(attachment.content)
         if other is None:
             text = attachment.content.decode("utf-8", "replace").replace("\r\n", "\n").strip()
@@ -361,7 +361,7 @@ def _attachment_differences(ours: tuple[Attachment, ...], theirs: Any) -> list[s
                 if in_bodies
                 else "attachment lost or its bytes changed"
             )
-        elif sanitise_filename(other.filename or None, 1, attachment.content_type) != attachment.filename:
+        elif sanitise_filename(other.filename or None, index, attachment.content_type) != attachment.filename:
             generated = not other.filename
             found.append("file name missing" if generated else "file name differs")
     return list(dict.fromkeys(found))
