@@ -1,6 +1,7 @@
 """Benchmark of mail parsers for the filing job (not a test; prints a table).
 
     python -m tools.bench.parse_bench [--corpus DIR] [--repeat N] [--no-huge] [--no-hostile]
+    python -m tools.bench.parse_bench --differential   # fast-mail-parser against parse_mail (issue 18)
 
 Data sets: the shared test corpus (WICBOX_MAIL_CORPUS or WICBOX_TEST_CORPUS, else
 ../shared/corpus/mikel-mail from the repository root) and mails generated here, deterministically:
