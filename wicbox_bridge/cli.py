@@ -2,55 +2,167 @@
 
 Exit codes (also in docs): 0 ok, 1 partial failure, 2 configuration error, 3 authentication error,
 4 connection error, 5 already running.
+
+Start-up: ``wicbox --version`` and ``wicbox --help`` load click and this module, nothing else. Each
+command's module (and with it msal, requests, imapclient, aiosmtplib, pyodbc) is imported only
+when the command runs: :data:`COMMANDS` names where each command lives and keeps its short help
+for the top-level ``--help`` (a test holds it equal to the command's own docstring).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from wicbox_bridge import __version__
-from wicbox_bridge.commands.cert import cert_group
-from wicbox_bridge.commands.check import check_command
-from wicbox_bridge.commands.db import db_group
-from wicbox_bridge.commands.params import params_group
-from wicbox_bridge.commands.relay import relay_group
-from wicbox_bridge.commands.run import run_command
-from wicbox_bridge.commands.schedule import schedule_group
-from wicbox_bridge.commands.send import send_command, send_test_command
-from wicbox_bridge.commands.signin import signin_command
-from wicbox_bridge.commands.status import status_command
-from wicbox_bridge.commands.token import token_command
-from wicbox_bridge.config.footprint import PRIVATE_UMASK
 from wicbox_bridge.errors import BridgeError, ExitCode
 from wicbox_bridge.logs.escape import escape_controls
+from wicbox_bridge.logs.levels import DEFAULT_FILE_LEVEL, FILE_LEVELS, FILE_ONLY, LOGGER_NAME
 from wicbox_bridge.logs.redact import Redactor
-from wicbox_bridge.logs.setup import (
-    DEFAULT_FILE_LEVEL,
-    FILE_LEVELS,
-    FILE_ONLY,
-    LOGGER_NAME,
-    LogSettings,
-    configure_logging,
-    install_exception_hooks,
-)
-from wicbox_bridge.runtime import Invocation, Runtime
+
+if TYPE_CHECKING:
+    from wicbox_bridge.runtime import Runtime
 
 log = logging.getLogger(LOGGER_NAME)
 
-
-def _runtime(ctx: click.Context) -> Runtime:
-    runtime = ctx.find_object(Runtime)
-    if runtime is None:  # pragma: no cover - the group always sets it
-        raise click.UsageError("internal error: no runtime")
-    return runtime
+PRIVATE_UMASK = 0o077
+"""The umask of every command (:data:`wicbox_bridge.config.footprint.PRIVATE_UMASK`, kept here so
+``--version`` does not load the footprint module; a test holds the two equal)."""
 
 
-class WicboxGroup(click.Group):
+@dataclass(frozen=True)
+class CommandEntry:
+    """Where one top-level command lives, and its short help for ``wicbox --help``.
+
+    ``summary`` is the first paragraph of the command's docstring, whitespace collapsed: click
+    makes the short help from it exactly as from the loaded command's help.
+    """
+
+    module: str
+    attribute: str
+    summary: str
+
+
+COMMANDS: Mapping[str, CommandEntry] = {
+    "cert": CommandEntry(
+        "wicbox_bridge.commands.cert",
+        "cert_group",
+        "Certificates for application permissions (instead of a client secret).",
+    ),
+    "check": CommandEntry(
+        "wicbox_bridge.commands.check",
+        "check_command",
+        "Check the configuration, the database, the parameters and each mail account.",
+    ),
+    "db": CommandEntry(
+        "wicbox_bridge.commands.db",
+        "db_group",
+        "Create or upgrade wicbox-bridge's tables in the WIC database (idempotent).",
+    ),
+    "params": CommandEntry(
+        "wicbox_bridge.commands.params",
+        "params_group",
+        "Show and change the WICMan parameters that wicbox-bridge reads.",
+    ),
+    "relay": CommandEntry(
+        "wicbox_bridge.commands.relay",
+        "relay_group",
+        "Run an SMTP relay for applications that still send with a password (WIC before 4.9.9).",
+    ),
+    "run": CommandEntry(
+        "wicbox_bridge.commands.run",
+        "run_command",
+        "Read the configured mailboxes and file every mail into the WIC database; then deliver the outbox.",
+    ),
+    "schedule": CommandEntry(
+        "wicbox_bridge.commands.schedule",
+        "schedule_group",
+        "Install, show, remove, stop and start the scheduled task that runs `wicbox run`.",
+    ),
+    "send": CommandEntry(
+        "wicbox_bridge.commands.send",
+        "send_command",
+        "Deliver the mails WIC put in WICBOX_OUTBOX.",
+    ),
+    "send-test": CommandEntry(
+        "wicbox_bridge.commands.send",
+        "send_test_command",
+        "Send one test mail with the configured account and permission type, step by step.",
+    ),
+    "signin": CommandEntry(
+        "wicbox_bridge.commands.signin",
+        "signin_command",
+        "Sign the mailbox account in once, in a browser, and keep the sign-in for the runs.",
+    ),
+    "status": CommandEntry(
+        "wicbox_bridge.commands.status",
+        "status_command",
+        "Show whether mail is flowing: the last runs, per mailbox what was filed in the last 24 hours, "
+        "the backlog and its oldest mail, quarantined mails, and the credentials' expiry and failures.",
+    ),
+    "token": CommandEntry(
+        "wicbox_bridge.commands.token",
+        "token_command",
+        "Acquire a token as a run would and print its account, permissions, claims and expiry.",
+    ),
+}
+
+
+def load_command(name: str, entry: CommandEntry) -> click.Command:
+    """Imports the command's module and returns the command; a registry that lies fails loudly."""
+    command = getattr(importlib.import_module(entry.module), entry.attribute)
+    if not isinstance(command, click.Command) or command.name != name:
+        raise TypeError(f"{entry.module}.{entry.attribute} is not the click command {name!r}")
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (click's lazy-loading pattern).
+
+    ``--help`` lists every command from the registry's summaries without importing any of them.
+    """
+
+    def __init__(self, *args: object, lazy_commands: Mapping[str, CommandEntry], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        entry = self.lazy_commands.get(cmd_name)
+        if command is None and entry is not None:
+            command = load_command(cmd_name, entry)
+            self.add_command(command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self._listed(name)) for name in self.list_commands(ctx)]
+        shown = [(name, command) for name, command in rows if not command.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
+
+    def _listed(self, name: str) -> click.Command:
+        """The loaded command, else a stand-in carrying the registry's summary as its help."""
+        command = self.commands.get(name)
+        if command is not None:
+            return command
+        return click.Command(name, help=self.lazy_commands[name].summary)
+
+
+class WicboxGroup(LazyGroup):
     """Turns the project's errors into their message, fix and documented exit code."""
 
     def invoke(self, ctx: click.Context) -> object:
@@ -66,6 +178,8 @@ class WicboxGroup(click.Group):
         except Exception as unexpected:
             # Never Python's own traceback on the terminal: it would show secrets unredacted.
             log.critical("wicbox stopped on an unexpected error", exc_info=True, extra=FILE_ONLY)
+            from wicbox_bridge.runtime import Runtime  # noqa: PLC0415 - loaded once a command runs
+
             runtime = ctx.find_object(Runtime)
             redactor = runtime.redactor if runtime is not None else Redactor()
             report_unexpected(unexpected, redactor)
@@ -94,6 +208,7 @@ def report_unexpected(error: BaseException, redactor: Redactor) -> None:
 
 @click.group(
     cls=WicboxGroup,
+    lazy_commands=COMMANDS,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -134,6 +249,14 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_level: s
     WICBOX_HOME replaces both folders: it moves the token cache, the run lock, the pause marker, the
     logs and the embedded database. `wicbox check` prints the log file.
     """
+    # Loaded here, not at the top: --version and --help never reach this callback.
+    from wicbox_bridge.logs.setup import (  # noqa: PLC0415
+        LogSettings,
+        configure_logging,
+        install_exception_hooks,
+    )
+    from wicbox_bridge.runtime import Invocation, Runtime  # noqa: PLC0415
+
     redactor = Redactor()
     runtime = Runtime(Invocation.from_process(config_path, os.environ), redactor)
     ctx.obj = runtime
@@ -147,6 +270,8 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, log_level: s
         _configuration(runtime),
     )
     if ctx.invoked_subcommand is None:
+        run_command = cli.get_command(ctx, "run")
+        assert run_command is not None  # the registry has it
         return int(ctx.invoke(run_command))
     return None
 
@@ -173,23 +298,6 @@ def _log_end(ctx: click.Context, exit_code: int, error: BridgeError | None = Non
         log.error("%s%s", error.message, fix, extra=FILE_ONLY)
     command = ctx.invoked_subcommand or "run"
     log.info("wicbox %s ended with exit code %d", command, exit_code, extra=FILE_ONLY)
-
-
-for command in (
-    run_command,
-    check_command,
-    params_group,
-    db_group,
-    token_command,
-    send_test_command,
-    send_command,
-    status_command,
-    schedule_group,
-    cert_group,
-    signin_command,
-    relay_group,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,8 @@
-"""Builds the adapters from the validated settings: the only place that does (see docs/architecture.md)."""
+"""Builds the adapters from the validated settings: the only place that does (see docs/architecture.md).
+
+The Graph adapters are imported inside the functions that build them: an IMAP installation's
+``wicbox run`` does not load them (start-up, issue 18).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, TokenProvider
-from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings
-from wicbox_bridge.adapters.graph_send import GraphSender
-from wicbox_bridge.adapters.graph_sent import GraphSentLookup
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
@@ -119,6 +120,8 @@ def mailbox_opener(
 
 def _graph_opener(params: Parameters, provider_for: ProviderFactory | None) -> MailboxOpener:
     """Graph has no Basic authentication (parameter validation refuses Basic + GRAPH)."""
+    from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings  # noqa: PLC0415
+
     adapter = GraphAdapter(GraphSettings.from_parameters(params))
 
     def open_mailbox(account: MailboxAccount) -> MailboxSession:
@@ -173,6 +176,9 @@ def graph_sender(params: Parameters, account: MailboxAccount, provider_for: Prov
             "is GRAPH, but WICBOXMETHOD is Basic: Microsoft Graph has no Basic authentication",
             fix=f"set {METHOD} to OAuth2, or {SEND_PROTOCOL} to SMTP",
         )
+    from wicbox_bridge.adapters.graph import GraphSettings  # noqa: PLC0415
+    from wicbox_bridge.adapters.graph_send import GraphSender  # noqa: PLC0415
+
     tokens = provider_for(account, "graph-send")
     return GraphSender(GraphSettings.from_parameters(params), tokens, account.mailbox)
 
@@ -211,6 +217,9 @@ def sent_lookup_factory(params: Parameters, provider_for: ProviderFactory | None
         if protocol is MailProtocol.GRAPH:
             if provider_for is None:
                 return None
+            from wicbox_bridge.adapters.graph import GraphSettings  # noqa: PLC0415
+            from wicbox_bridge.adapters.graph_sent import GraphSentLookup  # noqa: PLC0415
+
             return GraphSentLookup(
                 GraphSettings.from_parameters(params), provider_for(account, "graph"), account.mailbox
             )

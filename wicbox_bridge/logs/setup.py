@@ -19,18 +19,21 @@ from pathlib import Path
 from types import TracebackType
 
 from wicbox_bridge.logs.escape import EscapingFormatter
+from wicbox_bridge.logs.levels import DEFAULT_FILE_LEVEL, FILE_LEVELS, FILE_ONLY, LOGGER_NAME
 from wicbox_bridge.logs.logfile import LogFileUnavailable, open_log_file
 from wicbox_bridge.logs.redact import RedactingFilter, Redactor
 
-LOGGER_NAME = "wicbox"
-DEFAULT_FILE_LEVEL = logging.INFO
-FILE_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-FILE_ONLY = {"wicbox_file_only": True}
+__all__ = [
+    "DEFAULT_FILE_LEVEL",
+    "FILE_LEVELS",
+    "FILE_ONLY",
+    "LOGGER_NAME",
+    "LogSettings",
+    "configure_logging",
+    "install_exception_hooks",
+    "level_for_verbosity",
+]
+
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO}
 _STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
