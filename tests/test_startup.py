@@ -152,3 +152,16 @@ def test_the_cli_umask_is_the_footprint_umask() -> None:
 def test_the_command_reference_still_sees_every_command() -> None:
     paths = {entry.path for entry in cli_reference.command_helps()}
     assert {f"wicbox {name}" for name in COMMANDS} <= paths
+
+
+def test_the_run_command_loads_neither_graph_nor_smtp_until_it_needs_them() -> None:
+    """An IMAP run with an empty outbox (every scheduled run of most customers) does not pay for
+    Graph's adapters or aiosmtplib: they load where a Graph mailbox is opened or a mail is sent."""
+    probe = "import json, sys, wicbox_bridge.commands.run; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = json.loads(done.stdout)
+    assert "aiosmtplib" not in modules and "wicbox_bridge.adapters.smtp" not in modules
+    assert not [name for name in modules if name.startswith("wicbox_bridge.adapters.graph")]
+    assert "wicbox_bridge.adapters.imap" in modules  # the probe sees the run's own adapters

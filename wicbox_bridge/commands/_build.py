@@ -1,7 +1,8 @@
 """Builds the adapters from the validated settings: the only place that does (see docs/architecture.md).
 
-The Graph adapters are imported inside the functions that build them: an IMAP installation's
-``wicbox run`` does not load them (start-up, issue 18).
+The Graph and SMTP adapters are imported inside the functions that build them: an IMAP
+installation's ``wicbox run`` does not load Graph, and a run whose outbox is empty does not load
+aiosmtplib (start-up, issue 18).
 """
 
 from __future__ import annotations
@@ -10,23 +11,12 @@ import datetime as dt
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, TokenProvider
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
-from wicbox_bridge.adapters.smtp import (
-    Login,
-    OAuthLogin,
-    PasswordLogin,
-    SmtpLogin,
-    SmtpSender,
-    SmtpSettings,
-    Stage,
-    StepListener,
-    StepReport,
-)
-from wicbox_bridge.adapters.smtp_sent import ImapSentLookup
 from wicbox_bridge.adapters.token_cache import token_cache_path
 from wicbox_bridge.auth.accounts import AccountPlan, MailboxAccount, MailboxOpener
 from wicbox_bridge.auth.scopes import TokenProtocol, resolve_mail_protocol
@@ -44,6 +34,9 @@ from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.send.outbox import LookupFor, SentLookup
 from wicbox_bridge.send.routes import ROUTES_FILE_NAME, AutoSender, RouteMemory
+
+if TYPE_CHECKING:  # the SMTP adapters (aiosmtplib, asyncio) load only when a mail is sent
+    from wicbox_bridge.adapters.smtp import SmtpLogin, SmtpSender, SmtpSettings, StepListener
 
 
 @contextmanager
@@ -135,6 +128,8 @@ def smtp_login(
     params: Parameters, account: MailboxAccount, provider_for: ProviderFactory | None
 ) -> SmtpLogin:
     """How ``account`` signs in to the SMTP server: XOAUTH2 (``provider_for``) or its password (Basic)."""
+    from wicbox_bridge.adapters.smtp import Login, OAuthLogin, PasswordLogin  # noqa: PLC0415 - see above
+
     user = account.username or account.mailbox
     if provider_for is None:
         if not account.password:
@@ -161,6 +156,8 @@ def smtp_sender(
     settings: SmtpSettings | None = None,
 ) -> SmtpSender:
     """The SMTP sender for ``account`` (``provider_for`` None: Basic authentication)."""
+    from wicbox_bridge.adapters.smtp import SmtpSender, SmtpSettings  # noqa: PLC0415 - see the imports
+
     return SmtpSender(
         settings or SmtpSettings.from_parameters(params),
         smtp_login(params, account, provider_for),
@@ -230,6 +227,8 @@ def sent_lookup_factory(params: Parameters, provider_for: ProviderFactory | None
             sign_in = PasswordSignIn(account.password)
         else:
             return None
+        from wicbox_bridge.adapters.smtp_sent import ImapSentLookup  # noqa: PLC0415 - see the imports
+
         return ImapSentLookup(ImapSettings.from_parameters(params), account.mailbox, sign_in)
 
     return lookup_for
@@ -237,6 +236,8 @@ def sent_lookup_factory(params: Parameters, provider_for: ProviderFactory | None
 
 def smtp_login_probe(params: Parameters, provider_for: ProviderFactory | None) -> SmtpLoginProbe:
     """For ``wicbox check``: connect, TLS and AUTH as ``account`` would send, then QUIT."""
+
+    from wicbox_bridge.adapters.smtp import Stage, StepReport  # noqa: PLC0415 - see the imports
 
     def probe(account: MailboxAccount) -> str:
         steps: list[StepReport] = []

@@ -8,11 +8,11 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from wicbox_bridge import __version__
-from wicbox_bridge.adapters.smtp import Stage, StepReport
 from wicbox_bridge.auth.accounts import MailboxAccount, global_account, plan_accounts, project_account
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
@@ -37,6 +37,9 @@ from wicbox_bridge.send.routes import SMTP_AUTH_DISABLED
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.outbox import outbox_has_work, release_unknown
 from wicbox_bridge.store.projects import find_project
+
+if TYPE_CHECKING:  # the SMTP adapter (aiosmtplib) loads only when a mail is sent
+    from wicbox_bridge.adapters.smtp import StepReport
 
 SEND_LOCK_FILE_NAME = "send.lock"
 SEND_TEST_LABELS = {"from": "--from", "to": "--to", "cc": "--cc", "bcc": "--bcc", "subject": "--subject"}
@@ -163,6 +166,8 @@ def _send_test_via_smtp(
     runtime: Runtime, params: Parameters, account: MailboxAccount, raw: bytes, envelope: Envelope
 ) -> tuple[int, AuthenticationError | None]:
     """The SMTP test step by step: its exit code, and the sign-in refusal when that was the failure."""
+    from wicbox_bridge.adapters.smtp import Stage  # noqa: PLC0415 - loaded only when sending
+
     click.echo(
         f"Sending a test mail from {envelope.sender} to {', '.join(envelope.recipients)} "
         f"via {params.smtp} ({account.label}, {params.permission_type.value} permissions)"
