@@ -152,7 +152,7 @@ def _file_next(
     if item.batch is None:
         return False
     batch = file_prepared(mailbox.store, filing, item.batch)
-    filed.extend(batch)
+    filed.extend_actions(batch)
     _record(batch.results, mailbox.report, context)
     return True
 
@@ -178,10 +178,13 @@ def _fetch_ahead(
 
 def _record(results: list[MailResult], report: MailboxReport, context: PassContext) -> None:
     """Counted and logged once committed: if a server action fails later, these mails are still
-    filed (the next run only acknowledges them) and the report must say so."""
+    filed (the next run only acknowledges them) and the report must say so. Only a dry run keeps
+    each mail's result (its listing names every mail); a run keeps the counts, so its memory does
+    not grow with the number of mails."""
     for result in results:
         report.count(result)
-        report.results.append(result)
+        if context.dry_run:
+            report.results.append(result)
         _log_mail(result, context.project_codes)
     if context.progress is not None:
         context.progress(len(results))
