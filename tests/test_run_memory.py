@@ -18,7 +18,7 @@ from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailboxSess
 from wicbox_bridge.auth.aadsts import CredentialNames
 from wicbox_bridge.auth.accounts import MailboxAccount
 from wicbox_bridge.config.dbtarget import DatabaseTarget
-from wicbox_bridge.run.runner import RunJob, RunSettings, run_mailboxes
+from wicbox_bridge.run.runner import RunJob, RunReport, RunSettings, run_mailboxes
 from wicbox_bridge.store import open_store
 from wicbox_bridge.store.dbapi import DbApiStore
 
@@ -72,12 +72,16 @@ def bed(dovecot_clean: DovecotServer, identity_parts: IdentityParts) -> Bed:
     return imap_bed(dovecot_clean, identity_parts)
 
 
-def test_a_run_holds_at_most_the_batches_in_flight(
-    bed: Bed, wic_store: DbApiStore, database_target: DatabaseTarget
-) -> None:
+def deliver(bed: Bed, count: int) -> None:
     with bed.dovecot.admin_session(MAILBOX) as client:
-        for number in range(MAILS):
+        for number in range(count):
             append_message(client, "INBOX", make_mail(number, body=FILLER))
+
+
+def watched_run(
+    bed: Bed, database_target: DatabaseTarget, settings: RunSettings
+) -> tuple[RunReport, WatchedSession]:
+    """One real run of the global mailbox with the session watched."""
     tokens: RecordingTokens = bed.delegated()
     sessions: list[WatchedSession] = []
 
@@ -91,12 +95,21 @@ def test_a_run_holds_at_most_the_batches_in_flight(
         accounts=[account],
         open_mailbox=open_mailbox,
         projects=[],
-        settings=RunSettings(max_mails=MAILS, source_folder="INBOX", protocol="imap", fetch_batch=BATCH),
+        settings=settings,
     )
     report = run_mailboxes(job)
+    [watched] = sessions
+    return report, watched
+
+
+def test_a_run_holds_at_most_the_batches_in_flight(
+    bed: Bed, wic_store: DbApiStore, database_target: DatabaseTarget
+) -> None:
+    deliver(bed, MAILS)
+    settings = RunSettings(max_mails=MAILS, source_folder="INBOX", protocol="imap", fetch_batch=BATCH)
+    report, watched = watched_run(bed, database_target, settings)
 
     assert report.counts.filed == MAILS, report.mailboxes[0].error
-    [watched] = sessions
     assert len(watched.alive_before_fetch) == MAILS // BATCH
     # The filing thread holds the batch it files, the helper fetches the next one: before each
     # fetch only that one earlier batch may still be alive (two batches are in flight at most).
@@ -106,3 +119,21 @@ def test_a_run_holds_at_most_the_batches_in_flight(
     assert report.mailboxes[0].results == [], "a run (not a dry run) keeps counts, not each mail's result"
     rows = wic_store.query("SELECT COUNT(*) FROM WICBOX_MAIL WHERE STATUS = 'FILED'")
     assert int(rows[0][0]) == MAILS
+
+
+def test_a_batch_too_large_to_sit_beside_the_one_being_filed_waits_until_that_one_is_filed(
+    bed: Bed, wic_store: DbApiStore, database_target: DatabaseTarget
+) -> None:
+    """Each mail (about 20 KB) is over the byte budget, so a batch of its own, and two of them are
+    over what may be in flight together (twice the budget): never two fetched mails alive at once."""
+    count = 6
+    deliver(bed, count)
+    settings = RunSettings(
+        max_mails=count, source_folder="INBOX", protocol="imap", fetch_batch=BATCH, fetch_batch_bytes=8_000
+    )
+    report, watched = watched_run(bed, database_target, settings)
+
+    assert report.counts.filed == count, report.mailboxes[0].error
+    assert watched.alive_before_fetch == [0] * count
+    rows = wic_store.query("SELECT COUNT(*) FROM WICBOX_MAIL WHERE STATUS = 'FILED'")
+    assert int(rows[0][0]) == count
