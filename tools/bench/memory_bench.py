@@ -21,6 +21,7 @@ at most :data:`FLAT_TOLERANCE_MB` above the smallest).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -120,7 +121,20 @@ def prepare(
     odbc = odbc_target(bed.postgres, name)
     _fill(odbc, bed)
     write_config(install.config, bed.postgres.connection_string(name), cap, bed)
-    return lambda: _count(odbc, count_sql), lambda: bed.postgres.drop_database(name)
+    return lambda: _count(odbc, count_sql), lambda: _drop(bed, name)
+
+
+def _drop(bed: BenchBed, name: str, attempts: int = 10) -> None:
+    """Drop the run's database; the backend of the run's connection may still be ending (then
+    PostgreSQL refuses to force it out for another role): try again shortly."""
+    for attempt in range(attempts):
+        try:
+            bed.postgres.drop_database(name)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def _count(target: DatabaseTarget, sql: str) -> int:
@@ -141,8 +155,11 @@ def measure(bed: BenchBed, install: WicboxInstall, backend: str, mail_set: MailS
                 raise RuntimeError(f"{what} {got} mails, expected {count}")
         if inbox_count(bed):
             raise RuntimeError("INBOX still holds mail after the run")
-    finally:
-        remove()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the run's own error is the one to see
+            remove()
+        raise
+    remove()
     return MemoryRow(
         backend,
         mail_set.title,
