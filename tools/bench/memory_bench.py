@@ -124,9 +124,9 @@ def prepare(
     return lambda: _count(odbc, count_sql), lambda: _drop(bed, name)
 
 
-def _drop(bed: BenchBed, name: str, attempts: int = 10) -> None:
-    """Drop the run's database; the backend of the run's connection may still be ending (then
-    PostgreSQL refuses to force it out for another role): try again shortly."""
+def _drop(bed: BenchBed, name: str, attempts: int = 240) -> None:
+    """Drop the run's database. After a large run an autovacuum worker may still be at work in it,
+    which the benchmark's role cannot force out: try again until it is done (up to 2 minutes)."""
     for attempt in range(attempts):
         try:
             bed.postgres.drop_database(name)
@@ -183,6 +183,7 @@ def run(sets: Sequence[MailSet], backends: Sequence[str]) -> list[MemoryRow]:
             for backend in backends:
                 progress(f"{mail_set.title}: wicbox run into {backend}")
                 rows.append(measure(bed, install, backend, mail_set))
+                progress(f"peak RSS {rows[-1].peak_rss_mb:.1f} MB in {rows[-1].seconds:.2f} s")
         progress("stopping the test bed")
     return rows
 
