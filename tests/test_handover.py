@@ -65,6 +65,32 @@ def test_wait_taken_returns_once_the_slot_is_empty() -> None:
     waiter.join(WAIT_S)
 
 
+def test_wait_idle_returns_once_the_consumer_is_done_and_waits_for_the_next_item() -> None:
+    handover: Handover[str] = Handover()
+    handover.put(Item("large batch"))
+    idle = threading.Event()
+    waiter = started(lambda: handover.wait_idle() and idle.set())
+    filing_done, took_first = threading.Event(), threading.Event()
+    taken: list[str | None] = []
+
+    def consume() -> None:
+        taken.append(handover.take().batch)  # the batch is taken and "filed" until filing_done
+        took_first.set()
+        filing_done.wait(WAIT_S)
+        taken.append(handover.take().batch)
+
+    consumer = started(consume)
+    assert took_first.wait(WAIT_S)
+    assert handover.wait_taken()  # taken, so a small batch could follow now
+    assert not idle.wait(0.2)  # but the consumer is still busy with it
+    filing_done.set()
+    assert idle.wait(WAIT_S)
+    handover.put(Item("next"))
+    consumer.join(WAIT_S)
+    waiter.join(WAIT_S)
+    assert taken == ["large batch", "next"]
+
+
 def test_close_wakes_a_waiting_producer_and_refuses_further_puts() -> None:
     handover: Handover[str] = Handover()
     handover.put(Item("never taken"))

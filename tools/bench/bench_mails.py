@@ -18,6 +18,8 @@ CORPUS_SHARE = 5  # at most one mail in CORPUS_SHARE comes from the corpus
 GENERATED_MIN_BYTES = 20 * 1024
 GENERATED_MAX_BYTES = 200 * 1024
 LARGE_MAIL_BYTES = 30 * 1024 * 1024
+LARGE_SET_MIN_BYTES = 2 * 1024 * 1024
+LARGE_SET_MAX_BYTES = 5 * 1024 * 1024
 BASE64_GROWTH = 78 / 57  # 57 raw bytes per 76-character base64 line plus CRLF
 
 
@@ -61,6 +63,15 @@ def generated_mails(count: int, seed: int = 2026) -> list[bytes]:
     rng = random.Random(seed)
     low, high = math.log(GENERATED_MIN_BYTES), math.log(GENERATED_MAX_BYTES)
     return [sized_mail(rng, number, int(math.exp(rng.uniform(low, high)))) for number in range(count)]
+
+
+def large_mails(count: int, seed: int = 2027) -> list[bytes]:
+    """``count`` mails whose sizes are spread uniformly over 2-5 MB (the memory benchmark's large set)."""
+    rng = random.Random(seed)
+    return [
+        sized_mail(rng, 500_000 + number, rng.randrange(LARGE_SET_MIN_BYTES, LARGE_SET_MAX_BYTES))
+        for number in range(count)
+    ]
 
 
 def benchmark_mails(count: int, corpus: Path | None) -> list[bytes]:

@@ -4,6 +4,7 @@
                                     [--profile FILE.pstats]
     python -m tools.bench.run_bench --modes [--corpus DIR]
     python -m tools.bench.run_bench --graph [--mails N] [--corpus DIR]
+    python -m tools.bench.run_bench --memory
 
 Starts the loopback test bed (identity-platform emulator, Dovecot over IMAPS with XOAUTH2, a
 private PostgreSQL over ODBC), seeds N mails (default 1000: up to a fifth from the test corpus,
@@ -24,6 +25,10 @@ stopped and removed at the end, also on Ctrl-C.
 
 ``--modes`` runs the account-mode case instead (:mod:`tools.bench.modes_bench`): one MULTIPLE run
 over 100 project mailboxes of 5 mails each against SINGLE with the same 500 mails in one mailbox.
+
+``--memory`` runs the memory case instead (:mod:`tools.bench.memory_bench`): peak RSS of ``wicbox
+run`` at run sizes 100, 500 and 1000 of 20-200 KB mails and 200 mails of 2-5 MB, on SQLite and
+PostgreSQL.
 
 ``--graph`` runs the Microsoft Graph case instead (:mod:`tools.bench.graph_bench`): the same mixed
 mails in the Graph emulator, ``wicbox run`` over Graph against a plain requests floor, and the
@@ -54,6 +59,8 @@ from tools.bench.contenders import (
 )
 from tools.bench.graph_bench import GraphOptions
 from tools.bench.graph_bench import main_with as graph_main_with
+from tools.bench.memory_bench import MemoryOptions
+from tools.bench.memory_bench import main_with as memory_main_with
 from tools.bench.modes_bench import ModesOptions, main_with
 from wicbox_bridge.commands.run import MAX_MAILS_LIMIT
 
@@ -145,6 +152,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     arguments.add_argument(
         "--graph", action="store_true", help="run the Microsoft Graph case instead (wicbox run vs its floor)"
     )
+    arguments.add_argument(
+        "--memory", action="store_true", help="run the memory case instead (peak RSS per run size)"
+    )
     return arguments.parse_args(argv)
 
 
@@ -158,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     if options.modes:
         return main_with(ModesOptions(corpus=options.corpus))
+    if options.memory:
+        return memory_main_with(MemoryOptions())
     if options.graph:
         return graph_main_with(GraphOptions(mails=options.mails, corpus=options.corpus))
     started = time.monotonic()

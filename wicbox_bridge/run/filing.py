@@ -63,8 +63,9 @@ class BatchResult:
         elif result.outcome in (Outcome.FILED, Outcome.DUPLICATE):
             self.to_acknowledge.append((result.ref, result.mail_id))
 
-    def extend(self, other: BatchResult) -> None:
-        self.results += other.results
+    def extend_actions(self, other: BatchResult) -> None:
+        """Take over ``other``'s server actions, not its results: a pass keeps what the server
+        must still be told (a reference and a MAIL_ID per mail), not every mail's result."""
         self.to_acknowledge += other.to_acknowledge
         self.to_quarantine += other.to_quarantine
 

@@ -2,8 +2,10 @@
 
 One slot: the fetching side puts a batch and, before it fetches the next one, waits until the
 filing side has taken it. So at most two batches are held at once — the one being filed and the
-next one, fetched and parsed — whatever the speed of either side. Either side can close the
-hand-over; a closed one refuses puts and wakes every waiter.
+next one, fetched and parsed — whatever the speed of either side. Before it fetches a batch that
+would not fit into memory beside the one being filed, the fetching side can also wait until the
+filing side is idle (done with its batch and waiting for the next one): then only one batch is
+held. Either side can close the hand-over; a closed one refuses puts and wakes every waiter.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Handover(Generic[T]):
         self._changed = threading.Condition()
         self._slot: Item[T] | None = None
         self._closed = False
+        self._idle = False  # the taking side waits in take() with nothing left of its last item
 
     @property
     def closed(self) -> bool:
@@ -53,11 +56,22 @@ class Handover(Generic[T]):
                 self._changed.wait()
             return not self._closed
 
+    def wait_idle(self) -> bool:
+        """Wait until the slot is empty and the taking side waits for the next item; False once closed."""
+        with self._changed:
+            while not (self._idle and self._slot is None) and not self._closed:
+                self._changed.wait()
+            return not self._closed
+
     def take(self) -> Item[T]:
         """Wait for an item and empty the slot; an end item once closed with the slot empty."""
         with self._changed:
             while self._slot is None and not self._closed:
+                if not self._idle:
+                    self._idle = True
+                    self._changed.notify_all()
                 self._changed.wait()
+            self._idle = False
             item, self._slot = self._slot, None
             self._changed.notify_all()
             return item if item is not None else Item()

@@ -99,8 +99,9 @@ def batches(refs: list[MailRef], most: int, most_bytes: int) -> list[list[MailRe
     """Consecutive batches of at most ``most`` mails and (by listed size) ``most_bytes`` bytes.
 
     A batch is the unit of one transaction and of the fetch-ahead: the next batch is fetched only
-    once the filing thread took the previous one, so memory stays near two batches. A mail larger
-    than the budget is a batch of its own.
+    once the filing thread took the previous one, so memory stays near two batches (and a batch
+    that would not fit beside the one being filed waits until it is filed). A mail larger than
+    the budget is a batch of its own.
     """
     result: list[list[MailRef]] = []
     current: list[MailRef] = []
@@ -116,13 +117,17 @@ def batches(refs: list[MailRef], most: int, most_bytes: int) -> list[list[MailRe
     return result
 
 
+def listed_bytes(chunk: Sequence[MailRef]) -> int:
+    return sum(ref.size for ref in chunk)
+
+
 def _fetch_and_file(
     context: PassContext, mailbox: OpenMailbox, filing: MailboxContext, chunks: list[list[MailRef]]
 ) -> BatchResult:
     handover: Handover[list[PreparedMail]] = Handover()
     fetcher = threading.Thread(
         target=_fetch_ahead,
-        args=(mailbox.session, chunks, handover, context.stop),
+        args=(mailbox.session, chunks, handover, context.stop, 2 * context.fetch_batch_bytes),
         name="wicbox-fetch",
         daemon=True,
     )
@@ -152,7 +157,7 @@ def _file_next(
     if item.batch is None:
         return False
     batch = file_prepared(mailbox.store, filing, item.batch)
-    filed.extend(batch)
+    filed.extend_actions(batch)
     _record(batch.results, mailbox.report, context)
     return True
 
@@ -162,15 +167,24 @@ def _fetch_ahead(
     chunks: list[list[MailRef]],
     handover: Handover[list[PreparedMail]],
     stop: threading.Event,
+    in_flight_bytes: int,
 ) -> None:
     """Fetch and parse the batches in order, one ahead of the filing; an error is handed over,
-    not raised here. Each batch is fetched only once the previous one was taken (memory)."""
+    not raised here. Each batch is fetched only once the previous one was taken, and one that
+    would not fit beside the batch being filed (together more than ``in_flight_bytes`` by listed
+    size: large mails) only once the filing thread is done with it, so memory holds at most two
+    batches of at most ``in_flight_bytes`` together, or one larger batch alone."""
+    previous = 0
     try:
         for chunk in chunks:
+            size = listed_bytes(chunk)
             if stop.is_set() or not handover.wait_taken():
+                break
+            if previous + size > in_flight_bytes and not handover.wait_idle():
                 break
             if not handover.put(Item(prepare_batch(session.fetch(chunk)))):
                 return
+            previous = size
         handover.put(Item())
     except BaseException as error:
         handover.put(Item(error=error))
@@ -178,10 +192,13 @@ def _fetch_ahead(
 
 def _record(results: list[MailResult], report: MailboxReport, context: PassContext) -> None:
     """Counted and logged once committed: if a server action fails later, these mails are still
-    filed (the next run only acknowledges them) and the report must say so."""
+    filed (the next run only acknowledges them) and the report must say so. Only a dry run keeps
+    each mail's result (its listing names every mail); a run keeps the counts, so its memory does
+    not grow with the number of mails."""
     for result in results:
         report.count(result)
-        report.results.append(result)
+        if context.dry_run:
+            report.results.append(result)
         _log_mail(result, context.project_codes)
     if context.progress is not None:
         context.progress(len(results))

@@ -22,7 +22,7 @@ class MailboxReport:
     unassigned: int = 0
     quarantined: int = 0
     error: BridgeError | None = None
-    results: list[MailResult] = field(default_factory=list)
+    results: list[MailResult] = field(default_factory=list)  # a dry run's mails (its listing), else empty
 
     def count(self, result: MailResult) -> None:
         self.fetched += 1

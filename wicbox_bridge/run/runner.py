@@ -62,7 +62,10 @@ class RunSettings:
     source_folder: str
     protocol: str
     fetch_batch: int = 50
-    fetch_batch_bytes: int = 4 * 1024 * 1024
+    # Two batches are in flight (one filed, the next fetched and parsed), each holding its bytes
+    # about 2.5 times (raw, decoded parts, the driver's copies): 1 MiB keeps a run of small mails
+    # within the 80 MB allowance, the process itself included (see docs/performance.md).
+    fetch_batch_bytes: int = 1024 * 1024
     dry_run: bool = False
     workers: int = 1
     rotation: int = 0  # which mailbox gets the extra mail when the cap does not divide evenly

@@ -8,10 +8,11 @@ Two ways, with the same rows as result:
   their number, not the bytes, decided the time of filing.
 * :func:`insert_mail` files one mail (SQL Server, and a batch the database refused part of).
 
-Very large values are sent in parts where the dialect can append to a value in place
-(:data:`_APPEND`): the row is inserted with an empty value and the bytes follow in parts of 8 MiB.
-psqlODBC copies a parameter twice before sending it (about 60 MB of native memory for a 30 MB
-mail); in parts, that copy is never larger than one part.
+Large values (over 2 MiB) are sent in parts where the dialect can append to a value in place
+(:data:`_APPEND`): the row is inserted with an empty value and the bytes follow in at most four
+parts of at least 2 MiB. psqlODBC copies a parameter twice before sending it (about 60 MB of
+native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is never larger than
+one part. The server rewrites the value for every part, hence at most four.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ _MOST_STATEMENT_BYTES: Final = 1024 * 1024
 # Server's OUTPUT clause would do the same but fails on a table with triggers: it files one mail at
 # a time.
 _SQLITE_RETURNING: Final = (3, 35, 0)
-# Values larger than this go in parts of _APPEND_PART_BYTES, where the dialect can append.
-_LARGE_VALUE_BYTES: Final = 8 * 1024 * 1024
-_APPEND_PART_BYTES: Final = 8 * 1024 * 1024
+# Values larger than this go in parts, where the dialect can append: at most _MOST_PARTS parts of
+# at least _APPEND_PART_BYTES.
+_LARGE_VALUE_BYTES: Final = 2 * 1024 * 1024
+_APPEND_PART_BYTES: Final = 2 * 1024 * 1024
+_MOST_PARTS: Final = 4
 _APPEND: Final[dict[Dialect, tuple[str, str]]] = {
     "postgresql": (
         "UPDATE WICBOX_MAIL SET RAW_MIME = RAW_MIME || ? WHERE MAIL_ID = ?",
@@ -134,9 +137,10 @@ def _in_parts(store: Store, value: bytes) -> bool:
 
 def _append(store: Store, sql: str, key: int, value: bytes) -> None:
     """``value`` appended part after part to the (empty) value the row was inserted with."""
+    part = max(_APPEND_PART_BYTES, -(-len(value) // _MOST_PARTS))
     with memoryview(value) as view:
-        for start in range(0, len(value), _APPEND_PART_BYTES):
-            store.execute(sql, (view[start : start + _APPEND_PART_BYTES].tobytes(), key))
+        for start in range(0, len(value), part):
+            store.execute(sql, (view[start : start + part].tobytes(), key))
 
 
 def _insert_attachment(store: Store, mail_id: int, position: int, attachment: Attachment) -> None:

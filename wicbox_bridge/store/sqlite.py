@@ -101,7 +101,15 @@ def open_sqlite(target: SqliteTarget, timeout_s: float) -> SqliteStore:
     try:
         # A store is used by one thread at a time, but a run may close it from another one.
         connection = sqlite3.connect(
-            target.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            target.path,
+            timeout=timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+            # No statement cache: a cached statement keeps its last bound values (sqlite3_reset
+            # does not clear them), and the multi-row INSERTs of a run come in many shapes of up to
+            # 1 MiB of mail each, so the cache held up to 128 MiB of old mails (a 1000-mail run
+            # 122 MB instead of 91 MB). Preparing a statement again costs microseconds.
+            cached_statements=0,
         )
     except sqlite3.Error as exc:
         raise translate_sqlite_error(exc, target.path, "open", timeout_s) from exc
