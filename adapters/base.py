@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from wicbox_bridge.errors import SendError
 from wicbox_bridge.secret import Secret
@@ -152,6 +152,9 @@ class RelayReply:
 
     def render(self) -> str:
         return f"{self.code} {self.text}"
+
+
+RELAY_STORE_FAILED: Final = RelayReply(451, "4.3.0 The relay cannot store the message now; try again later")
 
 
 @dataclass(frozen=True)

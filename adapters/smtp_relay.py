@@ -21,7 +21,6 @@ import binascii
 import concurrent.futures
 import contextlib
 import logging
-import socket
 import ssl
 import warnings
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any, Final
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
-from wicbox_bridge.adapters.base import RelayedMessage, RelayGate, RelayReply
+from wicbox_bridge.adapters.base import RELAY_STORE_FAILED, RelayedMessage, RelayGate, RelayReply
 from wicbox_bridge.config.listen import is_loopback
 from wicbox_bridge.errors import ConfigurationError, ConnectionFailure
 from wicbox_bridge.secret import Secret
@@ -41,7 +40,6 @@ DEFAULT_MAX_MESSAGE_BYTES: Final = 35 * 1024 * 1024  # Exchange Online's default
 DEFAULT_MAX_RECIPIENTS: Final = 500
 DEFAULT_IDLE_TIMEOUT_S: Final = 300.0  # RFC 5321 4.5.3.2.7: at least 5 minutes
 MAX_BATCH: Final = 64  # messages committed together at most
-STORE_FAILED: Final = RelayReply(451, "4.3.0 The relay cannot store the message now; try again later")
 LINE_LIMIT: Final = 8192  # lenient: RFC 5321 allows 1000, real applications write longer lines
 AIOSMTPD_LOGGER: Final = "mail.log"
 log = logging.getLogger("wicbox.relay")
@@ -95,10 +93,6 @@ class RelayServerSettings:
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_cert is not None
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -242,7 +236,7 @@ class _RelayHandler:
                 replies: list[RelayReply] = await self._ask(self.gate.accept, [item[0] for item in batch])
             except Exception:  # the gate answers with 451 itself; this is the last line of defence
                 log.exception("Relay: storing %d message(s) failed", len(batch))
-                replies = [STORE_FAILED] * len(batch)
+                replies = [RELAY_STORE_FAILED] * len(batch)
             for (_message, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
@@ -363,7 +357,3 @@ class SmtpRelayServer:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def default_hostname() -> str:
-    return socket.gethostname() or "wicbox-relay"

@@ -10,6 +10,7 @@ generated keys and unique constraints.
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pyodbc
@@ -67,8 +68,6 @@ def _kind(type_name: str, dialect: str) -> tuple[Kind, int | None]:
 
 
 def sqlite_shape(path: Path) -> dict[str, Shape]:
-    import sqlite3
-
     connection = sqlite3.connect(path)
     try:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]

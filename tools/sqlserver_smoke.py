@@ -41,7 +41,7 @@ from wicbox_bridge.mail.parse import parse_mail
 from wicbox_bridge.secret import Secret, mask_values
 from wicbox_bridge.store import LATEST_VERSION, open_store
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.filing import file_mails
+from wicbox_bridge.store.filing import Filed, file_mails
 from wicbox_bridge.store.mail_insert import NewMail
 from wicbox_bridge.store.mails import MailOrigin
 from wicbox_bridge.store.outbox import OutboxStatus, claim_for_sending, enqueue, get_row, mark_sent
@@ -199,7 +199,7 @@ def step_filing(store: Store) -> str:
     content = store.query_one("SELECT CONTENT FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ?", (ids[0],))
     assert content is not None and len(bytes(content[0])) == LARGE_ATTACHMENT, "the 9 MB attachment"
     again = file_mails(store, mailbox="wicbox@klant.example", run_id=None, mails=mails)
-    assert all(answer.filed.value != "NEW" for answer in again), "filed twice"
+    assert all(answer.filed is not Filed.NEW for answer in again), "filed twice"
     return f"{MAILS} mails filed byte-identical ({len(sizes)} attachment(s) on the first, 9 MB), none twice"
 
 

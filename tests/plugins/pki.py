@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
+from tools.testbed.mailbed import random_loopback_ip
 from tools.testbed.pki import LoopbackPki, create_loopback_pki
 
 
@@ -17,8 +16,7 @@ def testbed_ip() -> str:
     identity-platform emulator must answer on 443; a private 127.x.y.z keeps concurrent test beds
     (a test run and the demo) apart.
     """
-    rng = random.SystemRandom()
-    return f"127.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(2, 254)}"
+    return random_loopback_ip()
 
 
 @pytest.fixture(scope="session")

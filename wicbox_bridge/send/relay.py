@@ -27,7 +27,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 from typing import Final
 
-from wicbox_bridge.adapters.base import RelayedMessage, RelayReply
+from wicbox_bridge.adapters.base import RELAY_STORE_FAILED, RelayedMessage, RelayReply
 from wicbox_bridge.auth.relay_accounts import RelayAccount, RelayAccountFile, password_matches
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.secret import Secret
@@ -44,7 +44,6 @@ SUBJECT_LIMIT: Final = 998
 AUTH_FAILED: Final = RelayReply(535, "5.7.8 Authentication credentials invalid")
 ACCEPTED_PREFIX: Final = "2.0.0 Queued in the outbox as mail"
 _END_OF_HEADERS: Final = re.compile(rb"\r?\n\r?\n")
-STORE_FAILED: Final = RelayReply(451, "4.3.0 The relay cannot store the message now; try again later")
 
 
 @dataclass(frozen=True)
@@ -218,13 +217,13 @@ class OutboxRelayGate:
                 log.error("Relay: the outbox cannot take %d message(s) now: %s", len(keep), error)
                 self._drop_store()
                 for position, _message, _subject in keep:
-                    replies[position] = STORE_FAILED
+                    replies[position] = RELAY_STORE_FAILED
             else:
                 for (position, message, _subject), outbox_id in zip(keep, stored, strict=True):
                     self._log_taken(outbox_id, message)
                     replies[position] = RelayReply(250, f"{ACCEPTED_PREFIX} {outbox_id}")
                 self.on_stored(stored[-1])
-        return [reply or STORE_FAILED for reply in replies]
+        return [reply or RELAY_STORE_FAILED for reply in replies]
 
     def _refusal(self, message: RelayedMessage) -> tuple[RelayReply | None, str]:
         account = self._account(message.login)

@@ -70,7 +70,7 @@ def insert_returning_identity(store: Store, insert: str, params: SqlParams, colu
     the statement itself: ``RETURNING`` on PostgreSQL and SQLite 3.35+, ``OUTPUT INSERTED ... INTO``
     a table variable on SQL Server (trigger-safe, unlike a bare OUTPUT; ``@@IDENTITY`` would see a
     trigger's insert, and ``SCOPE_IDENTITY()`` in an execute of its own is NULL)."""
-    if store.dialect == "sqlite" and sqlite3.sqlite_version_info < _SQLITE_RETURNING:
+    if store.dialect == "sqlite" and not has_returning(store):
         store.execute(insert, params)
         row = store.query_one("SELECT last_insert_rowid()")
     else:
@@ -91,7 +91,15 @@ def returning_identity_sql(dialect: Dialect, insert: str, column: str) -> str:
     return f"SET NOCOUNT ON; DECLARE @keys TABLE (K BIGINT); {output}; SELECT K FROM @keys"  # noqa: S608 - code's names
 
 
+# RETURNING hands back the keys of the rows an INSERT made: PostgreSQL, and SQLite from 3.35.
 _SQLITE_RETURNING: Final = (3, 35, 0)
+
+
+def has_returning(store: Store) -> bool:
+    """Whether ``INSERT ... RETURNING`` works on this store (PostgreSQL, SQLite 3.35 and later)."""
+    if store.dialect == "sqlite":
+        return sqlite3.sqlite_version_info >= _SQLITE_RETURNING
+    return store.dialect == "postgresql"
 
 
 _SAVEPOINT: dict[Dialect, tuple[str, str, str | None]] = {

@@ -17,13 +17,12 @@ one part. The server rewrites the value for every part, hence at most four.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from wicbox_bridge.mail.record import Attachment, MailRecord
-from wicbox_bridge.store.base import Dialect, Store, atomic, insert_returning_identity
+from wicbox_bridge.store.base import Dialect, Store, atomic, has_returning, insert_returning_identity
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
     INSERT_MAIL_COLUMNS,
@@ -59,10 +58,8 @@ _ATTACHMENT_ROW: Final = "(?, ?, ?, ?, ?, ?)"
 # (the driver copies a statement's parameters before sending them).
 _MOST_PARAMETERS: Final = 999
 _MOST_STATEMENT_BYTES: Final = 1024 * 1024
-# RETURNING hands back the generated keys of many rows: PostgreSQL, and SQLite from 3.35. SQL
-# Server's OUTPUT clause would do the same but fails on a table with triggers: it files one mail at
-# a time.
-_SQLITE_RETURNING: Final = (3, 35, 0)
+# RETURNING hands back the generated keys of many rows (store.base.has_returning). SQL Server files
+# one mail at a time: a bare OUTPUT clause fails on a table with triggers.
 # Values larger than this go in parts, where the dialect can append: at most _MOST_PARTS parts of
 # at least _APPEND_PART_BYTES.
 _LARGE_VALUE_BYTES: Final = 2 * 1024 * 1024
@@ -126,9 +123,7 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
 
 def files_many_rows(store: Store) -> bool:
     """Whether :func:`insert_mails` works on this store (RETURNING of many rows)."""
-    if store.dialect == "sqlite":
-        return sqlite3.sqlite_version_info >= _SQLITE_RETURNING
-    return store.dialect == "postgresql"
+    return has_returning(store)
 
 
 def _in_parts(store: Store, value: bytes) -> bool:
