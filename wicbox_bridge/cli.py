@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import click
 
 from wicbox_bridge import __version__
-from wicbox_bridge.errors import BridgeError, ExitCode
+from wicbox_bridge.errors import BridgeError, ExitCode, error_lines, with_fix
 from wicbox_bridge.logs.escape import escape_controls
 from wicbox_bridge.logs.levels import DEFAULT_FILE_LEVEL, FILE_LEVELS, FILE_ONLY, LOGGER_NAME
 from wicbox_bridge.logs.redact import Redactor
@@ -189,21 +189,20 @@ class WicboxGroup(LazyGroup):
 
 def report_error(error: BridgeError) -> None:
     """One clear message on stderr: what is wrong, then the fix."""
-    click.echo(f"wicbox: error: {escape_controls(error.message)}", err=True)
-    if error.fix:
-        click.echo(f"wicbox: fix: {escape_controls(error.fix)}", err=True)
+    fix = escape_controls(error.fix) if error.fix else None
+    for line in error_lines(escape_controls(error.message), fix):
+        click.echo(line, err=True)
 
 
 def report_unexpected(error: BaseException, redactor: Redactor) -> None:
     """An error the project did not foresee: its traceback, redacted and escaped, and what to do."""
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     click.echo(escape_controls(redactor.redact(trace), keep_newlines=True).rstrip("\n"), err=True)
-    click.echo(
-        "wicbox: error: wicbox stopped on an unexpected error (the traceback above, secrets masked)", err=True
-    )
-    click.echo(
-        "wicbox: fix: report it to the vendor with the log file (`wicbox check` shows where)", err=True
-    )
+    for line in error_lines(
+        "wicbox stopped on an unexpected error (the traceback above, secrets masked)",
+        "report it to the vendor with the log file (`wicbox check` shows where)",
+    ):
+        click.echo(line, err=True)
 
 
 @click.group(
@@ -294,8 +293,7 @@ def _configuration(runtime: Runtime) -> str:
 def _log_end(ctx: click.Context, exit_code: int, error: BridgeError | None = None) -> None:
     """The command's last line in the log file; an error with its fix (already on the terminal)."""
     if error is not None:
-        fix = f"; fix: {error.fix}" if error.fix else ""
-        log.error("%s%s", error.message, fix, extra=FILE_ONLY)
+        log.error("%s", with_fix(error.message, error.fix), extra=FILE_ONLY)
     command = ctx.invoked_subcommand or "run"
     log.info("wicbox %s ended with exit code %d", command, exit_code, extra=FILE_ONLY)
 

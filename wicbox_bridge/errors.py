@@ -37,9 +37,45 @@ class BridgeError(Exception):
         self.fix = fix
 
     def __str__(self) -> str:
-        if self.fix:
-            return f"{self.message} Fix: {self.fix}"
-        return self.message
+        return with_fix(self.message, self.fix)
+
+
+FIX_SEPARATOR = " Fix: "
+"""Between an error and its fix in one line of text (:func:`with_fix`, :func:`split_fix`)."""
+
+_SENTENCE_ENDS = (".", "!", "?")
+
+
+def with_fix(message: str, fix: str | None) -> str:
+    """An error and its fix as one line of text: two sentences, never run together.
+
+    ``"... for OAuth2"`` and ``"copy the Value"`` give ``"... for OAuth2. Fix: copy the Value"``.
+    """
+    text = message.rstrip()
+    if not fix:
+        return text
+    end = "" if text.endswith(_SENTENCE_ENDS) else "."
+    return f"{text}{end}{FIX_SEPARATOR}{fix.strip()}"
+
+
+def split_fix(text: str) -> tuple[str, str | None]:
+    """The error and the fix of a line :func:`with_fix` made (no fix: ``None``)."""
+    message, separator, fix = text.partition(FIX_SEPARATOR)
+    if not separator:
+        return text, None
+    return message.removesuffix("."), fix
+
+
+def error_lines(message: str, fix: str | None, *, prefix: str = "wicbox: ") -> list[str]:
+    """An error and its fix as the terminal shows them: ``wicbox: error: ...``, ``wicbox: fix: ...``.
+
+    Every command prints its errors through this one function (the CLI's error handler, the
+    run's per-mailbox failures, the outbox's problems), so they all read the same.
+    """
+    lines = [f"{prefix}error: {message}"]
+    if fix:
+        lines.append(f"{prefix}fix: {fix}")
+    return lines
 
 
 class ConfigurationError(BridgeError):

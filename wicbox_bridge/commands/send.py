@@ -27,7 +27,7 @@ from wicbox_bridge.commands._build import (
 from wicbox_bridge.config.params import USERNAME, AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
-from wicbox_bridge.errors import AlreadyRunning, AuthenticationError, BridgeError, ParameterError
+from wicbox_bridge.errors import AlreadyRunning, AuthenticationError, BridgeError, ParameterError, error_lines
 from wicbox_bridge.mail.outgoing import Envelope, OutgoingMail, build_message, parse_addresses
 from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.runtime import Runtime
@@ -348,7 +348,6 @@ def _deliver(
 
 def print_outbox_report(report: OutboxReport, *, err: bool = False) -> None:
     for problem in report.problems:
-        click.echo(f"wicbox: error: {problem.message}", err=True)
-        if problem.fix:
-            click.echo(f"wicbox: fix: {problem.fix}", err=True)
+        for line in error_lines(problem.message, problem.fix):
+            click.echo(line, err=True)
     click.echo(report.summary(), err=err)

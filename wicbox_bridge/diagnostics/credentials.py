@@ -21,7 +21,7 @@ from wicbox_bridge.config.params import (
     Parameters,
 )
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed
-from wicbox_bridge.errors import BridgeError, ExitCode
+from wicbox_bridge.errors import BridgeError, ExitCode, split_fix
 from wicbox_bridge.status.report import CredentialStatus, Permission, SecretState, secret_state
 
 NAME = "credential"
@@ -93,8 +93,8 @@ def _certificate_checks(params: Parameters, now: dt.datetime) -> Iterator[CheckR
         yield CheckResult(NAME, CheckStatus.OK, f"{what}, valid until {until} ({days:.0f} days)")
     problem = private_file_problem(credential.path)
     if problem is not None:
-        text, _, fix = problem.partition(" Fix: ")
-        yield CheckResult(NAME, CheckStatus.WARN, text, fix or None)
+        text, fix = split_fix(problem)
+        yield CheckResult(NAME, CheckStatus.WARN, text, fix)
 
 
 def _secret_check(expires: dt.date | None, today: dt.date) -> CheckResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from wicbox_bridge.errors import error_lines
 from wicbox_bridge.run.results import MailboxReport, RunReport
 
 
@@ -28,9 +29,9 @@ def failure_lines(report: RunReport) -> list[str]:
     for mailbox in report.mailboxes:
         if mailbox.error is None:
             continue
-        lines.append(f"wicbox: error: {mailbox.label} ({mailbox.mailbox}): {mailbox.error.message}")
-        if mailbox.error.fix:
-            lines.append(f"wicbox: fix: {mailbox.error.fix}")
+        lines += error_lines(
+            f"{mailbox.label} ({mailbox.mailbox}): {mailbox.error.message}", mailbox.error.fix
+        )
     return lines
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from wicbox_bridge.config.params import CERTIFICATE, CLIENT_SECRET, CLIENT_SECRET_EXPIRES, SECRETS_PAGE
-from wicbox_bridge.errors import ExitCode
+from wicbox_bridge.errors import ExitCode, with_fix
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
 from wicbox_bridge.store.mailbox_state import MailboxState
 
@@ -256,8 +256,7 @@ def _backlog_reason(mailbox: MailboxStatus, now: dt.datetime, stale: dt.timedelt
 def _error_text(state: MailboxState) -> str:
     kind = state.error_kind.value if state.error_kind else "error"
     code = f", {state.error_code}" if state.error_code else ""
-    fix = f" Fix: {state.error_fix}" if state.error_fix else ""
-    return f"{kind}{code}: {state.error_message or '(no message)'}{fix}"
+    return f"{kind}{code}: {with_fix(state.error_message or '(no message)', state.error_fix)}"
 
 
 def _error_reason(mailbox: MailboxStatus, now: dt.datetime, stale: dt.timedelta) -> str | None:
