@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from wicbox_bridge.commands._build import (
 )
 from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
 from wicbox_bridge.config.params import AuthMethod, Parameters
-from wicbox_bridge.errors import AlreadyRunning, DatabaseError, ExitCode
+from wicbox_bridge.errors import AlreadyRunning, BridgeError, DatabaseError, ExitCode, with_fix
 from wicbox_bridge.logs.setup import FILE_ONLY
 from wicbox_bridge.run.report import dry_run_lines, failure_lines, report_json, summary_line
 from wicbox_bridge.run.routing import RoutableProject
@@ -39,9 +40,17 @@ from wicbox_bridge.run.runner import (
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule.pause import paused_notice
 from wicbox_bridge.send.outbox import OutboxSettings
+from wicbox_bridge.status.failed_starts import FailedStart, record_failed_start
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import list_projects
-from wicbox_bridge.store.runs import finish_run, mark_interrupted_runs, start_run
+from wicbox_bridge.store.runs import (
+    RunCounts,
+    RunOutcome,
+    finish_run,
+    mark_interrupted_runs,
+    record_failed_run,
+    start_run,
+)
 from wicbox_bridge.store.times import utc_now
 
 MAX_MAILS_LIMIT = 1000
@@ -104,6 +113,28 @@ def _combined(read_code: int, send_code: int) -> int:
 
 
 def _read_and_file(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool) -> int:
+    """Reads and files; a run that stops on an error is recorded: in WICBOX_RUN when the database
+    could be reached, else in the configuration's machine-local record (``wicbox status`` shows both)."""
+    started = utc_now()
+    recorded: list[int] = []
+    try:
+        return _read_and_file_recorded(runtime, max_mails, dry_run, as_json, started, recorded)
+    except AlreadyRunning:
+        raise
+    except BridgeError as error:
+        if not recorded and not dry_run:
+            _record_locally(runtime, started, error)
+        raise
+
+
+def _read_and_file_recorded(  # noqa: PLR0917 - one run's inputs and its record
+    runtime: Runtime,
+    max_mails: int | None,
+    dry_run: bool,
+    as_json: bool,
+    started: dt.datetime,
+    recorded: list[int],
+) -> int:
     cap = _effective_cap(runtime.config.max_mails_per_run, max_mails)
     lock = contextlib.nullcontext() if dry_run else RunLock(runtime.machine_state_dir)
     with contextlib.ExitStack() as stack:
@@ -112,28 +143,36 @@ def _read_and_file(runtime: Runtime, max_mails: int | None, dry_run: bool, as_js
             click.echo(notice, err=as_json)
             return int(ExitCode.OK)
         store = stack.enter_context(runtime.open_store())
-        parsed = runtime.load_parameters(store)
-        for warning in (*runtime.config.warnings, *parsed.warnings):
-            click.echo(f"wicbox: warning: {warning}", err=True)
-        params = parsed.parameters
-        plan = plan_accounts(params, store)
-        register_account_secrets(runtime, plan)
-        projects = [
-            RoutableProject(project.project_id, project.code, project.mailbox)
-            for project in list_projects(store)
-            if project.active
-        ]
-        run_id = None if dry_run else _start_run(store, params, cap)
-        report = _run(
-            runtime,
-            params,
-            plan=plan,
-            projects=projects,
-            cap=cap,
-            run_id=run_id,
-            dry_run=dry_run,
-            show_progress=not as_json,
-        )
+        run_id: int | None = None
+        try:
+            parsed = runtime.load_parameters(store)
+            for warning in (*runtime.config.warnings, *parsed.warnings):
+                click.echo(f"wicbox: warning: {warning}", err=True)
+            params = parsed.parameters
+            plan = plan_accounts(params, store)
+            register_account_secrets(runtime, plan)
+            projects = [
+                RoutableProject(project.project_id, project.code, project.mailbox)
+                for project in list_projects(store)
+                if project.active
+            ]
+            run_id = None if dry_run else _start_run(store, params, cap)
+            report = _run(
+                runtime,
+                params,
+                plan=plan,
+                projects=projects,
+                cap=cap,
+                run_id=run_id,
+                dry_run=dry_run,
+                show_progress=not as_json,
+            )
+        except AlreadyRunning:
+            raise
+        except BridgeError as error:
+            if not dry_run:
+                recorded += _record_in_database(store, run_id, started, error)
+            raise
         report.mailboxes.extend(_broken_project_reports(plan))
         if run_id is not None:
             _record_end(store, run_id, report)
@@ -152,6 +191,49 @@ def _effective_cap(configured: int, requested: int | None) -> int:
         )
         return configured
     return requested
+
+
+def _record_in_database(
+    store: Store, run_id: int | None, started: dt.datetime, error: BridgeError
+) -> list[int]:
+    """The run that stopped on ``error`` as a FAILED row of WICBOX_RUN: its id; none when the
+    database cannot take it (no schema, connection lost)."""
+    try:
+        if run_id is None:
+            host = socket.gethostname()
+            mark_interrupted_runs(store, host)
+            run_id = record_failed_run(
+                store,
+                host=host,
+                pid=os.getpid(),
+                started_at=started,
+                exit_code=int(error.exit_code),
+                message=error.message,
+                fix=error.fix,
+            )
+        else:
+            finish_run(
+                store,
+                run_id,
+                counts=RunCounts(),
+                outcome=RunOutcome.FAILED,
+                exit_code=int(error.exit_code),
+                message=with_fix(error.message, error.fix),
+            )
+    except DatabaseError:
+        log.debug("the failed run could not be recorded in WICBOX_RUN", exc_info=True)
+        return []
+    return [run_id]
+
+
+def _record_locally(runtime: Runtime, started: dt.datetime, error: BridgeError) -> None:
+    """A run that never reached the database: the configuration's machine-local record."""
+    try:
+        directory = runtime.machine_state_dir
+    except BridgeError:  # no configuration file found: there is no such directory
+        return
+    entry = FailedStart(started, "run", int(error.exit_code), error.message, error.fix)
+    record_failed_start(directory, entry)
 
 
 def _start_run(store: Store, params: Parameters, cap: int) -> int:

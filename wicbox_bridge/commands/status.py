@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -9,11 +10,12 @@ import click
 
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import route_memory
-from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.errors import BridgeError, with_fix
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.send.routes import RememberedRoute
+from wicbox_bridge.status.failed_starts import FailedStart, failed_since, read_failed_starts
 from wicbox_bridge.status.gather import gather_status
-from wicbox_bridge.status.render import report_json, text_lines
+from wicbox_bridge.status.render import JSON_FORMAT, failed_start_lines, report_json, text_lines
 from wicbox_bridge.status.report import StatusOptions, verdict
 from wicbox_bridge.store.outbox import OutboxStatus, RelaySummary, relay_summary, rows_with_status
 from wicbox_bridge.store.schema import require_schema
@@ -57,9 +59,11 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
     """Show whether mail is flowing: the last runs, per mailbox what was filed in the last 24 hours,
     the backlog and its oldest mail, quarantined mails, and the credentials' expiry and failures.
 
-    Reads only the database (what `wicbox run` recorded), so it works while a mail server is down.
+    Reads only the database (what `wicbox run` recorded), so it works while a mail server is down,
+    and this machine's record of the runs that stopped before the database could be reached.
     Exit code 0 when mail is flowing, 1 when it is not (the reasons are printed); 2 and 4 as for
-    every command (configuration or schema, database unreachable).
+    every command (configuration or schema, database unreachable). With --json it always prints
+    one JSON document on stdout, also with exit code 2 or 4 (then with the error and its fix).
     """
     options = StatusOptions(
         stale_after=dt.timedelta(minutes=stale_minutes),
@@ -67,13 +71,19 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
         runs=runs,
         quarantined=quarantined,
     )
-    with runtime.open_store() as store:
-        require_schema(store)
-        report = gather_status(
-            store, now=dt.datetime.now(dt.timezone.utc), options=options, policy=runtime.config.endpoints
-        )
-        held = rows_with_status(store, OutboxStatus.UNKNOWN)
-        relayed = relay_summary(store, dt.datetime.now(dt.timezone.utc) - RELAY_WINDOW)
+    try:
+        with runtime.open_store() as store:
+            require_schema(store)
+            report = gather_status(
+                store, now=dt.datetime.now(dt.timezone.utc), options=options, policy=runtime.config.endpoints
+            )
+            held = rows_with_status(store, OutboxStatus.UNKNOWN)
+            relayed = relay_summary(store, dt.datetime.now(dt.timezone.utc) - RELAY_WINDOW)
+    except BridgeError as error:
+        _report_unreadable(runtime, error, options, as_json=as_json)
+        raise
+    starts = failed_since(_failed_starts(runtime), report.last_good_run_at)[: options.runs]
+    report = dataclasses.replace(report, failed_starts=tuple(starts))
     result = verdict(report, options)
     routes = _graph_routes(runtime)
     if as_json:
@@ -157,6 +167,37 @@ def _relay_json(relayed: RelaySummary) -> dict[str, object]:
             for failure in relayed.failures
         ],
     }
+
+
+def _failed_starts(runtime: Runtime) -> list[FailedStart]:
+    """This machine's record of runs that stopped before the database (none without a config file)."""
+    try:
+        return read_failed_starts(runtime.machine_state_dir)
+    except BridgeError:
+        return []
+
+
+def _report_unreadable(
+    runtime: Runtime, error: BridgeError, options: StatusOptions, *, as_json: bool
+) -> None:
+    """Status without a database: the runs this machine recorded, and with --json one document
+    carrying the error and its fix (the CLI then prints the error on stderr and exits 2 or 4)."""
+    starts = failed_since(_failed_starts(runtime), None)[: options.runs]
+    if as_json:
+        document = {
+            "format": JSON_FORMAT,
+            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "healthy": False,
+            "exit_code": int(error.exit_code),
+            "error": {"message": error.message, "fix": error.fix},
+            "reasons": [with_fix(error.message, error.fix)],
+            "warnings": [],
+            "failed_before_database": [entry.as_json() for entry in starts],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    for line in failed_start_lines(starts, tz=None):
+        click.echo(line)
 
 
 def _graph_routes(runtime: Runtime) -> list[RememberedRoute]:

@@ -8,8 +8,11 @@ docs/status.md; fields are only ever added to it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
+from wicbox_bridge.errors import FIX_SEPARATOR, split_fix
+from wicbox_bridge.status.failed_starts import FailedStart
 from wicbox_bridge.status.report import (
     MailboxStatus,
     StatusOptions,
@@ -62,15 +65,37 @@ def _run_lines(report: StatusReport, options: StatusOptions, tz: dt.tzinfo | Non
         f"Runs (last {options.runs}; last OK/PARTIAL finished {_when(report, report.last_good_run_at, tz)}):"
     ]
     if not report.runs:
-        return [*lines, "  none yet: `wicbox run` records every run in WICBOX_RUN"]
+        lines.append("  none yet: `wicbox run` records every run in WICBOX_RUN")
     for run in report.runs:
         lines.append(
             f"  #{run.run_id} {local(run.started_at, tz)} {run.outcome:<11} {_duration(run)} "
             f"fetched {run.fetched}, filed {run.filed}, duplicates {run.duplicates}, "
             f"quarantined {run.quarantined}, failed mailboxes {run.failed_mailboxes}/{run.mailboxes}"
         )
-        if run.message:
-            lines.append(f"      {run.message}")
+        lines += [f"      {line}" for line in _message_lines(run.message)]
+    return [*lines, *failed_start_lines(report.failed_starts, tz)]
+
+
+def _message_lines(message: str | None) -> list[str]:
+    """A run's message; one error with its fix (:func:`with_fix`) as two lines."""
+    if not message:
+        return []
+    if message.count(FIX_SEPARATOR) != 1:
+        return [message]
+    error, fix = split_fix(message)
+    return [error, f"fix: {fix}"]
+
+
+def failed_start_lines(entries: Sequence[FailedStart], tz: dt.tzinfo | None) -> list[str]:
+    """The runs that stopped before the database could be reached, with their error and fix."""
+    if not entries:
+        return []
+    lines = ["Runs that stopped before the database could be reached (recorded on this machine):"]
+    for entry in entries:
+        lines.append(f"  {local(entry.at, tz)} `wicbox {entry.command}` exit code {entry.exit_code}")
+        lines.append(f"      {entry.message}")
+        if entry.fix:
+            lines.append(f"      fix: {entry.fix}")
     return lines
 
 
@@ -224,7 +249,16 @@ def _run_json(run: RunRow) -> dict[str, Any]:
         "duplicates": run.duplicates,
         "quarantined": run.quarantined,
         "message": run.message,
+        **_message_json(run.message),
     }
+
+
+def _message_json(message: str | None) -> dict[str, Any]:
+    """The error and fix of a run that stopped on one error (None where the message holds more)."""
+    if not message or message.count(FIX_SEPARATOR) != 1:
+        return {"error": message, "fix": None}
+    error, fix = split_fix(message)
+    return {"error": error, "fix": fix}
 
 
 def _quarantined_json(mail: QuarantinedMail, failed_folder: str | None) -> dict[str, Any]:
@@ -280,6 +314,7 @@ def report_json(report: StatusReport, verdict: Verdict, options: StatusOptions) 
         "database": report.database,
         "last_good_run_finished_at": _iso(report.last_good_run_at),
         "runs": [_run_json(run) for run in report.runs],
+        "failed_before_database": [entry.as_json() for entry in report.failed_starts],
         "mailboxes": [_mailbox_json(report, mailbox) for mailbox in report.mailboxes],
         "quarantined": {
             "last_7_days": quarantine.last_7_days,

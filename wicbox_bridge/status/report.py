@@ -24,6 +24,7 @@ from enum import Enum
 
 from wicbox_bridge.config.params import CERTIFICATE, CLIENT_SECRET, CLIENT_SECRET_EXPIRES, SECRETS_PAGE
 from wicbox_bridge.errors import ExitCode, with_fix
+from wicbox_bridge.status.failed_starts import FailedStart
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
 from wicbox_bridge.store.mailbox_state import MailboxState
 
@@ -113,6 +114,8 @@ class StatusReport:
     quarantine: QuarantineStatus
     credentials: CredentialStatus
     parameter_warnings: tuple[str, ...] = ()
+    failed_starts: tuple[FailedStart, ...] = ()
+    """Runs that stopped before the database could be reached (this machine's record), newest first."""
 
 
 @dataclass(frozen=True)
@@ -224,19 +227,61 @@ def _counts(mailbox: MailboxStatus) -> bool:
     return mailbox.configured is not False and mailbox.state is not None
 
 
+@dataclass(frozen=True)
+class FailedRun:
+    """The latest run that stopped on an error: when, its exit code, the error and its fix."""
+
+    at: dt.datetime
+    exit_code: int | None
+    error: str
+
+
+def latest_failure(report: StatusReport) -> FailedRun | None:
+    """The newest failed run newer than the last good one: from WICBOX_RUN or this machine's record."""
+    failures = [
+        FailedRun(at, run.exit_code, run.message or f"outcome {run.outcome}")
+        for run in report.runs
+        if run.outcome == "FAILED" and (at := run.finished_at or run.started_at) is not None
+    ]
+    failures += [
+        FailedRun(entry.at, entry.exit_code, with_fix(entry.message, entry.fix))
+        for entry in report.failed_starts
+    ]
+    last_good = report.last_good_run_at
+    newer = [failure for failure in failures if last_good is None or failure.at > last_good]
+    return max(newer, key=lambda failure: failure.at, default=None)
+
+
+def _failure_text(report: StatusReport, failure: FailedRun) -> str:
+    code = "" if failure.exit_code is None else f", exit code {failure.exit_code}"
+    return f"the last run ({ago(report.now, failure.at)}{code}) stopped on: {failure.error}"
+
+
 def _run_reason(report: StatusReport, stale: dt.timedelta) -> str | None:
     last = report.last_good_run_at
     minutes = int(stale.total_seconds() // 60)
+    failure = latest_failure(report)
     if last is None:
+        if failure is not None:
+            return f"no run has finished OK or PARTIAL yet; {_failure_text(report, failure)}"
+        if not report.runs:
+            return (
+                "no run has been recorded yet: run `wicbox run` once by hand, then let the scheduled "
+                "task run it (`wicbox schedule install`)"
+            )
         return (
-            "no run has finished OK or PARTIAL yet: check that the scheduled task runs `wicbox run` "
-            "and see the errors of the runs below"
+            "no run has finished OK or PARTIAL yet: the runs below did not finish; see their messages, "
+            "and check that the scheduled task runs `wicbox run`"
         )
     if report.now - last > stale:
+        cause = (
+            f"; {_failure_text(report, failure)}"
+            if failure is not None
+            else ": check that the scheduled task still runs `wicbox run`, and the runs below"
+        )
         return (
-            f"no run finished OK or PARTIAL in the last {minutes} min (the last one "
-            f"{ago(report.now, last)}): check that the scheduled task still runs `wicbox run`, and the "
-            "runs below"
+            f"no run finished OK or PARTIAL in the last {minutes} min (the last one {ago(report.now, last)})"
+            f"{cause}"
         )
     return None
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from wicbox_bridge.errors import with_fix
 from wicbox_bridge.store.base import Store, atomic
 from wicbox_bridge.store.times import utc_now
 
@@ -87,3 +88,34 @@ def mark_interrupted_runs(store: Store, host: str) -> int:
             host[:255],
         ),
     )
+
+
+UNKNOWN_MODE: Final = "-"
+"""MODE of a run that stopped before its parameters were read (the account mode is not known)."""
+
+
+def record_failed_run(
+    store: Store,
+    *,
+    host: str,
+    pid: int,
+    started_at: dt.datetime,
+    exit_code: int,
+    message: str,
+    fix: str | None,
+) -> int:
+    """Record a run that stopped before it started reading (its parameters, its account plan): one
+    FAILED row with its start and end, exit code, and the error with its fix (:func:`with_fix`).
+
+    Without it a run that exits 2 on its configuration would be invisible to ``wicbox status``.
+    """
+    run_id = start_run(store, mode=UNKNOWN_MODE, max_mails=0, host=host, pid=pid, started_at=started_at)
+    finish_run(
+        store,
+        run_id,
+        counts=RunCounts(),
+        outcome=RunOutcome.FAILED,
+        exit_code=exit_code,
+        message=with_fix(message, fix),
+    )
+    return run_id
