@@ -124,6 +124,10 @@ def load_command(name: str, entry: CommandEntry) -> click.Command:
     return command
 
 
+UNCUT = 1000
+"""A short-help limit no summary reaches: ``wicbox --help`` lists each summary whole."""
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use (click's lazy-loading pattern).
 
@@ -150,9 +154,9 @@ class LazyGroup(click.Group):
         shown = [(name, command) for name, command in rows if not command.hidden]
         if not shown:
             return
-        limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+        # The whole summary, wrapped in its column: never cut off mid-sentence with "...".
         with formatter.section("Commands"):
-            formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
+            formatter.write_dl([(name, command.get_short_help_str(UNCUT)) for name, command in shown])
 
     def _listed(self, name: str) -> click.Command:
         """The loaded command, else a stand-in carrying the registry's summary as its help."""

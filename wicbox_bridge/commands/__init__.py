@@ -12,3 +12,22 @@ import click
 from wicbox_bridge.runtime import Runtime
 
 pass_runtime = click.make_pass_decorator(Runtime)
+
+_ALIGNED = 44  # commands longer than this get their comment on the line above
+
+
+def examples(*pairs: tuple[str, str]) -> str:
+    """A command's help epilog: ``Examples:`` and one line per example with its comment.
+
+    The ``\\b`` keeps click from rewrapping the lines.
+    """
+    width = max((len(command) for command, _ in pairs if len(command) <= _ALIGNED), default=0)
+    lines = ["\b", "Examples:"]
+    for command, comment in pairs:
+        if not comment:
+            lines.append(f"  {command}")
+        elif len(command) <= _ALIGNED:
+            lines.append(f"  {command.ljust(width)}  # {comment}")
+        else:
+            lines += [f"  # {comment}", f"  {command}"]
+    return "\n".join(lines)

@@ -20,18 +20,29 @@ from wicbox_bridge.auth.certificate import (
     new_certificate,
 )
 from wicbox_bridge.auth.keyfile import private_file_problem, write_private_file, write_public_file
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.config.params import CERTIFICATE
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.runtime import Runtime
 
 
-@click.group("cert")
+@click.group(
+    "cert",
+    epilog=examples(
+        ("wicbox cert new", "key pair and certificate for the app registration"),
+        ("wicbox cert show", "the configured certificate's thumbprint and validity"),
+    ),
+)
 def cert_group() -> None:
     """Certificates for application permissions (instead of a client secret)."""
 
 
-@cert_group.command("new")
+@cert_group.command(
+    "new",
+    epilog=examples(
+        ("wicbox cert new --days 730 --out D:\\WIC\\cert", "valid two years, files in that folder")
+    ),
+)
 @click.option(
     "--days",
     type=click.IntRange(1, 3650),
@@ -89,7 +100,7 @@ def cert_new_command(days: int, out_dir: Path | None, name: str, as_json: bool) 
     click.echo("  3. wicbox check")
 
 
-@cert_group.command("show")
+@cert_group.command("show", epilog=examples(("wicbox cert show --json", "")))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @pass_runtime
 def cert_show_command(runtime: Runtime, as_json: bool) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from email.utils import parseaddr
 
@@ -32,7 +33,13 @@ from wicbox_bridge.diagnostics.accounts import (
 from wicbox_bridge.diagnostics.credentials import credential_checks
 from wicbox_bridge.diagnostics.permissions import permission_checks
 from wicbox_bridge.diagnostics.powershell import ExchangeSetup, powershell_script
-from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus, failed, overall_exit_code
+from wicbox_bridge.diagnostics.results import (
+    CheckResult,
+    CheckStatus,
+    checks_json,
+    failed,
+    overall_exit_code,
+)
 from wicbox_bridge.diagnostics.smtp import smtp_checks
 from wicbox_bridge.diagnostics.steps import AccountChecks, LoadedSettings, run_checks
 from wicbox_bridge.errors import BridgeError
@@ -147,14 +154,30 @@ def _login_checks(
     "(POSIX: chmod 700/600; Windows: the folder's access list: SYSTEM, Administrators and the "
     "accounts granted on purpose, inheritance off, no Users).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the checks as one JSON document on stdout: each check with its state "
+    "(ok, warning, failed, skipped), message and fix; the same exit code.",
+)
 @pass_runtime
-def check_command(runtime: Runtime, powershell: bool, fix_permissions: bool) -> int:
+def check_command(runtime: Runtime, powershell: bool, fix_permissions: bool, as_json: bool) -> int:
     """Check the configuration, the database, the parameters and each mail account.
 
     Run it right after following the Azure steps of the guide: the first FAIL line says what to
-    change. Nothing is read from or sent to any mailbox. The permissions lines name every folder
-    or file of the bridge that another account could read or change, with the command that closes
-    it; --fix-permissions applies those fixes.
+    change. It reads WicGlobal.config and the WICMan parameters (the table WICMAN_PARAMETER of the
+    WIC database, where WIC keeps its settings), gets a token from the Microsoft identity platform
+    as a run would, signs in to each mailbox and counts the mail waiting in its source folder, and
+    signs in to the SMTP server and quits. It files, moves, deletes or marks no mail and sends none;
+    it changes nothing in the database. The permissions lines name every folder or file of the
+    bridge that another account could read or change, with the command that closes it;
+    --fix-permissions applies those fixes.
+
+    \b
+    Examples:
+      wicbox check                  one line per check; exit 0 only when all pass
+      wicbox --config D:\\WIC\\WicGlobal.config check --json
     """
     if powershell:
         click.echo(powershell_script(_exchange_setup(runtime)), nl=False)
@@ -162,8 +185,11 @@ def check_command(runtime: Runtime, powershell: bool, fix_permissions: bool) -> 
     results = run_checks(
         runtime, _account_checks(runtime), lambda: _permissions(runtime, fix=fix_permissions)
     )
+    code = overall_exit_code(results)
+    if as_json:
+        click.echo(json.dumps(checks_json(results, code), indent=2))
+        return code
     for result in results:
         click.echo(result.render())
-    code = overall_exit_code(results)
     click.echo("All checks passed." if code == 0 else "Some checks failed: fix the first FAIL above.")
     return code

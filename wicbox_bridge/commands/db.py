@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import click
 
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.store.schema import LATEST_VERSION, init_schema, schema_version, upgrade_schema
 
 
-@click.group("db")
+@click.group(
+    "db",
+    epilog=examples(
+        ("wicbox db init", "first install: create the tables"),
+        ("wicbox db version", "the schema version recorded and the latest known"),
+    ),
+)
 def db_group() -> None:
     """Create or upgrade wicbox-bridge's tables in the WIC database (idempotent)."""
 
 
-@db_group.command("init")
+@db_group.command(
+    "init",
+    epilog=examples(
+        ("wicbox db init", "the database of the configuration found"),
+        ("wicbox --config D:\\WIC\\WicGlobal.config db init", "that configuration's database"),
+    ),
+)
 @pass_runtime
 def db_init(runtime: Runtime) -> int:
     """Create the tables that are missing (WIC's own tables are never changed beyond adding columns)."""
@@ -32,7 +44,7 @@ def db_init(runtime: Runtime) -> int:
     return 0
 
 
-@db_group.command("upgrade")
+@db_group.command("upgrade", epilog=examples(("wicbox db upgrade", "after installing a new release")))
 @pass_runtime
 def db_upgrade(runtime: Runtime) -> int:
     """Apply the schema scripts newer than the database's recorded version."""
@@ -49,7 +61,7 @@ def db_upgrade(runtime: Runtime) -> int:
     return 0
 
 
-@db_group.command("version")
+@db_group.command("version", epilog=examples(("wicbox db version", "")))
 @pass_runtime
 def db_version(runtime: Runtime) -> int:
     """Print the schema version recorded in the database and the latest this release knows."""

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.config.params import (
     PARAMETER_SPECS,
     canonical_name,
@@ -22,7 +22,13 @@ from wicbox_bridge.store.schema import require_schema
 from wicbox_bridge.store.wicman_migration import migrate_parameters
 
 
-@click.group("params")
+@click.group(
+    "params",
+    epilog=examples(
+        ("wicbox params list", "the parameters set, secrets masked"),
+        ("wicbox params set WICBOX_MAILCLIENT_USERNAME wic@example.be", "the global mailbox"),
+    ),
+)
 def params_group() -> None:
     """Show and change the WICMan parameters that wicbox-bridge reads."""
 
@@ -33,7 +39,9 @@ def _shown(name: str, value: str | None) -> str:
     return "" if value is None else value
 
 
-@params_group.command("list")
+@params_group.command(
+    "list", epilog=examples(("wicbox params list --all", "also every known parameter not set"))
+)
 @click.option("--all", "show_all", is_flag=True, help="Also list every known parameter that is not set.")
 @pass_runtime
 def params_list(runtime: Runtime, show_all: bool) -> int:
@@ -73,7 +81,7 @@ def _note(name: str) -> str:
     return ""
 
 
-@params_group.command("get")
+@params_group.command("get", epilog=examples(("wicbox params get WICBOX_MAILCLIENT_CLIENTID", "")))
 @click.argument("name")
 @pass_runtime
 def params_get(runtime: Runtime, name: str) -> int:
@@ -99,7 +107,13 @@ def params_get(runtime: Runtime, name: str) -> int:
     return 0
 
 
-@params_group.command("set")
+@params_group.command(
+    "set",
+    epilog=examples(
+        ("wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --prompt", "asks for the secret's Value"),
+        ("wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES 2027-06-30", "its Expires date"),
+    ),
+)
 @click.argument("name")
 @click.argument("value", required=False)
 @click.option(
@@ -161,7 +175,7 @@ def params_set(
     return 0
 
 
-@params_group.command("migrate")
+@params_group.command("migrate", epilog=examples(("wicbox params migrate", "safe to run twice")))
 @pass_runtime
 def params_migrate(runtime: Runtime) -> int:
     """Add the WICBOX_MAILCLIENT_* parameters and rename ACCOUNTMODE to WICBOXACCOUNTMODE (safe twice)."""

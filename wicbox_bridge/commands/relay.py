@@ -30,7 +30,7 @@ from wicbox_bridge.auth.relay_accounts import (
     checked_sources,
     hash_password,
 )
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands.send import deliver_if_due
 from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
@@ -118,7 +118,14 @@ class RelayDelivery:
 # --------------------------------------------------------------------------- wicbox relay
 
 
-@click.group("relay", invoke_without_command=True)
+@click.group(
+    "relay",
+    invoke_without_command=True,
+    epilog=examples(
+        ("wicbox relay user add wic --from wic@example.be", "an account WIC logs in with"),
+        ("wicbox relay", "relay until stopped"),
+    ),
+)
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
@@ -234,12 +241,14 @@ def _stop_signals(stop: threading.Event) -> Iterator[None]:
 # --------------------------------------------------------------------------- wicbox relay user
 
 
-@relay_group.group("user")
+@relay_group.group("user", epilog=examples(("wicbox relay user list", "")))
 def relay_user_group() -> None:
     """The relay's accounts: who may log in, and as which senders."""
 
 
-@relay_user_group.command("add")
+@relay_user_group.command(
+    "add", epilog=examples(("wicbox relay user add wic --from wic@example.be", "asks for the password"))
+)
 @click.argument("name")
 @click.option(
     "--from",
@@ -293,7 +302,7 @@ def _read_password(from_stdin: bool) -> Secret:
     return Secret(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-@relay_user_group.command("list")
+@relay_user_group.command("list", epilog=examples(("wicbox relay user list --json", "")))
 @click.option("--json", "as_json", is_flag=True, help="Print the accounts as JSON.")
 @pass_runtime
 def relay_user_list_command(runtime: Runtime, as_json: bool) -> None:
@@ -315,7 +324,7 @@ def relay_user_list_command(runtime: Runtime, as_json: bool) -> None:
         click.echo(f"{account.name}: may send as {', '.join(account.senders)}; from {sources}")
 
 
-@relay_user_group.command("remove")
+@relay_user_group.command("remove", epilog=examples(("wicbox relay user remove wic", "")))
 @click.argument("name")
 @pass_runtime
 def relay_user_remove_command(runtime: Runtime, name: str) -> None:

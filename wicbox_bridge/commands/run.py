@@ -15,7 +15,7 @@ import click
 
 from wicbox_bridge import __version__
 from wicbox_bridge.auth.accounts import AccountPlan, plan_accounts
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
     provider_factory,
@@ -58,7 +58,13 @@ MAX_MAILS_LIMIT = 1000
 log = logging.getLogger("wicbox.run")
 
 
-@click.command("run")
+@click.command(
+    "run",
+    epilog=examples(
+        ("wicbox run --dry-run", "read and route; file and change nothing"),
+        ("wicbox run --max-mails 20 --json", "a small run, its report as JSON"),
+    ),
+)
 @click.option(
     "--max-mails",
     type=click.IntRange(1, MAX_MAILS_LIMIT),

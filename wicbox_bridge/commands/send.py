@@ -14,7 +14,7 @@ import click
 
 from wicbox_bridge import __version__
 from wicbox_bridge.auth.accounts import MailboxAccount, global_account, plan_accounts, project_account
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import (
     graph_sender,
     mail_sender,
@@ -109,7 +109,13 @@ def _test_mail(
     return OutgoingMail(from_addr=sender, to=to, subject=subject, body_text=body)
 
 
-@click.command("send-test")
+@click.command(
+    "send-test",
+    epilog=examples(
+        ("wicbox send-test --to you@example.be", "from the global mailbox"),
+        ("wicbox send-test --to you@example.be --project P01", "with project P01's own account"),
+    ),
+)
 @click.option("--to", "to_addr", required=True, help="Recipient of the test mail.")
 @click.option("--from", "from_addr", default=None, help="From address (default: the sending mailbox).")
 @click.option("--subject", default=DEFAULT_TEST_SUBJECT, show_default=True, help="Subject of the test mail.")
@@ -256,7 +262,13 @@ class SendingAccounts:
         return [account.password for account in self._by_mailbox.values()]
 
 
-@click.command("send")
+@click.command(
+    "send",
+    epilog=examples(
+        ("wicbox send", "deliver what is due now"),
+        ("wicbox send --release 42", "send held mail 42 again (it did not arrive)"),
+    ),
+)
 @click.option(
     "--max-mails",
     type=click.IntRange(1, 100_000),

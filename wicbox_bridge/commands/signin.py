@@ -12,7 +12,7 @@ import click
 from wicbox_bridge.adapters.identity import DeviceCodePrompt
 from wicbox_bridge.auth.accounts import MailboxAccount, global_account, project_account
 from wicbox_bridge.auth.scopes import reading_token_protocol, resolve_mail_protocol, scopes_for
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import token_service
 from wicbox_bridge.config.params import CERTIFICATE, METHOD, AuthMethod, Parameters, PermissionType
 from wicbox_bridge.errors import ParameterError
@@ -21,7 +21,13 @@ from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import find_project
 
 
-@click.command("signin")
+@click.command(
+    "signin",
+    epilog=examples(
+        ("wicbox signin", "the global mailbox's account"),
+        ("wicbox signin --project P01", "project P01's own account (MULTIPLE/MIX)"),
+    ),
+)
 @click.option("--project", "project_code", help="Sign in for this project's own mailbox (MULTIPLE/MIX).")
 @click.option("--json", "as_json", is_flag=True, help="Print the code and the result as JSON lines.")
 @pass_runtime

@@ -8,7 +8,7 @@ import json
 
 import click
 
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import route_memory
 from wicbox_bridge.errors import BridgeError, with_fix
 from wicbox_bridge.runtime import Runtime
@@ -21,7 +21,13 @@ from wicbox_bridge.store.outbox import OutboxStatus, RelaySummary, relay_summary
 from wicbox_bridge.store.schema import require_schema
 
 
-@click.command("status")
+@click.command(
+    "status",
+    epilog=examples(
+        ("wicbox status", "for people"),
+        ("wicbox status --json --stale-after 60", "for a monitor: always one JSON document"),
+    ),
+)
 @click.option(
     "--stale-after",
     "stale_minutes",

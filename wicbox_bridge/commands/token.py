@@ -6,7 +6,7 @@ import click
 
 from wicbox_bridge.auth.accounts import MailboxAccount, global_account, project_account
 from wicbox_bridge.auth.scopes import TokenProtocol, reading_token_protocol, resolve_mail_protocol
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import provider_factory, token_service
 from wicbox_bridge.config.params import METHOD, AuthMethod, Parameters
 from wicbox_bridge.diagnostics.token_report import check_token_for_protocol, describe_token
@@ -16,7 +16,13 @@ from wicbox_bridge.store import Store
 from wicbox_bridge.store.projects import find_project
 
 
-@click.command("token")
+@click.command(
+    "token",
+    epilog=examples(
+        ("wicbox token", "the global mailbox's token, as a run gets it"),
+        ("wicbox token --project P01", "project P01's own account"),
+    ),
+)
 @click.option("--project", "project_code", help="Use this project's own mailbox account (MULTIPLE/MIX).")
 @click.option(
     "--protocol",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from wicbox_bridge.errors import BridgeError
 
@@ -43,6 +44,35 @@ class CheckResult:
 def failed(name: str, error: BridgeError) -> CheckResult:
     """A FAIL result from one of the project's errors: its message, fix and exit code."""
     return CheckResult(name, CheckStatus.FAIL, error.message, error.fix, int(error.exit_code))
+
+
+JSON_FORMAT = 1
+"""The shape of ``wicbox check --json`` (fields are only ever added; docs/admin-guide.md)."""
+
+JSON_STATES = {
+    CheckStatus.OK: "ok",
+    CheckStatus.WARN: "warning",
+    CheckStatus.FAIL: "failed",
+    CheckStatus.SKIP: "skipped",
+}
+
+
+def checks_json(results: list[CheckResult], exit_code: int) -> dict[str, Any]:
+    """``wicbox check --json``: every check with its state, message and fix, and the exit code."""
+    return {
+        "format": JSON_FORMAT,
+        "passed": exit_code == 0,
+        "exit_code": exit_code,
+        "checks": [
+            {
+                "name": result.name,
+                "state": JSON_STATES[result.status],
+                "message": result.detail,
+                "fix": result.fix,
+            }
+            for result in results
+        ],
+    }
 
 
 def overall_exit_code(results: list[CheckResult]) -> int:
