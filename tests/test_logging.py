@@ -249,7 +249,7 @@ def test_an_error_and_its_fix_are_in_the_file(wic: WicInstallation) -> None:
     assert result.exit_code == 2
     [error] = [line for line in log_lines(log_file(wic)) if line["level"] == "ERROR"]
     assert error["message"].startswith("WICBOX_MAILCLIENT_CLIENTID")
-    assert "; fix: " in error["message"]
+    assert "for OAuth2. Fix: copy " in error["message"]  # errors.with_fix: two sentences
     assert log_lines(log_file(wic))[-1]["message"] == "wicbox run ended with exit code 2"
     assert result.output.count("WICBOX_MAILCLIENT_CLIENTID: is required") == 1
 

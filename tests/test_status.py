@@ -188,7 +188,7 @@ def test_a_quarantined_mail_is_listed_with_its_reason_and_folder(mailroom: Mailr
 def test_the_exit_code_flips_when_runs_are_stale(mailroom: Mailroom) -> None:
     code, report = _status(mailroom.wic)
     assert code == 1
-    assert report["reasons"][0].startswith("no run has finished OK or PARTIAL yet")
+    assert report["reasons"][0].startswith("no run has been recorded yet: run `wicbox run` once by hand")
 
     mailroom.deliver([make_mail(1)])
     assert mailroom.wic.cli("run").exit_code == 0

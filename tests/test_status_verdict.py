@@ -107,7 +107,11 @@ def _report(
 
 VERDICTS = {
     "all well": (_report(state=_state()), True, ()),
-    "never a run": (_report(last_good=None, state=_state()), False, ("no run has finished",)),
+    "never a run": (
+        _report(last_good=None, state=_state()),
+        False,
+        ("no run has been recorded yet: run `wicbox run`",),
+    ),
     "runs stale": (_report(last_good=31 * MIN, state=_state()), False, ("no run finished OK or PARTIAL",)),
     "runs just fresh": (_report(last_good=30 * MIN, state=_state()), True, ()),
     "old waiting mail": (
@@ -279,6 +283,7 @@ def test_json_shape_is_stable() -> None:
     assert list(document) == [
         "format", "generated_at", "healthy", "exit_code", "reasons", "warnings", "stale_after_minutes",
         "database", "last_good_run_finished_at", "runs", "mailboxes", "quarantined", "credentials",
+        "failed_before_database",
     ]  # fmt: skip
     assert (document["format"], document["generated_at"], document["healthy"]) == (
         1,
@@ -297,7 +302,7 @@ def test_json_shape_is_stable() -> None:
     )
     assert list(document["runs"][0]) == [
         "run_id", "mode", "host", "started_at", "finished_at", "outcome", "exit_code", "mailboxes",
-        "failed_mailboxes", "fetched", "filed", "duplicates", "quarantined", "message",
+        "failed_mailboxes", "fetched", "filed", "duplicates", "quarantined", "message", "error", "fix",
     ]  # fmt: skip
     assert list(document["quarantined"]["latest"][0]) == [
         "mail_id", "mailbox", "source_folder", "source_id", "at", "moved", "where", "reason",

@@ -30,7 +30,11 @@ from wicbox_bridge.store.wicman_migration import migrate_parameters
     ),
 )
 def params_group() -> None:
-    """Show and change the WICMan parameters that wicbox-bridge reads."""
+    """Show and change the WICMan parameters that wicbox-bridge reads.
+
+    WICMan parameters are the rows of the table WICMAN_PARAMETER in the WIC database, where WIC
+    keeps its settings; wicbox-bridge reads its own there (WICBOX_MAILCLIENT_* and a few WIC ones).
+    """
 
 
 def _shown(name: str, value: str | None) -> str:
@@ -178,7 +182,12 @@ def params_set(
 @params_group.command("migrate", epilog=examples(("wicbox params migrate", "safe to run twice")))
 @pass_runtime
 def params_migrate(runtime: Runtime) -> int:
-    """Add the WICBOX_MAILCLIENT_* parameters and rename ACCOUNTMODE to WICBOXACCOUNTMODE (safe twice)."""
+    """Add the WICBOX_MAILCLIENT_* parameters and rename ACCOUNTMODE to WICBOXACCOUNTMODE (safe twice).
+
+    It does what the vendor's KPD parameter scripts 40201575, 40201577 and 40201578 do (the SQL
+    scripts WIC's vendor ships to add these WICMan parameters to WICMAN_PARAMETER): run it instead
+    of them, or after them; parameters that exist already are left as they are.
+    """
     store = runtime.open_store()
     try:
         require_schema(store)

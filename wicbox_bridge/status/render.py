@@ -314,7 +314,6 @@ def report_json(report: StatusReport, verdict: Verdict, options: StatusOptions) 
         "database": report.database,
         "last_good_run_finished_at": _iso(report.last_good_run_at),
         "runs": [_run_json(run) for run in report.runs],
-        "failed_before_database": [entry.as_json() for entry in report.failed_starts],
         "mailboxes": [_mailbox_json(report, mailbox) for mailbox in report.mailboxes],
         "quarantined": {
             "last_7_days": quarantine.last_7_days,
@@ -322,4 +321,5 @@ def report_json(report: StatusReport, verdict: Verdict, options: StatusOptions) 
             "latest": [_quarantined_json(mail, quarantine.failed_folder) for mail in quarantine.latest],
         },
         "credentials": _credentials_json(report, options),
+        "failed_before_database": [entry.as_json() for entry in report.failed_starts],
     }
