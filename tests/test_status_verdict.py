@@ -278,7 +278,7 @@ def test_json_shape_is_stable() -> None:
     document = json.loads(json.dumps(report_json(report, verdict(report, options), options)))
     assert list(document) == [
         "format", "generated_at", "healthy", "exit_code", "reasons", "warnings", "stale_after_minutes",
-        "database", "last_good_run_finished_at", "runs", "mailboxes", "quarantined", "credentials",
+        "database", "last_good_run_finished_at", "runs", "mailboxes", "quarantined", "credentials", "leases",
     ]  # fmt: skip
     assert (document["format"], document["generated_at"], document["healthy"]) == (
         1,

@@ -56,7 +56,8 @@ def _lease(result: Lease | Refused) -> Lease:
 
 def test_a_free_mailbox_is_taken_with_a_first_token(wic_store: DbApiStore, clock: SteppedClock) -> None:
     lease = _lease(acquire(wic_store, "Info@Example.BE", HOST_A, 60, clock))
-    assert (lease.mailbox, lease.token, lease.expires_at) == ("info@example.be", 1, START + dt.timedelta(seconds=60))
+    expected = ("info@example.be", 1, START + dt.timedelta(seconds=60))
+    assert (lease.mailbox, lease.token, lease.expires_at) == expected
     [row] = list_leases(wic_store, clock)
     assert (row.mailbox, row.holder, row.token, row.expires_in_s) == (
         "info@example.be",

@@ -25,6 +25,7 @@ from enum import Enum
 from wicbox_bridge.config.params import CERTIFICATE, CLIENT_SECRET, CLIENT_SECRET_EXPIRES, SECRETS_PAGE
 from wicbox_bridge.errors import ExitCode
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
+from wicbox_bridge.store.leases import LeaseRow
 from wicbox_bridge.store.mailbox_state import MailboxState
 
 NOT_FLOWING = ExitCode.PARTIAL
@@ -113,6 +114,7 @@ class StatusReport:
     quarantine: QuarantineStatus
     credentials: CredentialStatus
     parameter_warnings: tuple[str, ...] = ()
+    leases: tuple[LeaseRow, ...] = ()  # the mailbox leases not released (held, or left by a run that died)
 
 
 @dataclass(frozen=True)

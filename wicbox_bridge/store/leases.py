@@ -134,7 +134,8 @@ class Fence:
 _ENSURE_ROW: Final[dict[Dialect, str]] = {
     "sqlite": "INSERT OR IGNORE INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) VALUES (?, 0, ?)",
     "postgresql": (
-        "INSERT INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) VALUES (?, 0, ?) ON CONFLICT (MAILBOX) DO NOTHING"
+        "INSERT INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) VALUES (?, 0, ?) "
+        "ON CONFLICT (MAILBOX) DO NOTHING"
     ),
     "mssql": (
         "INSERT INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) SELECT ?, 0, ? "
@@ -143,15 +144,12 @@ _ENSURE_ROW: Final[dict[Dialect, str]] = {
 }
 _LOCK_ROW: Final[dict[Dialect, str]] = {
     # BEGIN IMMEDIATE (SqliteStore.transaction) already holds the database's one write lock.
-    "sqlite": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE WHERE MAILBOX = ?",
-    "postgresql": (
-        "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE WHERE MAILBOX = ? "
-        "FOR UPDATE"
-    ),
-    "mssql": (
-        "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE WITH (UPDLOCK, HOLDLOCK) "
-        "WHERE MAILBOX = ?"
-    ),
+    "sqlite": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE "
+    "WHERE MAILBOX = ?",
+    "postgresql": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE "
+    "WHERE MAILBOX = ? FOR UPDATE",
+    "mssql": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE "
+    "WITH (UPDLOCK, HOLDLOCK) WHERE MAILBOX = ?",
 }
 _TAKE: Final = (
     "UPDATE WICBOX_LEASE SET OWNER_KEY = ?, OWNER_HOST = ?, OWNER_PID = ?, TOKEN = ?, ACQUIRED_AT = ?, "
@@ -159,7 +157,9 @@ _TAKE: Final = (
 )
 _EXTEND: Final = "UPDATE WICBOX_LEASE SET EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
 _FREE: Final = "UPDATE WICBOX_LEASE SET OWNER_KEY = NULL, EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
-_LIST: Final = "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE ORDER BY MAILBOX"
+_LIST: Final = (
+    "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE ORDER BY MAILBOX"
+)
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,8 @@ def _locked_row(store: Store, mailbox: str) -> _Row | None:
     if row is None:
         return None
     key, host, pid, token, expires = row
-    return _Row(None if key is None else str(key).strip(), _holder(host, pid), int(token), _stored_time(expires))
+    owner_key = None if key is None else str(key).strip()
+    return _Row(owner_key, _holder(host, pid), int(token), _stored_time(expires))
 
 
 def _ensure_row(store: Store, mailbox: str, now: dt.datetime) -> None:
