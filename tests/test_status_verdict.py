@@ -283,7 +283,7 @@ def test_json_shape_is_stable() -> None:
     assert list(document) == [
         "format", "generated_at", "healthy", "exit_code", "reasons", "warnings", "stale_after_minutes",
         "database", "last_good_run_finished_at", "runs", "mailboxes", "quarantined", "credentials",
-        "failed_before_database",
+        "failed_before_database", "leases",
     ]  # fmt: skip
     assert (document["format"], document["generated_at"], document["healthy"]) == (
         1,

@@ -176,3 +176,9 @@ class AlreadyRunning(BridgeError):
     """Another ``wicbox run`` holds the lock for this configuration."""
 
     exit_code = ExitCode.ALREADY_RUNNING
+
+
+class LeaseLost(BridgeError):
+    """This process no longer holds a mailbox's lease (it expired, or another host took it over)."""
+
+    exit_code = ExitCode.PARTIAL

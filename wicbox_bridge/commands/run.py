@@ -30,6 +30,7 @@ from wicbox_bridge.run.report import dry_run_lines, failure_lines, report_json, 
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.run.runner import (
+    LeaseSettings,
     MailboxReport,
     ProgressCallback,
     RunJob,
@@ -54,6 +55,9 @@ from wicbox_bridge.store.runs import (
 from wicbox_bridge.store.times import utc_now
 
 MAX_MAILS_LIMIT = 1000
+DEFAULT_LEASE_SECONDS = 60
+MIN_LEASE_SECONDS = 3
+MAX_LEASE_SECONDS = 3600
 
 log = logging.getLogger("wicbox.run")
 
@@ -76,22 +80,34 @@ log = logging.getLogger("wicbox.run")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @click.option(
+    "--lease-seconds",
+    type=click.IntRange(MIN_LEASE_SECONDS, MAX_LEASE_SECONDS),
+    default=DEFAULT_LEASE_SECONDS,
+    show_default=True,
+    help="Hold each mailbox's lease this long, renewed every third of it; a run that dies leaves its "
+    "mailboxes to other runs after at most this long.",
+)
+@click.option(
     "--send/--no-send",
     default=True,
     show_default=True,
     help="Then deliver the mails WIC put in WICBOX_OUTBOX (as `wicbox send` does), when any are due.",
 )
 @pass_runtime
-def run_command(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool, send: bool) -> int:
+def run_command(  # noqa: PLR0917 - click passes one argument per option
+    runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool, lease_seconds: int, send: bool
+) -> int:
     """Read the configured mailboxes and file every mail into the WIC database; then deliver the outbox.
 
     Oldest mails first, at most WicBoxMaxMailsPerRun (WicGlobal.config) per run, so a backlog
     drains over successive runs. Each mail is committed to the database before it is moved (or
-    deleted, or marked read) on the server. Only one run per configuration at a time: a second
-    one exits with code 5. The scheduled task runs this, so WIC's outgoing mail leaves with every
-    run (a `wicbox send` already busy is left to it).
+    deleted, or marked read) on the server. Each mailbox is read by one run at a time, through a
+    lease in the WIC database: runs on several servers (or overlapping runs) share the mailboxes,
+    and a run that finds every mailbox held by another run exits with code 5. The scheduled task
+    runs this, so WIC's outgoing mail leaves with every run (a `wicbox send` already busy is left
+    to it).
     """
-    code = _read_and_file(runtime, max_mails, dry_run, as_json)
+    code = _read_and_file(runtime, max_mails, dry_run, as_json, lease_seconds)
     if not send or dry_run or code == ExitCode.ALREADY_RUNNING or _paused(runtime):
         return code
     return _combined(code, _deliver_outbox(runtime, as_json))
@@ -118,13 +134,15 @@ def _combined(read_code: int, send_code: int) -> int:
     return read_code if read_code != ExitCode.OK else send_code
 
 
-def _read_and_file(runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool) -> int:
+def _read_and_file(
+    runtime: Runtime, max_mails: int | None, dry_run: bool, as_json: bool, lease_seconds: int
+) -> int:
     """Reads and files; a run that stops on an error is recorded: in WICBOX_RUN when the database
     could be reached, else in the configuration's machine-local record (``wicbox status`` shows both)."""
     started = utc_now()
     recorded: list[int] = []
     try:
-        return _read_and_file_recorded(runtime, max_mails, dry_run, as_json, started, recorded)
+        return _read_and_file_recorded(runtime, max_mails, dry_run, as_json, started, recorded, lease_seconds)
     except AlreadyRunning:
         raise
     except BridgeError as error:
@@ -140,9 +158,11 @@ def _read_and_file_recorded(  # noqa: PLR0917 - one run's inputs and its record
     as_json: bool,
     started: dt.datetime,
     recorded: list[int],
+    lease_seconds: int,
 ) -> int:
     cap = _effective_cap(runtime.config.max_mails_per_run, max_mails)
-    lock = contextlib.nullcontext() if dry_run else RunLock(runtime.machine_state_dir)
+    # shared: runs keep apart by mailbox leases; the lock tells `wicbox schedule stop` a run is busy
+    lock = contextlib.nullcontext() if dry_run else RunLock(runtime.machine_state_dir, shared=True)
     with contextlib.ExitStack() as stack:
         stack.enter_context(lock)
         if (notice := paused_notice(runtime.machine_state_dir)) is not None:  # `wicbox schedule stop`
@@ -172,6 +192,7 @@ def _read_and_file_recorded(  # noqa: PLR0917 - one run's inputs and its record
                 run_id=run_id,
                 dry_run=dry_run,
                 show_progress=not as_json,
+                leases=LeaseSettings(seconds=lease_seconds),
             )
         except AlreadyRunning:
             raise
@@ -265,6 +286,7 @@ def _run(
     run_id: int | None,
     dry_run: bool,
     show_progress: bool,
+    leases: LeaseSettings,
 ) -> RunReport:
     log.info(
         "run %s started: mode=%s cap=%d dry_run=%s version=%s config=%s",
@@ -296,6 +318,7 @@ def _run(
             run_id=run_id,
             progress=progress,
             redact=runtime.redactor.redact,
+            leases=leases,
         )
         return run_mailboxes(job)
 
@@ -366,6 +389,13 @@ def _print_report(
     elif report.dry_run:
         for line in dry_run_lines(report, {project.project_id: project.code for project in projects}):
             click.echo(line)
+    for mailbox in report.mailboxes:
+        if mailbox.held_by is not None:
+            click.echo(
+                f"wicbox: skipped {mailbox.label} ({mailbox.mailbox}): another wicbox run reads it, "
+                f"{mailbox.held_by}",
+                err=True,
+            )
     for line in failure_lines(report):
         click.echo(line, err=True)
     click.echo(summary_line(report, mode), err=as_json)

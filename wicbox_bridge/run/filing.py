@@ -22,6 +22,7 @@ from wicbox_bridge.mail.record import MailRecord
 from wicbox_bridge.run.routing import RoutableProject, RoutingDecision, route_mail
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.filing import Filed, FilingAnswer, file_mails
+from wicbox_bridge.store.leases import Fence
 from wicbox_bridge.store.mail_insert import NewMail
 from wicbox_bridge.store.mails import KnownMail, MailOrigin, find_mails
 
@@ -80,6 +81,7 @@ class MailboxContext:
     projects: Sequence[RoutableProject]
     own_project_id: int | None = None  # MULTIPLE: every mail of this mailbox belongs to this project
     dry_run: bool = False
+    fence: Fence | None = None  # the mailbox's lease, checked in every filing transaction
 
 
 def origin_of(mail: FetchedMail, protocol: str) -> MailOrigin:
@@ -138,7 +140,9 @@ def file_prepared(store: Store, context: MailboxContext, prepared: Sequence[Prep
         known = find_mails(store, context.mailbox, [item.sha256 for item in prepared])
         return _would_file(context, prepared, known)
     new = [_new_mail(context, item) for item in prepared]
-    answers = file_mails(store, mailbox=context.mailbox, run_id=context.run_id, mails=new)
+    answers = file_mails(
+        store, mailbox=context.mailbox, run_id=context.run_id, mails=new, fence=context.fence
+    )
     batch = BatchResult()
     for item, mail, answer in zip(prepared, new, answers, strict=True):
         batch.add(_result(item, mail, answer))

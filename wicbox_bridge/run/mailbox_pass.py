@@ -10,10 +10,12 @@ move/delete/flag, then mark done.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from wicbox_bridge.adapters.base import MailboxSession, MailRef
@@ -31,6 +33,7 @@ from wicbox_bridge.run.results import MailboxReport
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.trace import mail_trace_line, project_field
 from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.leases import Fence, fenced
 from wicbox_bridge.store.mails import MailStatus, mark_filed, mark_quarantined, pending_acks
 
 log = logging.getLogger("wicbox.run")
@@ -67,13 +70,14 @@ class OpenMailbox:
     session: MailboxSession
     store: Store
     report: MailboxReport
+    fence: Fence | None = None  # its lease: every filing and acknowledgement checks it first
 
 
 def run_pass(context: PassContext, mailbox: OpenMailbox, quota: int) -> bool:
     """File at most ``quota`` mails of one open mailbox; whether more mail is waiting."""
     account, session, store = mailbox.account, mailbox.session, mailbox.store
     if not context.dry_run:
-        _reconcile(context, store, session, account)
+        _reconcile(context, mailbox)
     refs = session.list_pending(quota + 1)
     more_waiting = len(refs) > quota
     refs = refs[:quota]
@@ -87,11 +91,12 @@ def run_pass(context: PassContext, mailbox: OpenMailbox, quota: int) -> bool:
         projects=context.projects,
         own_project_id=account.project.project_id if account.project else None,
         dry_run=context.dry_run,
+        fence=mailbox.fence,
     )
     chunks = batches(refs, context.fetch_batch, context.fetch_batch_bytes)
     filed = _fetch_and_file(context, mailbox, filing, chunks)
     if not context.dry_run:
-        apply_server_actions(store, session, filed)
+        apply_server_actions(store, session, filed, mailbox.fence)
     return more_waiting
 
 
@@ -204,8 +209,9 @@ def _record(results: list[MailResult], report: MailboxReport, context: PassConte
         context.progress(len(results))
 
 
-def _reconcile(context: PassContext, store: Store, session: MailboxSession, account: MailboxAccount) -> None:
+def _reconcile(context: PassContext, mailbox: OpenMailbox) -> None:
     """Finish the server actions a stopped run left unconfirmed (safe to repeat: no-ops then)."""
+    account, session, store = mailbox.account, mailbox.session, mailbox.store
     pending = pending_acks(store, account.mailbox, context.source_folder)
     if not pending:
         return
@@ -219,25 +225,38 @@ def _reconcile(context: PassContext, store: Store, session: MailboxSession, acco
         target = batch.to_quarantine if row.status is MailStatus.QUARANTINE_PENDING else batch.to_acknowledge
         target.append((ref, row.mail_id))
     log.info("%s: confirming %d server action(s) left by an earlier run", account.label, len(current))
-    apply_server_actions(store, session, batch)
-    mark_filed(store, [row.mail_id for row in stale if row.status is MailStatus.PENDING_ACK])
-    mark_quarantined(store, [row.mail_id for row in stale if row.status is MailStatus.QUARANTINE_PENDING])
+    apply_server_actions(store, session, batch, mailbox.fence)
+    with fenced(store, mailbox.fence):
+        mark_filed(store, [row.mail_id for row in stale if row.status is MailStatus.PENDING_ACK])
+        mark_quarantined(store, [row.mail_id for row in stale if row.status is MailStatus.QUARANTINE_PENDING])
 
 
 def _same_validity(stored: int | None, current: str) -> bool:
     return (str(stored) if stored is not None else "") == current
 
 
-def apply_server_actions(store: Store, session: MailboxSession, batch: BatchResult) -> None:
-    """Move/delete/flag the filed mails and quarantine the refused ones, then mark them done."""
+def apply_server_actions(
+    store: Store, session: MailboxSession, batch: BatchResult, fence: Fence | None = None
+) -> None:
+    """Move/delete/flag the filed mails and quarantine the refused ones, then mark them done.
+
+    With a ``fence``, each chunk's server action and marking run inside one transaction that first
+    checks the lease: a process that lost it acknowledges nothing (the new owner does)."""
     for start in range(0, len(batch.to_acknowledge), _ACTION_CHUNK):
         chunk = batch.to_acknowledge[start : start + _ACTION_CHUNK]
-        session.acknowledge([ref for ref, _ in chunk])
-        mark_filed(store, [mail_id for _, mail_id in chunk])
+        with _guarded(store, fence):
+            session.acknowledge([ref for ref, _ in chunk])
+            mark_filed(store, [mail_id for _, mail_id in chunk])
     for start in range(0, len(batch.to_quarantine), _ACTION_CHUNK):
         chunk = batch.to_quarantine[start : start + _ACTION_CHUNK]
-        session.quarantine([ref for ref, _ in chunk])
-        mark_quarantined(store, [mail_id for _, mail_id in chunk])
+        with _guarded(store, fence):
+            session.quarantine([ref for ref, _ in chunk])
+            mark_quarantined(store, [mail_id for _, mail_id in chunk])
+
+
+def _guarded(store: Store, fence: Fence | None) -> AbstractContextManager[None]:
+    """The lease's fenced transaction; without a lease, none (each marking is its own)."""
+    return contextlib.nullcontext() if fence is None else fenced(store, fence)
 
 
 def _log_mail(result: MailResult, project_codes: Mapping[int, str]) -> None:

@@ -22,6 +22,7 @@ class MailboxReport:
     unassigned: int = 0
     quarantined: int = 0
     error: BridgeError | None = None
+    held_by: str | None = None  # skipped: another live run holds this mailbox's lease (who, for how long)
     results: list[MailResult] = field(default_factory=list)  # a dry run's mails (its listing), else empty
 
     def count(self, result: MailResult) -> None:
@@ -61,6 +62,8 @@ class RunReport:
     def exit_code(self) -> ExitCode:
         if self.fatal is not None:
             return self.fatal.exit_code
+        if self.mailboxes and all(report.held_by is not None for report in self.mailboxes):
+            return ExitCode.ALREADY_RUNNING  # every mailbox is another run's: as a second run always did
         errors = [report.error for report in self.mailboxes if report.error is not None]
         if not errors:
             return ExitCode.OK

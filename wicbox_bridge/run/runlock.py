@@ -1,9 +1,18 @@
-"""One ``wicbox run`` at a time per configuration, through an operating-system file lock.
+"""The locks of a run: mailbox leases in the database, and a machine-local file lock.
 
-The lock is taken on ``run.lock`` in the configuration's state directory. The operating system
-releases it when the process ends in any way (exit, crash, SIGKILL, TerminateProcess), so a lock
-left by a killed run is recovered automatically: the next run simply gets it. Who holds it (PID,
-host, start time) is written next to it for the message a second run prints.
+Which process reads which mailbox is decided by leases in the WIC database
+(:mod:`wicbox_bridge.store.leases`): :class:`LeaseKeeper` takes a run's leases, renews them in the
+background every third of their time on a connection of its own, and releases them at the end.
+Runs on several hosts (or several runs on one host) thus share the mailboxes; a mailbox another
+live run holds is skipped. A run that dies keeps its leases until they expire.
+
+The file lock (``run.lock`` in the configuration's state directory) no longer keeps runs apart:
+``wicbox run`` takes it SHARED, so any number of runs hold it together. What it still protects is
+``wicbox schedule stop``, which waits until no run of this configuration is busy on this machine
+(:func:`run_is_busy` asks for it exclusively), and ``wicbox send`` (:class:`RunLock` exclusive, on
+its own file). The operating system releases it when the process ends in any way (exit, crash,
+SIGKILL, TerminateProcess). Who holds it (PID, host, start time) is written next to it for the
+message of a process that cannot get it.
 """
 
 from __future__ import annotations
@@ -11,8 +20,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,19 +38,41 @@ from wicbox_bridge.config.footprint import (
     touch_private,
     write_private_text,
 )
-from wicbox_bridge.errors import AlreadyRunning, ConfigurationError
+from wicbox_bridge.errors import AlreadyRunning, ConfigurationError, DatabaseError
+from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.leases import (
+    DatabaseClock,
+    Fence,
+    Lease,
+    LeaseClock,
+    LeaseOwner,
+    Refused,
+    acquire,
+    release,
+    renew,
+)
+from wicbox_bridge.store.mails import normalized_mailbox
+
+log = logging.getLogger("wicbox.run")
 
 LOCK_FILE_NAME = "run.lock"
 HOLDER_FILE_NAME = "run.lock.holder"
 
 
 class RunLock:
-    """Context manager: ``with RunLock(state_dir):`` or AlreadyRunning (exit code 5)."""
+    """Context manager: ``with RunLock(state_dir):`` or AlreadyRunning (exit code 5).
 
-    def __init__(self, state_dir: Path) -> None:
+    ``shared``: any number of shared holders at once (``wicbox run``), none beside an exclusive one.
+    """
+
+    def __init__(self, state_dir: Path, *, shared: bool = False) -> None:
         self.path = state_dir / LOCK_FILE_NAME
         self.holder_path = state_dir / HOLDER_FILE_NAME
         self._lock: portalocker.Lock | None = None
+        self._flags = (
+            portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
+        ) | portalocker.LockFlags.NON_BLOCKING
+        self._shared = shared
 
     def acquire(self) -> None:
         windows = default_windows_security()
@@ -48,7 +83,7 @@ class RunLock:
                 f"cannot create the state directory {self.path.parent}: {exc.strerror}",
                 fix="make the directory writable for the account that runs wicbox, or set WICBOX_HOME",
             ) from exc
-        lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True)
+        lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True, flags=self._flags)
         try:
             touch_private(self.path, windows=windows)  # 0600, never a planted link (LinkRefused)
             lock.acquire()
@@ -64,7 +99,8 @@ class RunLock:
                 "Modify on %ProgramData%\\wicbox-bridge for the task's account), or set WICBOX_HOME",
             ) from exc
         self._lock = lock
-        self._write_holder()
+        if not self._shared:  # shared holders would overwrite each other's line
+            self._write_holder()
 
     def release(self) -> None:
         if self._lock is not None:
@@ -113,3 +149,97 @@ def run_is_busy(state_dir: Path) -> bool:
         return True
     probe.release()
     return False
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    """How a run holds its mailboxes: for how long, as which owner, by which clock."""
+
+    seconds: float = 60.0
+    owner: LeaseOwner = field(default_factory=LeaseOwner.this_process)
+    clock: LeaseClock = field(default_factory=DatabaseClock)
+
+    @property
+    def renew_every_s(self) -> float:
+        """Renewal well before expiry: a third of the lease, so two renewals may fail in a row."""
+        return self.seconds / 3
+
+
+class LeaseKeeper:
+    """A run's mailbox leases: taken at the start, renewed in the background, released at the end.
+
+    Uses a database connection of its own (``open_store``), so a renewal never waits for a
+    mailbox's filing. A renewal that finds the lease lost (the host stalled past it and another run
+    took it over) drops it; the fence then refuses that mailbox's next filing or acknowledgement.
+    A database error during renewal is logged and retried at the next turn.
+    """
+
+    def __init__(self, open_store: Callable[[], Store], settings: LeaseSettings) -> None:
+        self._settings = settings
+        self._store = open_store()
+        self._held: dict[str, Lease] = {}  # still held, as last renewed
+        self._fences: dict[str, Fence] = {}  # every lease taken, also when lost since
+        self._guard = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def take(self, mailboxes: Iterable[str]) -> dict[str, Refused]:
+        """Take the leases of ``mailboxes`` that are free or expired; the others, by mailbox."""
+        refused: dict[str, Refused] = {}
+        for mailbox in dict.fromkeys(normalized_mailbox(name) for name in mailboxes):
+            result = acquire(
+                self._store, mailbox, self._settings.owner, self._settings.seconds, self._settings.clock
+            )
+            if isinstance(result, Refused):
+                refused[mailbox] = result
+                log.info("%s: skipped, %s holds its lease", mailbox, result.holder)
+            else:
+                with self._guard:
+                    self._held[mailbox] = result
+                    self._fences[mailbox] = Fence(result, self._settings.clock)
+        return refused
+
+    def fence(self, mailbox: str) -> Fence | None:
+        """What every filing and acknowledgement of ``mailbox`` checks (also once the lease is
+        lost: the check then refuses); None for a mailbox whose lease was never taken."""
+        with self._guard:
+            return self._fences.get(normalized_mailbox(mailbox))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._renew_loop, name="wicbox-lease", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop renewing and release every lease still held (a failure only logged: they expire)."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._guard:
+            held, self._held = list(self._held.values()), {}
+        try:
+            for lease in held:
+                release(self._store, lease, self._settings.clock)
+        except DatabaseError as error:
+            log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
+        finally:
+            self._store.close()
+
+    def _renew_loop(self) -> None:
+        while not self._stopped.wait(self._settings.renew_every_s):
+            self._renew_all()
+
+    def _renew_all(self) -> None:
+        with self._guard:
+            held = list(self._held.values())
+        for lease in held:
+            try:
+                renewed = renew(self._store, lease, self._settings.seconds, self._settings.clock)
+            except DatabaseError as error:
+                log.warning("%s: the lease could not be renewed (retried): %s", lease.mailbox, error)
+                continue
+            with self._guard:
+                if renewed is None:
+                    log.warning("%s: the lease was lost (another run took it over)", lease.mailbox)
+                    self._held.pop(lease.mailbox, None)
+                else:
+                    self._held[lease.mailbox] = renewed

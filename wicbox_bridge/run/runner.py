@@ -19,6 +19,12 @@ After each pass (not in a dry run) the mailbox's state is recorded for ``wicbox 
 WICBOX_MAILBOX_STATE: success or the error (secret-free, passed through the redactor anyway), and,
 while the session is still open, the backlog the server reports. Neither the measurement nor the
 recording can fail the pass: a failure is logged and the backlog shows as unknown.
+
+With leases (``RunJob.leases``, not in a dry run) the run first takes the lease of every mailbox
+(:class:`~wicbox_bridge.run.runlock.LeaseKeeper`): a mailbox another live run holds is skipped and
+reported (``MailboxReport.held_by``); the others are renewed in the background while the run goes
+on, every pass files and acknowledges only under its lease's fence, and the leases are released
+at the end.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from wicbox_bridge.run.fairshare import share_cap
 from wicbox_bridge.run.mailbox_pass import OpenMailbox, PassContext, run_pass
 from wicbox_bridge.run.results import MailboxReport, RunReport
 from wicbox_bridge.run.routing import RoutableProject
+from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.mailbox_state import Backlog, PassFailure, PassRecord, error_kind, record_pass
@@ -51,7 +58,15 @@ ProgressCallback = Callable[[int], None]
 StoreOpener = Callable[[], Store]
 Redact = Callable[[str], str]
 
-__all__ = ["MailboxReport", "ProgressCallback", "RunJob", "RunReport", "RunSettings", "run_mailboxes"]
+__all__ = [
+    "LeaseSettings",
+    "MailboxReport",
+    "ProgressCallback",
+    "RunJob",
+    "RunReport",
+    "RunSettings",
+    "run_mailboxes",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class RunJob:
     run_id: int | None = None
     progress: ProgressCallback | None = None
     redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
+    leases: LeaseSettings | None = None  # None: no leases (this process alone reads these mailboxes)
 
 
 @dataclass
@@ -105,6 +121,7 @@ class _Run:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._stores: list[Store] = []
+        self.keeper: LeaseKeeper | None = None
         self.context = PassContext(
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
@@ -149,10 +166,11 @@ class _Run:
         backlog: Backlog | None = None
         try:
             store = self.store()
+            fence = None if self.keeper is None else self.keeper.fence(account.mailbox)
             session = self.job.open_mailbox(account)
             try:
                 step.more_waiting = run_pass(
-                    self.context, OpenMailbox(account, session, store, report), step.quota
+                    self.context, OpenMailbox(account, session, store, report, fence), step.quota
                 )
                 backlog = self._measure_backlog(account, session, step.more_waiting)
             finally:
@@ -254,17 +272,34 @@ def run_mailboxes(job: RunJob) -> RunReport:
     state = _Run(job)
     workers = max(1, min(job.settings.workers, len(job.accounts) or 1))
     try:
+        _take_leases(state)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
             _run_rounds(pool, state)
     finally:
+        if state.keeper is not None:
+            state.keeper.close()
         state.close_stores()
     return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
+
+
+def _take_leases(state: _Run) -> None:
+    """Take the mailboxes' leases; the ones another live run holds are marked skipped."""
+    job = state.job
+    if job.leases is None or job.settings.dry_run or not job.accounts:
+        return
+    state.keeper = LeaseKeeper(job.open_store, job.leases)
+    refused = state.keeper.take(account.mailbox for account in job.accounts)
+    for account, report in zip(job.accounts, state.reports, strict=True):
+        held = refused.get(account.mailbox.strip().lower())
+        if held is not None:
+            report.held_by = f"{held.holder} (its lease expires in {max(0.0, held.expires_in_s):.0f} s)"
+    state.keeper.start()
 
 
 def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
     job = state.job
     remaining = job.settings.max_mails
-    candidates = list(range(len(job.accounts)))
+    candidates = [index for index, report in enumerate(state.reports) if report.held_by is None]
     round_number = 0
     while remaining > 0 and candidates and not state.stop.is_set():
         quotas = share_cap(

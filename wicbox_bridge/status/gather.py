@@ -38,6 +38,7 @@ from wicbox_bridge.store.activity import (
     recent_runs,
 )
 from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.leases import DatabaseClock, list_leases
 from wicbox_bridge.store.mailbox_state import ErrorKind, MailboxState, mailbox_states
 from wicbox_bridge.store.mails import normalized_mailbox
 from wicbox_bridge.store.parameters import read_parameters
@@ -155,4 +156,5 @@ def gather_status(
             certificate=certificate,
         ),
         parameter_warnings=configuration.warnings,
+        leases=tuple(row for row in list_leases(store, DatabaseClock()) if row.holder is not None),
     )

@@ -25,6 +25,7 @@ from wicbox_bridge.status.report import (
     secret_state,
 )
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
+from wicbox_bridge.store.leases import LeaseRow
 from wicbox_bridge.store.mailbox_state import MailboxState
 
 JSON_FORMAT = 1
@@ -55,6 +56,7 @@ def text_lines(
     lines += [f"  warning: {warning}" for warning in verdict.warnings]
     lines += ["", f"Database: {report.database}", "", *_run_lines(report, options, tz)]
     lines += ["", *_mailbox_lines(report, tz)]
+    lines += ["", *_lease_lines(report)]
     lines += ["", *_quarantine_lines(report, tz)]
     lines += ["", *_credential_lines(report, options, tz)]
     return lines
@@ -111,6 +113,22 @@ def _mailbox_lines(report: StatusReport, tz: dt.tzinfo | None) -> list[str]:
     lines = ["Mailboxes:"]
     for mailbox in report.mailboxes:
         lines += _one_mailbox(report, mailbox, tz)
+    return lines
+
+
+def _lease_lines(report: StatusReport) -> list[str]:
+    """Which run reads which mailbox now (by the database's clock)."""
+    if not report.leases:
+        return ["Leases: none held (no run is reading a mailbox)"]
+    lines = ["Leases:"]
+    for lease in report.leases:
+        left = dt.timedelta(seconds=abs(lease.expires_in_s))
+        when = (
+            f"expires in {humanised(left)}"
+            if lease.expires_in_s > 0
+            else f"expired {humanised(left)} ago (free for the next run)"
+        )
+        lines.append(f"  {lease.mailbox}: {lease.holder}, {when}")
     return lines
 
 
@@ -300,6 +318,10 @@ def _credentials_json(report: StatusReport, options: StatusOptions) -> dict[str,
     }
 
 
+def _lease_json(lease: LeaseRow) -> dict[str, Any]:
+    return {"mailbox": lease.mailbox, "holder": lease.holder, "expires_in_seconds": round(lease.expires_in_s)}
+
+
 def report_json(report: StatusReport, verdict: Verdict, options: StatusOptions) -> dict[str, Any]:
     """The machine-readable report (``wicbox status --json``); see docs/status.md."""
     quarantine = report.quarantine
@@ -322,4 +344,5 @@ def report_json(report: StatusReport, verdict: Verdict, options: StatusOptions) 
         },
         "credentials": _credentials_json(report, options),
         "failed_before_database": [entry.as_json() for entry in report.failed_starts],
+        "leases": [_lease_json(lease) for lease in report.leases],
     }

@@ -26,6 +26,7 @@ from wicbox_bridge.config.params import CERTIFICATE, CLIENT_SECRET, CLIENT_SECRE
 from wicbox_bridge.errors import ExitCode, with_fix
 from wicbox_bridge.status.failed_starts import FailedStart
 from wicbox_bridge.store.activity import QuarantinedMail, RunRow
+from wicbox_bridge.store.leases import LeaseRow
 from wicbox_bridge.store.mailbox_state import MailboxState
 
 NOT_FLOWING = ExitCode.PARTIAL
@@ -116,6 +117,7 @@ class StatusReport:
     parameter_warnings: tuple[str, ...] = ()
     failed_starts: tuple[FailedStart, ...] = ()
     """Runs that stopped before the database could be reached (this machine's record), newest first."""
+    leases: tuple[LeaseRow, ...] = ()  # the mailbox leases not released (held, or left by a run that died)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ a batch go in with a few multi-row statements in one transaction where the store
 that transaction is rolled back and the batch filed again one mail at a time, each behind its own
 savepoint, so the refused mail alone is recorded as quarantined (REFUSED). Any other database
 error propagates and rolls the whole batch back, so nothing of it is acknowledged on the server.
+
+With a ``fence`` (the mailbox's lease, :mod:`wicbox_bridge.store.leases`), the batch's transaction
+first checks that the lease is still this process's: a process that lost it files nothing
+(:class:`~wicbox_bridge.errors.LeaseLost`, the transaction rolled back).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from wicbox_bridge.errors import DataRejected
-from wicbox_bridge.store.base import Store, atomic, savepoint
+from wicbox_bridge.store.base import Store, savepoint
+from wicbox_bridge.store.leases import Fence, fenced
 from wicbox_bridge.store.mail_insert import NewMail, files_many_rows, insert_mail, insert_mails
 from wicbox_bridge.store.mails import KnownMail, MailStatus, find_mails, insert_quarantined
 
@@ -50,13 +55,14 @@ class FilingAnswer:
 
 
 def file_mails(
-    store: Store, *, mailbox: str, run_id: int | None, mails: Sequence[NewMail]
+    store: Store, *, mailbox: str, run_id: int | None, mails: Sequence[NewMail], fence: Fence | None = None
 ) -> list[FilingAnswer]:
     """File one batch of ``mailbox`` in one transaction; one answer per mail, in order."""
-    known = find_mails(store, mailbox, [mail.record.sha256 for mail in mails])
+    sha256s = [mail.record.sha256 for mail in mails]
     if files_many_rows(store) and not store.in_transaction:
         try:
-            return _file_together(store, run_id, mails, dict(known))
+            with fenced(store, fence):
+                return _file_together(store, run_id, mails, dict(find_mails(store, mailbox, sha256s)))
         except DataRejected as refused:
             log.info(
                 "mailbox %s: the database refused a mail of a batch of %d (%s); filing them one by one",
@@ -64,7 +70,8 @@ def file_mails(
                 len(mails),
                 refused.message,
             )
-    with atomic(store):
+    with fenced(store, fence):
+        known = find_mails(store, mailbox, sha256s)
         return _file_one_by_one(store, mailbox, run_id, mails, dict(known))
 
 

@@ -18,7 +18,7 @@ from wicbox_bridge.store.base import Dialect, Store
 from wicbox_bridge.store.catalog import table_exists
 from wicbox_bridge.store.scripts import SqlScript, run_script, schema_scripts
 
-LATEST_VERSION: Final = 6
+LATEST_VERSION: Final = 7
 """The newest schema version this release knows: the highest script number of every dialect."""
 VERSION_TABLE: Final = "WICBOX_SCHEMA_VERSION"
 INIT_FIX: Final = "run `wicbox db init` (it creates or upgrades the wicbox-bridge tables; WIC's data is kept)"

@@ -99,6 +99,21 @@ TABLES: Final[tuple[Table, ...]] = (
         unique=(("MAILBOX", "SHA256"),),
     ),
     Table(
+        "WICBOX_LEASE",
+        (
+            Column("MAILBOX", Kind.VARCHAR, size=320, nullable=False),
+            Column("OWNER_KEY", Kind.VARCHAR, size=36),
+            Column("OWNER_HOST", Kind.VARCHAR, size=255),
+            Column("OWNER_PID", Kind.INTEGER),
+            Column("TOKEN", Kind.BIGINT, nullable=False),
+            Column("ACQUIRED_AT", Kind.TIMESTAMP),
+            Column("EXPIRES_AT", Kind.TIMESTAMP, nullable=False),
+        ),
+        primary_key=("MAILBOX",),
+        identity=None,
+        unique=(),
+    ),
+    Table(
         "WICBOX_MAILBOX_STATE",
         (
             Column("STATE_ID", Kind.INTEGER, nullable=False),

@@ -1,0 +1,287 @@
+"""Leases: which process works which mailbox, so several hosts share one database safely.
+
+WICBOX_LEASE has one row per mailbox (lower case): the owner (a key drawn per process, its host
+and process id), when the lease expires and a fencing token that grows by one with every new
+owner. A process works a mailbox only while it holds the lease:
+
+* :func:`acquire` takes a lease that is free or expired (or extends one this owner still holds);
+* :func:`renew` extends it, only while this owner still holds it and it has not expired;
+* :func:`release` frees it at the end of a run;
+* :func:`check_fence` (inside the caller's transaction) refuses with
+  :class:`~wicbox_bridge.errors.LeaseLost` when the lease's token is no longer the row's, or the
+  lease expired: every filing and every acknowledgement runs it first, in its own transaction
+  (:func:`fenced`), so a host that stalled past its lease files and acknowledges nothing after.
+
+Expiry is judged by ONE clock, the database's (:class:`DatabaseClock`; tests inject their own),
+never by comparing two hosts' clocks. Each read-decide-write happens under the row's lock:
+SQLite's write lock (its transactions start with ``BEGIN IMMEDIATE``), PostgreSQL's
+``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT ... FOR UPDATE``, SQL Server's
+``UPDLOCK, HOLDLOCK`` hints (a key-range lock, so two first acquisitions of one mailbox cannot both
+insert). The fence check locks the row too: a take-over waits until a filing transaction that
+passed the check has committed, and a filing that starts after the take-over finds the new token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from wicbox_bridge.errors import LeaseLost
+from wicbox_bridge.store.base import Dialect, Store, atomic
+from wicbox_bridge.store.mails import normalized_mailbox
+from wicbox_bridge.store.times import as_utc
+
+__all__ = [
+    "DatabaseClock",
+    "Fence",
+    "Lease",
+    "LeaseClock",
+    "LeaseOwner",
+    "LeaseRow",
+    "Refused",
+    "acquire",
+    "check_fence",
+    "fenced",
+    "list_leases",
+    "release",
+    "renew",
+]
+
+
+class LeaseClock(Protocol):
+    """The one clock leases are judged by (naive UTC)."""
+
+    def now(self, store: Store) -> dt.datetime: ...
+
+
+_DB_NOW: Final[dict[Dialect, str]] = {
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    "postgresql": "SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP)",
+    "mssql": "SELECT SYSUTCDATETIME()",
+}
+
+
+class DatabaseClock:
+    """The database server's clock: the same for every host that shares the database."""
+
+    def now(self, store: Store) -> dt.datetime:
+        row = store.query_one(_DB_NOW[store.dialect])
+        moment = None if row is None else as_utc(row[0])
+        if moment is None:  # pragma: no cover - every database answers these
+            raise RuntimeError("the database did not tell its time")
+        return moment.replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """One process that may hold leases: a key of its own, its host and process id."""
+
+    key: str
+    host: str
+    pid: int
+
+    @classmethod
+    def this_process(cls) -> LeaseOwner:
+        return cls(str(uuid.uuid4()), socket.gethostname()[:255], os.getpid())
+
+    def describe(self) -> str:
+        return f"process {self.pid} on {self.host}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease this process holds: until ``expires_at`` (database clock), with its fencing token."""
+
+    mailbox: str
+    owner: LeaseOwner
+    token: int
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A lease another live owner holds."""
+
+    mailbox: str
+    holder: str
+    expires_in_s: float
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """A row of WICBOX_LEASE as ``wicbox status`` shows it."""
+
+    mailbox: str
+    holder: str | None  # None: free (released)
+    token: int
+    expires_in_s: float  # negative: expired that long ago
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What every filing and acknowledgement of a mailbox checks: its lease's owner and token."""
+
+    lease: Lease
+    clock: LeaseClock
+
+
+_ENSURE_ROW: Final[dict[Dialect, str]] = {
+    "sqlite": "INSERT OR IGNORE INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) VALUES (?, 0, ?)",
+    "postgresql": (
+        "INSERT INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) VALUES (?, 0, ?) "
+        "ON CONFLICT (MAILBOX) DO NOTHING"
+    ),
+    "mssql": (
+        "INSERT INTO WICBOX_LEASE (MAILBOX, TOKEN, EXPIRES_AT) SELECT ?, 0, ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM WICBOX_LEASE WITH (UPDLOCK, HOLDLOCK) WHERE MAILBOX = ?)"
+    ),
+}
+_LOCK_ROW: Final[dict[Dialect, str]] = {
+    # BEGIN IMMEDIATE (SqliteStore.transaction) already holds the database's one write lock.
+    "sqlite": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE "
+    "WHERE MAILBOX = ?",
+    "postgresql": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE "
+    "WHERE MAILBOX = ? FOR UPDATE",
+    "mssql": "SELECT OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE "
+    "WITH (UPDLOCK, HOLDLOCK) WHERE MAILBOX = ?",
+}
+_TAKE: Final = (
+    "UPDATE WICBOX_LEASE SET OWNER_KEY = ?, OWNER_HOST = ?, OWNER_PID = ?, TOKEN = ?, ACQUIRED_AT = ?, "
+    "EXPIRES_AT = ? WHERE MAILBOX = ?"
+)
+_EXTEND: Final = "UPDATE WICBOX_LEASE SET EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
+_FREE: Final = "UPDATE WICBOX_LEASE SET OWNER_KEY = NULL, EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
+_LIST: Final = (
+    "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE ORDER BY MAILBOX"
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    owner_key: str | None
+    holder: str
+    token: int
+    expires_at: dt.datetime
+
+    def held_by(self, lease: Lease, now: dt.datetime) -> bool:
+        """Whether ``lease`` is still this row's live lease."""
+        return self.owner_key == lease.owner.key and self.token == lease.token and self.expires_at > now
+
+
+def _stored_time(value: object) -> dt.datetime:
+    moment = as_utc(value)
+    if moment is None:  # pragma: no cover - EXPIRES_AT is NOT NULL
+        raise RuntimeError("a lease without an expiry")
+    return moment.replace(tzinfo=None)
+
+
+def _holder(host: object, pid: object) -> str:
+    return f"process {pid} on {host}"
+
+
+def _locked_row(store: Store, mailbox: str) -> _Row | None:
+    row = store.query_one(_LOCK_ROW[store.dialect], (mailbox,))
+    if row is None:
+        return None
+    key, host, pid, token, expires = row
+    owner_key = None if key is None else str(key).strip()
+    return _Row(owner_key, _holder(host, pid), int(token), _stored_time(expires))
+
+
+def _ensure_row(store: Store, mailbox: str, now: dt.datetime) -> None:
+    params: tuple[object, ...] = (mailbox, now, mailbox) if store.dialect == "mssql" else (mailbox, now)
+    store.execute(_ENSURE_ROW[store.dialect], params)
+
+
+def acquire(
+    store: Store, mailbox: str, owner: LeaseOwner, seconds: float, clock: LeaseClock
+) -> Lease | Refused:
+    """Take ``mailbox``'s lease for ``seconds`` if it is free or expired (a new token), or extend it
+    if ``owner`` holds it still (same token); else who holds it."""
+    name = normalized_mailbox(mailbox)
+    with store.transaction():
+        now = clock.now(store)
+        _ensure_row(store, name, now)
+        row = _locked_row(store, name)
+        assert row is not None  # just ensured, and locked since
+        live = row.owner_key is not None and row.expires_at > now
+        if live and row.owner_key != owner.key:
+            return Refused(name, row.holder, (row.expires_at - now).total_seconds())
+        token = row.token if live else row.token + 1
+        expires = now + dt.timedelta(seconds=seconds)
+        store.execute(_TAKE, (owner.key, owner.host, owner.pid, token, now, expires, name))
+    return Lease(name, owner, token, expires)
+
+
+def renew(store: Store, lease: Lease, seconds: float, clock: LeaseClock) -> Lease | None:
+    """``lease`` extended to ``seconds`` from now; None when it was lost (expired or taken over)."""
+    with store.transaction():
+        now = clock.now(store)
+        row = _locked_row(store, lease.mailbox)
+        if row is None or not row.held_by(lease, now):
+            return None
+        expires = now + dt.timedelta(seconds=seconds)
+        store.execute(_EXTEND, (expires, lease.mailbox, lease.token))
+    return Lease(lease.mailbox, lease.owner, lease.token, expires)
+
+
+def release(store: Store, lease: Lease, clock: LeaseClock) -> bool:
+    """Free ``lease`` for the next owner; False when it was no longer held (nothing changed)."""
+    with store.transaction():
+        now = clock.now(store)
+        row = _locked_row(store, lease.mailbox)
+        if row is None or row.owner_key != lease.owner.key or row.token != lease.token:
+            return False
+        store.execute(_FREE, (now, lease.mailbox, lease.token))
+    return True
+
+
+def check_fence(store: Store, fence: Fence) -> None:
+    """Inside the caller's transaction: LeaseLost unless ``fence``'s lease is still live, and the
+    lease row locked until that transaction ends (a take-over waits for it)."""
+    if not store.in_transaction:
+        raise RuntimeError("the fence is checked inside the transaction it protects")
+    lease = fence.lease
+    now = fence.clock.now(store)
+    row = _locked_row(store, lease.mailbox)
+    if row is None or not row.held_by(lease, now):
+        raise LeaseLost(
+            f"mailbox {lease.mailbox}: this run ({lease.owner.describe()}) lost its lease "
+            f"(token {lease.token}); nothing more is filed or acknowledged by it",
+            fix="none needed: the mailbox's new owner continues (the mail stays on the server until "
+            "it is filed); if this happens often, the host stalls for longer than --lease-seconds: "
+            "raise it, or find what stalls the host",
+        )
+
+
+@contextmanager
+def fenced(store: Store, fence: Fence | None) -> Iterator[None]:
+    """A transaction that first checks ``fence`` (without a fence: the caller's, or a new one)."""
+    if fence is None:
+        with atomic(store):
+            yield
+        return
+    if store.in_transaction:
+        check_fence(store, fence)
+        yield
+        return
+    with store.transaction():
+        check_fence(store, fence)
+        yield
+
+
+def list_leases(store: Store, clock: LeaseClock) -> list[LeaseRow]:
+    """Every lease row with its holder and how long until it expires (by ``clock``)."""
+    now = clock.now(store)
+    rows = []
+    for mailbox, key, host, pid, token, expires in store.query(_LIST):
+        remaining = (_stored_time(expires) - now).total_seconds()
+        holder = None if key is None else _holder(host, pid)
+        rows.append(LeaseRow(str(mailbox), holder, int(token), remaining))
+    return rows
