@@ -361,10 +361,10 @@ def test_mode_and_method(
         (
             {"WICBOXACCOUNTMODE": "MULTIPEL"},
             "WICBOXACCOUNTMODE",
-            "'MULTIPEL' is not one of: SINGLE, MULTIPLE, MIX",
+            "'MULTIPEL' is not an account mode; did you mean MULTIPLE?",
         ),
-        ({"WICBOXACCOUNTMODE": None, "ACCOUNTMODE": "2"}, "ACCOUNTMODE", "is not one of"),
-        ({"WICBOXMethod": "NTLM"}, "WICBOXMethod", "is not one of: OAuth2, Basic"),
+        ({"WICBOXACCOUNTMODE": None, "ACCOUNTMODE": "2"}, "ACCOUNTMODE", "'2' is not an account mode (one of: SINGLE, MULTIPLE, MIX)"),
+        ({"WICBOXMethod": "NTLM"}, "WICBOXMethod", "'NTLM' is not a sign-in method (one of: OAuth2, Basic)"),
         (
             {"WICBOXACCOUNTMODE": "SINGLE", "WICBOXMethod": "MULTIPLE"},
             "WICBOXMethod",
@@ -467,7 +467,10 @@ def test_delegated_without_a_password_uses_the_saved_sign_in(mode: str, password
 
 def test_secret_and_password_fix_says_what_to_clear() -> None:
     error = parse_error(with_(APPLICATION, WICBOX_MAILCLIENT_PASSWORD=FAKE_PASSWORD))
-    assert error.fix == "clear it, or clear WICBOX_MAILCLIENT_CLIENTSECRET to use delegated permissions"
+    assert error.fix == (
+        "run `wicbox params set WICBOX_MAILCLIENT_PASSWORD --clear`, or "
+        "`wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --clear` to use delegated permissions"
+    )
 
 
 @pytest.mark.parametrize(
