@@ -269,5 +269,5 @@ def no_token(mailbox: str) -> AuthenticationError:
     return AuthenticationError(
         f"Microsoft Graph needs an OAuth2 token to open mailbox {mailbox}; Basic authentication does "
         "not exist there.",
-        fix=f"set {names.METHOD} to OAuth2, or {names.PROTOCOL} to IMAP",
+        fix=f"run `wicbox params set {names.METHOD} OAuth2`, or `wicbox params set {names.PROTOCOL} IMAP`",
     )

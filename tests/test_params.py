@@ -363,7 +363,11 @@ def test_mode_and_method(
             "WICBOXACCOUNTMODE",
             "'MULTIPEL' is not an account mode; did you mean MULTIPLE?",
         ),
-        ({"WICBOXACCOUNTMODE": None, "ACCOUNTMODE": "2"}, "ACCOUNTMODE", "'2' is not an account mode (one of: SINGLE, MULTIPLE, MIX)"),
+        (
+            {"WICBOXACCOUNTMODE": None, "ACCOUNTMODE": "2"},
+            "ACCOUNTMODE",
+            "'2' is not an account mode (one of: SINGLE, MULTIPLE, MIX)",
+        ),
         ({"WICBOXMethod": "NTLM"}, "WICBOXMethod", "'NTLM' is not a sign-in method (one of: OAuth2, Basic)"),
         (
             {"WICBOXACCOUNTMODE": "SINGLE", "WICBOXMethod": "MULTIPLE"},

@@ -186,9 +186,9 @@ def _reject_application_only(entries: list[ScopeEntry]) -> None:
                 SCOPE_PARAMETER,
                 f"{entry.written} is an application permission, but WICBOX_MAILCLIENT_CLIENTSECRET is "
                 "empty, so wicbox-bridge signs in with delegated permissions (username and password).",
-                fix="set WICBOX_MAILCLIENT_CLIENTSECRET to use application permissions, or grant the "
-                "delegated permission (IMAP.AccessAsUser.All, SMTP.Send or Mail.ReadWrite) and put that "
-                f"in {SCOPE_PARAMETER}",
+                fix="run `wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --prompt` to use application "
+                "permissions, or grant the delegated permission (IMAP.AccessAsUser.All, SMTP.Send or "
+                f"Mail.ReadWrite) and run {names.set_command(SCOPE_PARAMETER, '<permission>')}",
             )
 
 
@@ -200,8 +200,9 @@ def _wrong_resource_error(protocol: TokenProtocol, entries: list[ScopeEntry]) ->
             f"{written} holds only Exchange Online (IMAP/SMTP) permissions; they cannot open a mailbox "
             "through Microsoft Graph.",
             fix="add the Microsoft Graph permission Mail.ReadWrite (delegated or application) in Azure > "
-            f"App registrations > API permissions, grant admin consent and set {SCOPE_PARAMETER} to "
-            f"Mail.ReadWrite, or set {PROTOCOL_PARAMETER} to AUTO/IMAP",
+            f"App registrations > API permissions, grant admin consent and run "
+            f"{names.set_command(SCOPE_PARAMETER, 'Mail.ReadWrite')}, or "
+            f"{names.set_command(PROTOCOL_PARAMETER, 'AUTO')} (or IMAP)",
         )
     return ParameterError(
         SCOPE_PARAMETER,
@@ -209,8 +210,9 @@ def _wrong_resource_error(protocol: TokenProtocol, entries: list[ScopeEntry]) ->
         fix="add the delegated permission IMAP.AccessAsUser.All "
         f"({where_to_add(Resource.EXCHANGE, PermissionType.DELEGATED)}) or the application permission "
         f"IMAP.AccessAsApp ({where_to_add(Resource.EXCHANGE, PermissionType.APPLICATION)}), grant admin "
-        f"consent and set {SCOPE_PARAMETER} to {IMAP_DELEGATED} (delegated) or {EXCHANGE_APPLICATION} "
-        f"(application), or set {PROTOCOL_PARAMETER} to AUTO/GRAPH",
+        f"consent and run {names.set_command(SCOPE_PARAMETER, IMAP_DELEGATED)} (delegated) or "
+        f"{names.set_command(SCOPE_PARAMETER, EXCHANGE_APPLICATION)} (application), or "
+        f"{names.set_command(PROTOCOL_PARAMETER, 'AUTO')} (or GRAPH)",
     )
 
 

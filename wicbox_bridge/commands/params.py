@@ -122,7 +122,9 @@ def params_get(runtime: Runtime, name: str) -> int:
     help="Read the value from the first line of standard input (for scripts; nothing is echoed).",
 )
 @click.option(
-    "--clear", is_flag=True, help="Set the parameter to empty (NULL); its row stays (`params unset` removes it)."
+    "--clear",
+    is_flag=True,
+    help="Set the parameter to empty (NULL); its row stays (`params unset` removes it).",
 )
 @click.option(
     "--force", is_flag=True, help="Store a name wicbox-bridge does not read (a parameter of another program)."

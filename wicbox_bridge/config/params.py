@@ -47,6 +47,9 @@ class AuthMethod(str, Enum):
     BASIC = "Basic"
 
 
+_OAUTH2 = AuthMethod.OAUTH2.value
+
+
 class MailProtocol(str, Enum):
     AUTO = "AUTO"
     IMAP = "IMAP"
@@ -519,7 +522,10 @@ def parse_workers(value: str) -> int:
 
 def parse_https_base(name: str, value: str) -> str:
     """An ``https://host[:port]`` address without path, query or credentials; normalized."""
-    fix = f"run {set_command(name, _default_of(name))} (https:// and a host name only), or {clear_command(name)}"
+    fix = (
+        f"run {set_command(name, _default_of(name))} (https:// and a host name only), or "
+        f"{clear_command(name)}"
+    )
     parts = urlsplit(value.strip())
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise ParameterError(name, f"{shown(value)} is not an https:// address", fix=fix)
@@ -717,7 +723,7 @@ def resolve_method_and_mode(
             f"{METHOD} is {mode_in_method.value}, an account mode: taken as "
             f"{ACCOUNT_MODE}={mode_in_method.value} "
             f"and the method as OAuth2. Fix: {set_command(ACCOUNT_MODE, mode_in_method.value)} and "
-            f"{set_command(METHOD, AuthMethod.OAUTH2.value)}."
+            f"{set_command(METHOD, _OAUTH2)}."
         )
     elif method_text:
         method = parse_choice(METHOD, method_text, _METHODS)
@@ -735,8 +741,7 @@ def _resolve_mode(
             raise ParameterError(
                 METHOD,
                 f"holds the account mode {mode_in_method.value}, but {ACCOUNT_MODE} is {mode.value}",
-                fix=f"run {set_command(METHOD, AuthMethod.OAUTH2.value)} (the account mode is kept in "
-                f"{ACCOUNT_MODE} only)",
+                fix=f"run {set_command(METHOD, _OAUTH2)} (the account mode is kept in {ACCOUNT_MODE} only)",
             )
         if legacy_text and legacy_text.upper() != mode.value:
             warnings.append(
@@ -851,8 +856,17 @@ def parse_username(name: str, value: str | None) -> str:
         return ""
     if not _MAILBOX.match(value):
         text = value.strip()
-        if "@" not in text and text and not re.search(r"\s", text):
-            problem = f"{text!r} has no domain: give the mailbox's full e-mail address, such as {text}@contoso.com"
+        if re.fullmatch(r"[^\\@\s]+\\[^\\@\s]+", text):
+            user = text.split("\\")[1]
+            problem = (
+                f"{text!r} is a Windows logon name (DOMAIN\\user): give the mailbox's e-mail address, "
+                f"such as {user}@contoso.com"
+            )
+            example = f"{user}@<domain>"
+        elif "@" not in text and text and not re.search(r"\s", text):
+            problem = (
+                f"{text!r} has no domain: give the mailbox's full e-mail address, such as {text}@contoso.com"
+            )
             example = f"{text}@<domain>"
         else:
             problem = f"{text!r} is not an e-mail address / user principal name"
@@ -1085,7 +1099,7 @@ def parse_parameters(raw: Mapping[str, str | None], policy: EndpointPolicy | Non
             raise ParameterError(
                 PROTOCOL,
                 "GRAPH needs OAuth2; Microsoft Graph has no Basic authentication",
-                fix=f"run {set_command(METHOD, AuthMethod.OAUTH2.value)}, or {set_command(PROTOCOL, 'IMAP')}",
+                fix=f"run {set_command(METHOD, _OAUTH2)}, or {set_command(PROTOCOL, 'IMAP')}",
             )
         credentials = _basic_credentials(values, mode, warnings)
     else:
@@ -1103,8 +1117,8 @@ def parse_parameters(raw: Mapping[str, str | None], policy: EndpointPolicy | Non
         else:
             warnings.append(
                 f"{CLIENT_SECRET_EXPIRES} is set but the certificate is used, not a client secret: it is "
-                f"ignored (the certificate's own expiry is watched); run {clear_command(CLIENT_SECRET_EXPIRES)} "
-                "with the client secret."
+                "ignored (the certificate's own expiry is watched); run "
+                f"{clear_command(CLIENT_SECRET_EXPIRES)} with the client secret."
             )
         expires = None
     parameters = Parameters(
@@ -1148,7 +1162,7 @@ def _send_protocol(values: Mapping[str, str | None], method: AuthMethod) -> Send
         raise ParameterError(
             SEND_PROTOCOL,
             "GRAPH needs OAuth2; Microsoft Graph has no Basic authentication",
-            fix=f"run {set_command(METHOD, AuthMethod.OAUTH2.value)}, or {set_command(SEND_PROTOCOL, 'SMTP')}",
+            fix=f"run {set_command(METHOD, _OAUTH2)}, or {set_command(SEND_PROTOCOL, 'SMTP')}",
         )
     return chosen
 
@@ -1161,7 +1175,7 @@ def _validate_method(value: str) -> None:
         raise ParameterError(
             METHOD,
             f"{value.upper()} is an account mode, not a method",
-            fix=f"run {set_command(ACCOUNT_MODE, value.upper())} and {set_command(METHOD, AuthMethod.OAUTH2.value)}",
+            fix=f"run {set_command(ACCOUNT_MODE, value.upper())} and {set_command(METHOD, _OAUTH2)}",
         )
     parse_choice(METHOD, value, _METHODS)
 
