@@ -129,7 +129,8 @@ def still_throttled(endpoint: Endpoint, mailbox: str, waited_s: float) -> Mailbo
 def folder_missing(folder: str, mailbox: str, parameter: str) -> MailboxError:
     return MailboxError(
         f"The folder {folder!r} does not exist in mailbox {mailbox}.",
-        fix=f"set {parameter} to an existing folder (folder levels separated by '/'), e.g. INBOX",
+        fix=f"run {names.set_command(parameter, '<folder>')} with an existing folder (folder levels "
+        "separated by '/'), e.g. INBOX",
     )
 
 

@@ -168,6 +168,15 @@ def test_duplicate_secret_rows_do_not_show_values() -> None:
     assert error.parameter == "WICBOX_MAILCLIENT_PASSWORD"
 
 
+def test_a_wicglobal_key_in_the_database_gets_a_warning_with_unset() -> None:
+    parsed = parse_ok(with_(DELEGATED, WicBoxMaxMailsPerRun="abc"))
+    assert (
+        "WICBOXMAXMAILSPERRUN is stored as a WICMan parameter but is read from WicGlobal.config only: it has "
+        "no effect. Fix: `wicbox params unset WICBOXMAXMAILSPERRUN`; this goes in WicGlobal.config: "
+        '<add key="WicBoxMaxMailsPerRun" value="..." />.'
+    ) in parsed.warnings
+
+
 def test_unknown_lookalike_names_get_a_warning() -> None:
     parsed = parse_ok(with_(DELEGATED, WICBOX_MAILCLIENT_WORKER="8", WICBOXINTERVAL="5"))
     assert any("WICBOX_MAILCLIENT_WORKER" in w and "WICBOX_MAILCLIENT_WORKERS" in w for w in parsed.warnings)

@@ -309,3 +309,15 @@ def test_list_all_marks_the_legacy_names(install: Install) -> None:
     for legacy in ("WICBOXUsername", "WICBOXPassword", "WICBOX_MAILCLIENT_CABUNDLE"):
         assert lines[legacy].split("#")[1].strip() == "legacy; not set (default: none)"
     assert lines["WICBOX_MAILCLIENT_FOLDER"].split("#")[1].strip() == "not set (default: INBOX)"
+
+
+def test_a_wicglobal_key_stored_by_an_older_release_is_named_with_unset(install: Install) -> None:
+    install.store_raw("WICBOXMAXMAILSPERRUN", "abc")  # what `params set` stored before it refused such names
+    listed = install.cli("params", "list").stdout
+    assert (
+        "WICBOXMAXMAILSPERRUN  abc  # no effect: a WicGlobal.config key (`wicbox params unset "
+        "WICBOXMAXMAILSPERRUN`)\n"
+    ) in listed
+    removed = install.cli("params", "unset", "WicBoxMaxMailsPerRun")
+    assert removed.stdout == "removed WICBOXMAXMAILSPERRUN\n"
+    assert "WICBOXMAXMAILSPERRUN" not in install.cli("params", "list").output

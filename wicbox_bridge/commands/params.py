@@ -13,7 +13,9 @@ from wicbox_bridge.config.params import (
     canonical_name,
     check_new_name,
     find_spec,
+    is_app_setting_key,
     is_secret_parameter,
+    unset_command,
     validate_value,
 )
 from wicbox_bridge.errors import ConfigurationError
@@ -65,6 +67,8 @@ def _is_wicbox_name(name: str) -> bool:
 def _row(name: str, value: str | None) -> tuple[str, str, str]:
     """A stored row; an empty one (as `params migrate` adds them) shows the default that applies."""
     spec = find_spec(name)
+    if is_app_setting_key(name):
+        return name, _shown(name, value), f"no effect: a WicGlobal.config key ({unset_command(name)})"
     if spec is None:
         return name, _shown(name, value), "unknown to wicbox-bridge"
     legacy = "legacy; " if spec.legacy else ""

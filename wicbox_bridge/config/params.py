@@ -746,8 +746,8 @@ def _resolve_mode(
         if legacy_text and legacy_text.upper() != mode.value:
             warnings.append(
                 f"{LEGACY_ACCOUNT_MODE} (legacy) differs from {ACCOUNT_MODE}; {ACCOUNT_MODE}="
-                f"{mode.value} is used. Once {ACCOUNT_MODE} is right, clear the legacy one: "
-                f"`wicbox params set {LEGACY_ACCOUNT_MODE} --clear`."
+                f"{mode.value} is used. Once {ACCOUNT_MODE} is right, remove the legacy one: "
+                f"{unset_command(LEGACY_ACCOUNT_MODE)}."
             )
         return mode
     if mode_in_method is not None:
@@ -1058,14 +1058,22 @@ def parse_ca_bundle(value: str | None) -> Path | None:
 def _unknown_name_warnings(values: Mapping[str, str | None]) -> list[str]:
     """Names that look like a misspelt wicbox parameter (WICMan holds many parameters of WIC itself)."""
     known = list(_SPECS_BY_NAME)
+    app_settings = _app_setting_keys()
     warnings = []
     for name in values:
-        if name.startswith("WICBOX") and name not in _SPECS_BY_NAME:
+        if name in app_settings:
+            warnings.append(
+                f"{name} is stored as a WICMan parameter but is read from WicGlobal.config only: it has no "
+                f'effect. Fix: {unset_command(name)}; this goes in WicGlobal.config: <add key="'
+                f'{app_settings[name]}" value="..." />.'
+            )
+        elif name.startswith("WICBOX") and name not in _SPECS_BY_NAME:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
             if close:
                 warnings.append(
                     f"{name} is not a parameter wicbox-bridge reads; did you mean "
-                    f"{_SPECS_BY_NAME[close[0]].name}?"
+                    f"{_SPECS_BY_NAME[close[0]].name}? Fix: {unset_command(name)}, then "
+                    f"{set_command(_SPECS_BY_NAME[close[0]].name)}."
                 )
     return warnings
 
@@ -1246,6 +1254,11 @@ def validate_value(name: str, value: str | None, policy: EndpointPolicy | None =
     policy_check = _POLICY_CHECKS.get(spec.name)
     if policy_check is not None and policy is not None:
         policy_check(value.strip(), policy)
+
+
+def is_app_setting_key(name: str) -> bool:
+    """Whether ``name`` is an appSettings key of WicGlobal.config (never a WICMan parameter)."""
+    return name.strip().upper() in _app_setting_keys()
 
 
 def _app_setting_keys() -> dict[str, str]:
