@@ -192,6 +192,13 @@ def test_the_secrets_value_is_stored(install: Install) -> None:
             "and run `wicbox params set WICBOX_MAILCLIENT_CLIENTID <application-id>`",
         ),
         (
+            "WICBOX_MAILCLIENT_TENANTID",
+            "wicbox@klant.onmicrosoft.com",
+            "WICBOX_MAILCLIENT_TENANTID: 'wicbox@klant.onmicrosoft.com' is an e-mail address, not a tenant; "
+            "did you mean klant.onmicrosoft.com?",
+            "run `wicbox params set WICBOX_MAILCLIENT_TENANTID klant.onmicrosoft.com`, or copy",
+        ),
+        (
             "WICBOX_MAILCLIENT_USERNAME",
             "wicbox",
             "WICBOX_MAILCLIENT_USERNAME: 'wicbox' has no domain: give the mailbox's full e-mail address, "
@@ -216,6 +223,20 @@ def test_the_secrets_value_is_stored(install: Install) -> None:
             "imap.klant.example",
             "WICBOX_MAILCLIENT_IMAPHOST: 'imap.klant.example' names a server that is not one of Microsoft's",
             "run `wicbox params set WICBOX_MAILCLIENT_IMAPHOST --clear` to use outlook.office365.com:993",
+        ),
+        (
+            "WICBOX_MAILCLIENT_SCOPE",
+            "Mail.ReadWrte",
+            "WICBOX_MAILCLIENT_SCOPE: 'Mail.ReadWrte' is not a mail permission wicbox-bridge knows; did you "
+            "mean Mail.ReadWrite?",
+            "run `wicbox params set WICBOX_MAILCLIENT_SCOPE Mail.ReadWrite` (one of ",
+        ),
+        (
+            "WICBOX_MAILCLIENT_PROCESSEDFOLDER",
+            "WICBOX//Processed",
+            "WICBOX_MAILCLIENT_PROCESSEDFOLDER: 'WICBOX//Processed' is not a folder name (an empty level "
+            "between '/')",
+            "run `wicbox params set WICBOX_MAILCLIENT_PROCESSEDFOLDER WICBOX/Processed`",
         ),
         (
             "WICBOX_MAILCLIENT_CABUNDLE",

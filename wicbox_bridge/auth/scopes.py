@@ -136,8 +136,8 @@ def _entry_from_url(item: str) -> ScopeEntry:
         raise ParameterError(
             SCOPE_PARAMETER,
             f"{item!r} is not a Microsoft Graph or Office 365 Exchange Online scope.",
-            fix="use a permission name such as Mail.ReadWrite or IMAP.AccessAsUser.All, or a full "
-            f"scope such as {IMAP_DELEGATED}",
+            fix=f"run {names.set_command(SCOPE_PARAMETER, '<permission>')} with a permission name such as "
+            f"Mail.ReadWrite or IMAP.AccessAsUser.All, or a full scope such as {IMAP_DELEGATED}",
         )
     canonical = _CANONICAL_NAMES.get(permission.lower(), permission)
     return ScopeEntry(resource, canonical, item, item)
@@ -148,15 +148,19 @@ def _entry_from_short_name(item: str) -> ScopeEntry:
         raise ParameterError(
             SCOPE_PARAMETER,
             ".default needs the resource in front of it.",
-            fix=f"write {EXCHANGE_APPLICATION} or {GRAPH_APPLICATION}",
+            fix=f"run {names.set_command(SCOPE_PARAMETER, EXCHANGE_APPLICATION)} (IMAP) or "
+            f"{names.set_command(SCOPE_PARAMETER, GRAPH_APPLICATION)} (Microsoft Graph)",
         )
     canonical = _CANONICAL_NAMES.get(item.lower())
     if canonical is None:
         known = ", ".join(KNOWN_PERMISSIONS)
+        best = names.closest(item, KNOWN_PERMISSIONS)
+        guess = f"; did you mean {best}?" if best else "."
         raise ParameterError(
             SCOPE_PARAMETER,
-            f"{item!r} is not a mail permission wicbox-bridge knows.",
-            fix=f"use one of {known}, or a full scope URL such as {IMAP_DELEGATED}",
+            f"{item!r} is not a mail permission wicbox-bridge knows{guess}",
+            fix=f"run {names.set_command(SCOPE_PARAMETER, best or 'Mail.ReadWrite')} (one of {known}, or a "
+            f"full scope URL such as {IMAP_DELEGATED})",
         )
     resource = KNOWN_PERMISSIONS[canonical].resource
     return ScopeEntry(resource, canonical, f"{_RESOURCE_URL[resource]}/{canonical}", item)

@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from wicbox_bridge.auth.scopes import parse_scope
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.config.params import (
     PARAMETER_SPECS,
+    SCOPE,
     ParameterSpec,
     canonical_name,
     check_new_name,
@@ -181,6 +183,8 @@ def params_set(
         if is_secret_parameter(name):
             runtime.redactor.register([value])
         validate_value(name, value, runtime.config.endpoints)
+        if value and canonical_name(name) == SCOPE:
+            parse_scope(value)  # a permission wicbox-bridge does not know cannot work
     if warning is not None:
         click.echo(f"warning: {warning}", err=True)
     store = runtime.open_store()

@@ -829,6 +829,12 @@ def parse_tenant_id(value: str | None, *, application: bool) -> str:
         )
     if lowered == "organizations" or as_guid(value) or _DOMAIN.match(value):
         return as_guid(value) or lowered
+    if _MAILBOX.match(value) and _DOMAIN.match(domain := value.rsplit("@", 1)[1]):
+        raise ParameterError(
+            TENANT_ID,
+            f"{value!r} is an e-mail address, not a tenant; did you mean {domain}?",
+            fix=f"run {set_command(TENANT_ID, domain)}, or {where}",
+        )
     raise ParameterError(
         TENANT_ID,
         f"{shown(value)} is neither a GUID nor a domain name such as contoso.onmicrosoft.com",
@@ -1201,6 +1207,21 @@ def _validate_client_secret(value: str) -> None:
         )
 
 
+def _folder_validator(name: str) -> Callable[[str], None]:
+    """A folder name: levels separated by '/', none of them empty (as the mail servers require)."""
+
+    def validate(value: str) -> None:
+        if any(not part.strip() for part in value.split("/")):
+            raise ParameterError(
+                name,
+                f"{value!r} is not a folder name (an empty level between '/')",
+                fix=f"run {set_command(name, _default_of(name))} (levels separated by one '/', such as "
+                "INBOX/WIC)",
+            )
+
+    return validate
+
+
 def _validate_ca_bundle(value: str) -> None:
     raise ParameterError(
         CA_BUNDLE,
@@ -1226,6 +1247,9 @@ _VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
     LEGACY_USERNAME: lambda v: parse_username(LEGACY_USERNAME, v),
     CLIENT_SECRET: _validate_client_secret,
     CA_BUNDLE: _validate_ca_bundle,
+    FOLDER: _folder_validator(FOLDER),
+    PROCESSED_FOLDER: _folder_validator(PROCESSED_FOLDER),
+    FAILED_FOLDER: _folder_validator(FAILED_FOLDER),
     AUTHORITY_HOST: lambda v: parse_https_base(AUTHORITY_HOST, v),
     GRAPH_URL: lambda v: parse_https_base(GRAPH_URL, v),
     IMAP_HOST: lambda v: parse_host_port(IMAP_HOST, v, IMAP_RULE.default_port),
