@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
@@ -166,25 +167,14 @@ def params_set(
         raise click.UsageError("give exactly one of: VALUE, --prompt, --stdin or --clear")
     warning = check_new_name(name, force=force)
     if value is not None and is_secret_parameter(name):
-        validate_value(name, value)  # a secret's ID is not secret: say what it is before anything else
-        raise ConfigurationError(
-            f"{canonical_name(name)} is a secret and is not taken from the command line: it would stay in "
-            "the shell history and be visible in the process list (nothing was stored)",
-            fix=f"run `wicbox params set {canonical_name(name)} --prompt` (asked twice, not shown), or "
-            "pass it on standard input with --stdin; and remove the line from the shell history",
-        )
+        _refuse_secret_argument(name, value)
     if stdin_value:
         line = sys.stdin.readline()
         value = line.rstrip("\r\n")
     if prompt_value:
         value = click.prompt(name, hide_input=True, confirmation_prompt=True)
     if value is not None:
-        value = value.strip()
-        if is_secret_parameter(name):
-            runtime.redactor.register([value])
-        validate_value(name, value, runtime.config.endpoints)
-        if value and canonical_name(name) == SCOPE:
-            parse_scope(value)  # a permission wicbox-bridge does not know cannot work
+        value = _checked_value(runtime, name, value)
     if warning is not None:
         click.echo(f"warning: {warning}", err=True)
     store = runtime.open_store()
@@ -196,6 +186,27 @@ def params_set(
         store.close()
     click.echo(f"{stored_name} = {_shown(stored_name, value)}")
     return 0
+
+
+def _refuse_secret_argument(name: str, value: str) -> NoReturn:
+    validate_value(name, value)  # a secret's ID is not secret: say what it is before anything else
+    raise ConfigurationError(
+        f"{canonical_name(name)} is a secret and is not taken from the command line: it would stay in "
+        "the shell history and be visible in the process list (nothing was stored)",
+        fix=f"run `wicbox params set {canonical_name(name)} --prompt` (asked twice, not shown), or "
+        "pass it on standard input with --stdin; and remove the line from the shell history",
+    )
+
+
+def _checked_value(runtime: Runtime, name: str, value: str) -> str:
+    """The value stripped, refused when it cannot work (a secret is registered for redaction first)."""
+    value = value.strip()
+    if is_secret_parameter(name):
+        runtime.redactor.register([value])
+    validate_value(name, value, runtime.config.endpoints)
+    if value and canonical_name(name) == SCOPE:
+        parse_scope(value)  # a permission wicbox-bridge does not know cannot work
+    return value
 
 
 @params_group.command("unset")
