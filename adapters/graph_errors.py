@@ -92,9 +92,10 @@ def token_rejected(
             f"{audience}, and Graph accepts only tokens for https://graph.microsoft.com.",
             code=reply.code or None,
             description=reply.message or None,
-            fix=f"set {names.SCOPE} to the Microsoft Graph permission Mail.ReadWrite (granted in "
-            f"{API_PERMISSIONS} > Microsoft Graph), or set {names.PROTOCOL} to IMAP when the app has an "
-            "IMAP permission (delegated IMAP.AccessAsUser.All or application IMAP.AccessAsApp)",
+            fix=f"run {names.set_command(names.SCOPE, 'Mail.ReadWrite')} (the Microsoft Graph permission, "
+            f"granted in {API_PERMISSIONS} > Microsoft Graph), or "
+            f"{names.set_command(names.PROTOCOL, 'IMAP')} when the app has an IMAP permission (delegated "
+            "IMAP.AccessAsUser.All or application IMAP.AccessAsApp)",
         )
     expires = claims.get("exp")
     if isinstance(expires, (int, float)) and expires <= time.time():
@@ -261,7 +262,8 @@ def insecure_upload(host: str) -> ConnectionFailure:
 def folder_missing(folder: str, mailbox: str, parameter: str) -> MailboxError:
     return MailboxError(
         f"The folder {folder!r} does not exist in mailbox {mailbox}.",
-        fix=f"set {parameter} to an existing folder (folder levels separated by '/'), e.g. INBOX",
+        fix=f"run {names.set_command(parameter, '<folder>')} with an existing folder (folder levels "
+        "separated by '/'), e.g. INBOX",
     )
 
 
@@ -269,5 +271,5 @@ def no_token(mailbox: str) -> AuthenticationError:
     return AuthenticationError(
         f"Microsoft Graph needs an OAuth2 token to open mailbox {mailbox}; Basic authentication does "
         "not exist there.",
-        fix=f"set {names.METHOD} to OAuth2, or {names.PROTOCOL} to IMAP",
+        fix=f"run `wicbox params set {names.METHOD} OAuth2`, or `wicbox params set {names.PROTOCOL} IMAP`",
     )

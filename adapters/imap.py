@@ -70,6 +70,6 @@ class ImapAdapter:
             raise ParameterError(
                 names.PASSWORD,
                 f"is empty, but Basic authentication signs in to {mailbox} with a password.",
-                fix=f"fill in the mailbox's password, or set {names.METHOD} to OAuth2",
+                fix=f"fill in the mailbox's password, or run `wicbox params set {names.METHOD} OAuth2`",
             )
         return password

@@ -129,7 +129,8 @@ def still_throttled(endpoint: Endpoint, mailbox: str, waited_s: float) -> Mailbo
 def folder_missing(folder: str, mailbox: str, parameter: str) -> MailboxError:
     return MailboxError(
         f"The folder {folder!r} does not exist in mailbox {mailbox}.",
-        fix=f"set {parameter} to an existing folder (folder levels separated by '/'), e.g. INBOX",
+        fix=f"run {names.set_command(parameter, '<folder>')} with an existing folder (folder levels "
+        "separated by '/'), e.g. INBOX",
     )
 
 
@@ -144,8 +145,9 @@ def validity_changed(folder: str, mailbox: str, expected: str, actual: str) -> M
 def no_tls_offered(endpoint: Endpoint) -> ConnectionFailure:
     return ConnectionFailure(
         f"{_where(endpoint)} does not offer STARTTLS; refusing to sign in without TLS.",
-        fix=f"set {HOST_PARAMETER} to the server's TLS port (outlook.office365.com:993) with "
-        f"{TLS_PARAMETER} implicit; if STARTTLS should be there, something on the network strips it",
+        fix=f"run `wicbox params set {HOST_PARAMETER} outlook.office365.com:993` (the server's TLS port) "
+        f"and `wicbox params set {TLS_PARAMETER} IMPLICIT`; if STARTTLS should be there, something on the "
+        "network strips it",
     )
 
 
@@ -201,7 +203,7 @@ def password_refused(exc: BaseException, endpoint: Endpoint, mailbox: str) -> Au
         f"{_where(endpoint)} refused the password sign-in (Basic) to mailbox {mailbox}.",
         description=server_text(exc),
         fix=f"check {PASSWORD_PARAMETER} for {mailbox}; Exchange Online no longer accepts Basic "
-        f"authentication: set {METHOD_PARAMETER} to OAuth2 there",
+        f"authentication: run `wicbox params set {METHOD_PARAMETER} OAuth2` there",
     )
 
 

@@ -19,14 +19,16 @@ def checked_folder_keys(
             raise ParameterError(
                 parameter,
                 f"{folder!r} is not a folder name (empty, or an empty level between '/')",
-                fix=f"set {parameter} to a folder such as INBOX or WICBOX/Processed",
+                fix=f"run {names.set_command(parameter, '<folder>')} with a folder such as INBOX or "
+                "WICBOX/Processed",
             )
     source_key, processed_key, failed_key = (folder_key(folder) for _parameter, folder in folders)
     if after_process is AfterProcess.MOVE and processed_key == source_key:
         raise ParameterError(
             names.PROCESSED_FOLDER,
             f"is the source folder ({names.FOLDER}); filed mails would be read again",
-            fix=f"set {names.PROCESSED_FOLDER} to another folder, e.g. {names.DEFAULT_PROCESSED_FOLDER}",
+            fix=f"run {names.set_command(names.PROCESSED_FOLDER, names.DEFAULT_PROCESSED_FOLDER)} "
+            "(or another folder)",
         )
     return source_key, processed_key, failed_key
 
@@ -36,7 +38,8 @@ def failed_folder_clash(problem: str) -> ParameterError:
     return ParameterError(
         names.FAILED_FOLDER,
         problem,
-        fix=f"set {names.FAILED_FOLDER} to its own folder, e.g. {names.DEFAULT_FAILED_FOLDER}",
+        fix=f"run {names.set_command(names.FAILED_FOLDER, names.DEFAULT_FAILED_FOLDER)} (or another folder "
+        "of its own)",
     )
 
 

@@ -138,8 +138,9 @@ def _basic_not_supported(answer: Answer, context: AnswerContext) -> BridgeError:
         f"({answer}).",
         code="5.7.30",
         description=answer.text,
-        fix=f"set {METHOD_PARAMETER} to OAuth2 and follow the Azure steps (SMTP.Send delegated or "
-        "SMTP.SendAsApp application permission); Exchange Online no longer accepts passwords over SMTP",
+        fix=f"run `wicbox params set {METHOD_PARAMETER} OAuth2` and follow the Azure steps (SMTP.Send "
+        "delegated or SMTP.SendAsApp application permission); Exchange Online no longer accepts passwords "
+        "over SMTP",
     )
 
 
@@ -148,8 +149,8 @@ def _not_authenticated(answer: Answer, context: AnswerContext) -> BridgeError:
         f"{_server(context.endpoint)} says the client is not authenticated ({answer}).",
         code="5.7.57",
         description=answer.text,
-        fix=f"set {HOST_PARAMETER} to the submission server smtp.office365.com:587 (not a relay or MX "
-        "host) and make sure SMTP AUTH is enabled for the mailbox (Set-CASMailbox -Identity "
+        fix=f"run `wicbox params set {HOST_PARAMETER} smtp.office365.com:587` (the submission server, not "
+        "a relay or MX host) and make sure SMTP AUTH is enabled for the mailbox (Set-CASMailbox -Identity "
         f"{context.login_user} -SmtpClientAuthenticationDisabled $false)",
     )
 
@@ -224,7 +225,7 @@ def auth_refused(answer: Answer, context: AnswerContext) -> AuthenticationError:
             code=answer.enhanced or str(answer.code),
             description=answer.text,
             fix=f"check {PASSWORD_PARAMETER} for {context.login_user}; Exchange Online no longer accepts "
-            f"Basic authentication: set {METHOD_PARAMETER} to OAuth2",
+            f"Basic authentication: run `wicbox params set {METHOD_PARAMETER} OAuth2`",
         )
     hints, fix = (
         _delegated_refusal(context) if context.login is Login.DELEGATED else _application_refusal(context)
@@ -253,8 +254,9 @@ def mechanism_missing(endpoint: Endpoint, mechanism: str, offered: list[str]) ->
 def no_tls_offered(endpoint: Endpoint) -> ConnectionFailure:
     return ConnectionFailure(
         f"{_server(endpoint)} does not offer STARTTLS; refusing to sign in without TLS.",
-        fix=f"set {HOST_PARAMETER} to smtp.office365.com:587 (STARTTLS) or a port 465 server with "
-        f"{TLS_PARAMETER} IMPLICIT; if STARTTLS should be there, something on the network strips it",
+        fix=f"run `wicbox params set {HOST_PARAMETER} smtp.office365.com:587` (STARTTLS), or name a port "
+        f"465 server and run `wicbox params set {TLS_PARAMETER} IMPLICIT`; if STARTTLS should be there, "
+        "something on the network strips it",
     )
 
 

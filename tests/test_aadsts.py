@@ -39,9 +39,9 @@ DESCRIPTION = (
         ("AADSTS50126", NAMES, "wicbox@klant.example"),
         ("AADSTS50126", PROJECT_NAMES, "project mailbox password"),
         ("AADSTS7000218", NAMES, '"Allow public client flows"'),
-        ("AADSTS7000218", NAMES, "Authentication, or set WICBOX_MAILCLIENT_CLIENTSECRET"),
-        ("AADSTS7000215", NAMES, "Certificates & secrets and copy its Value"),
-        ("AADSTS7000222", NAMES, "Certificates & secrets and copy its Value"),
+        ("AADSTS7000218", NAMES, "`wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --prompt`"),
+        ("AADSTS7000215", NAMES, "copy its Value (not its Secret ID) and run `wicbox params set"),
+        ("AADSTS7000222", NAMES, "enter its Value with `wicbox params set"),
         ("AADSTS700016", NAMES, "WICBOX_MAILCLIENT_CLIENTID"),
         ("AADSTS700016", NAMES, "WICBOX_MAILCLIENT_TENANTID"),
         ("AADSTS90002", NAMES, "WICBOX_MAILCLIENT_TENANTID"),
@@ -159,5 +159,8 @@ def test_error_from_reply() -> None:
     assert "Trace ID" not in str(error) and "9a7b6c5d" not in str(error)
     assert error.support["correlation_id"] == "9a7b6c5d-aaaa-bbbb-cccc-ddddeeeeffff"
     assert "wicbox@klant.example" in str(error)
-    assert "Fix: put the current password of wicbox@klant.example in WICBOX_MAILCLIENT_PASSWORD" in str(error)
+    assert (
+        "Fix: run `wicbox params set WICBOX_MAILCLIENT_PASSWORD --prompt` with the current password of "
+        "wicbox@klant.example" in str(error)
+    )
     assert not error.reacquire

@@ -168,6 +168,15 @@ def test_duplicate_secret_rows_do_not_show_values() -> None:
     assert error.parameter == "WICBOX_MAILCLIENT_PASSWORD"
 
 
+def test_a_wicglobal_key_in_the_database_gets_a_warning_with_unset() -> None:
+    parsed = parse_ok(with_(DELEGATED, WicBoxMaxMailsPerRun="abc"))
+    assert (
+        "WICBOXMAXMAILSPERRUN is stored as a WICMan parameter but is read from WicGlobal.config only: it has "
+        "no effect. Fix: `wicbox params unset WICBOXMAXMAILSPERRUN`; this goes in WicGlobal.config: "
+        '<add key="WicBoxMaxMailsPerRun" value="..." />.'
+    ) in parsed.warnings
+
+
 def test_unknown_lookalike_names_get_a_warning() -> None:
     parsed = parse_ok(with_(DELEGATED, WICBOX_MAILCLIENT_WORKER="8", WICBOXINTERVAL="5"))
     assert any("WICBOX_MAILCLIENT_WORKER" in w and "WICBOX_MAILCLIENT_WORKERS" in w for w in parsed.warnings)
@@ -361,10 +370,14 @@ def test_mode_and_method(
         (
             {"WICBOXACCOUNTMODE": "MULTIPEL"},
             "WICBOXACCOUNTMODE",
-            "'MULTIPEL' is not one of: SINGLE, MULTIPLE, MIX",
+            "'MULTIPEL' is not an account mode; did you mean MULTIPLE?",
         ),
-        ({"WICBOXACCOUNTMODE": None, "ACCOUNTMODE": "2"}, "ACCOUNTMODE", "is not one of"),
-        ({"WICBOXMethod": "NTLM"}, "WICBOXMethod", "is not one of: OAuth2, Basic"),
+        (
+            {"WICBOXACCOUNTMODE": None, "ACCOUNTMODE": "2"},
+            "ACCOUNTMODE",
+            "'2' is not an account mode (one of: SINGLE, MULTIPLE, MIX)",
+        ),
+        ({"WICBOXMethod": "NTLM"}, "WICBOXMethod", "'NTLM' is not a sign-in method (one of: OAuth2, Basic)"),
         (
             {"WICBOXACCOUNTMODE": "SINGLE", "WICBOXMethod": "MULTIPLE"},
             "WICBOXMethod",
@@ -467,7 +480,10 @@ def test_delegated_without_a_password_uses_the_saved_sign_in(mode: str, password
 
 def test_secret_and_password_fix_says_what_to_clear() -> None:
     error = parse_error(with_(APPLICATION, WICBOX_MAILCLIENT_PASSWORD=FAKE_PASSWORD))
-    assert error.fix == "clear it, or clear WICBOX_MAILCLIENT_CLIENTSECRET to use delegated permissions"
+    assert error.fix == (
+        "run `wicbox params set WICBOX_MAILCLIENT_PASSWORD --clear`, or "
+        "`wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --clear` to use delegated permissions"
+    )
 
 
 @pytest.mark.parametrize(

@@ -176,7 +176,10 @@ def test_wrong_password_fails_with_exit_3_and_keeps_the_mail(mailroom: Mailroom)
     code, output = _run(mailroom)
     assert code == 3, output
     assert output.count("AADSTS50126") == 1, output  # the error and its fix once, not also as a log line
-    assert "wicbox: fix: put the current password of" in output
+    assert (
+        "wicbox: fix: run `wicbox params set WICBOX_MAILCLIENT_PASSWORD --prompt` with the current "
+        "password of" in output
+    )
     assert len(mailroom.messages("INBOX")) == 1
     assert mailroom.filed() == []
 

@@ -195,7 +195,7 @@ def test_where_the_portal_lists_a_permission(
             "organization uses > Office 365 Exchange Online > Application permissions)",
         ),
         ("Mail.ReadWrite", "imap", A, f"or the application permission IMAP.AccessAsApp ({ADD} > APIs my"),
-        ("Mail.ReadWrite", "imap", D, "WICBOX_MAILCLIENT_PROTOCOL to AUTO/GRAPH"),
+        ("Mail.ReadWrite", "imap", D, "`wicbox params set WICBOX_MAILCLIENT_PROTOCOL AUTO` (or GRAPH)"),
         ("IMAP.AccessAsUser.All", "graph", D, "Microsoft Graph permission Mail.ReadWrite"),
         (
             "SMTP.Send",
@@ -244,7 +244,9 @@ def test_resolve_mail_protocol(
 
 
 def test_resolve_mail_protocol_rejects_graph_scope_for_imap() -> None:
-    with pytest.raises(ParameterError, match="AUTO/GRAPH"):
+    with pytest.raises(
+        ParameterError, match=r"`wicbox params set WICBOX_MAILCLIENT_PROTOCOL AUTO` \(or GRAPH\)"
+    ):
         resolve_mail_protocol(make_params("Mail.ReadWrite", MailProtocol.IMAP))
 
 

@@ -161,7 +161,7 @@ ANSWERS = {
         "AUTH",
         "550 5.7.30 Basic authentication is not supported for Client Submission.",
         3,
-        "set WICBOXMethod to OAuth2",
+        "`wicbox params set WICBOXMethod OAuth2`",
     ),
 }
 

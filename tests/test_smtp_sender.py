@@ -191,7 +191,7 @@ def test_basic_login_and_a_wrong_password(bed: Bed) -> None:
     assert [mail.mechanism for mail in bed.smtp.accepted()] in (["PLAIN"], ["LOGIN"])
     with pytest.raises(AuthenticationError) as refused:
         bed.sender(PasswordLogin(SENDER, Secret("Winter 2026!"))).send(_mail(), SENDER, [RECIPIENT])
-    assert "WICBOXMethod to OAuth2" in str(refused.value)
+    assert "`wicbox params set WICBOXMethod OAuth2`" in str(refused.value)
     assert "Winter 2026!" not in str(refused.value)
 
 
@@ -242,7 +242,7 @@ EXCHANGE_ANSWERS = {
         AuthenticationError,
         ExitCode.AUTHENTICATION,
         None,
-        "set WICBOXMethod to OAuth2",
+        "`wicbox params set WICBOXMethod OAuth2`",
     ),
     "not-authenticated": (
         "MAIL",

@@ -343,7 +343,7 @@ def test_a_certificate_is_watched_like_a_secret(days: int, state: SecretState, p
         (0, CheckStatus.WARN, "expires on"),
         (30, CheckStatus.WARN, "expires on"),
         (31, CheckStatus.OK, "valid until"),
-        (None, CheckStatus.OK, "set WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES"),
+        (None, CheckStatus.OK, "`wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES YYYY-MM-DD`"),
     ],
 )
 def test_check_judges_a_client_secret_as_status_does(

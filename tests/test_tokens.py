@@ -639,9 +639,9 @@ ERROR_CASES: dict[str, tuple[Callable[[Bed], TokenProvider], str, str]] = {
     "wrong client secret": (
         lambda bed: bed.app_provider("Sx~wrong-Geheim"),
         "AADSTS7000215",
-        "Certificates & secrets and copy its Value",
+        "Certificates & secrets, copy its Value",
     ),
-    "expired client secret": (_expired_secret, "AADSTS7000222", "Certificates & secrets and copy its Value"),
+    "expired client secret": (_expired_secret, "AADSTS7000222", "Certificates & secrets; enter its Value"),
     "unknown client id": (
         lambda bed: bed.user_provider(client_id=str(uuid.uuid4())),
         "AADSTS700016",

@@ -24,6 +24,21 @@ SCOPE_PARAMETER = params.SCOPE
 CERTIFICATE_PARAMETER = params.CERTIFICATE
 
 APP_REGISTRATION = "Azure > App registrations > (the WICBox app)"
+
+
+def _enter(parameter: str, what: str) -> str:
+    """How to put ``what`` into ``parameter``: the command for a WICMan parameter, else the column."""
+    if params.find_spec(parameter) is not None:
+        return f"run {params.set_command(parameter)} with {what}"
+    return f"put {what} in {parameter}"
+
+
+def _empty(parameter: str) -> str:
+    return (
+        params.clear_command(parameter) if params.find_spec(parameter) is not None else f"clear {parameter}"
+    )
+
+
 ERROR_LOOKUP_URL = "https://login.microsoftonline.com/error?code="
 
 _CODE = re.compile(r"\bAADSTS(\d+)\b")
@@ -64,7 +79,7 @@ def _wrong_password(names: CredentialNames) -> Advice:
     who = names.account or f"the account in {names.username_parameter}"
     return Advice(
         f"the password for {who} is wrong",
-        f"put the current password of {who} in {names.password_parameter} "
+        f"{_enter(names.password_parameter, f'the current password of {who}')} "
         "(if it was changed recently, enter the new one)",
     )
 
@@ -73,15 +88,16 @@ def _public_client_flows(names: CredentialNames) -> Advice:
     return Advice(
         "the app registration does not allow signing in with a username and password",
         f'turn on "Allow public client flows" in {APP_REGISTRATION} > Authentication, or set '
-        f"{CLIENT_SECRET_PARAMETER} to use application permissions",
+        f"{CLIENT_SECRET_PARAMETER} to use application permissions "
+        f"({params.set_command(CLIENT_SECRET_PARAMETER)})",
     )
 
 
 def _bad_secret(names: CredentialNames) -> Advice:
     return Advice(
         "the client secret is wrong",
-        f"make a new client secret in {APP_REGISTRATION} > Certificates & secrets and copy its Value "
-        f"(not its Secret ID) into {CLIENT_SECRET_PARAMETER}",
+        f"make a new client secret in {APP_REGISTRATION} > Certificates & secrets, copy its Value "
+        f"(not its Secret ID) and run {params.set_command(CLIENT_SECRET_PARAMETER)}",
     )
 
 
@@ -96,8 +112,8 @@ def _unknown_client(names: CredentialNames) -> Advice:
 def _unknown_tenant(names: CredentialNames) -> Advice:
     return Advice(
         "the tenant id is wrong",
-        f"copy the Directory (tenant) ID from the app registration's Overview page in Azure into "
-        f"{TENANT_ID_PARAMETER}",
+        f"copy the Directory (tenant) ID from the app registration's Overview page in Azure and run "
+        f"{params.set_command(TENANT_ID_PARAMETER, '<directory-id>')}",
     )
 
 
@@ -115,9 +131,9 @@ def _mfa_blocks_password(names: CredentialNames) -> Advice:
     return Advice(
         f"multi-factor authentication, Security Defaults or Conditional Access blocks password sign-in "
         f"for {who}",
-        f"sign in once with `{names.signin_command}` (multi-factor authentication works there) and clear "
-        f"{names.password_parameter}; or use application permissions with a certificate (`wicbox cert "
-        f"new`, then {CERTIFICATE_PARAMETER}; admin guide 3.4a)",
+        f"sign in once with `{names.signin_command}` (multi-factor authentication works there) and "
+        f"{_empty(names.password_parameter)}; or use application permissions with a certificate "
+        f"(`wicbox cert new`, then {CERTIFICATE_PARAMETER}; admin guide 3.4a)",
     )
 
 
@@ -150,8 +166,9 @@ def _mfa_needed_again(names: CredentialNames) -> Advice:
 def _consent_or_secret_expired(names: CredentialNames) -> Advice:
     return Advice(
         "the client secret has expired",
-        f"make a new client secret in {APP_REGISTRATION} > Certificates & secrets and copy its Value into "
-        f"{CLIENT_SECRET_PARAMETER} and its Expires date into WICBOX_MAILCLIENT_CLIENTSECRET_EXPIRES; "
+        f"make a new client secret in {APP_REGISTRATION} > Certificates & secrets; enter its Value with "
+        f"{params.set_command(CLIENT_SECRET_PARAMETER)} and its Expires date with "
+        f"{params.set_command(params.CLIENT_SECRET_EXPIRES, 'YYYY-MM-DD')}; "
         "better: move to a certificate (`wicbox cert new`, admin guide 3.4a), which no one has to copy",
     )
 

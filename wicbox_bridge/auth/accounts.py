@@ -94,7 +94,7 @@ def project_account(params: Parameters, project: Project) -> MailboxAccount:
             column.format(missing),
             "is empty, but delegated permissions sign in with the project's own account.",
             fix=f"fill in {missing} for project {project.code}, or use application permissions "
-            "(set WICBOX_MAILCLIENT_CLIENTSECRET)",
+            "(`wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --prompt`)",
         )
     return MailboxAccount(
         f"project {project.code}", mailbox, project, project.username, project.password, names
@@ -131,6 +131,6 @@ def plan_accounts(params: Parameters, store: Store) -> AccountPlan:
             "WICBOXACCOUNTMODE",
             "is MULTIPLE, but no active project has a mailbox of its own.",
             fix="fill in WICBOX_MAILBOX (and for delegated permissions WICBOX_USERNAME/WICBOX_PASSWORD) "
-            "in WIC_PROJECT for the projects to read, or set WICBOXACCOUNTMODE to SINGLE",
+            "in WIC_PROJECT for the projects to read, or run `wicbox params set WICBOXACCOUNTMODE SINGLE`",
         )
     return AccountPlan(tuple(accounts), tuple(broken))

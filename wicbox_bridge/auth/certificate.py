@@ -157,8 +157,8 @@ def _wrong_password(path: Path, password: Secret | None) -> ParameterError:
         return _fail(
             path,
             f"the private key cannot be opened with {CERTIFICATE_PASSWORD}",
-            f"set {CERTIFICATE_PASSWORD} to the password the file was exported with "
-            f"(`wicbox params set {CERTIFICATE_PASSWORD} --prompt`)",
+            f"run `wicbox params set {CERTIFICATE_PASSWORD} --prompt` with the password the file was "
+            "exported with",
         )
     return _fail(
         path,

@@ -136,8 +136,8 @@ def _entry_from_url(item: str) -> ScopeEntry:
         raise ParameterError(
             SCOPE_PARAMETER,
             f"{item!r} is not a Microsoft Graph or Office 365 Exchange Online scope.",
-            fix="use a permission name such as Mail.ReadWrite or IMAP.AccessAsUser.All, or a full "
-            f"scope such as {IMAP_DELEGATED}",
+            fix=f"run {names.set_command(SCOPE_PARAMETER, '<permission>')} with a permission name such as "
+            f"Mail.ReadWrite or IMAP.AccessAsUser.All, or a full scope such as {IMAP_DELEGATED}",
         )
     canonical = _CANONICAL_NAMES.get(permission.lower(), permission)
     return ScopeEntry(resource, canonical, item, item)
@@ -148,15 +148,19 @@ def _entry_from_short_name(item: str) -> ScopeEntry:
         raise ParameterError(
             SCOPE_PARAMETER,
             ".default needs the resource in front of it.",
-            fix=f"write {EXCHANGE_APPLICATION} or {GRAPH_APPLICATION}",
+            fix=f"run {names.set_command(SCOPE_PARAMETER, EXCHANGE_APPLICATION)} (IMAP) or "
+            f"{names.set_command(SCOPE_PARAMETER, GRAPH_APPLICATION)} (Microsoft Graph)",
         )
     canonical = _CANONICAL_NAMES.get(item.lower())
     if canonical is None:
         known = ", ".join(KNOWN_PERMISSIONS)
+        best = names.closest(item, KNOWN_PERMISSIONS)
+        guess = f"; did you mean {best}?" if best else "."
         raise ParameterError(
             SCOPE_PARAMETER,
-            f"{item!r} is not a mail permission wicbox-bridge knows.",
-            fix=f"use one of {known}, or a full scope URL such as {IMAP_DELEGATED}",
+            f"{item!r} is not a mail permission wicbox-bridge knows{guess}",
+            fix=f"run {names.set_command(SCOPE_PARAMETER, best or 'Mail.ReadWrite')} (one of {known}, or a "
+            f"full scope URL such as {IMAP_DELEGATED})",
         )
     resource = KNOWN_PERMISSIONS[canonical].resource
     return ScopeEntry(resource, canonical, f"{_RESOURCE_URL[resource]}/{canonical}", item)
@@ -186,9 +190,9 @@ def _reject_application_only(entries: list[ScopeEntry]) -> None:
                 SCOPE_PARAMETER,
                 f"{entry.written} is an application permission, but WICBOX_MAILCLIENT_CLIENTSECRET is "
                 "empty, so wicbox-bridge signs in with delegated permissions (username and password).",
-                fix="set WICBOX_MAILCLIENT_CLIENTSECRET to use application permissions, or grant the "
-                "delegated permission (IMAP.AccessAsUser.All, SMTP.Send or Mail.ReadWrite) and put that "
-                f"in {SCOPE_PARAMETER}",
+                fix="run `wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --prompt` to use application "
+                "permissions, or grant the delegated permission (IMAP.AccessAsUser.All, SMTP.Send or "
+                f"Mail.ReadWrite) and run {names.set_command(SCOPE_PARAMETER, '<permission>')}",
             )
 
 
@@ -200,8 +204,9 @@ def _wrong_resource_error(protocol: TokenProtocol, entries: list[ScopeEntry]) ->
             f"{written} holds only Exchange Online (IMAP/SMTP) permissions; they cannot open a mailbox "
             "through Microsoft Graph.",
             fix="add the Microsoft Graph permission Mail.ReadWrite (delegated or application) in Azure > "
-            f"App registrations > API permissions, grant admin consent and set {SCOPE_PARAMETER} to "
-            f"Mail.ReadWrite, or set {PROTOCOL_PARAMETER} to AUTO/IMAP",
+            f"App registrations > API permissions, grant admin consent and run "
+            f"{names.set_command(SCOPE_PARAMETER, 'Mail.ReadWrite')}, or "
+            f"{names.set_command(PROTOCOL_PARAMETER, 'AUTO')} (or IMAP)",
         )
     return ParameterError(
         SCOPE_PARAMETER,
@@ -209,8 +214,9 @@ def _wrong_resource_error(protocol: TokenProtocol, entries: list[ScopeEntry]) ->
         fix="add the delegated permission IMAP.AccessAsUser.All "
         f"({where_to_add(Resource.EXCHANGE, PermissionType.DELEGATED)}) or the application permission "
         f"IMAP.AccessAsApp ({where_to_add(Resource.EXCHANGE, PermissionType.APPLICATION)}), grant admin "
-        f"consent and set {SCOPE_PARAMETER} to {IMAP_DELEGATED} (delegated) or {EXCHANGE_APPLICATION} "
-        f"(application), or set {PROTOCOL_PARAMETER} to AUTO/GRAPH",
+        f"consent and run {names.set_command(SCOPE_PARAMETER, IMAP_DELEGATED)} (delegated) or "
+        f"{names.set_command(SCOPE_PARAMETER, EXCHANGE_APPLICATION)} (application), or "
+        f"{names.set_command(PROTOCOL_PARAMETER, 'AUTO')} (or GRAPH)",
     )
 
 

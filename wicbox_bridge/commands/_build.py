@@ -136,7 +136,7 @@ def smtp_login(
             raise ParameterError(
                 account.names.password_parameter,
                 f"is empty, but Basic authentication sends as {user} with a password.",
-                fix=f"fill in the password, or set {METHOD} to OAuth2",
+                fix=f"fill in the password, or run `wicbox params set {METHOD} OAuth2`",
             )
         return PasswordLogin(user, account.password)
     application = params.permission_type is PermissionType.APPLICATION
@@ -171,7 +171,7 @@ def graph_sender(params: Parameters, account: MailboxAccount, provider_for: Prov
         raise ParameterError(
             SEND_PROTOCOL,
             "is GRAPH, but WICBOXMETHOD is Basic: Microsoft Graph has no Basic authentication",
-            fix=f"set {METHOD} to OAuth2, or {SEND_PROTOCOL} to SMTP",
+            fix=f"run `wicbox params set {METHOD} OAuth2`, or `wicbox params set {SEND_PROTOCOL} SMTP`",
         )
     from wicbox_bridge.adapters.graph import GraphSettings  # noqa: PLC0415
     from wicbox_bridge.adapters.graph_send import GraphSender  # noqa: PLC0415

@@ -1,23 +1,30 @@
-"""``wicbox params list|get|set|migrate``: the WICMan parameters, with secrets shown masked."""
+"""``wicbox params list|get|set|unset|migrate``: the WICMan parameters, with secrets shown masked."""
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
+from wicbox_bridge.auth.scopes import parse_scope
 from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.config.params import (
     PARAMETER_SPECS,
+    SCOPE,
+    ParameterSpec,
     canonical_name,
+    check_new_name,
     find_spec,
+    is_app_setting_key,
     is_secret_parameter,
+    unset_command,
     validate_value,
 )
 from wicbox_bridge.errors import ConfigurationError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import mask
-from wicbox_bridge.store.parameters import get_parameter, read_parameters, set_parameter
+from wicbox_bridge.store.parameters import delete_parameter, get_parameter, read_parameters, set_parameter
 from wicbox_bridge.store.schema import require_schema
 from wicbox_bridge.store.wicman_migration import migrate_parameters
 
@@ -57,14 +64,10 @@ def params_list(runtime: Runtime, show_all: bool) -> int:
     finally:
         store.close()
     relevant = {name: value for name, value in stored.items() if _is_wicbox_name(name)}
-    rows = [(name, _shown(name, value), _note(name)) for name, value in sorted(relevant.items())]
+    rows = [_row(name, value) for name, value in sorted(relevant.items())]
     if show_all:
         present = {name.upper() for name in relevant}
-        rows += [
-            (spec.name, "", f"not set (default: {spec.default or 'none'})")
-            for spec in PARAMETER_SPECS
-            if spec.name.upper() not in present
-        ]
+        rows += [_unset_row(spec) for spec in PARAMETER_SPECS if spec.name.upper() not in present]
     width = max((len(name) for name, _, _ in rows), default=10)
     for name, value, note in rows:
         click.echo(f"{name:<{width}}  {value}{'  # ' + note if note else ''}")
@@ -76,13 +79,24 @@ def _is_wicbox_name(name: str) -> bool:
     return upper.startswith("WICBOX") or upper == "ACCOUNTMODE"
 
 
-def _note(name: str) -> str:
+def _row(name: str, value: str | None) -> tuple[str, str, str]:
+    """A stored row; an empty one (as `params migrate` adds them) shows the default that applies."""
     spec = find_spec(name)
+    if is_app_setting_key(name):
+        return name, _shown(name, value), f"no effect: a WicGlobal.config key ({unset_command(name)})"
     if spec is None:
-        return "unknown to wicbox-bridge"
-    if spec.legacy:
-        return "legacy"
-    return ""
+        return name, _shown(name, value), "unknown to wicbox-bridge"
+    legacy = "legacy; " if spec.legacy else ""
+    if (value or "").strip():
+        return name, _shown(name, value), legacy.removesuffix("; ")
+    if spec.default is not None:
+        return name, spec.default, f"{legacy}default (the row is empty)"
+    return name, "", f"{legacy}empty (no default)"
+
+
+def _unset_row(spec: ParameterSpec) -> tuple[str, str, str]:
+    legacy = "legacy; " if spec.legacy else ""
+    return spec.name, "", f"{legacy}not set (default: {spec.default or 'none'})"
 
 
 @params_group.command("get", epilog=examples(("wicbox params get WICBOX_MAILCLIENT_CLIENTID", "")))
@@ -132,42 +146,55 @@ def params_get(runtime: Runtime, name: str) -> int:
     is_flag=True,
     help="Read the value from the first line of standard input (for scripts; nothing is echoed).",
 )
-@click.option("--clear", is_flag=True, help="Set the parameter to empty (NULL).")
+@click.option(
+    "--clear",
+    is_flag=True,
+    help="Set the parameter to empty (NULL); its row stays (`params unset` removes it).",
+)
+@click.option(
+    "--force", is_flag=True, help="Store a name wicbox-bridge does not read (a parameter of another program)."
+)
 @pass_runtime
 def params_set(
-    runtime: Runtime, name: str, value: str | None, *, prompt_value: bool, stdin_value: bool, clear: bool
+    runtime: Runtime,
+    name: str,
+    value: str | None,
+    *,
+    prompt_value: bool,
+    stdin_value: bool,
+    clear: bool,
+    force: bool,
 ) -> int:
     """Set parameter NAME to VALUE (NAME matched case-insensitively; created when missing).
 
     Give exactly one of VALUE, --prompt, --stdin or --clear. A password or secret is never taken as
     VALUE (the command line lands in the shell history and in process lists): use --prompt or --stdin.
-    A value that cannot work (a typo in a choice, a malformed GUID, host or URL) is refused before
-    anything is stored. A password or client secret going into the embedded database is stored
-    sealed with this account's protection (Windows: DPAPI; elsewhere an owner-only key file), never
-    in plain text.
+    A value that cannot work (a typo in a choice, a malformed GUID, host or URL, a server this machine
+    does not allow, a client secret's ID instead of its value) is refused before anything is stored,
+    and so is a name wicbox-bridge does not read (unless --force) or a key of WicGlobal.config. A
+    password or client secret going into the embedded database is stored sealed with this account's
+    protection (Windows: DPAPI; elsewhere an owner-only key file), never in plain text.
+
+    \b
+    Examples:
+      wicbox params set WICBOX_MAILCLIENT_USERNAME wicbox@contoso.com
+      wicbox params set WICBOX_MAILCLIENT_CLIENTSECRET --prompt
     """
     given = sum([value is not None, prompt_value, stdin_value, clear])
     if given != 1:
         raise click.UsageError("give exactly one of: VALUE, --prompt, --stdin or --clear")
+    warning = check_new_name(name, force=force)
     if value is not None and is_secret_parameter(name):
-        raise ConfigurationError(
-            f"{canonical_name(name)} is a secret and is not taken from the command line: it would stay in "
-            "the shell history and be visible in the process list (nothing was stored)",
-            fix=f"run `wicbox params set {canonical_name(name)} --prompt` (asked twice, not shown), or "
-            "pass it on standard input with --stdin; and remove the line from the shell history",
-        )
+        _refuse_secret_argument(name, value)
     if stdin_value:
         line = sys.stdin.readline()
         value = line.rstrip("\r\n")
     if prompt_value:
         value = click.prompt(name, hide_input=True, confirmation_prompt=True)
     if value is not None:
-        value = value.strip()
-        if is_secret_parameter(name):
-            runtime.redactor.register([value])
-        validate_value(name, value)
-    if find_spec(name) is None:
-        click.echo(f"warning: {name} is not a parameter wicbox-bridge reads (typo?).", err=True)
+        value = _checked_value(runtime, name, value)
+    if warning is not None:
+        click.echo(f"wicbox: warning: {warning}", err=True)
     store = runtime.open_store()
     try:
         require_schema(store)
@@ -176,6 +203,52 @@ def params_set(
     finally:
         store.close()
     click.echo(f"{stored_name} = {_shown(stored_name, value)}")
+    return 0
+
+
+def _refuse_secret_argument(name: str, value: str) -> NoReturn:
+    validate_value(name, value)  # a secret's ID is not secret: say what it is before anything else
+    raise ConfigurationError(
+        f"{canonical_name(name)} is a secret and is not taken from the command line: it would stay in "
+        "the shell history and be visible in the process list (nothing was stored)",
+        fix=f"run `wicbox params set {canonical_name(name)} --prompt` (asked twice, not shown), or "
+        "pass it on standard input with --stdin; and remove the line from the shell history",
+    )
+
+
+def _checked_value(runtime: Runtime, name: str, value: str) -> str:
+    """The value stripped, refused when it cannot work (a secret is registered for redaction first)."""
+    value = value.strip()
+    if is_secret_parameter(name):
+        runtime.redactor.register([value])
+    validate_value(name, value, runtime.config.endpoints)
+    if value and canonical_name(name) == SCOPE:
+        parse_scope(value)  # a permission wicbox-bridge does not know cannot work
+    return value
+
+
+@params_group.command(
+    "unset", epilog=examples(("wicbox params unset WICBOXMAXMAILSPERRUN", "a row stored by mistake"))
+)
+@click.argument("name")
+@pass_runtime
+def params_unset(runtime: Runtime, name: str) -> int:
+    """Remove the row of parameter NAME (matched case-insensitively); exit 1 when there is none.
+
+    Use it for a row stored by mistake (a typo, a WicGlobal.config key). A parameter wicbox-bridge
+    reads then takes its default; `params set NAME --clear` keeps the row with an empty value.
+    """
+    store = runtime.open_store()
+    try:
+        require_schema(store)
+        removed = delete_parameter(store, name)
+    finally:
+        store.close()
+    if not removed:
+        click.echo(f"{name} is not set: there is no row to remove.", err=True)
+        return 1
+    for stored_name in removed:
+        click.echo(f"removed {stored_name}")
     return 0
 
 

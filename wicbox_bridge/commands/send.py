@@ -244,7 +244,8 @@ class SendingAccounts:
             raise ParameterError(
                 USERNAME,
                 f"is empty, and no project mailbox is {address or 'the sender'}: no account can send it.",
-                fix=f"fill in {USERNAME} (the global mailbox), or set FROM_ADDR to a project's mailbox",
+                fix=f"run `wicbox params set {USERNAME} <mailbox>` with the global mailbox, or set FROM_ADDR "
+                "to a project's mailbox",
             )
         return self._global
 

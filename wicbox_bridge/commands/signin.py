@@ -88,7 +88,9 @@ def _show(prompt: DeviceCodePrompt, username: str, as_json: bool) -> None:
 def _account(params: Parameters, store: Store, project_code: str | None) -> MailboxAccount:
     if params.method is AuthMethod.BASIC:
         raise ParameterError(
-            METHOD, "is Basic: there is no OAuth2 sign-in to save.", fix="set WICBOXMETHOD to OAuth2"
+            METHOD,
+            "is Basic: there is no OAuth2 sign-in to save.",
+            fix="run `wicbox params set WICBOXMETHOD OAuth2`",
         )
     if params.permission_type is PermissionType.APPLICATION:
         raise ParameterError(

@@ -41,7 +41,9 @@ def token_command(runtime: Runtime, project_code: str | None, protocol: TokenPro
         params = runtime.load_parameters(store).parameters
         account = _account(runtime, params, store, project_code)
     if params.method is AuthMethod.BASIC:
-        raise ParameterError(METHOD, "is Basic: no OAuth2 token is used.", fix="set WICBOXMETHOD to OAuth2")
+        raise ParameterError(
+            METHOD, "is Basic: no OAuth2 token is used.", fix="run `wicbox params set WICBOXMETHOD OAuth2`"
+        )
     if protocol is None:
         protocol = reading_token_protocol(resolve_mail_protocol(params)[0])
     with token_service(runtime, params) as service:

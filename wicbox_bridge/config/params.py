@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -31,6 +31,7 @@ from wicbox_bridge.config.endpoints import (
     EndpointPolicy,
     Service,
 )
+from wicbox_bridge.config.wicglobal import LOG_DIRECTORY_KEY, MAX_MAILS_KEY
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 
@@ -44,6 +45,9 @@ class AccountMode(str, Enum):
 class AuthMethod(str, Enum):
     OAUTH2 = "OAuth2"
     BASIC = "Basic"
+
+
+_OAUTH2 = AuthMethod.OAUTH2.value
 
 
 class MailProtocol(str, Enum):
@@ -376,6 +380,35 @@ def canonical_name(name: str) -> str:
     return spec.name if spec else name.strip()
 
 
+def set_command(name: str, value: str = "<value>") -> str:
+    """The command that sets a parameter, quoted for a fix line (a secret is always asked for)."""
+    if is_secret_parameter(name):
+        return f"`wicbox params set {name} --prompt`"
+    return f"`wicbox params set {name} {value}`"
+
+
+def clear_command(name: str) -> str:
+    """The command that empties a parameter (its row stays, as WICMan keeps it)."""
+    return f"`wicbox params set {name} --clear`"
+
+
+def unset_command(name: str) -> str:
+    """The command that removes a parameter's row."""
+    return f"`wicbox params unset {name}`"
+
+
+def closest(value: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate ``value`` most probably meant (case does not matter), or ``None``."""
+    spelled = {candidate.upper(): candidate for candidate in candidates}
+    found = difflib.get_close_matches(value.strip().upper(), list(spelled), n=1, cutoff=cutoff)
+    return spelled[found[0]] if found else None
+
+
+def closest_parameter(name: str) -> str | None:
+    """The known parameter an unknown name was probably meant to be."""
+    return closest(name, (spec.name for spec in PARAMETER_SPECS))
+
+
 # --------------------------------------------------------------------------- raw values
 
 
@@ -429,13 +462,31 @@ def as_guid(value: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+_CHOICE_KINDS = {
+    ACCOUNT_MODE: "an account mode",
+    LEGACY_ACCOUNT_MODE: "an account mode",
+    METHOD: "a sign-in method",
+    PROTOCOL: "a protocol for reading mail",
+    SEND_PROTOCOL: "a protocol for sending mail",
+    AFTER_PROCESS: "an action after filing",
+    IMAP_TLS: "a TLS mode",
+    SMTP_TLS: "a TLS mode",
+}
+
+
 def parse_choice(name: str, value: str, aliases: Mapping[str, _EnumT]) -> _EnumT:
     """An enumerated value: case, spaces, dots, dashes and underscores do not matter."""
     found = aliases.get(re.sub(r"[\s._-]", "", value.lower()))
     if found is None:
-        accepted = ", ".join(dict.fromkeys(member.value for member in aliases.values()))
+        choices = list(dict.fromkeys(str(member.value) for member in aliases.values()))
+        accepted = ", ".join(choices)
+        kind = _CHOICE_KINDS.get(name, "a valid choice")
+        best = closest(value, choices)
+        hint = f"; did you mean {best}?" if best else f" (one of: {accepted})"
         raise ParameterError(
-            name, f"{value!r} is not one of: {accepted}", fix=f"set {name} to one of: {accepted}"
+            name,
+            f"{shown(value.strip())} is not {kind}{hint}",
+            fix=f"run {set_command(name, best or choices[0])} (one of: {accepted})",
         )
     return found
 
@@ -463,14 +514,18 @@ def parse_workers(value: str) -> int:
         raise ParameterError(
             WORKERS,
             f"{value!r} is not a whole number from 1 to {MAX_WORKERS}",
-            fix=f"set {WORKERS} to a number from 1 to {MAX_WORKERS} (default {DEFAULT_WORKERS})",
+            fix=f"run {set_command(WORKERS, str(DEFAULT_WORKERS))} (a number from 1 to {MAX_WORKERS}; "
+            f"{DEFAULT_WORKERS} is the default)",
         )
     return int(value)
 
 
 def parse_https_base(name: str, value: str) -> str:
     """An ``https://host[:port]`` address without path, query or credentials; normalized."""
-    fix = f"set {name} to https:// and a host name only, for example {_default_of(name)}"
+    fix = (
+        f"run {set_command(name, _default_of(name))} (https:// and a host name only), or "
+        f"{clear_command(name)}"
+    )
     parts = urlsplit(value.strip())
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise ParameterError(name, f"{shown(value)} is not an https:// address", fix=fix)
@@ -501,8 +556,9 @@ SECRETS_PAGE = (
 def parse_secret_expiry(value: str) -> dt.date:
     """The client secret's expiry date as Azure shows it, written YYYY-MM-DD."""
     fix = (
-        f"set {CLIENT_SECRET_EXPIRES} to the secret's Expires date from {SECRETS_PAGE}, written "
-        "YYYY-MM-DD (for example 2027-06-30), or clear it"
+        f"copy the secret's Expires date from {SECRETS_PAGE} and run "
+        f"{set_command(CLIENT_SECRET_EXPIRES, 'YYYY-MM-DD')} (for example 2027-06-30), "
+        f"or {clear_command(CLIENT_SECRET_EXPIRES)}"
     )
     text = value.strip()
     try:
@@ -515,7 +571,10 @@ def parse_secret_expiry(value: str) -> dt.date:
 
 def parse_host_port(name: str, value: str, default_port: int) -> tuple[str, int]:
     """``host``, ``host:port``, ``[IPv6]`` or ``[IPv6]:port``; the host without brackets."""
-    fix = f"set {name} to host[:port], for example {_default_of(name)} or [2001:db8::1]:993"
+    fix = (
+        f"run {set_command(name, _default_of(name))} (host[:port]; an IPv6 address in brackets, "
+        f"[2001:db8::1]:993), or {clear_command(name)} for the default"
+    )
     text = value.strip()
     bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d*))?", text)
     if "://" in text:
@@ -595,7 +654,8 @@ def parse_endpoint(rule: EndpointRule, host_value: str | None, tls_value: str | 
         raise ParameterError(
             rule.tls_parameter,
             f"is {explicit.value} but port {port} of {rule.host_parameter} always uses {fixed.value} TLS",
-            fix=f"clear {rule.tls_parameter}, or give {rule.host_parameter} the port your server uses",
+            fix=f"run {clear_command(rule.tls_parameter)}, or give {rule.host_parameter} the port your "
+            f"server uses: {set_command(rule.host_parameter, '<host>:<port>')}",
         )
     return Endpoint(host, port, fixed or explicit or rule.other_ports)
 
@@ -614,8 +674,9 @@ def _refuse_host(service: Service, value: str, host: str, port: int | None, poli
     raise ParameterError(
         service.parameter,
         f"{shown(value)} {reason}; a credential is never sent there",
-        fix=f"clear {service.parameter} to use {_default_of(service.parameter)}, or set it to Microsoft's "
-        "server of your cloud; a server of your own must be named on this machine, in WicGlobal.config: "
+        fix=f"run {clear_command(service.parameter)} to use {_default_of(service.parameter)}, or "
+        f"{set_command(service.parameter, '<server>')} with Microsoft's server of your cloud; a server of "
+        "your own must be named on this machine, in WicGlobal.config: "
         f'<add key="{ALLOWED_HOSTS_KEY}" value="host1;host2"/> under <appSettings>',
     )
 
@@ -661,7 +722,8 @@ def resolve_method_and_mode(
         warnings.append(
             f"{METHOD} is {mode_in_method.value}, an account mode: taken as "
             f"{ACCOUNT_MODE}={mode_in_method.value} "
-            f"and the method as OAuth2. Set {ACCOUNT_MODE} to {mode_in_method.value} and {METHOD} to OAuth2."
+            f"and the method as OAuth2. Fix: {set_command(ACCOUNT_MODE, mode_in_method.value)} and "
+            f"{set_command(METHOD, _OAUTH2)}."
         )
     elif method_text:
         method = parse_choice(METHOD, method_text, _METHODS)
@@ -679,13 +741,13 @@ def _resolve_mode(
             raise ParameterError(
                 METHOD,
                 f"holds the account mode {mode_in_method.value}, but {ACCOUNT_MODE} is {mode.value}",
-                fix=f"set {METHOD} to OAuth2 and keep the account mode in {ACCOUNT_MODE} only",
+                fix=f"run {set_command(METHOD, _OAUTH2)} (the account mode is kept in {ACCOUNT_MODE} only)",
             )
         if legacy_text and legacy_text.upper() != mode.value:
             warnings.append(
                 f"{LEGACY_ACCOUNT_MODE} (legacy) differs from {ACCOUNT_MODE}; {ACCOUNT_MODE}="
-                f"{mode.value} is used. Once {ACCOUNT_MODE} is right, clear the legacy one: "
-                f"`wicbox params set {LEGACY_ACCOUNT_MODE} --clear`."
+                f"{mode.value} is used. Once {ACCOUNT_MODE} is right, remove the legacy one: "
+                f"{unset_command(LEGACY_ACCOUNT_MODE)}."
             )
         return mode
     if mode_in_method is not None:
@@ -701,7 +763,7 @@ def _resolve_mode(
         return mode
     warnings.append(
         f"neither {ACCOUNT_MODE} nor {LEGACY_ACCOUNT_MODE} is set: SINGLE is used; "
-        f"set {ACCOUNT_MODE} to SINGLE, MULTIPLE or MIX."
+        f"run {set_command(ACCOUNT_MODE, 'SINGLE')} (or MULTIPLE or MIX)."
     )
     return AccountMode.SINGLE
 
@@ -726,24 +788,31 @@ def _with_fallback(
     value = _value(values, name)
     if value is None and _value(values, legacy) is not None:
         warnings.append(
-            f"{name} is empty: the legacy {legacy} is used instead; {MIGRATE_HINT} or set {name}."
+            f"{name} is empty: the legacy {legacy} is used instead; {MIGRATE_HINT} or "
+            f"{set_command(name, '<' + ('password' if is_secret_parameter(name) else 'mailbox') + '>')}."
         )
         return _value(values, legacy)
     return value
 
 
 def parse_client_id(value: str | None) -> str:
-    where = f"copy the 'Application (client) ID' from {AZURE_APP_PAGE} into {CLIENT_ID}"
+    where = (
+        f"copy the 'Application (client) ID' from {AZURE_APP_PAGE} and run "
+        f"{set_command(CLIENT_ID, '<application-id>')}"
+    )
     if value is None:
         raise ParameterError(CLIENT_ID, "is required for OAuth2", fix=where)
     guid = as_guid(value)
     if guid is None:
-        raise ParameterError(CLIENT_ID, "is not a GUID (8-4-4-4-12 hexadecimal digits)", fix=where)
+        raise ParameterError(CLIENT_ID, f"{_guid_shown(value)} is not a GUID{_guid_hint(value)}", fix=where)
     return guid
 
 
 def parse_tenant_id(value: str | None, *, application: bool) -> str:
-    where = f"copy the 'Directory (tenant) ID' from {AZURE_APP_PAGE} into {TENANT_ID}"
+    where = (
+        f"copy the 'Directory (tenant) ID' from {AZURE_APP_PAGE} and run "
+        f"{set_command(TENANT_ID, '<directory-id>')}"
+    )
     if value is None:
         raise ParameterError(TENANT_ID, "is required for OAuth2", fix=where)
     lowered = value.lower()
@@ -760,6 +829,12 @@ def parse_tenant_id(value: str | None, *, application: bool) -> str:
         )
     if lowered == "organizations" or as_guid(value) or _DOMAIN.match(value):
         return as_guid(value) or lowered
+    if _MAILBOX.match(value) and _DOMAIN.match(domain := value.rsplit("@", 1)[1]):
+        raise ParameterError(
+            TENANT_ID,
+            f"{value!r} is an e-mail address, not a tenant; did you mean {domain}?",
+            fix=f"run {set_command(TENANT_ID, domain)}, or {where}",
+        )
     raise ParameterError(
         TENANT_ID,
         f"{shown(value)} is neither a GUID nor a domain name such as contoso.onmicrosoft.com",
@@ -767,14 +842,43 @@ def parse_tenant_id(value: str | None, *, application: bool) -> str:
     )
 
 
+def _guid_shown(value: str) -> str:
+    """A would-be GUID quoted only when it holds nothing but GUID characters: anything else may be a
+    secret pasted into the wrong parameter, and is not shown."""
+    if re.fullmatch(r"[0-9a-fA-F{}\s-]+", value.strip()):
+        return repr(value.strip())
+    return "the value (not shown: it has characters a GUID does not have)"
+
+
+def _guid_hint(value: str) -> str:
+    """Why a value is not a GUID, where it is a common slip (a space, a missing or extra digit)."""
+    if re.search(r"\s", value.strip()):
+        return " (it has spaces in it; a GUID is 8-4-4-4-12 hexadecimal digits without spaces)"
+    return " (8-4-4-4-12 hexadecimal digits)"
+
+
 def parse_username(name: str, value: str | None) -> str:
     if value is None:
         return ""
     if not _MAILBOX.match(value):
+        text = value.strip()
+        if re.fullmatch(r"[^\\@\s]+\\[^\\@\s]+", text):
+            user = text.split("\\")[1]
+            problem = (
+                f"{text!r} is a Windows logon name (DOMAIN\\user): give the mailbox's e-mail address, "
+                f"such as {user}@contoso.com"
+            )
+            example = f"{user}@<domain>"
+        elif "@" not in text and text and not re.search(r"\s", text):
+            problem = (
+                f"{text!r} has no domain: give the mailbox's full e-mail address, such as {text}@contoso.com"
+            )
+            example = f"{text}@<domain>"
+        else:
+            problem = f"{text!r} is not an e-mail address / user principal name"
+            example = "<mailbox>"
         raise ParameterError(
-            name,
-            "must be the mailbox's e-mail address / user principal name",
-            fix=f"set {name} to an address such as wicbox@contoso.com",
+            name, problem, fix=f"run {set_command(name, example)} (for example wicbox@contoso.com)"
         )
     return value
 
@@ -800,7 +904,7 @@ def _certificate(values: Mapping[str, str | None], warnings: list[str]) -> tuple
         if password is not None:
             warnings.append(
                 f"{CERTIFICATE_PASSWORD} is set but {CERTIFICATE} is not: the password is ignored; "
-                f"set {CERTIFICATE}, or clear {CERTIFICATE_PASSWORD}."
+                f"{set_command(CERTIFICATE, '<file>')}, or {clear_command(CERTIFICATE_PASSWORD)}."
             )
         return None, None
     if _value(values, CLIENT_SECRET) is not None:
@@ -829,14 +933,15 @@ def _oauth2_credentials(
             raise ParameterError(
                 PASSWORD,
                 "application permissions do not use WICBOX_MAILCLIENT_PASSWORD",
-                fix=f"clear it, or clear {credential} to use delegated permissions",
+                fix=f"run {clear_command(PASSWORD)}, or {clear_command(credential)} to use delegated "
+                "permissions",
             )
         username = parse_username(USERNAME, _with_fallback(values, USERNAME, LEGACY_USERNAME, warnings))
         _require(
             username or not needs_mailbox,
             USERNAME,
             f"is required in {mode.value} mode: it names the mailbox to open with application permissions",
-            fix=f"set {USERNAME} to the global mailbox",
+            fix=f"run {set_command(USERNAME, '<mailbox>')} with the global mailbox",
         )
         return Credentials(
             client_id,
@@ -852,7 +957,8 @@ def _oauth2_credentials(
         mode,
         warnings,
         "delegated OAuth2 permissions",
-        f"set {CERTIFICATE} (or {CLIENT_SECRET}) to use application permissions",
+        f"{set_command(CERTIFICATE, '<file>')} (or {set_command(CLIENT_SECRET)}) to use application "
+        "permissions",
         password_required=False,  # without one, runs use the sign-in `wicbox signin` saved
     )
     return Credentials(client_id, None, tenant_id, username, password)
@@ -875,13 +981,13 @@ def _mailbox_login(
             username,
             USERNAME,
             f"is required for {what} in {mode.value} mode",
-            fix=f"set {USERNAME} to the global mailbox{fix_tail}",
+            fix=f"run {set_command(USERNAME, '<mailbox>')} with the global mailbox{fix_tail}",
         )
         _require(
             password or not password_required,
             PASSWORD,
             f"is required for {what} in {mode.value} mode",
-            fix=f"set {PASSWORD} to the global mailbox's password{fix_tail}",
+            fix=f"run {set_command(PASSWORD)} with the global mailbox's password{fix_tail}",
         )
     return username, Secret(password) if password is not None else None
 
@@ -926,14 +1032,14 @@ def parse_folders(values: Mapping[str, str | None]) -> Folders:
         raise ParameterError(
             PROCESSED_FOLDER,
             f"is the source folder ({FOLDER}); filed mails would be read again",
-            fix=f"set {PROCESSED_FOLDER} to another folder, e.g. {DEFAULT_PROCESSED_FOLDER}",
+            fix=f"run {set_command(PROCESSED_FOLDER, DEFAULT_PROCESSED_FOLDER)} (or another folder)",
         )
     for other, label in ((folders.source, FOLDER), (folders.processed, PROCESSED_FOLDER)):
         if folder_key(folders.failed) == folder_key(other):
             raise ParameterError(
                 FAILED_FOLDER,
                 f"must differ from {label}",
-                fix=f"set {FAILED_FOLDER} to its own folder, e.g. {DEFAULT_FAILED_FOLDER}",
+                fix=f"run {set_command(FAILED_FOLDER, DEFAULT_FAILED_FOLDER)} (or another folder of its own)",
             )
     return folders
 
@@ -958,14 +1064,22 @@ def parse_ca_bundle(value: str | None) -> Path | None:
 def _unknown_name_warnings(values: Mapping[str, str | None]) -> list[str]:
     """Names that look like a misspelt wicbox parameter (WICMan holds many parameters of WIC itself)."""
     known = list(_SPECS_BY_NAME)
+    app_settings = _app_setting_keys()
     warnings = []
     for name in values:
-        if name.startswith("WICBOX") and name not in _SPECS_BY_NAME:
+        if name in app_settings:
+            warnings.append(
+                f"{name} is stored as a WICMan parameter but is read from WicGlobal.config only: it has no "
+                f'effect. Fix: {unset_command(name)}; this goes in WicGlobal.config: <add key="'
+                f'{app_settings[name]}" value="..." />.'
+            )
+        elif name.startswith("WICBOX") and name not in _SPECS_BY_NAME:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
             if close:
                 warnings.append(
                     f"{name} is not a parameter wicbox-bridge reads; did you mean "
-                    f"{_SPECS_BY_NAME[close[0]].name}?"
+                    f"{_SPECS_BY_NAME[close[0]].name}? Fix: {unset_command(name)}, then "
+                    f"{set_command(_SPECS_BY_NAME[close[0]].name)}."
                 )
     return warnings
 
@@ -999,7 +1113,7 @@ def parse_parameters(raw: Mapping[str, str | None], policy: EndpointPolicy | Non
             raise ParameterError(
                 PROTOCOL,
                 "GRAPH needs OAuth2; Microsoft Graph has no Basic authentication",
-                fix=f"set {METHOD} to OAuth2, or {PROTOCOL} to IMAP",
+                fix=f"run {set_command(METHOD, _OAUTH2)}, or {set_command(PROTOCOL, 'IMAP')}",
             )
         credentials = _basic_credentials(values, mode, warnings)
     else:
@@ -1011,12 +1125,14 @@ def parse_parameters(raw: Mapping[str, str | None], policy: EndpointPolicy | Non
         if credentials.certificate is None:
             warnings.append(
                 f"{CLIENT_SECRET_EXPIRES} is set but no client secret is used (password sign-in): "
-                f"it is ignored; clear it, or set {CLIENT_SECRET} for application permissions."
+                f"it is ignored; run {clear_command(CLIENT_SECRET_EXPIRES)}, or {set_command(CLIENT_SECRET)} "
+                "for application permissions."
             )
         else:
             warnings.append(
                 f"{CLIENT_SECRET_EXPIRES} is set but the certificate is used, not a client secret: it is "
-                f"ignored (the certificate's own expiry is watched); clear it with the client secret."
+                "ignored (the certificate's own expiry is watched); run "
+                f"{clear_command(CLIENT_SECRET_EXPIRES)} with the client secret."
             )
         expires = None
     parameters = Parameters(
@@ -1060,7 +1176,7 @@ def _send_protocol(values: Mapping[str, str | None], method: AuthMethod) -> Send
         raise ParameterError(
             SEND_PROTOCOL,
             "GRAPH needs OAuth2; Microsoft Graph has no Basic authentication",
-            fix=f"set {METHOD} to OAuth2, or {SEND_PROTOCOL} to SMTP",
+            fix=f"run {set_command(METHOD, _OAUTH2)}, or {set_command(SEND_PROTOCOL, 'SMTP')}",
         )
     return chosen
 
@@ -1073,9 +1189,45 @@ def _validate_method(value: str) -> None:
         raise ParameterError(
             METHOD,
             f"{value.upper()} is an account mode, not a method",
-            fix=f"set {ACCOUNT_MODE} to {value.upper()} and {METHOD} to OAuth2",
+            fix=f"run {set_command(ACCOUNT_MODE, value.upper())} and {set_command(METHOD, _OAUTH2)}",
         )
     parse_choice(METHOD, value, _METHODS)
+
+
+def _validate_client_secret(value: str) -> None:
+    """A secret's ID (a GUID) pasted instead of its value: Azure refuses it at every sign-in."""
+    if as_guid(value):
+        raise ParameterError(
+            CLIENT_SECRET,
+            "the value given is a GUID: that is the secret's ID, not the secret itself "
+            "(Azure refuses it at every sign-in)",
+            fix=f"in {SECRETS_PAGE}, copy the secret's Value column (not the Secret ID; the value is shown "
+            f"only right after the secret is created, so create a new secret if needed) and run "
+            f"{set_command(CLIENT_SECRET)}",
+        )
+
+
+def _folder_validator(name: str) -> Callable[[str], None]:
+    """A folder name: levels separated by '/', none of them empty (as the mail servers require)."""
+
+    def validate(value: str) -> None:
+        if any(not part.strip() for part in value.split("/")):
+            raise ParameterError(
+                name,
+                f"{value!r} is not a folder name (an empty level between '/')",
+                fix=f"run {set_command(name, _default_of(name))} (levels separated by one '/', such as "
+                "INBOX/WIC)",
+            )
+
+    return validate
+
+
+def _validate_ca_bundle(value: str) -> None:
+    raise ParameterError(
+        CA_BUNDLE,
+        "is ignored in the database: a CA bundle is trusted only from this machine's WicGlobal.config",
+        fix=f'put <add key="{CA_BUNDLE_KEY}" value="PATH"/> under <appSettings> in WicGlobal.config',
+    )
 
 
 _VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
@@ -1092,6 +1244,12 @@ _VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
     CLIENT_ID: parse_client_id,
     TENANT_ID: lambda v: parse_tenant_id(v, application=False),
     USERNAME: lambda v: parse_username(USERNAME, v),
+    LEGACY_USERNAME: lambda v: parse_username(LEGACY_USERNAME, v),
+    CLIENT_SECRET: _validate_client_secret,
+    CA_BUNDLE: _validate_ca_bundle,
+    FOLDER: _folder_validator(FOLDER),
+    PROCESSED_FOLDER: _folder_validator(PROCESSED_FOLDER),
+    FAILED_FOLDER: _folder_validator(FAILED_FOLDER),
     AUTHORITY_HOST: lambda v: parse_https_base(AUTHORITY_HOST, v),
     GRAPH_URL: lambda v: parse_https_base(GRAPH_URL, v),
     IMAP_HOST: lambda v: parse_host_port(IMAP_HOST, v, IMAP_RULE.default_port),
@@ -1099,12 +1257,58 @@ _VALUE_VALIDATORS: dict[str, Callable[[str], object]] = {
 }
 
 
-def validate_value(name: str, value: str | None) -> None:
+_POLICY_CHECKS: dict[str, Callable[[str, EndpointPolicy], object]] = {
+    AUTHORITY_HOST: lambda v, policy: checked_https_base(AUTHORITY_SERVICE, v, policy),
+    GRAPH_URL: lambda v, policy: checked_https_base(GRAPH_SERVICE, v, policy),
+    IMAP_HOST: lambda v, policy: checked_endpoint(IMAP_RULE, IMAP_SERVICE, v, None, policy),
+    SMTP_HOST: lambda v, policy: checked_endpoint(SMTP_RULE, SMTP_SERVICE, v, None, policy),
+}
+
+
+def validate_value(name: str, value: str | None, policy: EndpointPolicy | None = None) -> None:
     """Refuse a value `wicbox params set` must not store (a typo in an enumerated or numeric parameter,
-    a malformed GUID, host or URL). Empty values (clearing) and unknown names are not checked here."""
+    a malformed GUID, host or URL, a server this machine does not allow, a client secret's ID given as
+    the secret). Empty values (clearing) and unknown names are not checked here."""
     spec = find_spec(name)
     if spec is None or value is None or not value.strip():
         return
     validator = _VALUE_VALIDATORS.get(spec.name)
     if validator is not None:
         validator(value.strip())
+    policy_check = _POLICY_CHECKS.get(spec.name)
+    if policy_check is not None and policy is not None:
+        policy_check(value.strip(), policy)
+
+
+def is_app_setting_key(name: str) -> bool:
+    """Whether ``name`` is an appSettings key of WicGlobal.config (never a WICMan parameter)."""
+    return name.strip().upper() in _app_setting_keys()
+
+
+def _app_setting_keys() -> dict[str, str]:
+    return {key.upper(): key for key in (MAX_MAILS_KEY, LOG_DIRECTORY_KEY, ALLOWED_HOSTS_KEY, CA_BUNDLE_KEY)}
+
+
+def check_new_name(name: str, *, force: bool) -> str | None:
+    """Refuse a name `wicbox params set` must not create: an appSettings key of WicGlobal.config
+    (always), or a name wicbox-bridge does not read (unless ``force``). Returns a warning for a forced
+    unknown name, otherwise ``None``."""
+    key = _app_setting_keys().get(name.strip().upper())
+    if key is not None:
+        raise ParameterError(
+            name.strip(),
+            "is not a WICMan parameter: it is read from WicGlobal.config only (nothing was stored)",
+            fix=f'this goes in WicGlobal.config: <add key="{key}" value="..." /> under <appSettings>',
+        )
+    if find_spec(name) is not None:
+        return None
+    best = closest_parameter(name)
+    guess = f"; did you mean {best}?" if best else ""
+    if not force:
+        raise ParameterError(
+            name.strip(),
+            f"is not a parameter wicbox-bridge reads{guess} (nothing was stored)",
+            fix=(f"run {set_command(best)}" if best else "check the name in `wicbox params list --all`")
+            + "; to store a parameter of another program anyway, add --force",
+        )
+    return f"{name.strip()} is not a parameter wicbox-bridge reads{guess} (stored because of --force)"

@@ -102,8 +102,9 @@ def _secret_check(expires: dt.date | None, today: dt.date) -> CheckResult:
         return CheckResult(
             NAME,
             CheckStatus.OK,
-            f"client secret in {CLIENT_SECRET}; set {CLIENT_SECRET_EXPIRES} to its Expires date so that "
-            "`wicbox check` and `wicbox status` warn before it runs out",
+            f"client secret in {CLIENT_SECRET}; enter its Expires date with `wicbox params set "
+            f"{CLIENT_SECRET_EXPIRES} YYYY-MM-DD` so that `wicbox check` and `wicbox status` warn before it "
+            "runs out",
             None,
         )
     days = (expires - today).days

@@ -105,8 +105,9 @@ def _wrong_audience(protocol: TokenProtocol, audience: str, needs: ProtocolNeeds
         f"{protocol.upper()} token",
         CheckStatus.FAIL,
         f"the token is for {audience or 'no audience'}; {protocol.upper()} needs a token for {resource}",
-        fix=f"set {SCOPE_PARAMETER} to a permission of {resource} ({needs.delegated} delegated / "
-        f"{needs.application} application), or choose the protocol that matches the permission",
+        fix=f"run `wicbox params set {SCOPE_PARAMETER} <permission>` with a permission of {resource} "
+        f"({needs.delegated} delegated / {needs.application} application), or choose the protocol that "
+        "matches the permission",
     )
 
 

@@ -191,8 +191,8 @@ def secret_note(credentials: CredentialStatus, today: dt.date, warning: dt.timed
         return _certificate_note(credentials.certificate, state, (expires - today).days)
     if state is SecretState.UNKNOWN or expires is None:
         return (
-            f"client secret: expiry unknown; set {CLIENT_SECRET_EXPIRES} to its Expires date "
-            f"(YYYY-MM-DD, from {SECRETS_PAGE}) to be warned ahead"
+            f"client secret: expiry unknown; enter its Expires date (from {SECRETS_PAGE}) with "
+            f"`wicbox params set {CLIENT_SECRET_EXPIRES} YYYY-MM-DD` to be warned ahead"
         )
     renew = (
         f"create a new client secret in {SECRETS_PAGE}, put its Value in {CLIENT_SECRET} and its "

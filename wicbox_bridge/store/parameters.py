@@ -15,6 +15,7 @@ _READ_ONE = "SELECT NAME, VALUE FROM WICMAN_PARAMETER WHERE UPPER(NAME) = UPPER(
 _UPDATE = "UPDATE WICMAN_PARAMETER SET VALUE = ? WHERE UPPER(NAME) = UPPER(?)"
 _INSERT = "INSERT INTO WICMAN_PARAMETER (NAME, VALUE) VALUES (?, ?)"
 _RENAME = "UPDATE WICMAN_PARAMETER SET NAME = ? WHERE NAME = ?"
+_DELETE = "DELETE FROM WICMAN_PARAMETER WHERE UPPER(NAME) = UPPER(?)"
 
 
 def _text(value: object) -> str | None:
@@ -46,3 +47,12 @@ def set_parameter(store: Store, name: str, value: str | Secret | None) -> str:
 def rename_parameter(store: Store, stored_name: str, new_name: str) -> None:
     """Give the parameter stored as ``stored_name`` (exact) the name ``new_name``, keeping its value."""
     store.execute(_RENAME, (new_name, stored_name))
+
+
+def delete_parameter(store: Store, name: str) -> list[str]:
+    """Remove the parameter called ``name`` in any case (every spelling); returns the names removed."""
+    with atomic(store):
+        removed = [str(row[0]) for row in store.query(_READ_ONE, (name,))]
+        if removed:
+            store.execute(_DELETE, (name,))
+    return removed
