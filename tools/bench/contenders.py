@@ -154,12 +154,13 @@ def filed_count(bed: BenchBed, database: str) -> int:
 
 
 def run_wicbox(install: WicboxInstall, max_mails: int, *, profile_to: Path | None = None) -> ChildRun:
-    """``python -m wicbox_bridge --config FILE run --max-mails N --json`` (under cProfile if asked)."""
+    """``python -m wicbox_bridge --config FILE run --max-mails N --json`` (under cProfile in every
+    thread if asked: :mod:`tools.bench.thread_profile`)."""
     env = {**os.environ, "WICBOX_HOME": str(install.home)}
     env.pop("WICBOX_CONFIG", None)
-    profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to is not None else []
+    profiler = [str(Path(__file__).with_name("thread_profile.py")), str(profile_to)] if profile_to else []
     argv = [
-        sys.executable, *profiler, "-m", "wicbox_bridge", "--config", str(install.config),
+        sys.executable, *(profiler or ["-m"]), "wicbox_bridge", "--config", str(install.config),
         "run", "--max-mails", str(max_mails), "--json",
     ]  # fmt: skip
     return run_child(argv, env=env, cwd=install.work)

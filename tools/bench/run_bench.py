@@ -128,8 +128,11 @@ def run(options: argparse.Namespace) -> list[CaseResult]:
 
 
 def print_profile(path: Path, lines: int = 30) -> None:
-    print(f"\n== cProfile of one warm wicbox run (mixed mails), saved in {path}")
-    pstats.Stats(str(path), stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
+    print(f"\n== cProfile of one warm wicbox run (mixed mails, every thread), saved in {path}")
+    pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(lines)
+    collections = Path(f"{path}.gc.txt")
+    if collections.exists():
+        print(collections.read_text(encoding="utf-8"))
 
 
 def mail_count(text: str) -> int:
