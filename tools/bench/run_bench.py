@@ -88,7 +88,8 @@ def measure_case(
     token_file.chmod(0o600)
     progress(f"{title}: floor")
     floor = measure_floor(bed, token_file, count)
-    others = []
+    progress(f"{title}: floor, imaplib trace off")
+    others = [measure_floor(bed, token_file, count, trace_off=True)]
     if first_run:
         progress(f"{title}: wicbox run, first run (token from the identity platform)")
         others.append(measure_wicbox(bed, install, "wicbox run, first (new token)", count))
@@ -128,6 +129,9 @@ def run(options: argparse.Namespace) -> list[CaseResult]:
 
 
 def print_profile(path: Path, lines: int = 30) -> None:
+    if path.suffix == ".folded":
+        print(f"\n== py-spy samples of one warm wicbox run (mixed mails) in {path} (folded stacks)")
+        return
     print(f"\n== cProfile of one warm wicbox run (mixed mails, every thread), saved in {path}")
     pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(lines)
     collections = Path(f"{path}.gc.txt")
@@ -147,7 +151,12 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     arguments.add_argument("--mails", type=mail_count, default=1000, help="mails per set (default 1000)")
     arguments.add_argument("--no-large", dest="large", action="store_false", help="skip the 30 MB mail set")
     arguments.add_argument("--no-getmail", dest="getmail", action="store_false", help="skip getmail6")
-    arguments.add_argument("--profile", type=Path, help="also profile one wicbox run into this .pstats file")
+    arguments.add_argument(
+        "--profile",
+        type=Path,
+        help="also profile one wicbox run into this .pstats file (cProfile in every thread, CPU time) "
+        "or, named *.folded, sample it with py-spy --gil (folded stacks)",
+    )
     arguments.add_argument("--corpus", type=Path, help="the test corpus (default: WICBOX_MAIL_CORPUS)")
     arguments.add_argument(
         "--modes", action="store_true", help="run the account-mode case instead (MULTIPLE vs SINGLE)"
