@@ -31,7 +31,6 @@ from imapclient import IMAPClient
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
 from wicbox_bridge.adapters.imap_connect import Connected, SignIn, close, connect
-from wicbox_bridge.adapters.imap_fetch import uid_fetch
 from wicbox_bridge.adapters.imap_settings import ImapSettings
 from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
 from wicbox_bridge.config import params as names
@@ -120,11 +119,13 @@ def preallocated_buffer(size: int) -> io.BytesIO:
 
 
 def _fetch_sizes(uids: list[int], client: IMAPClient) -> dict[int, Any]:
-    return uid_fetch(client, uids, ["RFC822.SIZE"])
+    answer: dict[int, Any] = client.fetch(uids, ["RFC822.SIZE"])  # imapclient wants a list of UIDs
+    return answer
 
 
 def _fetch_items(uid: int, items: list[str], client: IMAPClient) -> dict[int, Any]:
-    return uid_fetch(client, [uid], items)
+    answer: dict[int, Any] = client.fetch([uid], items)
+    return answer
 
 
 def _received_at(value: Any) -> float | None:
@@ -267,7 +268,7 @@ class ImapSession:
     # ---- fetching ----------------------------------------------------------------------------
     def _fetch_batch(self, batch: list[MailRef]) -> list[FetchedMail]:
         uids = [int(ref.key) for ref in batch]
-        answer = self._run("fetching mails", lambda c: uid_fetch(c, uids, FETCH_ITEMS))
+        answer = self._run("fetching mails", lambda c: c.fetch(uids, FETCH_ITEMS))  # imapclient wants a list
         bodies: dict[int, Any] = {uid: answer[uid].get(b"BODY[]") for uid in uids if uid in answer}
         mails = [  # an expunged mail is missing, or (still in this session's view) has a NIL body
             FetchedMail(ref, bytes(bodies[uid]), _received_at(answer[uid].get(b"INTERNALDATE")))
