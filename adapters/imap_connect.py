@@ -25,6 +25,7 @@ from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 
 log = logging.getLogger("wicbox.imap")
+IMAPLIB_TRACE_LOGGER = "imapclient.imaplib"  # where imapclient sends imaplib's protocol trace
 
 
 def tls_context(settings: ImapSettings) -> ssl.SSLContext:
@@ -150,8 +151,23 @@ def _open_socket(settings: ImapSettings, context: ssl.SSLContext) -> IMAPClient:
     # imapclient writes a command line and its CRLF separately: without this, Nagle's algorithm
     # and the server's delayed ACK add up to 40 ms to many commands.
     client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    quiet_protocol_trace(client)
     log.info("Connected to %s", endpoint)
     return client
+
+
+def quiet_protocol_trace(client: IMAPClient) -> None:
+    """Stop imaplib formatting a trace nobody reads, unless the trace's logger is on (DEBUG).
+
+    imapclient sets imaplib's own debug level to 5 and sends imaplib's trace to the logger
+    ``imapclient.imaplib`` at DEBUG. imaplib formats each trace message before the logger can
+    drop it, among them ``%r`` of every literal it reads and ``%s`` of every FETCH answer: each
+    fetched mail is turned into text twice, about 0.45 s of CPU per 70 MB of mail (measured in
+    docs/performance.md, "CPU per mail"). With that logger off (the default: it would put mail
+    contents into the log), imaplib's level goes back to 0 and the same lines are not written.
+    """
+    if not logging.getLogger(IMAPLIB_TRACE_LOGGER).isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _start_tls(client: IMAPClient, settings: ImapSettings, context: ssl.SSLContext) -> None:

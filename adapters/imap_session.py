@@ -269,7 +269,7 @@ class ImapSession:
     def _fetch_batch(self, batch: list[MailRef]) -> list[FetchedMail]:
         uids = [int(ref.key) for ref in batch]
         answer = self._run("fetching mails", lambda c: c.fetch(uids, FETCH_ITEMS))  # imapclient wants a list
-        bodies = {uid: answer[uid].get(b"BODY[]") for uid in uids if uid in answer}
+        bodies: dict[int, Any] = {uid: answer[uid].get(b"BODY[]") for uid in uids if uid in answer}
         mails = [  # an expunged mail is missing, or (still in this session's view) has a NIL body
             FetchedMail(ref, bytes(bodies[uid]), _received_at(answer[uid].get(b"INTERNALDATE")))
             for ref, uid in zip(batch, uids, strict=True)

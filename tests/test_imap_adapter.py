@@ -806,3 +806,44 @@ def test_server_text_unwraps_python_bytes() -> None:
     assert server_text(Exception("b'[AUTHENTICATIONFAILED] AUTHENTICATE failed.'")) == (
         "[AUTHENTICATIONFAILED] AUTHENTICATE failed."
     )
+
+
+# ------------------------------------------------------------------------- imaplib's protocol trace
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize("trace_on", [False, True])
+def test_imaplib_trace_is_formatted_only_when_its_logger_is_on(
+    bed: Bed, tokens: RecordingTokens, trace_on: bool
+) -> None:
+    """imapclient sets imaplib's debug level 5: every fetched mail was formatted into a trace line
+    that the logger then dropped. Off (the default) imaplib's level is 0 and no trace line is made;
+    on (``-vvv``) the trace still carries the protocol, as before."""
+    trace = logging.getLogger("imapclient.imaplib")
+    collect, level = _Collect(), trace.level
+    trace.addHandler(collect)
+    trace.setLevel(logging.DEBUG if trace_on else logging.WARNING)
+    try:
+        bed.append(mail(1, b"trace-marker"))
+        session = open_session(bed, tokens)
+        try:
+            fetched = session.fetch(session.list_pending(10))
+            imaplib_level = session._live().client._imap.debug  # what imaplib checks before formatting
+        finally:
+            session.close()
+    finally:
+        trace.removeHandler(collect)
+        trace.setLevel(level)
+    assert [b"trace-marker" in item.raw for item in fetched] == [True]
+    assert imaplib_level == (5 if trace_on else 0)
+    marked = [message for message in collect.messages if "trace-marker" in message]
+    assert bool(marked) is trace_on
+    assert bool(collect.messages) is trace_on

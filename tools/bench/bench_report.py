@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from tools.bench.contenders import Measurement
 
 MB = 1024 * 1024
-MAX_RATIO_TO_FLOOR = 2.0
-MIN_SPEEDUP_OVER_GETMAIL = 2.0
+MAX_RATIO_TO_FLOOR = 2.5  # issue 18 (2x remains the aim)
+MIN_SPEEDUP_OVER_GETMAIL = 5.0  # issue 18
 LARGEST_MAIL_FACTOR = 3
 MEMORY_ALLOWANCE_MB = 80.0
 
@@ -71,6 +71,15 @@ def targets(case: CaseResult) -> list[Target]:
             f"{wicbox.seconds / floor.seconds:.2f}x ({wicbox.seconds:.2f} s vs {floor.seconds:.2f} s)",
             wicbox.seconds <= MAX_RATIO_TO_FLOOR * floor.seconds,
         ),
+    ]
+    found += [  # the same target against a leaner floor (imaplib's trace off): shown, not hidden
+        Target(
+            f"wicbox run within {MAX_RATIO_TO_FLOOR:g}x of the {other.contender}",
+            f"{wicbox.seconds / other.seconds:.2f}x ({wicbox.seconds:.2f} s vs {other.seconds:.2f} s)",
+            wicbox.seconds <= MAX_RATIO_TO_FLOOR * other.seconds,
+        )
+        for other in case.others
+        if other.contender.startswith("floor")
     ]
     if case.getmail is not None:
         found.append(

@@ -57,20 +57,21 @@ class Measurement:
 
 
 # ---- the floor --------------------------------------------------------------------------------
-def measure_floor(bed: BenchBed, token_file: Path, expected: int) -> Measurement:
+def measure_floor(bed: BenchBed, token_file: Path, expected: int, *, trace_off: bool = False) -> Measurement:
+    """The floor as imapclient fetches by default, or (``trace_off``) with imaplib's protocol trace
+    off as ``wicbox run`` has it (see :func:`tools.bench.floor_fetch.fetch_all`)."""
     restore_inbox(bed)
     argv = [
         sys.executable, "-m", "tools.bench.floor_fetch", "--host", bed.imap_host,
         "--port", str(bed.imaps_port), "--ca", str(bed.pki.ca_cert), "--user", bed.mailbox,
-        "--token-file", str(token_file),
+        "--token-file", str(token_file), *(["--trace-off"] if trace_off else []),
     ]  # fmt: skip
     child = run_child(argv, cwd=REPO_ROOT).require_success("the floor fetch")
     answer = json.loads(child.stdout)
     _expect(answer["mails"], expected, "the floor fetched")
     note = f"fetch loop alone {answer['fetch_seconds']:.2f} s, {answer['bytes'] / 2**20:.1f} MB"
-    return Measurement(
-        "floor: imapclient UID FETCH", expected, child.seconds, child.peak_rss_mb, note, child.cpu_seconds
-    )
+    label = "floor, imaplib trace off" if trace_off else "floor: imapclient UID FETCH"
+    return Measurement(label, expected, child.seconds, child.peak_rss_mb, note, child.cpu_seconds)
 
 
 # ---- wicbox run -------------------------------------------------------------------------------
@@ -154,14 +155,21 @@ def filed_count(bed: BenchBed, database: str) -> int:
 
 
 def run_wicbox(install: WicboxInstall, max_mails: int, *, profile_to: Path | None = None) -> ChildRun:
-    """``python -m wicbox_bridge --config FILE run --max-mails N --json`` (under cProfile if asked)."""
+    """``python -m wicbox_bridge --config FILE run --max-mails N --json`` (under cProfile in every
+    thread if asked: :mod:`tools.bench.thread_profile`)."""
     env = {**os.environ, "WICBOX_HOME": str(install.home)}
     env.pop("WICBOX_CONFIG", None)
-    profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to is not None else []
-    argv = [
-        sys.executable, *profiler, "-m", "wicbox_bridge", "--config", str(install.config),
-        "run", "--max-mails", str(max_mails), "--json",
+    command = [
+        "wicbox_bridge", "--config", str(install.config), "run", "--max-mails", str(max_mails), "--json",
     ]  # fmt: skip
+    if profile_to is None:
+        argv = [sys.executable, "-m", *command]
+    elif profile_to.suffix == ".folded":  # sampled with py-spy (folded stacks), not traced
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        argv = [spy, "record", "--gil", "--rate", "250", "--format", "raw", "--output", str(profile_to)]
+        argv += ["--", sys.executable, "-m", *command]
+    else:
+        argv = [sys.executable, str(Path(__file__).with_name("thread_profile.py")), str(profile_to), *command]
     return run_child(argv, env=env, cwd=install.work)
 
 
@@ -173,7 +181,8 @@ def measure_wicbox(
     try:
         restore_inbox(bed)
         child = run_wicbox(install, expected, profile_to=profile_to).require_success("wicbox run")
-        report: dict[str, Any] = json.loads(child.stdout)
+        stdout = child.stdout  # py-spy adds lines of its own around the report
+        report: dict[str, Any] = json.loads(stdout[stdout.find("{") : stdout.rfind("}") + 1])
         _expect(report["counts"]["filed"], expected, "wicbox run filed")
         _expect(filed_count(bed, database), expected, "the database holds")
         _expect(inbox_count(bed), 0, "INBOX still holds")

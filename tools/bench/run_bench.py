@@ -1,7 +1,7 @@
 """IMAP benchmark of ``wicbox run`` against its floor and getmail6 (not a test; prints a table).
 
     python -m tools.bench.run_bench [--mails N] [--no-large] [--no-getmail] [--corpus DIR]
-                                    [--profile FILE.pstats]
+                                    [--profile FILE.pstats | FILE.folded]
     python -m tools.bench.run_bench --modes [--corpus DIR]
     python -m tools.bench.run_bench --graph [--mails N] [--corpus DIR]
     python -m tools.bench.run_bench --memory
@@ -11,7 +11,8 @@ private PostgreSQL over ODBC), seeds N mails (default 1000: up to a fifth from t
 the rest generated at 20-200 KB) and measures, on the same Dovecot and the same mails:
 
 * the floor: one IMAPS connection, XOAUTH2, ``UID FETCH BODY.PEEK[]`` in batches of 200 with
-  imapclient, bytes discarded;
+  imapclient, bytes discarded; once as imapclient comes, once with imaplib's protocol trace off
+  as ``wicbox run`` has it (:mod:`tools.bench.floor_fetch`);
 * ``wicbox run`` end to end into PostgreSQL via ODBC, with MOVE to WICBOX/Processed: once on a
   fresh state directory (the token comes from the identity platform) and once warm (the token
   from the cache, as in every later scheduled run; this is the measured one);
@@ -19,8 +20,11 @@ the rest generated at 20-200 KB) and measures, on the same Dovecot and the same 
 
 Then the same again with one of the N mails replaced by a 30 MB mail (``--no-large`` skips it).
 Every contender is a child process: wall time and peak RSS are those of the whole command.
-``--profile`` adds one more (untimed) warm ``wicbox run`` of the mixed set under cProfile, saves
-its statistics and prints the functions with the most cumulative time. Everything started is
+``--profile`` adds one more (untimed) warm ``wicbox run`` of the mixed set: ``FILE.pstats`` under
+cProfile in every thread with CPU time as the clock (:mod:`tools.bench.thread_profile`; the
+functions with the most own time are printed), ``FILE.folded`` sampled with ``py-spy record
+--gil`` (folded stacks; py-spy must be installed). Targets: issue 18's (2.5x the floor, 5x faster
+than getmail6, memory under 3x the largest mail + 80 MB). Everything started is
 stopped and removed at the end, also on Ctrl-C.
 
 ``--modes`` runs the account-mode case instead (:mod:`tools.bench.modes_bench`): one MULTIPLE run
@@ -88,7 +92,8 @@ def measure_case(
     token_file.chmod(0o600)
     progress(f"{title}: floor")
     floor = measure_floor(bed, token_file, count)
-    others = []
+    progress(f"{title}: floor, imaplib trace off")
+    others = [measure_floor(bed, token_file, count, trace_off=True)]
     if first_run:
         progress(f"{title}: wicbox run, first run (token from the identity platform)")
         others.append(measure_wicbox(bed, install, "wicbox run, first (new token)", count))
@@ -114,7 +119,7 @@ def run(options: argparse.Namespace) -> list[CaseResult]:
             measure_case(bed, install, "mixed mails", standard, with_getmail=options.getmail, first_run=True)
         )
         if options.profile is not None:
-            progress(f"mixed mails: wicbox run under cProfile into {options.profile}")
+            progress(f"mixed mails: wicbox run profiled into {options.profile}")
             measure_wicbox(bed, install, "profiled", len(standard), profile_to=options.profile.resolve())
         if options.large:
             large = with_large_mail(standard)
@@ -128,8 +133,14 @@ def run(options: argparse.Namespace) -> list[CaseResult]:
 
 
 def print_profile(path: Path, lines: int = 30) -> None:
-    print(f"\n== cProfile of one warm wicbox run (mixed mails), saved in {path}")
-    pstats.Stats(str(path), stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
+    if path.suffix == ".folded":
+        print(f"\n== py-spy samples of one warm wicbox run (mixed mails) in {path} (folded stacks)")
+        return
+    print(f"\n== cProfile of one warm wicbox run (mixed mails, every thread), saved in {path}")
+    pstats.Stats(str(path), stream=sys.stdout).sort_stats("tottime").print_stats(lines)
+    collections = Path(f"{path}.gc.txt")
+    if collections.exists():
+        print(collections.read_text(encoding="utf-8"))
 
 
 def mail_count(text: str) -> int:
@@ -144,7 +155,12 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     arguments.add_argument("--mails", type=mail_count, default=1000, help="mails per set (default 1000)")
     arguments.add_argument("--no-large", dest="large", action="store_false", help="skip the 30 MB mail set")
     arguments.add_argument("--no-getmail", dest="getmail", action="store_false", help="skip getmail6")
-    arguments.add_argument("--profile", type=Path, help="also profile one wicbox run into this .pstats file")
+    arguments.add_argument(
+        "--profile",
+        type=Path,
+        help="also profile one wicbox run into this .pstats file (cProfile in every thread, CPU time) "
+        "or, named *.folded, sample it with py-spy --gil (folded stacks)",
+    )
     arguments.add_argument("--corpus", type=Path, help="the test corpus (default: WICBOX_MAIL_CORPUS)")
     arguments.add_argument(
         "--modes", action="store_true", help="run the account-mode case instead (MULTIPLE vs SINGLE)"
