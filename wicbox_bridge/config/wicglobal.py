@@ -119,7 +119,7 @@ def locate_config(
 
 
 def _named_location(path: Path, cwd: Path, source: ConfigSource, origin: str) -> ConfigLocation:
-    path = path if path.is_absolute() else cwd / path
+    path = (path if path.is_absolute() else cwd / path).resolve()  # w/../cfg is shown as cfg
     if path.is_dir():
         raise ConfigFileError(
             f"{origin} names a directory, not a configuration file",
@@ -128,9 +128,10 @@ def _named_location(path: Path, cwd: Path, source: ConfigSource, origin: str) ->
         )
     if not path.exists():
         raise ConfigFileError(
-            f"the configuration file named by {origin} ({source}) does not exist",
+            f"the configuration file named by {origin} does not exist",
             path=str(path),
-            fix=f"correct {source}, or remove it to use {CONFIG_FILE_NAME} from the working directory",
+            fix=f"correct {source} to name an existing {CONFIG_FILE_NAME}, or leave it out to use the "
+            f"{CONFIG_FILE_NAME} of the working directory (none: the embedded default)",
         )
     return ConfigLocation(path, source)
 
