@@ -7,8 +7,9 @@ real ``wicbox`` command against a SQLite database that a WicGlobal.config in the
 names (it also names the sandbox's servers in WicBoxAllowedHosts and its CA in WicBoxCaBundle, as an
 administrator does for servers other than Microsoft's): ``db init``, ``params set``,
 ``check``, ``send-test`` (a test mail to the global mailbox itself), ``run``. It prints what was
-filed and where, and each mail's line in the log file. Everything lives in a temporary directory
-that is removed at the end (keep it with ``--keep``).
+filed and where, and each mail's line in the log file. Everything lives in a new folder that the
+demo keeps and prints, with the commands to look at it afterwards (``status``, ``params list``);
+``--clean`` removes it at the end instead.
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def show_log(home: Path, config: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--keep", action="store_true", help="keep the demo's temporary directory")
+    parser.add_argument(
+        "--clean", action="store_true", help="remove the demo's folder (its database, log) at the end"
+    )
     options = parser.parse_args(argv)
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # the sandbox SMTP server's (aiosmtpd) chatter
     workdir = Path(tempfile.mkdtemp(prefix="wicbox-demo-"))
@@ -152,10 +155,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sandbox(workdir) as box:
             return _tour(box, workdir)
     finally:
-        if options.keep:
-            print(f"\nThe demo's files are kept in {workdir}")
-        else:
+        if options.clean:
             shutil.rmtree(workdir, ignore_errors=True)
+            print(f"\nThe demo's folder {workdir} is removed (--clean).")
+        else:
+            print_look_around(workdir)
+
+
+def print_look_around(workdir: Path) -> None:
+    """The demo's folder and the commands that look at what it filed (the sandbox is gone by then)."""
+    prefix = f"WICBOX_HOME={shlex.quote(str(workdir / 'home'))} wicbox --config "
+    config = shlex.quote(str(workdir / "WicGlobal.config"))
+    print(f"\nThe demo's database, configuration and log are kept in {workdir}. Look at them with:")
+    for command in ("status", "params list"):
+        print(f"  {prefix}{config} {command}")
+    print(f"Remove the folder when done: rm -r {shlex.quote(str(workdir))} (or run the demo with --clean).")
 
 
 def _tour(box: Sandbox, workdir: Path) -> int:
