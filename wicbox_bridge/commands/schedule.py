@@ -426,8 +426,7 @@ def schedule_group() -> None:
 
     Windows: a Task Scheduler task (runs whether anyone is logged on or not, never two at once,
     ended after a time limit). Linux: a systemd service and timer, or a crontab line where systemd
-    does not run. Each WicGlobal.config gets its own task. Without one, the embedded default
-    (this account's database) is scheduled: the runs get its data folder (WICBOX_HOME) and run as you.
+    does not run. Each WicGlobal.config gets its own task.
 
     \b
     Examples:
