@@ -43,7 +43,8 @@ from wicbox_bridge.config.endpoints import (
     EndpointPolicy,
     parse_allowed_hosts,
 )
-from wicbox_bridge.config.paths import embedded_database_path
+from wicbox_bridge.config.local_hosts import embedded_allowed_hosts
+from wicbox_bridge.config.paths import embedded_database_path, user_data_dir
 from wicbox_bridge.errors import ConfigFileError, ConfigurationError
 
 CONFIG_FILE_NAME = "WicGlobal.config"
@@ -501,9 +502,11 @@ def load_global_config(
 def embedded_default_config(
     env: Mapping[str, str] | None = None, platform: str | None = None
 ) -> GlobalConfig:
-    """No configuration file: the embedded SQLite database and the default cap."""
+    """No configuration file: the embedded SQLite database, the default cap, and the servers its
+    owner-only data folder allows (:mod:`wicbox_bridge.config.local_hosts`)."""
     return GlobalConfig(
         path=None,
         database=_embedded_target(env, platform),
         max_mails_per_run=DEFAULT_MAX_MAILS_PER_RUN,
+        endpoints=EndpointPolicy(embedded_allowed_hosts(user_data_dir(env, platform))),
     )
