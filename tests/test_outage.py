@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from tests.plugins.postgres import BACKENDS
 from tests.plugins.wic import WicInstallation, delegated_parameters, loopback_hosts
 from tools.testbed.dovecot import DovecotServer
+from tools.testbed.graph import GraphEmulator
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.mailbed import random_loopback_ip
 from tools.testbed.pki import LoopbackPki
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.testbed
 
 DOMAIN = "wicbox-outage.invalid"
 NOWHERE = random_loopback_ip()  # a loopback address of its own: nothing listens there on any port
-OUTAGE_HOSTS = (f"login.{DOMAIN}", f"imap.{DOMAIN}", f"smtp.{DOMAIN}", NOWHERE)
+OUTAGE_HOSTS = (f"login.{DOMAIN}", f"imap.{DOMAIN}", f"smtp.{DOMAIN}", f"graph.{DOMAIN}", NOWHERE)
 
 CAUSES = {
     "dns": (
@@ -235,3 +236,48 @@ def test_one_outage_reads_the_same_in_check_run_token_and_send_test(
         assert fix.format(host=failure.host) in failure.fix, result.output
         met[command[0]] = _normalised(failure)
     assert len(set(met.values())) == 1, met  # one cause, one fix: only the service's host differs
+
+
+@pytest.mark.parametrize("kind", ["dns", "refused"])
+@pytest.mark.parametrize("service", ["Microsoft Graph", "the SMTP server"])
+def test_graph_and_smtp_outages_read_the_same_in_every_command(
+    installation: Installation,
+    kind: str,
+    service: str,
+    dovecot_clean: DovecotServer,
+    graph_clean: GraphEmulator,
+    idp_directory: SeededDirectory,
+) -> None:
+    """The identity platform answers; only Graph (read by check and run) or SMTP (check, send-test)
+    is out."""
+    mailbox = idp_directory.mailbox.upn
+    dovecot_clean.add_mailbox(mailbox)
+    graph_clean.add_mailbox(mailbox)
+    host = f"graph.{DOMAIN}" if service == "Microsoft Graph" else f"smtp.{DOMAIN}"
+    host = host if kind == "dns" else NOWHERE
+    if service == "Microsoft Graph":
+        installation.set_params(
+            {"WICBOX_MAILCLIENT_SCOPE": "Mail.ReadWrite", "WICBOX_MAILCLIENT_GRAPHURL": f"https://{host}"}
+        )
+        commands: tuple[tuple[str, ...], ...] = (("check",), ("run",))
+        port = 443
+    else:
+        installation.set_params(
+            {
+                "WICBOX_MAILCLIENT_IMAPHOST": f"{dovecot_clean.host}:{dovecot_clean.imaps_port}",
+                "WICBOX_MAILCLIENT_SMTPHOST": f"{host}:587",
+            }
+        )
+        commands = (("check",), ("send-test", "--to", mailbox))
+        port = 587
+    met = set()
+    for command in commands:
+        result = installation.invoke(*command)
+        found = [failure for failure in failures(result.output) if failure.service == service]
+        assert [(failure.host, failure.port) for failure in found] == [(host, port)], result.output
+        cause, fix = CAUSES[kind]
+        assert cause.format(host=host) in found[0].cause, result.output
+        assert fix.format(host=host) in found[0].fix, result.output
+        assert f"The connection to {host} broke" not in result.output  # nothing broke: it never began
+        met.add(found[0].fix)
+    assert len(met) == 1, met
