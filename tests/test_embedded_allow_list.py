@@ -10,8 +10,9 @@ import pytest
 from tests.clihelp import WicboxCli, write_config
 from wicbox_bridge.config.footprint import write_private_text
 from wicbox_bridge.config.local_hosts import ALLOWED_HOSTS_FILE, embedded_allowed_hosts
+from wicbox_bridge.config.params import GRAPH_SERVICE, checked_https_base
 from wicbox_bridge.config.wicglobal import embedded_default_config, load_global_config
-from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.errors import ConfigurationError, ParameterError
 
 HOST = "imap.eigen-server.example"
 
@@ -88,3 +89,18 @@ def test_check_names_the_refused_file_and_its_fix(tmp_path: Path) -> None:
         result.output
     )
     assert f"fix: chmod 600 '{path}'" in result.output
+
+
+def test_a_refused_host_names_where_this_installation_allows_one(home: Path, tmp_path: Path) -> None:
+    embedded = embedded_default_config({"WICBOX_HOME": str(home)}).endpoints
+    with pytest.raises(ParameterError) as caught:
+        checked_https_base(GRAPH_SERVICE, f"https://{HOST}", embedded)
+    assert caught.value.fix is not None
+    assert f"in the embedded default's allow-list {home / ALLOWED_HOSTS_FILE}" in caught.value.fix
+    config = write_config(tmp_path / "WicGlobal.config", f"sqlite:///{tmp_path / 'wic.db'}")
+    configured = load_global_config(config, env={"WICBOX_HOME": str(home)}).endpoints
+    with pytest.raises(ParameterError) as caught:
+        checked_https_base(GRAPH_SERVICE, f"https://{HOST}", configured)
+    assert caught.value.fix is not None
+    assert 'in WicGlobal.config: <add key="WicBoxAllowedHosts"' in caught.value.fix
+    assert ALLOWED_HOSTS_FILE not in caught.value.fix

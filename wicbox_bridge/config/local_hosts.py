@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wicbox_bridge.config.endpoints import ALLOWED_HOSTS_KEY, parse_allowed_hosts
+from wicbox_bridge.config.endpoints import ALLOWED_HOSTS_KEY, EndpointPolicy, parse_allowed_hosts
 from wicbox_bridge.config.footprint import FootprintItem, default_windows_security, footprint_findings
 from wicbox_bridge.config.winacl import WindowsSecurity
 from wicbox_bridge.errors import ConfigurationError
@@ -53,3 +53,9 @@ def embedded_allowed_hosts(
             "or wildcard",
         )
     return hosts
+
+
+def embedded_policy(data_dir: Path) -> EndpointPolicy:
+    """The embedded default's endpoint policy: its allow-list, and where to name a server in it."""
+    where = f"in the embedded default's allow-list {data_dir / ALLOWED_HOSTS_FILE} (one host a line)"
+    return EndpointPolicy(embedded_allowed_hosts(data_dir), allow_where=where)

@@ -19,7 +19,6 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from wicbox_bridge.config.endpoints import (
-    ALLOWED_HOSTS_KEY,
     AUTHORITY_HOSTS,
     CA_BUNDLE_KEY,
     GRAPH_HOSTS,
@@ -615,8 +614,7 @@ def _refuse_host(service: Service, value: str, host: str, port: int | None, poli
         service.parameter,
         f"{shown(value)} {reason}; a credential is never sent there",
         fix=f"clear {service.parameter} to use {_default_of(service.parameter)}, or set it to Microsoft's "
-        "server of your cloud; a server of your own must be named on this machine, in WicGlobal.config: "
-        f'<add key="{ALLOWED_HOSTS_KEY}" value="host1;host2"/> under <appSettings>',
+        f"server of your cloud; a server of your own must be named on this machine, {policy.allow_where}",
     )
 
 

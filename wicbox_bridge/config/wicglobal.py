@@ -43,7 +43,7 @@ from wicbox_bridge.config.endpoints import (
     EndpointPolicy,
     parse_allowed_hosts,
 )
-from wicbox_bridge.config.local_hosts import embedded_allowed_hosts
+from wicbox_bridge.config.local_hosts import embedded_policy
 from wicbox_bridge.config.paths import embedded_database_path, user_data_dir
 from wicbox_bridge.errors import ConfigFileError, ConfigurationError
 
@@ -508,5 +508,5 @@ def embedded_default_config(
         path=None,
         database=_embedded_target(env, platform),
         max_mails_per_run=DEFAULT_MAX_MAILS_PER_RUN,
-        endpoints=EndpointPolicy(embedded_allowed_hosts(user_data_dir(env, platform))),
+        endpoints=embedded_policy(user_data_dir(env, platform)),
     )
