@@ -17,12 +17,25 @@ import errno
 import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 
 from wicbox_bridge.config.endpoints import CA_BUNDLE_KEY
+from wicbox_bridge.config.netcause import NetFailure, Target, unreached
 from wicbox_bridge.config.params import Endpoint
 from wicbox_bridge.errors import ConnectionFailure
+
+__all__ = [
+    "GRAPH",
+    "IDENTITY_PLATFORM",
+    "IMAP_SERVER",
+    "SMTP_SERVER",
+    "NetFailure",
+    "Target",
+    "ca_bundle_fix",
+    "certificate_failure",
+    "classify",
+    "endpoint_target",
+    "network_failure",
+]
 
 IDENTITY_PLATFORM = "the identity platform"
 IMAP_SERVER = "the IMAP server"
@@ -33,32 +46,6 @@ _TIMEOUT_NAMES = frozenset(
     {"Timeout", "ConnectTimeout", "ReadTimeout", "ConnectTimeoutError", "ReadTimeoutError"}
 )
 _UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
-
-
-class NetFailure(str, Enum):
-    """What went wrong on the way to a server, in the words of the message."""
-
-    DNS = "DNS"
-    REFUSED = "refused"
-    TIMEOUT = "timeout"
-    UNREACHABLE = "unreachable"
-    CERTIFICATE = "certificate"
-    TLS = "TLS"
-    OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Target:
-    """The server a connection was for: which service, its host and port, and where it is set."""
-
-    service: str
-    host: str
-    port: int
-    host_parameter: str
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.service} {host}:{self.port}"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -128,29 +115,7 @@ def network_failure(
     if kind is NetFailure.TLS:
         reason = cause.reason if isinstance(cause, ssl.SSLError) and cause.reason else "handshake failed"
         return ConnectionFailure(f"TLS with {target} failed ({reason}).", fix=tls_fix)
-    if kind is NetFailure.DNS:
-        return ConnectionFailure(
-            f"Cannot reach {target}: DNS cannot resolve the name {target.host}.",
-            fix=f"check this computer's DNS (`nslookup {target.host}` must answer) or the proxy it must "
-            f"go through; check {target.host_parameter} for a typo",
-        )
-    firewall = (
-        f"open outgoing TCP port {target.port} to {target.host} in the firewall (this computer's and the "
-        f"network's){port_note}; check {target.host_parameter}"
-    )
-    reason, why = _UNREACHED.get(kind, _FAILED)
-    return ConnectionFailure(
-        f"Cannot reach {target}: {reason.format(_os_reason(cause))}.", fix=f"{why}; {firewall}"
-    )
-
-
-_UNREACHED = {
-    NetFailure.REFUSED: ("the connection was refused", "a firewall refuses it or nothing listens there"),
-    NetFailure.TIMEOUT: ("no answer in time", "a firewall drops it or the network is down"),
-    NetFailure.UNREACHABLE: ("no route to it ({})", "check this computer's network connection and gateway"),
-}
-"""The message and the first half of the fix when the server was not reached; the firewall follows."""
-_FAILED = ("the connection failed ({})", "check this computer's network and proxy")
+    return unreached(kind, target, _os_reason(cause), port_note=port_note)
 
 
 def certificate_failure(target: Target, reason: str, ca_bundle: object) -> ConnectionFailure:

@@ -27,6 +27,8 @@ from tools.testbed.graph import GraphEmulator
 from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.mailbed import random_loopback_ip
 from tools.testbed.pki import LoopbackPki
+from tools.testbed.postgres import ODBC_DRIVER, odbc_connection_string
+from tools.testbed.wic_config import write_config
 from wicbox_bridge.cli import cli
 from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.footprint import write_private_text
@@ -43,17 +45,18 @@ OUTAGE_HOSTS = (f"login.{DOMAIN}", f"imap.{DOMAIN}", f"smtp.{DOMAIN}", f"graph.{
 
 CAUSES = {
     "dns": (
-        "DNS cannot resolve the name {host}.",
+        "DNS cannot resolve the name {host}",
         "check this computer's DNS (`nslookup {host}` must answer)",
     ),
     "refused": (
-        "the connection was refused.",
+        "the connection was refused",
         "a firewall refuses it or nothing listens there; open outgoing TCP",
     ),
     "tls": ("the server's certificate could not be verified", "WicBoxCaBundle"),
 }
 _FAILURE = re.compile(
-    r"(?:Cannot reach|TLS with) (the identity platform|the IMAP server|Microsoft Graph|the SMTP server) "
+    r"(?:Cannot reach|TLS with) "
+    r"(the identity platform|the IMAP server|Microsoft Graph|the SMTP server|the database server) "
     r"([^\s:]+):(\d+)(?::| failed:) ([^\n]*)\n\s*(?:fix|wicbox: fix):? ?([^\n]*)"
 )
 
@@ -280,4 +283,29 @@ def test_graph_and_smtp_outages_read_the_same_in_every_command(
         assert fix.format(host=host) in found[0].fix, result.output
         assert f"The connection to {host} broke" not in result.output  # nothing broke: it never began
         met.add(found[0].fix)
+    assert len(met) == 1, met
+
+
+@pytest.mark.parametrize("kind", ["dns", "refused"])
+def test_a_database_server_outage_reads_like_every_other_service(tmp_path: Path, kind: str) -> None:
+    """PostgreSQL (psqlODBC) not reached: the same message and fix as a mail server, in check and run."""
+    host = f"db.{DOMAIN}" if kind == "dns" else NOWHERE
+    connection = odbc_connection_string(host, 5432, "wic", "wic", "pw")
+    config = write_config(tmp_path / "WicGlobal.config", connection)
+    assert ODBC_DRIVER in config.read_text(encoding="utf-8")
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    invoke = _runner(home, work, config, {})
+    met = set()
+    for command in ("check", "run"):
+        result = invoke(command)
+        assert result.exit_code == 4, result.output
+        found = failures(result.output)
+        assert [(failure.service, failure.host, failure.port) for failure in found] == [
+            ("the database server", host, 5432)
+        ], result.output
+        cause, fix = CAUSES[kind]
+        assert cause.format(host=host) in found[0].cause, result.output
+        assert fix.format(host=host) in found[0].fix, result.output
+        met.add(_normalised(found[0]))
     assert len(met) == 1, met
