@@ -13,10 +13,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from wicbox_bridge.adapters.net_errors import ca_bundle_fix
+from wicbox_bridge.adapters import net_errors
 from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.config import params as names
 from wicbox_bridge.errors import AuthenticationError, BridgeError, ConnectionFailure, MailboxError
@@ -27,7 +28,6 @@ API_PERMISSIONS = "Azure > App registrations > (the WICBox app) > API permission
 MAILBOX_GONE_CODES = frozenset({"ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "ResourceNotFound"})
 ITEM_GONE_CODES = frozenset({"ErrorItemNotFound", "ErrorInvalidIdMalformed"})
 _ACCESS_POLICY = re.compile(r"RAOP|AccessPolicy", re.IGNORECASE)
-_SSL_REASON = re.compile(r"\[SSL[^\]]*\][^')\"]*")
 
 
 @dataclass(frozen=True)
@@ -219,28 +219,17 @@ def batch_unanswered(host: str, mailbox: str, doing: str) -> MailboxError:
     )
 
 
-def _tls_reason(exc: BaseException) -> str:
-    match = _SSL_REASON.search(str(exc))
-    return match.group(0).strip() if match else "certificate not trusted"
-
-
 def connection_failure(exc: requests.RequestException, host: str, ca_bundle: object) -> ConnectionFailure:
-    """A failure to reach Microsoft Graph or to agree on TLS with it."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return ConnectionFailure(
-            f"TLS with Microsoft Graph {host} failed: {_tls_reason(exc)}.",
-            fix=ca_bundle_fix(ca_bundle, f"check that {names.GRAPH_URL} names the server on its certificate"),
-        )
+    """A failure to reach Microsoft Graph (``host``, with its port when not 443) or to agree on TLS."""
+    split = urlsplit(f"//{host}")
+    target = net_errors.Target(net_errors.GRAPH, split.hostname or host, split.port or 443, names.GRAPH_URL)
     if isinstance(exc, requests.exceptions.ProxyError):
-        reason = "the proxy refused or failed"
-    elif isinstance(exc, requests.exceptions.Timeout):
-        reason = "no answer in time"
-    else:
-        reason = "the connection failed or was closed"
-    return ConnectionFailure(
-        f"Cannot reach Microsoft Graph {host}: {reason}.",
-        fix=f"check {names.GRAPH_URL}, DNS, the firewall (outgoing TCP port 443) and HTTPS_PROXY/NO_PROXY "
-        f"for {host}",
+        return ConnectionFailure(
+            f"Cannot reach {target}: the proxy refused or failed.",
+            fix=f"check HTTPS_PROXY/NO_PROXY for {target.host} and that the proxy is up",
+        )
+    return net_errors.network_failure(
+        exc, target, ca_bundle, tls_fix=f"check {names.GRAPH_URL} and any proxy between this computer and it"
     )
 
 

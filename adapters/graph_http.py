@@ -32,6 +32,7 @@ import requests
 
 from wicbox_bridge import __version__
 from wicbox_bridge.adapters import graph_errors as errors
+from wicbox_bridge.adapters import net_errors
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.graph_errors import GraphReply
 from wicbox_bridge.adapters.graph_settings import GraphSettings
@@ -403,8 +404,21 @@ class GraphHttp:
 
 
 def _worth_repeating(exc: requests.RequestException) -> bool:
+    """A connection that broke, not one that never began (DNS, refused, TLS: the same again)."""
     ssl_or_proxy = isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError))
-    return isinstance(exc, requests.exceptions.ConnectionError) and not ssl_or_proxy
+    never_began = net_errors.classify(exc)[0] in _NEVER_BEGAN
+    return isinstance(exc, requests.exceptions.ConnectionError) and not ssl_or_proxy and not never_began
+
+
+_NEVER_BEGAN = frozenset(
+    {
+        net_errors.NetFailure.DNS,
+        net_errors.NetFailure.REFUSED,
+        net_errors.NetFailure.UNREACHABLE,
+        net_errors.NetFailure.CERTIFICATE,
+        net_errors.NetFailure.TLS,
+    }
+)
 
 
 def _json_object(response: requests.Response) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import threading
 import time
 import warnings
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import msal
 import requests
 
+from wicbox_bridge.adapters import net_errors
 from wicbox_bridge.adapters.base import AccessToken, TokenProvider
 from wicbox_bridge.adapters.token_cache import (
     FINGERPRINTS_FILE_NAME,
@@ -112,7 +112,6 @@ ROPC_WARNING = (
     "WICBOX_MAILCLIENT_CERTIFICATE), see the admin guide, section 3.4a"
 )
 log = logging.getLogger("wicbox.auth")
-_SSL_REASON = re.compile(r"\[SSL[^\]]*\][^')\"]*")
 
 
 @dataclass(frozen=True)
@@ -361,39 +360,24 @@ def _scrub(reply: Mapping[str, Any], secrets: tuple[Secret, ...]) -> dict[str, A
     }
 
 
-def _tls_reason(exc: BaseException) -> str:
-    match = _SSL_REASON.search(str(exc))
-    return match.group(0).strip() if match else "certificate not trusted"
-
-
 def _connection_failure(exc: requests.RequestException, platform: IdentityPlatform) -> ConnectionFailure:
-    host = platform.host
-    if isinstance(exc, requests.exceptions.SSLError):
-        setting = (
-            f"{CA_BUNDLE_PARAMETER} is {platform.ca_bundle}"
-            if platform.ca_bundle
-            else (f"{CA_BUNDLE_PARAMETER} is not set")
-        )
-        return ConnectionFailure(
-            f"TLS with the identity platform {host} failed: {_tls_reason(exc)}.",
-            fix=f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and name it "
-            f"with {CA_BUNDLE_PARAMETER} in WicGlobal.config ({setting})",
-        )
+    split = urlsplit(platform.base_url)
+    target = net_errors.Target(
+        net_errors.IDENTITY_PLATFORM, platform.host, split.port or 443, params_module.AUTHORITY_HOST
+    )
     if isinstance(exc, PlatformBusy):
         wait = f"; it asks to wait {exc.retry_after:.0f} s" if exc.retry_after else ""
         return ConnectionFailure(
-            f"The identity platform {host} is busy (HTTP {exc.status}){wait}.",
+            f"{target.service.capitalize()} {target.host} is busy (HTTP {exc.status}){wait}.",
             fix="nothing to change: the next scheduled run tries again",
         )
-    if isinstance(exc, requests.exceptions.Timeout):
-        reason = "no answer in time"
-    elif isinstance(exc, requests.exceptions.ProxyError):
-        reason = "the proxy refused or failed"
-    else:
-        reason = "the connection failed"
-    return ConnectionFailure(
-        f"Cannot reach the identity platform {host}: {reason}.",
-        fix=f"check the network, DNS, firewall and HTTPS_PROXY/NO_PROXY for {host}",
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return ConnectionFailure(
+            f"Cannot reach {target}: the proxy refused or failed.",
+            fix=f"check HTTPS_PROXY/NO_PROXY for {target.host} and that the proxy is up",
+        )
+    return net_errors.network_failure(
+        exc, target, platform.ca_bundle, tls_fix=f"check any proxy between this computer and {target.host}"
     )
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import imaplib
 import re
-import socket
-import ssl
 from collections.abc import Mapping
 
-from wicbox_bridge.adapters.net_errors import cannot_connect, tls_failure
+from wicbox_bridge.adapters.net_errors import IMAP_SERVER, endpoint_target, network_failure
 from wicbox_bridge.adapters.token_claims import claim_list
 from wicbox_bridge.auth.scopes import Resource, where_to_add
 from wicbox_bridge.config import params as names
@@ -75,20 +73,9 @@ def _where(endpoint: Endpoint) -> str:
 
 def connect_failure(exc: OSError, endpoint: Endpoint, ca_bundle: object) -> ConnectionFailure:
     """A failure to reach the server or to agree on TLS with it."""
-    if isinstance(exc, ssl.SSLError):
-        tls_fix = f"check {TLS_PARAMETER}: port 993 uses implicit TLS, port 143 STARTTLS"
-        return tls_failure(exc, _where(endpoint), ca_bundle, host_parameter=HOST_PARAMETER, tls_fix=tls_fix)
-    if isinstance(exc, socket.gaierror):
-        reason = "the host name cannot be resolved"
-    elif isinstance(exc, TimeoutError):
-        reason = "no answer in time"
-    elif isinstance(exc, ConnectionRefusedError):
-        reason = "the connection was refused"
-    else:
-        reason = exc.strerror or exc.__class__.__name__
-    return cannot_connect(
-        _where(endpoint), endpoint, reason, host_parameter=HOST_PARAMETER, tls_parameter=TLS_PARAMETER
-    )
+    target = endpoint_target(IMAP_SERVER, endpoint, HOST_PARAMETER)
+    tls_fix = f"check {TLS_PARAMETER}: port 993 uses implicit TLS, port 143 STARTTLS"
+    return network_failure(exc, target, ca_bundle, tls_fix=tls_fix)
 
 
 def session_lost(exc: BaseException, endpoint: Endpoint, doing: str) -> ConnectionFailure:

@@ -9,8 +9,6 @@ echoes a password or a token.
 from __future__ import annotations
 
 import re
-import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -260,44 +258,25 @@ def no_tls_offered(endpoint: Endpoint) -> ConnectionFailure:
     )
 
 
-def _ssl_error_in(exc: BaseException) -> ssl.SSLError | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+def _target(endpoint: Endpoint) -> net_errors.Target:
+    return net_errors.endpoint_target(net_errors.SMTP_SERVER, endpoint, HOST_PARAMETER)
+
+
+_TLS_FIX = f"check {TLS_PARAMETER}: port 465 uses implicit TLS, ports 587 and 25 STARTTLS"
 
 
 def tls_failure(exc: BaseException, endpoint: Endpoint, ca_bundle: Path | None) -> ConnectionFailure | None:
     """A TLS failure anywhere in ``exc``'s chain, translated; None when TLS was not the problem."""
-    error = _ssl_error_in(exc)
-    if error is None:
+    kind, _cause = net_errors.classify(exc)
+    if kind not in (net_errors.NetFailure.CERTIFICATE, net_errors.NetFailure.TLS):
         return None
-    tls_fix = f"check {TLS_PARAMETER}: port 465 uses implicit TLS, ports 587 and 25 STARTTLS"
-    return net_errors.tls_failure(
-        error, _where(endpoint), ca_bundle, host_parameter=HOST_PARAMETER, tls_fix=tls_fix
-    )
+    return net_errors.network_failure(exc, _target(endpoint), ca_bundle, tls_fix=_TLS_FIX)
 
 
 def connect_failure(exc: BaseException, endpoint: Endpoint) -> ConnectionFailure:
-    """The server could not be reached, or it did not greet."""
-    cause = exc.__cause__
-    if isinstance(cause, socket.gaierror):
-        reason = "the host name cannot be resolved"
-    elif isinstance(exc, TimeoutError) or isinstance(cause, TimeoutError):
-        reason = "no answer in time"
-    elif isinstance(cause, ConnectionRefusedError):
-        reason = "the connection was refused"
-    else:
-        reason = "the connection failed"
-    return net_errors.cannot_connect(
-        _where(endpoint),
-        endpoint,
-        reason,
-        host_parameter=HOST_PARAMETER,
-        tls_parameter=TLS_PARAMETER,
-        port_note="; some networks block SMTP ports",
+    """The server could not be reached (DNS, refused, no answer, no route), or it did not greet."""
+    return net_errors.network_failure(
+        exc, _target(endpoint), None, tls_fix=_TLS_FIX, port_note="; some networks block SMTP ports"
     )
 
 

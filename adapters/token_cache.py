@@ -69,12 +69,33 @@ def _warn_once_about_plain_file(cache_path: Path) -> None:
     if marker.exists():
         return
     _LOG.warning(
-        "The token cache %s is not encrypted (no DPAPI, Keychain or libsecret available); it is "
-        "readable by this user only. On Linux, install libsecret (gir1.2-secret-1 and python3-gi) "
-        "to encrypt it. This warning is shown once.",
+        "the token cache %s (and any other of this account) is not encrypted (this account has no "
+        "DPAPI, Keychain or Secret Service keyring that wicbox can use); it is readable by this "
+        "account only, which protects it on a server; this is said once",
         cache_path,
+        extra={"fix": plain_cache_advice(), "once": PLAINTEXT_WARNING_MARKER},
     )
     make_private_file(marker)
+
+
+def plain_cache_advice(platform: str = sys.platform, *, in_venv: bool | None = None) -> str:
+    """What makes the cache encrypted here: the install that this Python environment can see."""
+    if platform in {"win32", "darwin"}:
+        return "run wicbox as an account with a user profile (DPAPI, Keychain); nothing to install"
+    in_venv = sys.prefix != sys.base_prefix if in_venv is None else in_venv
+    keyring = "a Secret Service keyring for this account (GNOME Keyring or KeePassXC, unlocked at login)"
+    if in_venv:
+        return (
+            f"to encrypt it, this account needs {keyring}, and wicbox's own Python environment needs "
+            "the bindings: install the system library (Debian/Ubuntu: `apt install gir1.2-secret-1 "
+            f"libgirepository1.0-dev`) then `{sys.executable} -m pip install PyGObject`; a service "
+            "account without a login session has no keyring: keep the owner-only file"
+        )
+    return (
+        f"to encrypt it, this account needs {keyring} and the bindings (Debian/Ubuntu: `apt install "
+        "gir1.2-secret-1 python3-gi`); a service account without a login session has no keyring: "
+        "keep the owner-only file"
+    )
 
 
 def open_token_cache(cache_path: Path, *, encrypt: bool = True) -> msal.SerializableTokenCache:

@@ -147,8 +147,40 @@ def test_missing_config_file_names_the_path_and_the_option(wicbox: WicboxCli, tm
     result = wicbox("check", config=missing)
     assert result.exit_code == 2
     assert str(missing) in result.output
-    assert "--config" in result.output
-    assert "[OK  ] log file: none: no configuration file\n" in result.output
+    assert result.output.count("--config") == 2  # the error once, and its fix
+    assert "[SKIP] log file: not checked: the configuration file has to be fixed first\n" in result.output
+    assert "log file: none" not in result.output
+
+
+def test_a_missing_config_path_is_shown_resolved(wicbox: WicboxCli, tmp_path: Path) -> None:
+    result = wicbox("check", config=Path("w/../cfg"))
+    assert result.exit_code == 2
+    assert f"[FAIL] configuration: {wicbox.cwd / 'cfg'}: the configuration file named by the --config " in (
+        result.output
+    )
+    assert "w/../cfg" not in result.output
+
+
+def test_check_on_a_fresh_install_creates_no_database(wicbox: WicboxCli) -> None:
+    """Read-only probing: the embedded default that does not exist yet is named, with the command."""
+    result = wicbox("check")
+    database = embedded_database_path({"WICBOX_HOME": str(wicbox.home)})
+    assert result.exit_code == 2
+    assert f"[FAIL] database: embedded SQLite default at {database} does not exist yet\n" in result.output
+    assert (
+        "fix: run `wicbox db init` (it creates the database with the wicbox-bridge tables)" in result.output
+    )
+    assert not database.exists()
+    assert wicbox("db", "init").exit_code == 0
+    assert "does not exist yet" not in wicbox("check").output
+
+
+def test_check_before_db_init_names_the_command(wicbox: WicboxCli, configured: Path) -> None:
+    """A named SQLite file is not created either; PostgreSQL is reachable but has no tables yet."""
+    result = wicbox("check", config=configured)
+    assert result.exit_code == 2
+    assert "wicbox db init" in result.output
+    assert not (configured.parent / "wic.db").exists()
 
 
 def test_malformed_config_names_file_and_line(wicbox: WicboxCli, tmp_path: Path) -> None:

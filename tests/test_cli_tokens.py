@@ -125,6 +125,17 @@ def test_token_command_shows_claims_never_the_token(wic: WicInstallation) -> Non
     _assert_no_secrets(result.output, wic.directory.mailbox.password)
 
 
+def test_token_for_an_unknown_project_names_the_known_codes(wic: WicInstallation) -> None:
+    wic.add_project(1, "ALPHA", mailbox="alpha@klant.example")
+    result = wic.cli("token", "--project", "X")
+    assert result.exit_code == 2
+    assert "wicbox: error: --project: no project with code 'X' in WIC_PROJECT." in result.stderr
+    assert (
+        "wicbox: fix: give the code of a project (the codes in WIC_PROJECT: ALPHA), or leave --project "
+        "out for the global mailbox: `wicbox token`"
+    ) in result.stderr
+
+
 def test_token_for_a_project_account(wic: WicInstallation) -> None:
     user = wic.directory.project_users[0]
     wic.add_project(1, "ALPHA", mailbox=user.upn, username=user.upn, password=user.password)

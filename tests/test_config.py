@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from wicbox_bridge.config.dbtarget import OdbcTarget, SqliteTarget
+from wicbox_bridge.config.local_hosts import embedded_policy
 from wicbox_bridge.config.wicglobal import (
     ConfigLocation,
     ConfigSource,
@@ -140,7 +141,9 @@ def test_a_config_file_without_the_wic_connection_string_is_a_configuration_erro
 
 def test_embedded_default_config(tmp_path: Path) -> None:
     config = embedded_default_config(env={"WICBOX_HOME": str(tmp_path)})
-    assert config == GlobalConfig(None, SqliteTarget(tmp_path / "wicbox.db", embedded=True), 100, ())
+    embedded = SqliteTarget(tmp_path / "wicbox.db", embedded=True)
+    assert config == GlobalConfig(None, embedded, 100, (), endpoints=embedded_policy(tmp_path))
+    assert config.endpoints.allowed_hosts == frozenset()  # no allowed-hosts.txt: Microsoft's servers only
 
 
 # --------------------------------------------------------------------------- the per-run cap

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,4 +51,24 @@ def test_the_demo_sends_a_test_mail_files_six_mails_and_shows_the_log_file() -> 
     assert "DeprecationWarning" not in output  # msal's warning about the password grant never leaks
     # the product's own notice instead, once per command that signs in: check, send-test and run
     assert output.count("signs in with a stored password") == 3
-    assert not Path(log_file[1]).exists()  # the temporary directory is removed without --keep
+    kept = re.search(r"^The demo's database, allow-list and log are kept in (\S+)\. Look", output, re.M)
+    assert kept is not None, output
+    assert Path(log_file[1]).is_relative_to(kept[1])
+    # the embedded default, as the README's first steps: no WicGlobal.config anywhere
+    assert "configuration: WicGlobal.config: none found: embedded defaults" in output
+    assert not list(Path(kept[1]).rglob("WicGlobal.config"))
+    shown = re.findall(r"^  WICBOX_HOME=(\S+) wicbox (status|params list)$", output, re.M)
+    assert [command for _, command in shown] == ["status", "params list"]
+    home = shown[0][0]
+    for _, command in shown:  # the printed commands work as printed, after the sandbox is gone
+        looked = subprocess.run(
+            [sys.executable, "-m", "wicbox_bridge", *command.split()],
+            env={**env, "WICBOX_HOME": home},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert looked.returncode in (0, 1), looked.stdout + looked.stderr
+        wanted = "wicbox@klant.example" if command == "params list" else "fetched 6, filed 6"
+        assert wanted in looked.stdout, looked.stdout
+    shutil.rmtree(kept[1])

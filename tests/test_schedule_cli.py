@@ -134,11 +134,60 @@ def test_missing_config_is_named_with_the_fix(wicbox: WicboxCli, tmp_path: Path)
     assert "wicbox: fix:" in result.stderr
 
 
-def test_no_config_at_all_is_refused(wicbox: WicboxCli) -> None:
-    result = wicbox("schedule", "show", "--platform", "cron")
+def test_the_embedded_default_is_scheduled_with_its_data_folder(wicbox: WicboxCli) -> None:
+    """No WicGlobal.config: the help's first example works, and the runs get the same data folder."""
+    result = wicbox("schedule", "show", "--platform", "cron", "--every", "5", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["config"] is None
+    assert plan["data_dir"] == str(wicbox.home.absolute())
+    assert plan["name"].startswith("WICBOX-embedded-")
+    assert f"cd {wicbox.home.absolute()} && WICBOX_HOME={wicbox.home.absolute()} " in plan["cron_line"]
+    assert "--config" not in plan["cron_line"]
+    text = wicbox("schedule", "show", "--platform", "systemd", "--every", "5")
+    assert f"for the embedded default in {wicbox.home.absolute()}: every 5 minutes" in text.output
+    assert f"Environment=WICBOX_HOME={wicbox.home.absolute()}\n" in text.output
+
+
+def test_a_scheduled_run_of_the_embedded_default_finds_the_same_database(wicbox: WicboxCli) -> None:
+    """The real process, started as the unit starts it, reads what `params set` stored here."""
+    assert wicbox("db", "init").exit_code == 0
+    stored = wicbox("params", "set", "WICBOX_MAILCLIENT_USERNAME", "wic@klant.be")
+    assert stored.exit_code == 0, stored.output
+    unit = json.loads(wicbox("schedule", "show", "--platform", "systemd", "--json").stdout)["files"][0]
+    lines = dict(line.split("=", 1) for line in unit["content"].splitlines() if "=" in line)
+    program = lines["ExecStart"].split()
+    assert program[-1] == "run"
+    home = lines["Environment"].removeprefix("WICBOX_HOME=")
+    listed = subprocess.run(
+        [*program[:-1], "params", "list"],
+        cwd=lines["WorkingDirectory"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(wicbox.cwd), "WICBOX_HOME": home},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "wic@klant.be" in listed.stdout
+
+
+def test_the_embedded_default_is_not_scheduled_as_another_account(wicbox: WicboxCli) -> None:
+    """Another account would not find this account's database; the fix names the command run."""
+    result = wicbox("schedule", "show", "--platform", "windows", "--logon", "system", "--every", "5")
     assert result.exit_code == 2
-    assert "no WicGlobal.config found" in result.stderr
-    assert "--config" in result.stderr
+    assert (
+        f"the embedded default (no WicGlobal.config) is the database of this account, in "
+        f"{wicbox.home.absolute()}" in result.stderr
+    )
+    assert "schedule it as yourself: `wicbox schedule show --platform windows --every 5`" in result.stderr
+
+
+def test_install_of_the_embedded_default_creates_its_data_folder(wicbox: WicboxCli, tmp_path: Path) -> None:
+    fresh = WicboxCli(home=tmp_path / "fresh" / "data", cwd=wicbox.cwd)
+    result = fresh("schedule", "install", "--platform", "cron", "--every", "5")
+    assert result.exit_code == 0, result.output
+    assert fresh.home.is_dir()
+    assert f"WICBOX_HOME={fresh.home}" in result.output
 
 
 @pytest.mark.parametrize("action", ["install", "uninstall", "stop", "start"])

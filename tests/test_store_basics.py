@@ -186,11 +186,11 @@ def test_odbc_wrong_port_names_server_and_database_but_not_the_password(postgres
     password = postgres.password
     target = _target(odbc_connection_string("127.0.0.1", port, "wic_prod", postgres.role, password))
 
-    with pytest.raises(DatabaseError, match="cannot connect") as raised:
+    with pytest.raises(DatabaseError, match="Cannot reach the database server") as raised:
         open_store(target, timeout_s=5)
 
     shown = _everything_shown(raised.value)
-    assert f"server 127.0.0.1 port {port}" in str(raised.value)
+    assert f"the database server 127.0.0.1:{port}: the connection was refused" in str(raised.value)
     assert "database wic_prod" in str(raised.value)
     assert "Connection refused" in str(raised.value)
     assert raised.value.fix

@@ -7,6 +7,8 @@ import base64
 import json
 import logging
 import stat
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from wicbox_bridge.adapters.token_cache import (
     forget_app_tokens,
     forget_user,
     open_token_cache,
+    plain_cache_advice,
     token_cache_path,
 )
 from wicbox_bridge.config.paths import state_dir_for
@@ -173,3 +176,40 @@ def test_the_slow_fingerprint_is_computed_once_per_run(tmp_path: Path) -> None:
     assert all(prints.matches("app", "x") for _ in range(10))
     assert prints.matches("app", "y") is False
     assert len(prints._digests) == 2  # one derivation for "x", one for "y", however often asked
+
+
+PLAIN_CACHES_OF_TWO_CONFIGURATIONS = (
+    "import sys; from pathlib import Path\n"
+    "from wicbox_bridge.logs.redact import Redactor\n"
+    "from wicbox_bridge.logs.setup import LogSettings, configure_logging\n"
+    "from wicbox_bridge.adapters.token_cache import open_token_cache\n"
+    "configure_logging(LogSettings(), Redactor())\n"
+    "for name in ('first', 'second'):\n"
+    "    open_token_cache(Path(sys.argv[1]) / name / 'msal_token_cache.bin', encrypt=False)\n"
+)
+
+
+def test_plain_file_warning_reads_as_the_cli_s_own_once_per_process(tmp_path: Path) -> None:
+    """The real process's stderr: `wicbox: warning:` and `wicbox: fix:` (no time stamp, no logger
+    name), once for two configurations, with advice for the environment wicbox runs in."""
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN_CACHES_OF_TWO_CONFIGURATIONS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    first = tmp_path / "first" / CACHE_FILE_NAME
+    assert lines[0].startswith(f"wicbox: warning: the token cache {first} (and any other of this account) is")
+    assert lines[1] == f"wicbox: fix: {plain_cache_advice()}"
+    assert (tmp_path / "second" / PLAINTEXT_WARNING_MARKER).exists()
+
+
+def test_plain_file_advice_fits_the_environment() -> None:
+    in_venv = plain_cache_advice("linux", in_venv=True)
+    assert f"{sys.executable} -m pip install PyGObject" in in_venv
+    assert "python3-gi" not in in_venv  # a virtual environment does not see the system's package
+    assert "apt install gir1.2-secret-1 python3-gi" in plain_cache_advice("linux", in_venv=False)
+    assert "nothing to install" in plain_cache_advice("win32")

@@ -3,12 +3,15 @@
 Starts a local sandbox on a loopback address of its own (an emulator of the Microsoft identity
 platform, a Dovecot IMAP server and an SMTP submission server that check OAuth2 tokens like
 Exchange Online), puts a few mails for two projects in the global mailbox, and then drives the
-real ``wicbox`` command against a SQLite database that a WicGlobal.config in the working directory
-names (it also names the sandbox's servers in WicBoxAllowedHosts and its CA in WicBoxCaBundle, as an
-administrator does for servers other than Microsoft's): ``db init``, ``params set``,
-``check``, ``send-test`` (a test mail to the global mailbox itself), ``run``. It prints what was
-filed and where, and each mail's line in the log file. Everything lives in a temporary directory
-that is removed at the end (keep it with ``--keep``).
+real ``wicbox`` command on the embedded default, as the README's first steps do: no
+WicGlobal.config, the SQLite database in the data folder WICBOX_HOME names. The sandbox's servers are
+allowed in that owner-only folder's ``allowed-hosts.txt`` (the embedded default's own allow-list,
+docs/security.md) and its CA is trusted through SSL_CERT_FILE and REQUESTS_CA_BUNDLE of the
+commands it runs: ``db init``, ``params set``, ``check``, ``send-test`` (a test mail to the global
+mailbox itself), ``run``. It prints what was
+filed and where, and each mail's line in the log file. Everything lives in a new folder that the
+demo keeps and prints, with the commands to look at it afterwards (``status``, ``params list``);
+``--clean`` removes it at the end instead.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from tools.testbed.idp import IdentityPlatformEmulator, SeededDirectory
 from tools.testbed.mailbed import start_mail_bed
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.smtp import SmtpServer
-from tools.testbed.wic_config import write_config
 from wicbox_bridge.config.dbtarget import SqliteTarget
-from wicbox_bridge.config.paths import machine_state_dir_for
+from wicbox_bridge.config.footprint import make_private_dir, write_private_text
+from wicbox_bridge.config.local_hosts import ALLOWED_HOSTS_FILE
+from wicbox_bridge.config.paths import embedded_database_path, machine_state_dir_for
 from wicbox_bridge.logs.logfile import LOG_FILE_NAME, default_log_directory
 from wicbox_bridge.store import open_store
 
@@ -133,7 +137,7 @@ def show_received(box: Sandbox) -> None:
         )
 
 
-def show_log(home: Path, config: Path) -> None:
+def show_log(home: Path, config: Path | None) -> None:
     """Each mail's line in the log file (the file also has each command's and run's start and end)."""
     path = default_log_directory(machine_state_dir_for(config, {"WICBOX_HOME": str(home)})) / LOG_FILE_NAME
     print(f"\nThe log file is {path}; one line per mail:")
@@ -144,7 +148,9 @@ def show_log(home: Path, config: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--keep", action="store_true", help="keep the demo's temporary directory")
+    parser.add_argument(
+        "--clean", action="store_true", help="remove the demo's folder (its database, log) at the end"
+    )
     options = parser.parse_args(argv)
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # the sandbox SMTP server's (aiosmtpd) chatter
     workdir = Path(tempfile.mkdtemp(prefix="wicbox-demo-"))
@@ -152,16 +158,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sandbox(workdir) as box:
             return _tour(box, workdir)
     finally:
-        if options.keep:
-            print(f"\nThe demo's files are kept in {workdir}")
-        else:
+        if options.clean:
             shutil.rmtree(workdir, ignore_errors=True)
+            print(f"\nThe demo's folder {workdir} is removed (--clean).")
+        else:
+            print_look_around(workdir)
+
+
+def print_look_around(workdir: Path) -> None:
+    """The demo's folder and the commands that look at what it filed (the sandbox is gone by then)."""
+    prefix = f"WICBOX_HOME={shlex.quote(str(workdir / 'home'))} wicbox"
+    print(f"\nThe demo's database, allow-list and log are kept in {workdir}. Look at them with:")
+    for command in ("status", "params list"):
+        print(f"  {prefix} {command}")
+    print(f"Remove the folder when done: rm -r {shlex.quote(str(workdir))} (or run the demo with --clean).")
 
 
 def _tour(box: Sandbox, workdir: Path) -> int:
     home = workdir / "home"
     env = {key: value for key, value in os.environ.items() if key != "WICBOX_CONFIG"}
     env["WICBOX_HOME"] = str(home)
+    env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = str(box.pki.ca_cert)  # the sandbox's own CA
     print(
         "Sandbox: identity-platform emulator at",
         box.idp.base_url,
@@ -175,13 +192,8 @@ def _tour(box: Sandbox, workdir: Path) -> int:
             append_message(client, "INBOX", raw)
     print(f"Delivered {len(demo_mails())} mails to {mailbox}.")
     cwd = workdir
-    database = workdir / "wic.db"
-    config = write_config(
-        workdir / "WicGlobal.config",
-        f"sqlite:///{database}",
-        allowed_hosts=(box.dovecot.host, box.smtp.host),  # the identity emulator shares the address
-        ca_bundle=box.pki.ca_cert,
-    )
+    database = embedded_database_path({"WICBOX_HOME": str(home)})
+    allow_sandbox(home, (box.dovecot.host, box.smtp.host))  # the identity emulator shares the address
     if wicbox(env, cwd, "db", "init"):
         return 1
     add_projects(database)
@@ -206,8 +218,16 @@ def _tour(box: Sandbox, workdir: Path) -> int:
     show_received(box)
     code = wicbox(env, cwd, "run") or code
     show_filed(database)
-    show_log(home, config)
+    show_log(home, None)
     return code
+
+
+def allow_sandbox(home: Path, hosts: Sequence[str]) -> None:
+    """The embedded default's allow-list, owner-only like the rest of its data folder."""
+    make_private_dir(home)
+    lines = "".join(f"{host}\n" for host in dict.fromkeys(hosts))
+    write_private_text(home / ALLOWED_HOSTS_FILE, f"# the demo's sandbox servers\n{lines}")
+    print(f"Allowed the sandbox's servers in {home / ALLOWED_HOSTS_FILE}.")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ log = logging.getLogger(LOGGER_NAME)
 PRIVATE_UMASK = 0o077
 """The umask of every command (:data:`wicbox_bridge.config.footprint.PRIVATE_UMASK`, kept here so
 ``--version`` does not load the footprint module; a test holds the two equal)."""
+
+CLOSED_OUTPUT = 141
+"""The exit code when the reader of the output went away early (``wicbox status | head``): 128 +
+SIGPIPE, what a shell reports for any tool a closed pipe stopped (``ls | head`` under ``set -o
+pipefail``). Not 0: the command did not finish its output, and a monitor reading ``status`` must
+not take a cut-off report for "mail is flowing"; not 1-5, which name the bridge's own outcomes."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,13 @@ class WicboxGroup(LazyGroup):
             ctx.exit(int(error.exit_code))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            # The reader closed its end (`| head`): nothing more can reach it, and a traceback
+            # would only add noise where the pipe's reader already has what it asked for.
+            _silence_closed_output()
+            log.info("the reader closed the output early", extra=FILE_ONLY)
+            _log_end(ctx, CLOSED_OUTPUT)
+            ctx.exit(CLOSED_OUTPUT)
         except Exception as unexpected:
             # Never Python's own traceback on the terminal: it would show secrets unredacted.
             log.critical("wicbox stopped on an unexpected error", exc_info=True, extra=FILE_ONLY)
@@ -189,6 +203,22 @@ class WicboxGroup(LazyGroup):
             report_unexpected(unexpected, redactor)
             _log_end(ctx, int(ExitCode.PARTIAL))
             ctx.exit(int(ExitCode.PARTIAL))
+
+
+def _silence_closed_output() -> None:
+    """Point stdout and stderr at the null device, so the interpreter's last flush of what is still
+    buffered for the closed pipe fails neither with a second BrokenPipeError nor an "Exception
+    ignored" line. A stream without a file descriptor (a test runner's buffer) is left alone."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            descriptor = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, descriptor)
+        finally:
+            os.close(null)
 
 
 def report_error(error: BridgeError) -> None:

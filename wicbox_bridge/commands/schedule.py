@@ -15,8 +15,9 @@ import click
 
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.config.dbtarget import SqliteTarget
-from wicbox_bridge.config.paths import machine_state_dir_for
-from wicbox_bridge.config.wicglobal import CONFIG_FILE_NAME, load_global_config, locate_config
+from wicbox_bridge.config.footprint import make_private_dir
+from wicbox_bridge.config.paths import machine_state_dir_for, user_data_dir
+from wicbox_bridge.config.wicglobal import load_global_config, locate_config
 from wicbox_bridge.errors import BridgeError, ConfigurationError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule import actions
@@ -47,6 +48,7 @@ from wicbox_bridge.schedule.spec import (
     ScheduleSpec,
     check_task_name,
     default_task_name,
+    embedded_task_name,
     installed_program,
 )
 from wicbox_bridge.schedule.systemd import SERVICE_HOME, SYSTEM_UNIT_DIR, user_unit_dir
@@ -215,11 +217,12 @@ class _RelayOptions:
 
 @dataclass(frozen=True)
 class _Choice:
-    """The configuration, platforms and entry one command works on."""
+    """The configuration (None: the embedded default), platforms and entry one command works on."""
 
-    config: Path
+    config: Path | None
     host: Platform
     target: Target
+    data_dir: Path  # the account's data folder (WICBOX_HOME): the embedded default's database
 
     @property
     def here(self) -> bool:
@@ -233,27 +236,55 @@ def _choose(
     config = _config_path(runtime, config_option)
     host = host_platform()
     chosen = host if platform == "auto" else Platform(platform)
-    name = name or default_task_name(config, Path(installed_program().executable).parent)
-    check_task_name(name)
     env = runtime.invocation.env
+    data_dir = user_data_dir(env).absolute()
+    if config is None:
+        name = name or embedded_task_name(data_dir)
+    else:
+        name = name or default_task_name(config, Path(installed_program().executable).parent)
+    check_task_name(name)
     user_units = user_units or not is_root()
     unit_dir = user_unit_dir(env, Path(env.get("HOME") or Path.home())) if user_units else SYSTEM_UNIT_DIR
-    env = _service_env(env, chosen, user_units=user_units)
+    env = _service_env(env, chosen, user_units=user_units, data_dir=None if config else data_dir)
     target = Target(chosen, name, machine_state_dir_for(config, env=env), unit_dir, user_units)
-    return _Choice(config, host, target)
+    return _Choice(config, host, target, data_dir)
 
 
-def _service_env(env: Mapping[str, str], platform: Platform, *, user_units: bool) -> Mapping[str, str]:
-    """The environment the scheduled runs see: system services get WICBOX_HOME=/var/lib/wicbox-bridge
-    when none is set (their home folders are read-only to them, see schedule.systemd)."""
+def _service_env(
+    env: Mapping[str, str], platform: Platform, *, user_units: bool, data_dir: Path | None = None
+) -> Mapping[str, str]:
+    """The environment the scheduled runs see. The embedded default (``data_dir``): WICBOX_HOME is
+    that data folder, so the runs find the same database and token cache (systemd and cron; a
+    Windows task runs as the same account and finds the same folder). Else system services get
+    WICBOX_HOME=/var/lib/wicbox-bridge when none is set (their home folders are read-only to them,
+    see schedule.systemd)."""
+    if data_dir is not None:
+        return env if platform is Platform.WINDOWS else {**env, "WICBOX_HOME": str(data_dir)}
     if platform is Platform.SYSTEMD and not user_units and not env.get("WICBOX_HOME"):
         return {**env, "WICBOX_HOME": SERVICE_HOME}
     return env
 
 
-def _writable_paths(runtime: Runtime, config: Path, env: Mapping[str, str]) -> tuple[str, ...]:
+def command_run(ctx: click.Context, *, drop: tuple[str, ...] = (), add: tuple[str, ...] = ()) -> str:
+    """The command that was run, with the options given on its command line (less ``drop``, plus
+    ``add``): what a fix line tells the user to run again."""
+    words = ["wicbox", *ctx.command_path.split()[1:]]  # the program's name, also under a test runner
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None or param.opts[0] in drop:
+            continue
+        if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        words += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
+    return shlex.join([*words, *add])
+
+
+def _writable_paths(runtime: Runtime, config: Path | None, env: Mapping[str, str]) -> tuple[str, ...]:
     """The folders outside WICBOX_HOME that WicGlobal.config makes the runs write: the log folder
-    (WicBoxLogDirectory) and a SQLite database's folder; nothing when it cannot be read (yet)."""
+    (WicBoxLogDirectory) and a SQLite database's folder; nothing when it cannot be read (yet), nor
+    for the embedded default (all in WICBOX_HOME)."""
+    if config is None:
+        return ()
     try:
         loaded = load_global_config(config, env=env)
     except BridgeError:
@@ -264,7 +295,8 @@ def _writable_paths(runtime: Runtime, config: Path, env: Mapping[str, str]) -> t
     return tuple(str(path) for path in paths)
 
 
-def _config_path(runtime: Runtime, config_option: Path | None) -> Path:
+def _config_path(runtime: Runtime, config_option: Path | None) -> Path | None:
+    """The configuration the runs use, absolute; None: none found, the embedded default."""
     invocation = runtime.invocation
     if config_option is not None and invocation.config_option not in (None, config_option):
         raise click.UsageError("give --config once: before `schedule` or after the subcommand, not both")
@@ -273,13 +305,7 @@ def _config_path(runtime: Runtime, config_option: Path | None) -> Path:
         if config_option is not None
         else runtime.location
     )
-    if location.path is None:
-        raise ConfigurationError(
-            f"no {CONFIG_FILE_NAME} found (--config and $WICBOX_CONFIG are not set, and there is none in "
-            "the working directory or next to the executable); a scheduled run needs one",
-            fix=f"name it: `wicbox schedule install --config <WIC folder>/{CONFIG_FILE_NAME}`",
-        )
-    return location.path.resolve()
+    return location.path.resolve() if location.path is not None else None
 
 
 def _spec(
@@ -298,13 +324,16 @@ def _spec(
             "--run-as applies to Windows tasks and system units only: for cron, add the line to that "
             "account's crontab; for systemd, run as root without --user"
         )
+    if choice.config is None:
+        _check_embedded_account(choice, current_account(env, platform), run_as=run_as, logon=Logon(logon))
     if platform is Platform.WINDOWS and Logon(logon) is not Logon.SYSTEM and not run_as:
         run_as = current_account(env, Platform.WINDOWS)
-    env = _service_env(env, platform, user_units=choice.target.user_units)
+    data_dir = choice.data_dir if choice.config is None else None
+    env = _service_env(env, platform, user_units=choice.target.user_units, data_dir=data_dir)
     writable = _writable_paths(runtime, choice.config, env) if platform is Platform.SYSTEMD else ()
     return ScheduleSpec(
         name=choice.target.name,
-        config_path=str(choice.config),
+        config_path=None if choice.config is None else str(choice.config),
         program=installed_program(),
         every_minutes=every_minutes,
         time_limit_minutes=time_limit_minutes or 0,
@@ -315,7 +344,24 @@ def _spec(
         wicbox_home=env.get("WICBOX_HOME") or None,
         author=current_account(env, platform),
         writable_paths=writable,
+        data_dir=None if data_dir is None else str(data_dir),
     )
+
+
+def _check_embedded_account(choice: _Choice, me: str, *, run_as: str | None, logon: Logon) -> None:
+    """The embedded default lives in this account's data folder: the runs must be this account's."""
+    other = (run_as and run_as.casefold() != me.casefold()) or (
+        choice.target.platform is Platform.WINDOWS and logon is Logon.SYSTEM
+    )
+    if other:
+        ctx = click.get_current_context()
+        raise ConfigurationError(
+            f"the embedded default (no WicGlobal.config) is the database of this account, in "
+            f"{choice.data_dir}; runs as another account ({run_as or 'LocalSystem'}) would not find it",
+            fix=f"schedule it as yourself: `{command_run(ctx, drop=('--run-as', '--logon'))}`; or give "
+            f"that account a WicGlobal.config: `{command_run(ctx, drop=('--config',))} --config <WIC "
+            "folder>/WicGlobal.config`",
+        )
 
 
 def _relay(
@@ -508,7 +554,10 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     options = _RelayOptions(relay, relay_listen, relay_tls_cert, relay_tls_key, relay_allow_remote)
     relay_spec = _relay(runtime, choice, options, installing=True)
     refuse_foreign_platform(choice.target.platform, choice.host, "install")
-    load_global_config(choice.config, env=runtime.invocation.env)  # a broken file fails now, not at 3 a.m.
+    if choice.config is not None:  # a broken file fails now, not at 3 a.m.
+        load_global_config(choice.config, env=runtime.invocation.env)
+    else:  # the runs start in the data folder: it exists before the first run
+        make_private_dir(choice.data_dir)
     spec = _spec(
         runtime,
         choice,
@@ -541,7 +590,7 @@ def uninstall_command(
     """
     choice = _choose(runtime, config_option, platform, name, user_units)
     refuse_foreign_platform(choice.target.platform, choice.host, "uninstall")
-    runs = shlex.join(installed_program().argv(str(choice.config)))
+    runs = shlex.join(installed_program().argv(None if choice.config is None else str(choice.config)))
     actions.uninstall(choice.target, cron_runs=runs, say=click.echo)
 
 

@@ -13,7 +13,7 @@ from wicbox_bridge.diagnostics.token_report import check_token_for_protocol, des
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.store import Store
-from wicbox_bridge.store.projects import find_project
+from wicbox_bridge.store.projects import find_project, list_projects
 
 
 @click.command(
@@ -71,7 +71,15 @@ def _account(runtime: Runtime, params: Parameters, store: Store, project_code: s
         return global_account(params)
     project = find_project(store, project_code)
     if project is None:
-        raise ParameterError("--project", f"no project with code {project_code!r} in WIC_PROJECT.")
+        codes = sorted(project.code for project in list_projects(store))
+        shown = ", ".join(codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
+        known = f"the codes in WIC_PROJECT: {shown}" if codes else "WIC_PROJECT has no projects"
+        raise ParameterError(
+            "--project",
+            f"no project with code {project_code!r} in WIC_PROJECT.",
+            fix=f"give the code of a project ({known}), or leave --project out for the global "
+            "mailbox: `wicbox token`",
+        )
     account = project_account(params, project)
     runtime.redactor.register([account.password])
     return account

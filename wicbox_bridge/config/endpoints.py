@@ -60,6 +60,10 @@ class EndpointPolicy:
 
     allowed_hosts: frozenset[str] = frozenset()
     ca_bundle: Path | None = None
+    allow_where: str = (
+        f'in WicGlobal.config: <add key="{ALLOWED_HOSTS_KEY}" value="host1;host2"/> under <appSettings>'
+    )
+    """Where this machine names a server of its own (the embedded default: its allowed-hosts.txt)."""
 
     def refusal(self, service: Service, host: str, port: int | None) -> str | None:
         """Why ``host`` (as written, without brackets) on ``port`` is refused; ``None``: allowed."""

@@ -676,8 +676,7 @@ def _refuse_host(service: Service, value: str, host: str, port: int | None, poli
         f"{shown(value)} {reason}; a credential is never sent there",
         fix=f"run {clear_command(service.parameter)} to use {_default_of(service.parameter)}, or "
         f"{set_command(service.parameter, '<server>')} with Microsoft's server of your cloud; a server of "
-        "your own must be named on this machine, in WicGlobal.config: "
-        f'<add key="{ALLOWED_HOSTS_KEY}" value="host1;host2"/> under <appSettings>',
+        f"your own must be named on this machine, {policy.allow_where}",
     )
 
 

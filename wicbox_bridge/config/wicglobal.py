@@ -43,7 +43,8 @@ from wicbox_bridge.config.endpoints import (
     EndpointPolicy,
     parse_allowed_hosts,
 )
-from wicbox_bridge.config.paths import embedded_database_path
+from wicbox_bridge.config.local_hosts import embedded_policy
+from wicbox_bridge.config.paths import embedded_database_path, user_data_dir
 from wicbox_bridge.errors import ConfigFileError, ConfigurationError
 
 CONFIG_FILE_NAME = "WicGlobal.config"
@@ -119,7 +120,7 @@ def locate_config(
 
 
 def _named_location(path: Path, cwd: Path, source: ConfigSource, origin: str) -> ConfigLocation:
-    path = path if path.is_absolute() else cwd / path
+    path = (path if path.is_absolute() else cwd / path).resolve()  # w/../cfg is shown as cfg
     if path.is_dir():
         raise ConfigFileError(
             f"{origin} names a directory, not a configuration file",
@@ -128,9 +129,10 @@ def _named_location(path: Path, cwd: Path, source: ConfigSource, origin: str) ->
         )
     if not path.exists():
         raise ConfigFileError(
-            f"the configuration file named by {origin} ({source}) does not exist",
+            f"the configuration file named by {origin} does not exist",
             path=str(path),
-            fix=f"correct {source}, or remove it to use {CONFIG_FILE_NAME} from the working directory",
+            fix=f"correct {source} to name an existing {CONFIG_FILE_NAME}, or leave it out to use the "
+            f"{CONFIG_FILE_NAME} of the working directory (none: the embedded default)",
         )
     return ConfigLocation(path, source)
 
@@ -500,9 +502,11 @@ def load_global_config(
 def embedded_default_config(
     env: Mapping[str, str] | None = None, platform: str | None = None
 ) -> GlobalConfig:
-    """No configuration file: the embedded SQLite database and the default cap."""
+    """No configuration file: the embedded SQLite database, the default cap, and the servers its
+    owner-only data folder allows (:mod:`wicbox_bridge.config.local_hosts`)."""
     return GlobalConfig(
         path=None,
         database=_embedded_target(env, platform),
         max_mails_per_run=DEFAULT_MAX_MAILS_PER_RUN,
+        endpoints=embedded_policy(user_data_dir(env, platform)),
     )

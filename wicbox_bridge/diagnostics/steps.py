@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.params import Parameters
 from wicbox_bridge.config.wicglobal import GlobalConfig
 from wicbox_bridge.diagnostics.permissions import plain_secret_checks
@@ -45,7 +46,8 @@ def run_checks(
     """
     results: list[CheckResult] = []
     config = _check_config(runtime, results)
-    results.append(_log_file_line(runtime))
+    log_file = _log_file_line(runtime) if config is not None else None
+    results.append(log_file or _skipped("log file", "the configuration file has to be fixed first"))
     if permissions is not None:
         results.extend(permissions())
     paused = _pause_line(runtime)
@@ -53,6 +55,10 @@ def run_checks(
         results.append(paused)
     if config is None:
         results.append(_skipped("database", "the configuration file has to be fixed first"))
+        return results
+    missing = _missing_sqlite_file(config)
+    if missing is not None:  # read-only probing: check never creates an empty database
+        results.append(missing)
         return results
     try:
         store = runtime.open_store()
@@ -116,6 +122,22 @@ def _pause_line(runtime: Runtime) -> CheckResult | None:
         CheckStatus.WARN,
         f"paused by `wicbox schedule stop` at {marker.at} by {marker.by}: every `wicbox run` ends at once",
         fix="`wicbox schedule start` resumes them",
+    )
+
+
+def _missing_sqlite_file(config: GlobalConfig) -> CheckResult | None:
+    """A SQLite database (the embedded default, or one WicGlobal.config names) that does not exist
+    yet: FAIL with the command that creates it, instead of opening (and so creating) an empty file."""
+    database = config.database
+    if not isinstance(database, SqliteTarget) or database.path.exists():
+        return None
+    return CheckResult(
+        "database",
+        CheckStatus.FAIL,
+        f"{database.describe()} does not exist yet",
+        "run `wicbox db init` (it creates the database with the wicbox-bridge tables), then "
+        "`wicbox params set NAME VALUE` for the mailbox's parameters",
+        2,
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from wicbox_bridge.logs.escape import EscapingFormatter
+from wicbox_bridge.logs.escape import EscapingFormatter, escape_controls
 from wicbox_bridge.logs.levels import DEFAULT_FILE_LEVEL, FILE_LEVELS, FILE_ONLY, LOGGER_NAME
 from wicbox_bridge.logs.logfile import LogFileUnavailable, open_log_file
 from wicbox_bridge.logs.redact import RedactingFilter, Redactor
@@ -36,7 +36,48 @@ __all__ = [
 
 
 _LEVELS = {0: logging.WARNING, 1: logging.INFO}
-_STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"  # -v progress and -vv debug
+USER_PREFIX = (
+    "wicbox"  # warnings and errors read as the CLI's own: "wicbox: warning: ...", "wicbox: fix: ..."
+)
+
+
+class UserMessageFormatter(EscapingFormatter):
+    """Warnings and errors on the terminal in the CLI's one format: ``wicbox: warning: <message>``,
+    then ``wicbox: fix: <fix>`` when the record carries ``extra={"fix": ...}``; progress and debug
+    lines (``-v``, ``-vv``) keep their time stamp and logger name."""
+
+    def __init__(self) -> None:
+        super().__init__(_STDERR_FORMAT)
+        self._user = EscapingFormatter(f"{USER_PREFIX}: %(wicbox_kind)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.WARNING:
+            return super().format(record)
+        record.wicbox_kind = "warning" if record.levelno < logging.ERROR else "error"
+        text = self._user.format(record)
+        fix = getattr(record, "fix", None)
+        return f"{text}\n{USER_PREFIX}: fix: {escape_controls(str(fix))}" if fix else text
+
+
+class _OncePerProcess(logging.Filter):
+    """Lets a record marked ``extra={"once": True}`` through the first time its text is seen only,
+    ``extra={"once": "<key>"}`` the first time its key is seen (a warning about this computer, not
+    about one configuration, is said once per command)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        once = getattr(record, "once", None)
+        if not once:
+            return True
+        text = once if isinstance(once, str) else record.getMessage()
+        if text in self._seen:
+            return False
+        self._seen.add(text)
+        return True
 
 
 def level_for_verbosity(verbosity: int) -> int:
@@ -138,8 +179,9 @@ def install_exception_hooks() -> Callable[[], None]:
 def _stderr_handler(level: int) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
-    handler.setFormatter(EscapingFormatter(_STDERR_FORMAT))
+    handler.setFormatter(UserMessageFormatter())
     handler.addFilter(_NotFileOnly())
+    handler.addFilter(_OncePerProcess())
     return handler
 
 

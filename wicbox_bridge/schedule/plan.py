@@ -184,7 +184,7 @@ def plan_text(plan: SchedulePlan) -> list[str]:
     """``show``'s output: each file under a header saying where it goes, then the commands."""
     spec = plan.spec
     lines = [
-        f"# {plan.platform} schedule {spec.name!r} for {spec.config_path}: every {spec.every_minutes} "
+        f"# {plan.platform} schedule {spec.name!r} for {spec.describe}: every {spec.every_minutes} "
         f"minutes, a run may take at most {spec.time_limit_minutes} minutes",
     ]
     if plan.relay is not None:
@@ -211,6 +211,7 @@ def plan_json(plan: SchedulePlan) -> dict[str, Any]:
         "platform": plan.platform.value,
         "name": spec.name,
         "config": spec.config_path,
+        "data_dir": spec.data_dir,
         "every_minutes": spec.every_minutes,
         "time_limit_minutes": spec.time_limit_minutes,
         "files": [{"path": f.path, "about": f.about, "content": f.text} for f in plan.files],

@@ -38,12 +38,20 @@ def privilege_warnings(
         and not user_units
         and (spec.run_as is None or spec.run_as in _POSIX_ROOT)
     ):
+        fix = _EMBEDDED_FIX if spec.config_path is None else "install with `--run-as wicbox`"
         return (
             "the service runs as root, which wicbox does not need; create a dedicated account "
-            "(`useradd --system --no-create-home --shell /usr/sbin/nologin wicbox`) and install with "
-            "`--run-as wicbox`",
+            f"(`useradd --system --no-create-home --shell /usr/sbin/nologin wicbox`) and {fix}",
         )
     return ()
+
+
+# The embedded default is the database of the account that schedules it: another account is
+# chosen by scheduling from that account (or by giving the runs a WicGlobal.config), not --run-as.
+_EMBEDDED_FIX = (
+    "schedule the embedded default as that account (its own data folder), or give the runs a "
+    "WicGlobal.config and install with `--config <WIC folder>/WicGlobal.config --run-as <account>`"
+)
 
 
 def _windows_warnings(spec: ScheduleSpec, *, account_is_admin: bool) -> tuple[str, ...]:
@@ -51,6 +59,8 @@ def _windows_warnings(spec: ScheduleSpec, *, account_is_admin: bool) -> tuple[st
         "run it as a dedicated account: a gMSA (`--run-as DOMAIN\\wicbox$`) or a domain account that is "
         "no administrator (`--run-as DOMAIN\\svc-wicbox`), see the guide's section on the task's account"
     )
+    if spec.config_path is None:
+        fix = f"use a dedicated account that is no administrator: {_EMBEDDED_FIX}"
     account = (spec.run_as or "").strip().lower()
     if spec.logon is Logon.SYSTEM or account in _WINDOWS_SYSTEM:
         return (f"the task runs as SYSTEM (LocalSystem), with every right on this server; {fix}",)

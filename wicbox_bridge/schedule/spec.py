@@ -51,9 +51,11 @@ class Program:
     executable: str
     leading_args: tuple[str, ...] = ()
 
-    def argv(self, config_path: str, command: tuple[str, ...] = ("run",)) -> tuple[str, ...]:
-        """The complete command line of one scheduled run (or of ``command``, such as the relay)."""
-        return (self.executable, *self.leading_args, "--config", config_path, *command)
+    def argv(self, config_path: str | None, command: tuple[str, ...] = ("run",)) -> tuple[str, ...]:
+        """The complete command line of one scheduled run (or of ``command``, such as the relay);
+        without ``--config`` for the embedded default (``config_path`` None)."""
+        config = ("--config", config_path) if config_path is not None else ()
+        return (self.executable, *self.leading_args, *config, *command)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class ScheduleSpec:
     """Everything the generators need; built once from the command line, never changed."""
 
     name: str
-    config_path: str
+    config_path: str | None  # None: the embedded default of the account's data folder (data_dir)
     program: Program
     every_minutes: int = DEFAULT_EVERY_MINUTES
     time_limit_minutes: int = 0  # 0: derived from the interval, see default_time_limit
@@ -72,11 +74,14 @@ class ScheduleSpec:
     wicbox_home: str | None = None
     author: str = "wicbox"
     writable_paths: tuple[str, ...] = ()  # systemd: folders outside WICBOX_HOME the runs write (logs)
+    data_dir: str | None = None  # the embedded default's data folder (with config_path None)
 
     def __post_init__(self) -> None:
         check_every(self.every_minutes)
         check_task_name(self.name)
-        check_path_text(self.config_path, "the configuration path")
+        if self.config_path is None and self.data_dir is None:
+            raise ValueError("a schedule of the embedded default needs its data folder")
+        check_path_text(self.config_path or self.data_dir or "", "the configuration path")
         check_path_text(self.program.executable, "the wicbox executable's path")
         if self.wicbox_home is not None:
             check_path_text(self.wicbox_home, "WICBOX_HOME")
@@ -86,8 +91,15 @@ class ScheduleSpec:
 
     @property
     def working_dir(self) -> str:
-        """The configuration's folder: where the scheduled run starts."""
-        return _parent(self.config_path)
+        """The configuration's folder (the embedded default: its data folder): where the run starts."""
+        return _parent(self.config_path) if self.config_path is not None else str(self.data_dir)
+
+    @property
+    def describe(self) -> str:
+        """What the runs work on: the configuration file, or the embedded default and its folder."""
+        if self.config_path is not None:
+            return self.config_path
+        return f"the embedded default in {self.data_dir}"
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -145,6 +157,12 @@ def check_path_text(path: str, what: str) -> None:
             f"{what} contains a control character (a line break or tab), which no scheduler can pass on",
             fix="rename the folder or file so that its path has only printable characters",
         )
+
+
+def embedded_task_name(data_dir: Path) -> str:
+    """``WICBOX-embedded-<6 hex digits of the data folder's hash>``: one task per data folder."""
+    digest = hashlib.sha256(str(data_dir).encode("utf-8")).hexdigest()[:6]
+    return f"{DEFAULT_TASK_NAME}-embedded-{digest}"
 
 
 def default_task_name(config_path: Path, executable_dir: Path) -> str:

@@ -126,7 +126,7 @@ def hardening_lines(spec: ScheduleSpec, *, user_units: bool) -> list[str]:
 
 def service_unit(spec: ScheduleSpec, *, user_units: bool) -> str:
     lines = [
-        *_unit_head(f"wicbox-bridge: file the WIC mailboxes of {spec.config_path}", user_units=user_units),
+        *_unit_head(f"wicbox-bridge: file the WIC mailboxes of {spec.describe}", user_units=user_units),
         *_service_lines(spec, spec.argv, "oneshot", user_units=user_units),
         f"TimeoutStartSec={spec.time_limit_minutes}min",
         "Restart=no",
@@ -164,7 +164,7 @@ def timer_unit(spec: ScheduleSpec) -> str:
 
 def relay_unit(spec: ScheduleSpec, relay: RelaySpec, *, user_units: bool) -> str:
     """The relay's service: enabled for boot (or, with ``user_units``, for the account's manager)."""
-    about = f"wicbox-bridge: the SMTP relay for WIC of {spec.config_path} on {relay.listen}"
+    about = f"wicbox-bridge: the SMTP relay for WIC of {spec.describe} on {relay.listen}"
     lines = [
         *_unit_head(about, user_units=user_units),
         "StartLimitIntervalSec=0",  # never give up restarting

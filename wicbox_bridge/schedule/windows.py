@@ -96,12 +96,12 @@ def _registration_info(info: ET.Element, spec: ScheduleSpec, relay: RelaySpec | 
     _text(info, "Author", spec.author)
     if relay is None:
         what = (
-            f"files the mailboxes of {spec.config_path} into the WIC database every "
+            f"files the mailboxes of {spec.describe} into the WIC database every "
             f"{spec.every_minutes} minutes. Installed by `wicbox schedule install`"
         )
     else:
         what = (
-            f"the SMTP relay for WIC of {spec.config_path} on {relay.listen}, started at boot and "
+            f"the SMTP relay for WIC of {spec.describe} on {relay.listen}, started at boot and "
             "again when it ends. Installed by `wicbox schedule install --relay`"
         )
     upgrade = "; for an upgrade use `wicbox schedule stop` and `wicbox schedule start`."

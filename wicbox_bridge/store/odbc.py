@@ -13,6 +13,7 @@ from typing import Final
 import pyodbc  # type: ignore[import-not-found,unused-ignore]
 
 from wicbox_bridge.config.dbtarget import OdbcTarget
+from wicbox_bridge.config.netcause import DATABASE_SERVER, NetFailure, Target, unreached
 from wicbox_bridge.errors import DatabaseError, DataRejected, SchemaError
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Dialect, SqlParams
@@ -96,6 +97,9 @@ def connect_error(target: OdbcTarget, exc: pyodbc.Error) -> DatabaseError:
     state, message = _odbc_message(exc, _secret_values(attributes))
     if state in _DRIVER_MISSING_STATES or "can't open lib" in message.lower():
         return _driver_missing_error(attributes, message)
+    unreachable = _unreached_server(attributes, target, message)
+    if unreachable is not None:
+        return unreachable
     where = _where(attributes, target.description)
     if state == "28000" or any(marker in message.lower() for marker in _LOGIN_MARKERS):
         return DatabaseError(
@@ -107,6 +111,40 @@ def connect_error(target: OdbcTarget, exc: pyodbc.Error) -> DatabaseError:
         fix="check that the database server runs and is reachable from here (SERVER, PORT and DATABASE "
         "in the connection string in WicGlobal.config; firewall)",
     )
+
+
+_NETWORK_MARKERS: Final = (
+    (NetFailure.DNS, ("could not translate host name", "name or service not known", "no such host is known")),
+    (NetFailure.REFUSED, ("connection refused", "actively refused")),
+    (NetFailure.TIMEOUT, ("timeout expired", "timed out")),
+)
+"""The drivers' words (psqlODBC, Microsoft's ODBC drivers) for a server that was not reached."""
+_DEFAULT_PORTS: Final = {"postgresql": 5432, "mssql": 1433}
+
+
+def _unreached_server(attributes: dict[str, str], target: OdbcTarget, message: str) -> DatabaseError | None:
+    """The database server not reached (DNS, refused, no answer) in the words every service uses
+    (:mod:`wicbox_bridge.config.netcause`); None for any other failure."""
+    lowered = message.lower()
+    kind = next(
+        (kind for kind, markers in _NETWORK_MARKERS if any(word in lowered for word in markers)), None
+    )
+    server = next((attributes[key] for key in _SERVER_KEYS if attributes.get(key)), None)
+    if kind is None or server is None:
+        return None
+    host, _, port = server.removeprefix("tcp:").partition(",")  # SQL Server: tcp:host,port
+    host = host.split("\\", 1)[0]  # a named instance: the host is what is reached
+    number = port or attributes.get("PORT") or ""
+    where = Target(
+        DATABASE_SERVER,
+        host,
+        int(number) if number.isdigit() else _DEFAULT_PORTS.get(target.dialect, 0),
+        "SERVER and PORT of the connection string in WicGlobal.config",
+    )
+    failure = unreached(kind, where, message)
+    database = next((attributes[key] for key in _DATABASE_KEYS if attributes.get(key)), None)
+    wanted = f"database {database}; " if database else ""
+    return DatabaseError(f"{failure.message[:-1]} ({wanted}the driver: {message}).", fix=failure.fix)
 
 
 def _driver_missing_error(attributes: dict[str, str], message: str) -> DatabaseError:
