@@ -175,6 +175,21 @@ def test_check_on_a_fresh_install_creates_no_database(wicbox: WicboxCli) -> None
     assert "does not exist yet" not in wicbox("check").output
 
 
+@pytest.mark.parametrize(
+    "command", [("status",), ("status", "--json"), ("params", "list"), ("run",), ("send",), ("db", "version")]
+)
+def test_no_command_but_db_init_creates_the_embedded_database(
+    wicbox: WicboxCli, command: tuple[str, ...]
+) -> None:
+    """Only `wicbox db init` creates a database: any other command names it and leaves no empty file."""
+    database = embedded_database_path({"WICBOX_HOME": str(wicbox.home)})
+    result = wicbox(*command)
+    assert result.exit_code == 2, result.output
+    assert f"embedded SQLite default at {database} does not exist yet" in result.output
+    assert "wicbox db init" in result.output
+    assert not database.exists()
+
+
 def test_check_before_db_init_names_the_command(wicbox: WicboxCli, configured: Path) -> None:
     """A named SQLite file is not created either; PostgreSQL is reachable but has no tables yet."""
     result = wicbox("check", config=configured)

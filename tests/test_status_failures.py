@@ -67,7 +67,8 @@ def test_an_error_and_its_fix_never_run_together() -> None:
 def test_runs_that_exit_2_are_shown_by_status_on_the_embedded_default(wicbox: WicboxCli) -> None:
     before_schema = wicbox("run")
     assert before_schema.exit_code == 2, before_schema.output
-    assert "has no wicbox-bridge schema yet" in before_schema.output
+    assert "embedded SQLite default at " in before_schema.output
+    assert " does not exist yet\nwicbox: fix: run `wicbox db init`" in before_schema.output
     assert wicbox("db", "init").exit_code == 0
     for _ in range(2):
         failed = wicbox("run")
@@ -100,7 +101,7 @@ def test_runs_that_exit_2_are_shown_by_status_on_the_embedded_default(wicbox: Wi
     assert all(run["finished_at"] >= run["started_at"] for run in runs)
     [before] = report["failed_before_database"]
     assert (before["command"], before["exit_code"]) == ("run", 2)
-    assert "has no wicbox-bridge schema yet" in before["error"]
+    assert before["error"].endswith("does not exist yet")
     assert before["fix"].startswith("run `wicbox db init`")
 
 
@@ -124,7 +125,7 @@ def test_status_json_prints_a_document_when_there_is_no_schema(wicbox: WicboxCli
     assert result.exit_code == 2
     document = _json(result.stdout)
     assert (document["healthy"], document["exit_code"]) == (False, 2)
-    assert "has no wicbox-bridge schema yet" in document["error"]["message"]
+    assert document["error"]["message"].endswith("does not exist yet")
     assert document["error"]["fix"].startswith("run `wicbox db init`")
     assert "wicbox: fix: run `wicbox db init`" in result.stderr
 
@@ -239,6 +240,16 @@ def test_the_command_list_is_not_cut_off(wicbox: WicboxCli) -> None:
     commands = output.split("Commands:", 1)[1]
     assert "..." not in commands
     assert "the credentials' expiry and failures." in commands
+
+
+GROUPS = [path for path, command in _all_commands(cli, ()) if isinstance(command, click.Group)]
+
+
+@pytest.mark.parametrize("path", GROUPS, ids=lambda path: " ".join(path) or "wicbox")
+def test_no_command_list_is_cut_off(wicbox: WicboxCli, path: tuple[str, ...]) -> None:
+    listing = wicbox(*path, "--help").output.split("Commands:", 1)[1].split("Examples:", 1)[0]
+    assert "..." not in listing, listing
+    assert listing.rstrip().endswith("."), listing  # the last summary ends its sentence
 
 
 def test_check_help_says_what_it_does(wicbox: WicboxCli) -> None:

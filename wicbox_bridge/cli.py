@@ -25,6 +25,7 @@ import click
 
 from wicbox_bridge import __version__
 from wicbox_bridge.errors import BridgeError, ExitCode, error_lines, with_fix
+from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.logs.escape import escape_controls
 from wicbox_bridge.logs.levels import DEFAULT_FILE_LEVEL, FILE_LEVELS, FILE_ONLY, LOGGER_NAME
 from wicbox_bridge.logs.redact import Redactor
@@ -131,11 +132,7 @@ def load_command(name: str, entry: CommandEntry) -> click.Command:
     return command
 
 
-UNCUT = 1000
-"""A short-help limit no summary reaches: ``wicbox --help`` lists each summary whole."""
-
-
-class LazyGroup(click.Group):
+class LazyGroup(WholeSummaryGroup):
     """A group whose commands are imported on first use (click's lazy-loading pattern).
 
     ``--help`` lists every command from the registry's summaries without importing any of them.
@@ -156,16 +153,7 @@ class LazyGroup(click.Group):
             self.add_command(command)
         return command
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, self._listed(name)) for name in self.list_commands(ctx)]
-        shown = [(name, command) for name, command in rows if not command.hidden]
-        if not shown:
-            return
-        # The whole summary, wrapped in its column: never cut off mid-sentence with "...".
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, command.get_short_help_str(UNCUT)) for name, command in shown])
-
-    def _listed(self, name: str) -> click.Command:
+    def listed_command(self, ctx: click.Context, name: str) -> click.Command:
         """The loaded command, else a stand-in carrying the registry's summary as its help."""
         command = self.commands.get(name)
         if command is not None:

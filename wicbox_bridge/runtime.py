@@ -24,7 +24,7 @@ from wicbox_bridge.config.wicglobal import (
     load_global_config,
     locate_config,
 )
-from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.errors import BridgeError, ConfigurationError
 from wicbox_bridge.logs.logfile import LOG_FILE_NAME, default_log_directory
 from wicbox_bridge.logs.redact import Redactor
 from wicbox_bridge.store import DbApiStore, Store, open_store
@@ -117,8 +117,18 @@ class Runtime:
         """Every WICMan parameter with sealed secrets opened (plain values as stored)."""
         return unseal_parameters(read_parameters(store), self.sealer)
 
-    def open_store(self) -> DbApiStore:
-        return open_store(self.config.database)
+    def open_store(self, *, create: bool = False) -> DbApiStore:
+        """The configured database. A SQLite file (the embedded default, or one WicGlobal.config
+        names) that does not exist yet is created only with ``create`` (``wicbox db init``): any
+        other command names the command that creates it instead of leaving an empty file behind."""
+        database = self.config.database
+        if not create and isinstance(database, SqliteTarget) and not database.path.exists():
+            raise ConfigurationError(
+                f"{database.describe()} does not exist yet",
+                fix="run `wicbox db init` (it creates the database with the wicbox-bridge tables), "
+                "then `wicbox params set NAME VALUE` for the mailbox's parameters",
+            )
+        return open_store(database)
 
     def load_parameters(self, store: Store) -> ParsedParameters:
         """Reads and validates the WICMan parameters; registers their secrets for redaction."""

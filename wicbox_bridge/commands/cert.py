@@ -23,11 +23,13 @@ from wicbox_bridge.auth.keyfile import private_file_problem, write_private_file,
 from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.config.params import CERTIFICATE
 from wicbox_bridge.errors import ParameterError
+from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 
 
 @click.group(
     "cert",
+    cls=WholeSummaryGroup,
     epilog=examples(
         ("wicbox cert new", "key pair and certificate for the app registration"),
         ("wicbox cert show", "the configured certificate's thumbprint and validity"),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 
 from wicbox_bridge.commands import examples, pass_runtime
+from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.store.schema import LATEST_VERSION, init_schema, schema_version, upgrade_schema
 
 
 @click.group(
     "db",
+    cls=WholeSummaryGroup,
     epilog=examples(
         ("wicbox db init", "first install: create the tables"),
         ("wicbox db version", "the schema version recorded and the latest known"),
@@ -30,7 +32,7 @@ def db_group() -> None:
 @pass_runtime
 def db_init(runtime: Runtime) -> int:
     """Create the tables that are missing (WIC's own tables are never changed beyond adding columns)."""
-    store = runtime.open_store()
+    store = runtime.open_store(create=True)
     try:
         applied = init_schema(store)
         version = schema_version(store)

@@ -22,6 +22,7 @@ from wicbox_bridge.config.params import (
     validate_value,
 )
 from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import mask
 from wicbox_bridge.store.parameters import delete_parameter, get_parameter, read_parameters, set_parameter
@@ -31,6 +32,7 @@ from wicbox_bridge.store.wicman_migration import migrate_parameters
 
 @click.group(
     "params",
+    cls=WholeSummaryGroup,
     epilog=examples(
         ("wicbox params list", "the parameters set, secrets masked"),
         ("wicbox params set WICBOX_MAILCLIENT_USERNAME wic@example.be", "the global mailbox"),

@@ -34,6 +34,7 @@ from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands.send import deliver_if_due
 from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
+from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.send.outbox import OutboxReport, OutboxSettings
@@ -120,6 +121,7 @@ class RelayDelivery:
 
 @click.group(
     "relay",
+    cls=WholeSummaryGroup,
     invoke_without_command=True,
     epilog=examples(
         ("wicbox relay user add wic --from wic@example.be", "an account WIC logs in with"),
@@ -241,7 +243,7 @@ def _stop_signals(stop: threading.Event) -> Iterator[None]:
 # --------------------------------------------------------------------------- wicbox relay user
 
 
-@relay_group.group("user", epilog=examples(("wicbox relay user list", "")))
+@relay_group.group("user", cls=WholeSummaryGroup, epilog=examples(("wicbox relay user list", "")))
 def relay_user_group() -> None:
     """The relay's accounts: who may log in, and as which senders."""
 

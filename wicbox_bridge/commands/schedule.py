@@ -19,6 +19,7 @@ from wicbox_bridge.config.footprint import make_private_dir
 from wicbox_bridge.config.paths import machine_state_dir_for, user_data_dir
 from wicbox_bridge.config.wicglobal import load_global_config, locate_config
 from wicbox_bridge.errors import BridgeError, ConfigurationError
+from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule import actions
 from wicbox_bridge.schedule.actions import Target
@@ -420,7 +421,7 @@ def _prompt_password(account: str) -> Secret:
     )
 
 
-@click.group("schedule")
+@click.group("schedule", cls=WholeSummaryGroup)
 def schedule_group() -> None:
     """Install, show, remove, stop and start the scheduled task that runs `wicbox run`.
 
