@@ -3,10 +3,11 @@
 Two ways, with the same rows as result:
 
 * :func:`insert_mails` files a whole batch with a few statements: several rows per INSERT, the
-  generated MAIL_IDs read back with RETURNING, where the dialect has it (:func:`files_many_rows`).
-  Each statement is a round trip the database server works through while the client waits, so
-  their number, not the bytes, decided the time of filing.
-* :func:`insert_mail` files one mail (SQL Server, and a batch the database refused part of).
+  generated MAIL_IDs read back with RETURNING, or on SQL Server with ``OUTPUT INSERTED ... INTO``
+  a table variable selected in the same T-SQL batch (:func:`files_many_rows`). Each statement is
+  a round trip the database server works through while the client waits, so their number, not
+  the bytes, decided the time of filing.
+* :func:`insert_mail` files one mail (SQLite before 3.35, and a batch the database refused part of).
 
 Large values (over 2 MiB) are sent in parts where the dialect can append to a value in place
 (:data:`_APPEND`): the row is inserted with an empty value and the bytes follow in at most four
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from wicbox_bridge.mail.record import Attachment, MailRecord
-from wicbox_bridge.store.base import Dialect, Store, atomic, has_returning, insert_returning_identity
+from wicbox_bridge.store.base import (
+    Dialect,
+    Store,
+    atomic,
+    insert_returning_identity,
+    most_parameters,
+    returning_sql,
+    returns_many_keys,
+)
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
     INSERT_MAIL_COLUMNS,
@@ -35,7 +44,15 @@ from wicbox_bridge.store.mails import (
 )
 from wicbox_bridge.store.times import naive_utc, utc_now
 
-__all__ = ["NewMail", "files_many_rows", "insert_mail", "insert_mails"]
+__all__ = [
+    "NewMail",
+    "files_many_rows",
+    "insert_attachments_sql",
+    "insert_mail",
+    "insert_mails",
+    "insert_mails_sql",
+    "row_chunks",
+]
 
 
 @dataclass(frozen=True)
@@ -53,13 +70,13 @@ _ATTACHMENT_COLUMNS: Final = (
     "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
 )
 _ATTACHMENT_ROW: Final = "(?, ?, ?, ?, ?, ?)"
-# Several rows per INSERT: at most this many parameters in one statement (SQLite before 3.32
-# allowed 999; SQL Server allows 2100), and about this many bytes of mail and attachment content
-# (the driver copies a statement's parameters before sending them).
-_MOST_PARAMETERS: Final = 999
+# Several rows per INSERT: at most store.base.most_parameters in one statement, and about this
+# many bytes of mail and attachment content (the driver copies a statement's parameters before
+# sending them).
 _MOST_STATEMENT_BYTES: Final = 1024 * 1024
-# RETURNING hands back the generated keys of many rows (store.base.has_returning). SQL Server files
-# one mail at a time: a bare OUTPUT clause fails on a table with triggers.
+# What the INSERT of many mails hands back, to match each generated MAIL_ID with its mail (the
+# T-SQL types of store/sql/mssql/0002_mail.sql, for SQL Server's table variable).
+_MAIL_KEYS: Final = (("MAIL_ID", "INT"), ("SHA256", "CHAR(64)"))
 # Values larger than this go in parts, where the dialect can append: at most _MOST_PARTS parts of
 # at least _APPEND_PART_BYTES.
 _LARGE_VALUE_BYTES: Final = 2 * 1024 * 1024
@@ -101,10 +118,9 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
     mail_ids: dict[str, int] = {}
     with atomic(store):
         small = [mail for mail in mails if not _in_parts(store, mail.raw)]
-        for chunk in _row_chunks([_mail_values(run_id, mail, inline=True) for mail in small], MAIL_ROW):
-            sql = (
-                f"{INSERT_MAIL_COLUMNS} VALUES {', '.join([MAIL_ROW] * len(chunk))} RETURNING MAIL_ID, SHA256"
-            )
+        rows = [_mail_values(run_id, mail, inline=True) for mail in small]
+        for chunk in row_chunks(rows, MAIL_ROW, store.dialect):
+            sql = insert_mails_sql(store.dialect, len(chunk))
             for mail_id, sha256 in store.query(sql, [value for row in chunk for value in row]):
                 mail_ids[str(sha256).strip()] = int(mail_id)
         for mail in mails:
@@ -115,15 +131,26 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
             for mail in small
             for position, attachment in enumerate(mail.record.attachments, start=1)
         ]
-        for rows in _row_chunks(attachments, _ATTACHMENT_ROW):
-            sql = f"{_ATTACHMENT_COLUMNS} VALUES {', '.join([_ATTACHMENT_ROW] * len(rows))}"
-            store.execute(sql, [value for row in rows for value in row])
+        for rows in row_chunks(attachments, _ATTACHMENT_ROW, store.dialect):
+            store.execute(insert_attachments_sql(len(rows)), [value for row in rows for value in row])
     return mail_ids
 
 
+def insert_mails_sql(dialect: Dialect, rows: int) -> str:
+    """The one statement (on SQL Server one T-SQL batch) that inserts ``rows`` mails and hands back
+    (MAIL_ID, SHA256) of each."""
+    insert = f"{INSERT_MAIL_COLUMNS} VALUES {', '.join([MAIL_ROW] * rows)}"
+    return returning_sql(dialect, insert, _MAIL_KEYS)
+
+
+def insert_attachments_sql(rows: int) -> str:
+    """The one statement that inserts ``rows`` attachments (the same text in every dialect)."""
+    return f"{_ATTACHMENT_COLUMNS} VALUES {', '.join([_ATTACHMENT_ROW] * rows)}"
+
+
 def files_many_rows(store: Store) -> bool:
-    """Whether :func:`insert_mails` works on this store (RETURNING of many rows)."""
-    return has_returning(store)
+    """Whether :func:`insert_mails` works on this store (the keys of many rows handed back)."""
+    return returns_many_keys(store)
 
 
 def _in_parts(store: Store, value: bytes) -> bool:
@@ -149,12 +176,14 @@ def _insert_attachment(store: Store, mail_id: int, position: int, attachment: At
     _append(store, _APPEND[store.dialect][1], attachment_id, attachment.content)
 
 
-def _row_chunks(rows: Sequence[tuple[object, ...]], row_marks: str) -> Iterable[list[tuple[object, ...]]]:
+def row_chunks(
+    rows: Sequence[tuple[object, ...]], row_marks: str, dialect: Dialect
+) -> Iterable[list[tuple[object, ...]]]:
     """``rows`` in groups small enough for one statement (parameters and bytes; see above).
 
     A row larger than the byte budget is a statement of its own.
     """
-    most_rows = max(1, _MOST_PARAMETERS // row_marks.count("?"))
+    most_rows = max(1, most_parameters(dialect) // row_marks.count("?"))
     chunk: list[tuple[object, ...]] = []
     size = 0
     for row in rows:
