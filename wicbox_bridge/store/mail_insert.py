@@ -10,10 +10,10 @@ Two ways, with the same rows as result:
 * :func:`insert_mail` files one mail (SQLite before 3.35, and a batch the database refused part of).
 
 Large values (over 2 MiB) are sent in parts where the dialect can append to a value in place
-(:data:`_APPEND`): the row is inserted with an empty value and the bytes follow in at most four
-parts of at least 2 MiB. psqlODBC copies a parameter twice before sending it (about 60 MB of
-native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is never larger than
-one part. The server rewrites the value for every part, hence at most four.
+(:data:`_APPEND`): the row is inserted with the first part and the rest follows in at most three
+more parts (four in all, each at least 2 MiB). psqlODBC copies a parameter twice before sending
+it (about 60 MB of native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is
+never larger than one part. The server rewrites the value for every part, hence at most four.
 """
 
 from __future__ import annotations
@@ -93,14 +93,11 @@ _APPEND: Final[dict[Dialect, tuple[str, str]]] = {
 def insert_mail(store: Store, *, run_id: int | None, mail: NewMail) -> int:
     """File one mail with its attachments in one transaction; its MAIL_ID."""
     with atomic(store):
-        in_parts = _in_parts(store, mail.raw)
+        first = _first_part(store, mail.raw)
         mail_id = insert_returning_identity(
-            store,
-            f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}",
-            _mail_values(run_id, mail, inline=not in_parts),
-            "MAIL_ID",
+            store, f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", _mail_values(run_id, mail, first), "MAIL_ID"
         )
-        if in_parts:
+        if len(first) < len(mail.raw):
             _append(store, _APPEND[store.dialect][0], mail_id, mail.raw)
         for position, attachment in enumerate(mail.record.attachments, start=1):
             _insert_attachment(store, mail_id, position, attachment)
@@ -118,7 +115,7 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
     mail_ids: dict[str, int] = {}
     with atomic(store):
         small = [mail for mail in mails if not _in_parts(store, mail.raw)]
-        rows = [_mail_values(run_id, mail, inline=True) for mail in small]
+        rows = [_mail_values(run_id, mail, mail.raw) for mail in small]
         for chunk in row_chunks(rows, MAIL_ROW, store.dialect):
             sql = insert_mails_sql(store.dialect, len(chunk))
             for mail_id, sha256 in store.query(sql, [value for row in chunk for value in row]):
@@ -157,18 +154,27 @@ def _in_parts(store: Store, value: bytes) -> bool:
     return store.dialect in _APPEND and len(value) > _LARGE_VALUE_BYTES
 
 
+def _part_bytes(value: bytes) -> int:
+    return max(_APPEND_PART_BYTES, -(-len(value) // _MOST_PARTS))
+
+
+def _first_part(store: Store, value: bytes) -> bytes:
+    """What the INSERT carries of ``value``: all of it, or its first part when it goes in parts."""
+    return value[: _part_bytes(value)] if _in_parts(store, value) else value
+
+
 def _append(store: Store, sql: str, key: int, value: bytes) -> None:
-    """``value`` appended part after part to the (empty) value the row was inserted with."""
-    part = max(_APPEND_PART_BYTES, -(-len(value) // _MOST_PARTS))
+    """The rest of ``value`` appended part after part to the first part the row was inserted with."""
+    part = _part_bytes(value)
     with memoryview(value) as view:
-        for start in range(0, len(value), part):
+        for start in range(part, len(value), part):
             store.execute(sql, (view[start : start + part].tobytes(), key))
 
 
 def _insert_attachment(store: Store, mail_id: int, position: int, attachment: Attachment) -> None:
-    in_parts = _in_parts(store, attachment.content)
-    values = _attachment_values(mail_id, position, attachment, inline=not in_parts)
-    if not in_parts:
+    first = _first_part(store, attachment.content)
+    values = _attachment_values(mail_id, position, attachment, first)
+    if len(first) == len(attachment.content):
         store.execute(f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}", values)
         return
     insert = f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}"
@@ -198,7 +204,7 @@ def row_chunks(
 
 
 def _attachment_values(
-    mail_id: int, position: int, attachment: Attachment, *, inline: bool = True
+    mail_id: int, position: int, attachment: Attachment, content: bytes | None = None
 ) -> tuple[object, ...]:
     return (
         mail_id,
@@ -206,11 +212,12 @@ def _attachment_values(
         attachment.filename[:NAME_LIMIT],
         attachment.content_type[:NAME_LIMIT],
         attachment.size,
-        attachment.content if inline else b"",
+        attachment.content if content is None else content,
     )
 
 
-def _mail_values(run_id: int | None, mail: NewMail, *, inline: bool) -> tuple[object, ...]:
+def _mail_values(run_id: int | None, mail: NewMail, raw_mime: bytes) -> tuple[object, ...]:
+    """The row of ``mail``; ``raw_mime`` is its bytes, or their first part (see :func:`_append`)."""
     origin, record, raw = mail.origin, mail.record, mail.raw
     problems = list(record.problems)
     if record.message_id and len(record.message_id) > COLUMN_LIMITS["MESSAGE_ID"]:
@@ -235,7 +242,7 @@ def _mail_values(run_id: int | None, mail: NewMail, *, inline: bool) -> tuple[ob
         len(raw),
         record.body_text,
         record.body_html,
-        raw if inline else b"",
+        raw_mime,
         MailStatus.PENDING_ACK.value,
         bounded("ROUTING", mail.routing),
         "\n".join(problems) or None,
