@@ -70,7 +70,7 @@ AUDIT_TRIGGER = {
         "EXECUTE FUNCTION wicbox_smoke_audit()",
     ),
 }
-LARGE_ATTACHMENT = 9 * 1024 * 1024  # beyond the 8 MB the stores write in parts
+LARGE_ATTACHMENT = 9 * 1024 * 1024  # in parts (over 2 MiB: RAW_MIME.WRITE on SQL Server)
 DATABASE_KEYS = ("database", "initial catalog")
 
 

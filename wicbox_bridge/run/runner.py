@@ -85,6 +85,19 @@ class RunJob:
     redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
 
 
+# A batch is never made smaller than this by sharing (a mail larger than a batch is one of its own).
+_LEAST_BATCH_BYTES = 256 * 1024
+
+
+def _batch_bytes(settings: RunSettings, accounts: int) -> int:
+    """Each pass holds two batches in flight; passes that run at once share the budget of one, so
+    MULTIPLE with four workers holds what SINGLE holds (docs/performance.md, memory over Graph and
+    in MULTIPLE)."""
+    concurrent = max(1, min(settings.workers, accounts))
+    shared = settings.fetch_batch_bytes // concurrent
+    return max(min(_LEAST_BATCH_BYTES, settings.fetch_batch_bytes), shared)
+
+
 @dataclass
 class _Pass:
     index: int
@@ -109,7 +122,7 @@ class _Run:
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
             fetch_batch=job.settings.fetch_batch,
-            fetch_batch_bytes=job.settings.fetch_batch_bytes,
+            fetch_batch_bytes=_batch_bytes(job.settings, len(job.accounts)),
             dry_run=job.settings.dry_run,
             run_id=job.run_id,
             projects=job.projects,

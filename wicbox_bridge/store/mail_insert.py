@@ -9,8 +9,8 @@ Two ways, with the same rows as result:
   the bytes, decided the time of filing.
 * :func:`insert_mail` files one mail (SQLite before 3.35, and a batch the database refused part of).
 
-Large values (over 2 MiB) are sent in parts where the dialect can append to a value in place
-(:data:`_APPEND`): the row is inserted with the first part and the rest follows in at most three
+Large values (over 2 MiB) are sent in parts where the dialect can append to a value
+(:data:`_APPEND`: PostgreSQL, SQL Server): the row is inserted with the first part and the rest follows in at most three
 more parts (four in all, each at least 2 MiB). psqlODBC copies a parameter twice before sending
 it (about 60 MB of native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is
 never larger than one part. The server rewrites the value for every part, hence at most four.
@@ -86,6 +86,12 @@ _APPEND: Final[dict[Dialect, tuple[str, str]]] = {
     "postgresql": (
         "UPDATE WICBOX_MAIL SET RAW_MIME = RAW_MIME || ? WHERE MAIL_ID = ?",
         "UPDATE WICBOX_ATTACHMENT SET CONTENT = CONTENT || ? WHERE ATTACHMENT_ID = ?",
+    ),
+    # .WRITE(value, NULL, NULL) appends to a VARBINARY(MAX) in place (minimally logged); the
+    # value must not be NULL, which the first part sees to.
+    "mssql": (
+        "UPDATE WICBOX_MAIL SET RAW_MIME.WRITE(?, NULL, NULL) WHERE MAIL_ID = ?",
+        "UPDATE WICBOX_ATTACHMENT SET CONTENT.WRITE(?, NULL, NULL) WHERE ATTACHMENT_ID = ?",
     ),
 }
 
