@@ -9,7 +9,8 @@ round gives every mailbox an equal share; what quiet mailboxes leave goes, in th
 the mailboxes that still have mail. In each round the global mailbox is read first (in MIX: the
 SINGLE pass, then the MULTIPLE pass), then the project mailboxes concurrently by at most
 ``workers`` threads, each with its own database connection and never two connections to one
-mailbox.
+mailbox. Passes that run at once share the in-flight budget of one, and only one of them at a time
+holds a mail larger than its share (:mod:`wicbox_bridge.run.large_mails`).
 
 A mailbox that cannot be opened (authentication, connection, a missing folder) is reported and
 the run goes on with the others; a database that stops answering ends the run, because nothing
@@ -37,6 +38,7 @@ from wicbox_bridge.errors import AuthenticationError, BridgeError, DatabaseError
 from wicbox_bridge.logs.redact import mask_tokens
 from wicbox_bridge.logs.setup import FILE_ONLY
 from wicbox_bridge.run.fairshare import share_cap
+from wicbox_bridge.run.large_mails import LargeMailGate
 from wicbox_bridge.run.mailbox_pass import OpenMailbox, PassContext, run_pass
 from wicbox_bridge.run.results import MailboxReport, RunReport
 from wicbox_bridge.run.routing import RoutableProject
@@ -129,6 +131,7 @@ class _Run:
             stop=self.stop,
             progress=self._progress if job.progress is not None else None,
         )
+        self.large_mails = LargeMailGate(self.context.fetch_batch_bytes)
 
     def _progress(self, count: int) -> None:
         with self._lock:
@@ -162,7 +165,7 @@ class _Run:
         backlog: Backlog | None = None
         try:
             store = self.store()
-            session = self.job.open_mailbox(account)
+            session = self.large_mails.session(self.job.open_mailbox(account))
             try:
                 step.more_waiting = run_pass(
                     self.context, OpenMailbox(account, session, store, report), step.quota
