@@ -48,7 +48,7 @@ from tools.bench.contenders import (
     wicman_parameters,
     write_config,
 )
-from tools.bench.memory_more import Figures, graph_runs, multiple_runs
+from tools.bench.memory_more import Figures, drop_database, graph_runs, multiple_runs
 from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.store import init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
@@ -127,20 +127,7 @@ def prepare(
     odbc = odbc_target(bed.postgres, name)
     _fill(odbc, bed)
     write_config(install.config, bed.postgres.connection_string(name), cap, bed)
-    return lambda: _count(odbc, count_sql), lambda: _drop(bed, name)
-
-
-def _drop(bed: BenchBed, name: str, attempts: int = 240) -> None:
-    """Drop the run's database. After a large run an autovacuum worker may still be at work in it,
-    which the benchmark's role cannot force out: try again until it is done (up to 2 minutes)."""
-    for attempt in range(attempts):
-        try:
-            bed.postgres.drop_database(name)
-            return
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
+    return lambda: _count(odbc, count_sql), lambda: drop_database(bed, name)
 
 
 def _count(target: DatabaseTarget, sql: str) -> int:
