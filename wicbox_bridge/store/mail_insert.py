@@ -7,13 +7,16 @@ Two ways, with the same rows as result:
   a table variable selected in the same T-SQL batch (:func:`files_many_rows`). Each statement is
   a round trip the database server works through while the client waits, so their number, not
   the bytes, decided the time of filing.
-* :func:`insert_mail` files one mail (SQLite before 3.35, and a batch the database refused part of).
+* :func:`insert_mail` files one mail (SQLite before 3.35, a mail whose values go in parts, and a
+  batch the database refused part of).
 
 Large values (over 2 MiB) are sent in parts where the dialect can append to a value
-(:data:`_APPEND`: PostgreSQL, SQL Server): the row is inserted with the first part and the rest follows in at most three
-more parts (four in all, each at least 2 MiB). psqlODBC copies a parameter twice before sending
+(:data:`_APPEND`: PostgreSQL, SQL Server): the row is inserted with an empty value and the bytes
+follow in at most four parts of at least 2 MiB. psqlODBC copies a parameter twice before sending
 it (about 60 MB of native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is
-never larger than one part. The server rewrites the value for every part, hence at most four.
+never larger than one part. PostgreSQL rewrites the value for every part, hence at most four
+(inserting the first part with the row instead of an empty value measured slower, see
+docs/performance.md); SQL Server's ``.WRITE`` appends in place.
 """
 
 from __future__ import annotations
@@ -165,15 +168,15 @@ def _part_bytes(value: bytes) -> int:
 
 
 def _first_part(store: Store, value: bytes) -> bytes:
-    """What the INSERT carries of ``value``: all of it, or its first part when it goes in parts."""
-    return value[: _part_bytes(value)] if _in_parts(store, value) else value
+    """What the INSERT carries of ``value``: all of it, or nothing when it goes in parts."""
+    return b"" if _in_parts(store, value) else value
 
 
 def _append(store: Store, sql: str, key: int, value: bytes) -> None:
-    """The rest of ``value`` appended part after part to the first part the row was inserted with."""
+    """``value`` appended part after part to the empty value the row was inserted with."""
     part = _part_bytes(value)
     with memoryview(value) as view:
-        for start in range(part, len(value), part):
+        for start in range(0, len(value), part):
             store.execute(sql, (view[start : start + part].tobytes(), key))
 
 
@@ -223,7 +226,7 @@ def _attachment_values(
 
 
 def _mail_values(run_id: int | None, mail: NewMail, raw_mime: bytes) -> tuple[object, ...]:
-    """The row of ``mail``; ``raw_mime`` is its bytes, or their first part (see :func:`_append`)."""
+    """The row of ``mail``; ``raw_mime`` is its bytes, or empty when they go in parts."""
     origin, record, raw = mail.origin, mail.record, mail.raw
     problems = list(record.problems)
     if record.message_id and len(record.message_id) > COLUMN_LIMITS["MESSAGE_ID"]:
