@@ -90,8 +90,8 @@ _APPEND: Final[dict[Dialect, tuple[str, str]]] = {
         "UPDATE WICBOX_MAIL SET RAW_MIME = RAW_MIME || ? WHERE MAIL_ID = ?",
         "UPDATE WICBOX_ATTACHMENT SET CONTENT = CONTENT || ? WHERE ATTACHMENT_ID = ?",
     ),
-    # .WRITE(value, NULL, NULL) appends to a VARBINARY(MAX) in place (minimally logged); the
-    # value must not be NULL, which the first part sees to.
+    # .WRITE(value, NULL, NULL) appends to a VARBINARY(MAX) in place (minimally logged); it
+    # cannot append to NULL, hence the empty (not NULL) value the row is inserted with.
     "mssql": (
         "UPDATE WICBOX_MAIL SET RAW_MIME.WRITE(?, NULL, NULL) WHERE MAIL_ID = ?",
         "UPDATE WICBOX_ATTACHMENT SET CONTENT.WRITE(?, NULL, NULL) WHERE ATTACHMENT_ID = ?",
