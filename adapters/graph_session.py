@@ -1,9 +1,11 @@
 """One open Graph session on a mailbox's source folder: list, fetch, and the after-process actions.
 
 * List: ``GET {root}/mailFolders/{id}/messages?$select=id,receivedDateTime&$orderby=receivedDateTime
-  asc&$top=N``, following ``@odata.nextLink`` up to the limit. AFTERPROCESS SEEN lists unread mails
-  only; Exchange wants the ordered property first in such a filter, hence the
-  ``receivedDateTime ge 1900-01-01`` clause.
+  asc&$top=N``, following ``@odata.nextLink`` up to the limit, with each message's size (MAPI
+  PidTagMessageSize, ``$expand`` of a single-value extended property: Graph lists no MIME size, and
+  the run cuts its batches by size, so a run of large mails stays within its memory budget).
+  AFTERPROCESS SEEN lists unread mails only; Exchange wants the ordered property first in such a
+  filter, hence the ``receivedDateTime ge 1900-01-01`` clause.
 * Fetch: ``GET {root}/messages/{id}/$value`` (the exact MIME), up to 4 at once.
 * MOVE / quarantine: ``POST {root}/messages/{id}/move``; DELETE: ``DELETE {root}/messages/{id}``, which
   Exchange turns into a move to Deleted Items (recoverable by the user until the mailbox's retention
@@ -34,6 +36,8 @@ from wicbox_bridge.errors import MailboxError
 log = logging.getLogger("wicbox.graph")
 
 LIST_FIELDS = "id,receivedDateTime"
+MESSAGE_SIZE = "Integer 0x0E08"  # PidTagMessageSize, close to the MIME size
+LIST_EXPAND = f"singleValueExtendedProperties($filter=id eq '{MESSAGE_SIZE}')"
 UNREAD_OLDEST_FIRST = "receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false"
 
 
@@ -53,6 +57,25 @@ def _timestamp(value: object) -> float | None:
     except ValueError:
         return None
     return moment.timestamp() if moment.tzinfo else None
+
+
+def _message_size(item: dict[str, object]) -> int:
+    """The listed size of a message (0 when Graph did not say: batches are then cut by count)."""
+    properties = item.get("singleValueExtendedProperties")
+    for prop in properties if isinstance(properties, list) else ():
+        if isinstance(prop, dict) and _property_tag(prop.get("id")) == _property_tag(MESSAGE_SIZE):
+            value = str(prop.get("value", ""))
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def _property_tag(text: object) -> tuple[str, int] | None:
+    """("integer", 0x0E08) of "Integer 0x0E08" (Exchange answers with "Integer 0xe08")."""
+    kind, _, tag = str(text).strip().partition(" ")
+    try:
+        return kind.lower(), int(tag, 16)
+    except ValueError:
+        return None
 
 
 class GraphSession:
@@ -102,7 +125,10 @@ class GraphSession:
             return []
         url: str | None = f"{self._source_url}/messages"
         refs: list[MailRef] = []
-        query: dict[str, str] | None = self._pending_query(LIST_FIELDS, min(limit, self.settings.page_size))
+        query: dict[str, str] | None = {
+            **self._pending_query(LIST_FIELDS, min(limit, self.settings.page_size)),
+            "$expand": LIST_EXPAND,
+        }
         while url is not None and len(refs) < limit:
             page = self._http.get_json(url, "listing the source folder", query)
             for item in page.get("value", [])[: limit - len(refs)]:
@@ -182,7 +208,7 @@ class GraphSession:
         received = _timestamp(item.get("receivedDateTime"))
         if received is not None:
             self._received[key] = received
-        return MailRef(self.mailbox, self._source, self.validity, key, 0)  # Graph lists no MIME size
+        return MailRef(self.mailbox, self._source, self.validity, key, _message_size(item))
 
     def _check_refs(self, refs: list[MailRef]) -> None:
         for ref in refs:

@@ -168,6 +168,10 @@ def test_lists_oldest_first_following_next_links_up_to_the_limit(bed: Bed, token
         session.close()
     oldest = bed.graph.messages(MAILBOX, "Inbox")[0].immutable_id
     assert [ref.key for ref in listed] == [oldest, *ids[:22]]
+    # each with its size (PidTagMessageSize, expanded on every page), which the run batches by
+    sizes = {message.immutable_id: len(message.raw) for message in bed.graph.messages(MAILBOX, "Inbox")}
+    assert [ref.size for ref in listed] == [sizes[ref.key] for ref in listed]
+    assert all(size > 0 for size in sizes.values())
     listings = bed.graph.request_log.entries(method="GET", status=200)
     pages = [r for r in listings if r.path.endswith("/messages")]
     assert len(pages) == 3

@@ -5,6 +5,7 @@ watched through weak references to every mail it fetched."""
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 
 import pytest
@@ -15,6 +16,7 @@ from tests.helpers.mailgen import make_mail
 from tests.test_imap_adapter import MAILBOX, Bed, imap_bed, open_session
 from tools.testbed.dovecot import DovecotServer, append_message
 from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailboxSession, MailRef
+from wicbox_bridge.adapters.imap import ImapAdapter
 from wicbox_bridge.auth.aadsts import CredentialNames
 from wicbox_bridge.auth.accounts import MailboxAccount
 from wicbox_bridge.config.dbtarget import DatabaseTarget
@@ -137,3 +139,73 @@ def test_a_batch_too_large_to_sit_beside_the_one_being_filed_waits_until_that_on
     assert watched.alive_before_fetch == [0] * count
     rows = wic_store.query("SELECT COUNT(*) FROM WICBOX_MAIL WHERE STATUS = 'FILED'")
     assert int(rows[0][0]) == count
+
+
+PROJECT_MAILBOXES = tuple(f"project-{number}@klant.example" for number in range(1, 4))
+
+
+class SharedWatch:
+    """Every mail any watched session fetched, and how many of them were alive before each fetch."""
+
+    def __init__(self) -> None:
+        self.fetched: list[weakref.ref[FetchedMail]] = []
+        self.alive_before_fetch: list[int] = []
+        self.lock = threading.Lock()
+
+    def session(self, session: MailboxSession) -> MailboxSession:
+        watch = self
+
+        class Watched(WatchedSession):
+            def fetch(self, refs: list[MailRef]) -> list[FetchedMail]:
+                with watch.lock:
+                    watch.alive_before_fetch.append(sum(ref() is not None for ref in watch.fetched))
+                mails = self.session.fetch(refs)
+                with watch.lock:
+                    watch.fetched += [weakref.ref(mail) for mail in mails]
+                return mails
+
+        return Watched(session)
+
+
+def test_passes_at_once_hold_one_large_mail_between_them(
+    dovecot_clean: DovecotServer,
+    identity_parts: IdentityParts,
+    wic_store: DbApiStore,
+    database_target: DatabaseTarget,
+) -> None:
+    """MULTIPLE with three workers over three project mailboxes whose mails are each over the byte
+    budget: before any pass fetches, no mail fetched by any pass is still alive."""
+    each = 4
+    for mailbox in PROJECT_MAILBOXES:
+        dovecot_clean.add_mailbox(mailbox)
+        dovecot_clean.grant_app_access(identity_parts.directory.confidential_client_sp_id, mailbox)
+        with dovecot_clean.admin_session(mailbox) as client:
+            for number in range(each):
+                append_message(client, "INBOX", make_mail(number, to=mailbox, body=FILLER))
+    bed = imap_bed(dovecot_clean, identity_parts)
+    tokens = bed.application()
+    tokens()  # signed in once before the passes start at once (the test's token cache is one file)
+    watch = SharedWatch()
+
+    def open_mailbox(account: MailboxAccount) -> MailboxSession:
+        return watch.session(ImapAdapter(bed.settings()).open(account.mailbox, tokens))
+
+    accounts = [
+        MailboxAccount(mailbox, mailbox, None, None, None, CredentialNames()) for mailbox in PROJECT_MAILBOXES
+    ]
+    settings = RunSettings(
+        max_mails=each * len(accounts), source_folder="INBOX", protocol="imap", fetch_batch=BATCH,
+        fetch_batch_bytes=8_000, workers=3,
+    )  # fmt: skip
+    job = RunJob(
+        open_store=lambda: open_store(database_target, timeout_s=10),
+        accounts=accounts,
+        open_mailbox=open_mailbox,
+        projects=[],
+        settings=settings,
+    )
+    report = run_mailboxes(job)
+
+    assert report.counts.filed == each * len(accounts), [m.error for m in report.mailboxes]
+    assert len(watch.alive_before_fetch) == each * len(accounts)
+    assert watch.alive_before_fetch == [0] * len(watch.alive_before_fetch), watch.alive_before_fetch

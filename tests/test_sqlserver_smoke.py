@@ -22,6 +22,7 @@ STEPS = (
     "db upgrade",
     "parameters",
     "filing 20 mails",
+    "filing a batch behind a trigger",
     "outbox",
     "schema lock: two processes",
     "drop the scratch database",

@@ -20,6 +20,8 @@ import pytest
 import sqlglot
 import sqlglot.expressions as exp
 
+from wicbox_bridge.store.mail_insert import insert_attachments_sql, insert_mails_sql, row_chunks
+from wicbox_bridge.store.mails import MAIL_ROW
 from wicbox_bridge.store.scripts import parameter_scripts, schema_scripts
 from wicbox_bridge.store.sqlscript import split_statements
 
@@ -146,3 +148,44 @@ SCRIPT_STATEMENTS = [
 )
 def test_every_statement_of_the_t_sql_scripts_parses(where: str, statement: str) -> None:
     parsed_as_tsql(statement)
+
+
+def _mail_rows(count: int) -> list[tuple[object, ...]]:
+    return [(f"row {number}", *([None] * (MAIL_ROW.count("?") - 1))) for number in range(count)]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 80])
+def test_the_batch_insert_of_mails_is_one_t_sql_batch(rows: int) -> None:
+    """SQL Server files a batch like the other dialects: many rows in one INSERT whose keys come back
+    through OUTPUT ... INTO a table variable (allowed on a table with triggers), read in the same
+    batch; NOCOUNT keeps the row counts from coming back as results before the SELECT."""
+    statement = insert_mails_sql("mssql", rows)
+    setting, declare, insert, select = parsed_as_tsql(statement)
+
+    assert isinstance(setting, exp.Set) and "NOCOUNT ON" in setting.sql("tsql").upper()
+    assert isinstance(declare, exp.Declare) and "@keys" in declare.sql("tsql")
+    assert isinstance(insert, exp.Insert)
+    assert len(insert.expression.expressions) == rows  # VALUES rows
+    output = insert.find(exp.Returning)
+    assert output is not None and output.args.get("into") is not None, insert.sql("tsql")
+    assert output.sql("tsql").upper().startswith("OUTPUT INSERTED.MAIL_ID, INSERTED.SHA256 INTO @KEYS")
+    assert isinstance(select, exp.Select) and select.sql("tsql") == "SELECT MAIL_ID, SHA256 FROM @keys"
+    assert statement.count("?") == rows * MAIL_ROW.count("?")
+
+
+def test_sql_server_batches_stay_within_its_parameter_and_row_limits() -> None:
+    """2100 parameters per request and 1000 rows per VALUES list; many small rows come in several
+    statements, every row exactly once."""
+    for marks, sql_of in (
+        (MAIL_ROW, lambda n: insert_mails_sql("mssql", n)),
+        ("(?, ?, ?, ?, ?, ?)", insert_attachments_sql),
+    ):
+        width = marks.count("?")
+        rows = [(number, *([b"x"] * (width - 1))) for number in range(3000)]
+        chunks = list(row_chunks(rows, marks, "mssql"))
+        assert [row for chunk in chunks for row in chunk] == rows
+        for chunk in chunks:
+            assert sql_of(len(chunk)).count("?") <= 2100
+            assert len(chunk) <= 1000
+        parsed_as_tsql(sql_of(len(chunks[0])))
+    assert len(list(row_chunks(_mail_rows(50), MAIL_ROW, "mssql"))) == 1  # a batch of 50: one statement

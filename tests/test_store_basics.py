@@ -291,8 +291,8 @@ def test_the_insert_hands_back_its_own_key(store: DbApiStore) -> None:
 def test_sql_server_gets_its_key_from_the_insert_itself_through_a_table_variable() -> None:
     sql = returning_identity_sql("mssql", "INSERT INTO COUNTED (BODY) VALUES (?)", "ID")
     assert sql == (
-        "SET NOCOUNT ON; DECLARE @keys TABLE (K BIGINT); "
-        "INSERT INTO COUNTED (BODY) OUTPUT INSERTED.ID INTO @keys VALUES (?); SELECT K FROM @keys"
+        "SET NOCOUNT ON; DECLARE @keys TABLE (ID BIGINT); "
+        "INSERT INTO COUNTED (BODY) OUTPUT INSERTED.ID INTO @keys VALUES (?); SELECT ID FROM @keys"
     )
     assert "@@IDENTITY" not in sql and "SCOPE_IDENTITY" not in sql
     with pytest.raises(ValueError):

@@ -150,6 +150,20 @@ def test_messages_paging_order_select_and_filter(me: Client, bed: GraphEmulator)
     assert error_of(response)[:2] == (400, "InefficientFilter")
 
 
+def test_messages_list_their_size_as_an_expanded_extended_property(me: Client, bed: GraphEmulator) -> None:
+    raws = [mail(number) + b"x" * number * 1000 for number in range(3)]
+    for number, raw in enumerate(raws):
+        bed.add_message(USER, "Inbox", raw, received=T0 + dt.timedelta(minutes=number))
+    expand = "singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')"
+    params = {"$select": "id", "$orderby": "receivedDateTime asc", "$expand": expand}
+    page = me.ok("GET", "/me/mailFolders/inbox/messages", params=params)
+    sizes = [m["singleValueExtendedProperties"] for m in page["value"]]
+    assert sizes == [[{"id": "Integer 0xe08", "value": str(len(raw))}] for raw in raws]
+    assert "singleValueExtendedProperties" not in me.ok("GET", "/me/mailFolders/inbox/messages")["value"][0]
+    response = me.call("GET", "/me/mailFolders/inbox/messages", params={"$expand": "attachments"})
+    assert error_of(response)[0] == 400
+
+
 def test_value_is_the_stored_bytes_and_move_changes_the_id_unless_immutable(
     me: Client, bed: GraphEmulator
 ) -> None:

@@ -8,7 +8,9 @@ The connection string is written as in WicGlobal.config (.NET SqlClient) or as a
 login needs CREATE DATABASE (dbcreator) on a test server. Steps, each PASS or FAIL with the
 server's answer: create a scratch database, `db init`, `db upgrade` (again: nothing to do), a
 parameter round-trip (Unicode, a long value, NULL), filing 20 mails (with attachments, one of
-9 MB, byte-identical when read back), an outbox round-trip (claim, sent), two processes racing
+9 MB, byte-identical when read back), filing a batch of 120 mails on a table with a trigger (the
+batch insert hands back each mail's key through OUTPUT ... INTO, in statements of at most 2100
+parameters; each key must lead to its own mail), an outbox round-trip (claim, sent), two processes racing
 `db init` on a fresh database (the schema lock: every version applied once), and dropping the
 scratch database (also after a failure). Exit code 0 when every step passed.
 
@@ -42,14 +44,33 @@ from wicbox_bridge.secret import Secret, mask_values
 from wicbox_bridge.store import LATEST_VERSION, open_store
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.filing import Filed, file_mails
-from wicbox_bridge.store.mail_insert import NewMail
+from wicbox_bridge.store.mail_insert import NewMail, files_many_rows
 from wicbox_bridge.store.mails import MailOrigin
 from wicbox_bridge.store.outbox import OutboxStatus, claim_for_sending, enqueue, get_row, mark_sent
 from wicbox_bridge.store.parameters import read_parameters, set_parameter
 from wicbox_bridge.store.schema import init_schema, schema_version, upgrade_schema
 
 MAILS = 20
-LARGE_ATTACHMENT = 9 * 1024 * 1024  # beyond the 8 MB the stores write in parts
+BATCH = 120  # 3000 parameters: more than one SQL Server statement takes (2100)
+# An AFTER INSERT trigger that inserts into a table of its own with an identity: SQL Server refuses a
+# bare OUTPUT clause on such a table, and @@IDENTITY would answer the trigger's key.
+AUDIT_TRIGGER = {
+    "mssql": (
+        "CREATE TABLE WICBOX_SMOKE_AUDIT (AUDIT_ID INT IDENTITY(100000, 7) PRIMARY KEY, "
+        "MAIL_ID INT NOT NULL)",
+        "CREATE TRIGGER TR_WICBOX_SMOKE_AUDIT ON WICBOX_MAIL AFTER INSERT AS BEGIN SET NOCOUNT ON; "
+        "INSERT INTO WICBOX_SMOKE_AUDIT (MAIL_ID) SELECT MAIL_ID FROM inserted; END",
+    ),
+    "postgresql": (
+        "CREATE TABLE WICBOX_SMOKE_AUDIT (AUDIT_ID INTEGER GENERATED ALWAYS AS IDENTITY "
+        "(START WITH 100000 INCREMENT BY 7) PRIMARY KEY, MAIL_ID INTEGER NOT NULL)",
+        "CREATE FUNCTION wicbox_smoke_audit() RETURNS trigger LANGUAGE plpgsql AS "
+        "'BEGIN INSERT INTO WICBOX_SMOKE_AUDIT (MAIL_ID) VALUES (NEW.MAIL_ID); RETURN NEW; END'",
+        "CREATE TRIGGER TR_WICBOX_SMOKE_AUDIT AFTER INSERT ON WICBOX_MAIL FOR EACH ROW "
+        "EXECUTE FUNCTION wicbox_smoke_audit()",
+    ),
+}
+LARGE_ATTACHMENT = 9 * 1024 * 1024  # in parts (over 2 MiB: RAW_MIME.WRITE on SQL Server)
 DATABASE_KEYS = ("database", "initial catalog")
 
 
@@ -203,6 +224,33 @@ def step_filing(store: Store) -> str:
     return f"{MAILS} mails filed byte-identical ({len(sizes)} attachment(s) on the first, 9 MB), none twice"
 
 
+def step_batch(store: Store) -> str:
+    """A batch filed in a few multi-row statements on a table with a trigger, each key its own mail."""
+    assert files_many_rows(store), f"the {store.dialect} store files one mail at a time"
+    for statement in AUDIT_TRIGGER[store.dialect]:
+        store.execute(statement)
+    mailbox = "batch@klant.example"
+    raws = [
+        f"From: klant{number}@elders.example\r\nSubject: Batch {number}\r\nMessage-ID: <batch-{number}-"
+        f"{uuid.uuid4().hex}@elders.example>\r\n\r\nBericht {number}\r\n".encode()
+        for number in range(BATCH)
+    ]
+    mails = [
+        NewMail(
+            MailOrigin(mailbox, "INBOX", "imap", f"batch:{n}", 1, n + 1, None), raw, parse_mail(raw), None, ""
+        )
+        for n, raw in enumerate(raws)
+    ]
+    answers = file_mails(store, mailbox=mailbox, run_id=None, mails=mails)
+    assert [answer.filed for answer in answers] == [Filed.NEW] * BATCH, answers
+    for answer, raw in zip(answers, raws, strict=True):
+        row = store.query_one("SELECT RAW_MIME FROM WICBOX_MAIL WHERE MAIL_ID = ?", (answer.mail_id,))
+        assert row is not None and bytes(row[0]) == raw, f"MAIL_ID {answer.mail_id} is not its mail"
+    audited = store.query_one("SELECT COUNT(*) FROM WICBOX_SMOKE_AUDIT")
+    assert audited is not None and int(audited[0]) >= BATCH, "the trigger did not fire"
+    return f"{BATCH} mails filed in multi-row statements behind a trigger, each key its own mail"
+
+
 def step_outbox(store: Store) -> str:
     outbox_id = enqueue(
         store,
@@ -282,6 +330,7 @@ def run(connection_string: str) -> int:
                 report.step("db upgrade", lambda: step_upgrade(store))
                 report.step("parameters", lambda: step_parameters(store))
                 report.step("filing 20 mails", lambda: step_filing(store))
+                report.step("filing a batch behind a trigger", lambda: step_batch(store))
                 report.step("outbox", lambda: step_outbox(store))
     report.step("schema lock: two processes", lambda: step_race(target, report))
     failed = [name for name, passed, _ in report.lines if not passed]

@@ -2,6 +2,7 @@
 test; prints a table).
 
     python -m tools.bench.memory_bench [--sizes 100,500,1000] [--large 200] [--backend both]
+                                       [--paths imap,graph,multiple]
     python -m tools.bench.run_bench --memory        (the same, with the defaults)
 
 On the IMAP benchmark's test bed (identity platform, Dovecot over IMAPS with XOAUTH2, a private
@@ -11,6 +12,9 @@ the set's size, MOVE to WICBOX/Processed) into a fresh database of each backend:
 * 100, 500 and 1000 generated mails of 20-200 KB (the same generator and seed, so the smaller
   sets are the first mails of the larger one);
 * 200 generated mails of 2-5 MB.
+
+The same sets then go, into PostgreSQL, through Microsoft Graph (the Graph emulator) and in
+MULTIPLE mode over 10 project mailboxes (:mod:`tools.bench.memory_more`); ``--paths`` picks which.
 
 Every run is checked (all mails filed, INBOX empty), so a broken run cannot pass as a lean one.
 Peak RSS is measured as in the IMAP benchmark (:mod:`tools.bench.measure`). Targets: each run
@@ -44,11 +48,13 @@ from tools.bench.contenders import (
     wicman_parameters,
     write_config,
 )
+from tools.bench.memory_more import Figures, drop_database, graph_runs, multiple_runs
 from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.store import init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
 
 BACKENDS = ("sqlite", "postgresql")
+PATHS = ("imap", "graph", "multiple")
 FLAT_TOLERANCE_MB = 5.0
 DEFAULT_SIZES = (100, 500, 1000)
 DEFAULT_LARGE = 200
@@ -121,20 +127,7 @@ def prepare(
     odbc = odbc_target(bed.postgres, name)
     _fill(odbc, bed)
     write_config(install.config, bed.postgres.connection_string(name), cap, bed)
-    return lambda: _count(odbc, count_sql), lambda: _drop(bed, name)
-
-
-def _drop(bed: BenchBed, name: str, attempts: int = 240) -> None:
-    """Drop the run's database. After a large run an autovacuum worker may still be at work in it,
-    which the benchmark's role cannot force out: try again until it is done (up to 2 minutes)."""
-    for attempt in range(attempts):
-        try:
-            bed.postgres.drop_database(name)
-            return
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
+    return lambda: _count(odbc, count_sql), lambda: drop_database(bed, name)
 
 
 def _count(target: DatabaseTarget, sql: str) -> int:
@@ -172,31 +165,52 @@ def measure(bed: BenchBed, install: WicboxInstall, backend: str, mail_set: MailS
     )
 
 
-def run(sets: Sequence[MailSet], backends: Sequence[str]) -> list[MemoryRow]:
+def run(sets: Sequence[MailSet], backends: Sequence[str], paths: Sequence[str] = PATHS) -> list[MemoryRow]:
     rows: list[MemoryRow] = []
+    titled = [(mail_set.title, mail_set.mails) for mail_set in sets]
     progress("starting the test bed (identity platform, Dovecot, PostgreSQL)")
     with running_bed() as bed:
         install = new_install(bed)
-        for mail_set in sets:
+        for mail_set in sets if "imap" in paths else ():
             progress(f"{mail_set.title}: seeding ({sum(map(len, mail_set.mails)) / MB:.0f} MB)")
             seed_template(bed, mail_set.mails)
             for backend in backends:
                 progress(f"{mail_set.title}: wicbox run into {backend}")
                 rows.append(measure(bed, install, backend, mail_set))
                 progress(f"peak RSS {rows[-1].peak_rss_mb:.1f} MB in {rows[-1].seconds:.2f} s")
+        if "multiple" in paths:
+            rows += [_row(sets, figures) for figures in multiple_runs(bed, titled, progress)]
         progress("stopping the test bed")
+    if "graph" in paths:
+        rows += [_row(sets, figures) for figures in graph_runs(titled, progress)]
     return rows
+
+
+def _row(sets: Sequence[MailSet], figures: Figures) -> MemoryRow:
+    backend, mails, seconds, peak = figures
+    mail_set = next(mail_set for mail_set in sets if mail_set.mails is mails)
+    sizes = list(map(len, mails))
+    return MemoryRow(
+        backend,
+        mail_set.title,
+        len(mails),
+        sum(sizes) / MB,
+        max(sizes) / MB,
+        seconds,
+        peak,
+        mail_set.limit_mb,
+    )
 
 
 def report_lines(rows: Sequence[MemoryRow]) -> list[str]:
     lines = [
-        "== memory at any run size: peak RSS of one wicbox run (IMAP, cap = the set's size)",
-        f"{'backend':10} {'mail set':24} {'MB':>7} {'largest':>8} {'seconds':>8} {'peak RSS':>9} "
+        "== memory at any run size: peak RSS of one wicbox run (IMAP unless named, cap = the set's size)",
+        f"{'backend':18} {'mail set':24} {'MB':>7} {'largest':>8} {'seconds':>8} {'peak RSS':>9} "
         f"{'limit':>8}  target",
     ]
     for row in rows:
         lines.append(
-            f"{row.backend:10} {row.title:24} {row.total_mb:7.1f} {row.largest_mb:7.2f}M {row.seconds:8.2f} "
+            f"{row.backend:18} {row.title:24} {row.total_mb:7.1f} {row.largest_mb:7.2f}M {row.seconds:8.2f} "
             f"{row.peak_rss_mb:7.1f}MB {row.limit_mb:6.1f}MB  {'PASS' if row.met else 'MISS'}"
         )
     for backend in sorted({row.backend for row in rows}):
@@ -224,12 +238,13 @@ class MemoryOptions:
     sizes: tuple[int, ...] = DEFAULT_SIZES
     large: int = DEFAULT_LARGE
     backends: tuple[str, ...] = BACKENDS
+    paths: tuple[str, ...] = PATHS
 
 
 def main_with(options: MemoryOptions) -> int:
     started = time.monotonic()
     try:
-        rows = run(mail_sets(options.sizes, options.large), options.backends)
+        rows = run(mail_sets(options.sizes, options.large), options.backends, options.paths)
     except KeyboardInterrupt:
         progress("interrupted; the test bed is stopped and its files removed")
         return 130
@@ -251,12 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument(
         "--large", type=int, default=DEFAULT_LARGE, help="mails in the 2-5 MB set (0: none)"
     )
-    arguments.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
+    arguments.add_argument("--backend", choices=(*BACKENDS, "both"), default="both", help="for IMAP")
+    arguments.add_argument(
+        "--paths", type=parse_paths, default=PATHS, help="which of imap,graph,multiple (default: all)"
+    )
     options = arguments.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     backends = BACKENDS if options.backend == "both" else (options.backend,)
-    return main_with(MemoryOptions(options.sizes, options.large, backends))
+    return main_with(MemoryOptions(options.sizes, options.large, backends, options.paths))
+
+
+def parse_paths(text: str) -> tuple[str, ...]:
+    paths = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not paths or not set(paths) <= set(PATHS):
+        raise argparse.ArgumentTypeError(f"comma-separated, of {','.join(PATHS)}")
+    return paths
 
 
 if __name__ == "__main__":

@@ -44,7 +44,14 @@ from tools.testbed.graph_drafts import (
     send_draft,
 )
 from tools.testbed.graph_model import ROOT, GraphStoreError, Mailbox, MailStore
-from tools.testbed.graph_query import parse_message_query, parse_skip, parse_top, selected, skiptoken
+from tools.testbed.graph_query import (
+    parse_message_query,
+    parse_skip,
+    parse_top,
+    selected,
+    skiptoken,
+    with_message_size,
+)
 from tools.testbed.graph_send import MAX_REQUEST_BYTES, send_mime
 from tools.testbed.graph_traffic import (
     ConcurrencyGauge,
@@ -340,7 +347,10 @@ class GraphApi:
         }
         if query.count:
             document["@odata.count"] = len(query.matching(messages))
-        document["value"] = [selected(message_document(m, immutable=immutable), query.select) for m in page]
+        documents = [selected(message_document(m, immutable=immutable), query.select) for m in page]
+        if query.message_size:
+            documents = [with_message_size(d, len(m.raw)) for d, m in zip(documents, page, strict=True)]
+        document["value"] = documents
         if more:
             document["@odata.nextLink"] = self._next_link(request, query.skip + query.top)
         return json_reply(200, document, _preference(request))

@@ -120,6 +120,7 @@ class MessageQuery:
     descending: bool | None  # None: no $orderby
     clauses: tuple[Clause, ...]
     count: bool = False
+    message_size: bool = False  # $expand of PidTagMessageSize (see parse_expand)
 
     def matching(self, messages: list[Message]) -> list[Message]:
         return [m for m in messages if all(clause.matches(m) for clause in self.clauses)]
@@ -182,7 +183,29 @@ def parse_message_query(query: Mapping[str, str]) -> MessageQuery:
             "The restriction or sort order is too complex for this operation.", "InefficientFilter"
         )
     count = parse_count(query)
-    return MessageQuery(select, parse_top(query), parse_skip(query), descending, tuple(clauses), count)
+    return MessageQuery(
+        select, parse_top(query), parse_skip(query), descending, tuple(clauses), count, parse_expand(query)
+    )
+
+
+# The one $expand the emulator knows: the message size (MAPI PidTagMessageSize) as a
+# single-value extended property, the way a client learns a message's size when listing.
+MESSAGE_SIZE_PROPERTY = "Integer 0x0E08"
+_MESSAGE_SIZE_EXPAND = f"singleValueExtendedProperties($filter=id eq '{MESSAGE_SIZE_PROPERTY}')"
+
+
+def parse_expand(query: Mapping[str, str]) -> bool:
+    text = query.get("$expand")
+    if text is None:
+        return False
+    if " ".join(text.split()).lower() != _MESSAGE_SIZE_EXPAND.lower():
+        raise bad_request(f"The $expand '{text}' is not supported by this emulator.")
+    return True
+
+
+def with_message_size(document: dict[str, object], size: int) -> dict[str, object]:
+    """``document`` with the expanded size property, as Exchange writes it (id in lower-case hex)."""
+    return {**document, "singleValueExtendedProperties": [{"id": "Integer 0xe08", "value": str(size)}]}
 
 
 def parse_count(query: Mapping[str, str]) -> bool:

@@ -9,7 +9,8 @@ round gives every mailbox an equal share; what quiet mailboxes leave goes, in th
 the mailboxes that still have mail. In each round the global mailbox is read first (in MIX: the
 SINGLE pass, then the MULTIPLE pass), then the project mailboxes concurrently by at most
 ``workers`` threads, each with its own database connection and never two connections to one
-mailbox.
+mailbox. Passes that run at once share the in-flight budget of one, and only one of them at a time
+holds a mail larger than its share (:mod:`wicbox_bridge.run.large_mails`).
 
 A mailbox that cannot be opened (authentication, connection, a missing folder) is reported and
 the run goes on with the others; a database that stops answering ends the run, because nothing
@@ -43,6 +44,7 @@ from wicbox_bridge.errors import AuthenticationError, BridgeError, DatabaseError
 from wicbox_bridge.logs.redact import mask_tokens
 from wicbox_bridge.logs.setup import FILE_ONLY
 from wicbox_bridge.run.fairshare import share_cap
+from wicbox_bridge.run.large_mails import LargeMailGate
 from wicbox_bridge.run.mailbox_pass import OpenMailbox, PassContext, run_pass
 from wicbox_bridge.run.results import MailboxReport, RunReport
 from wicbox_bridge.run.routing import RoutableProject
@@ -101,6 +103,19 @@ class RunJob:
     leases: LeaseSettings | None = None  # None: no leases (this process alone reads these mailboxes)
 
 
+# A batch is never made smaller than this by sharing (a mail larger than a batch is one of its own).
+_LEAST_BATCH_BYTES = 256 * 1024
+
+
+def _batch_bytes(settings: RunSettings, accounts: int) -> int:
+    """Each pass holds two batches in flight; passes that run at once share the budget of one, so
+    MULTIPLE with four workers holds what SINGLE holds (docs/performance.md, memory over Graph and
+    in MULTIPLE)."""
+    concurrent = max(1, min(settings.workers, accounts))
+    shared = settings.fetch_batch_bytes // concurrent
+    return max(min(_LEAST_BATCH_BYTES, settings.fetch_batch_bytes), shared)
+
+
 @dataclass
 class _Pass:
     index: int
@@ -126,13 +141,14 @@ class _Run:
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
             fetch_batch=job.settings.fetch_batch,
-            fetch_batch_bytes=job.settings.fetch_batch_bytes,
+            fetch_batch_bytes=_batch_bytes(job.settings, len(job.accounts)),
             dry_run=job.settings.dry_run,
             run_id=job.run_id,
             projects=job.projects,
             stop=self.stop,
             progress=self._progress if job.progress is not None else None,
         )
+        self.large_mails = LargeMailGate(self.context.fetch_batch_bytes)
 
     def _progress(self, count: int) -> None:
         with self._lock:
@@ -167,7 +183,7 @@ class _Run:
         try:
             store = self.store()
             fence = None if self.keeper is None else self.keeper.fence(account.mailbox)
-            session = self.job.open_mailbox(account)
+            session = self.large_mails.session(self.job.open_mailbox(account))
             try:
                 step.more_waiting = run_pass(
                     self.context, OpenMailbox(account, session, store, report, fence), step.quota

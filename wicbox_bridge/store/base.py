@@ -82,13 +82,27 @@ def insert_returning_identity(store: Store, insert: str, params: SqlParams, colu
 
 def returning_identity_sql(dialect: Dialect, insert: str, column: str) -> str:
     """``insert`` rewritten to hand back its generated ``column`` as a one-row result."""
+    return returning_sql(dialect, insert, ((column, "BIGINT"),))
+
+
+def returning_sql(dialect: Dialect, insert: str, columns: Sequence[tuple[str, str]]) -> str:
+    """``insert`` (one or many rows) rewritten to hand back ``columns`` of every row it made.
+
+    ``columns`` are (name, T-SQL type) pairs. On SQL Server the rows go through a table variable
+    (``OUTPUT INSERTED ... INTO @keys``: a bare OUTPUT clause is refused on a table with triggers)
+    and are selected from it in the same batch, so it is still one round trip. The order of the
+    rows is not the order of the VALUES: the caller matches them by a column of their own.
+    """
+    names = ", ".join(name for name, _ in columns)
     if dialect != "mssql":
-        return f"{insert} RETURNING {column}"
+        return f"{insert} RETURNING {names}"
     head, marker, values = insert.partition(" VALUES ")
     if not marker:
         raise ValueError("an INSERT ... VALUES statement is needed")
-    output = f"{head} OUTPUT INSERTED.{column} INTO @keys VALUES {values}"
-    return f"SET NOCOUNT ON; DECLARE @keys TABLE (K BIGINT); {output}; SELECT K FROM @keys"  # noqa: S608 - code's names
+    inserted = ", ".join(f"INSERTED.{name}" for name, _ in columns)
+    declared = ", ".join(f"{name} {kind}" for name, kind in columns)
+    output = f"{head} OUTPUT {inserted} INTO @keys VALUES {values}"
+    return f"SET NOCOUNT ON; DECLARE @keys TABLE ({declared}); {output}; SELECT {names} FROM @keys"  # noqa: S608 - code's names
 
 
 # RETURNING hands back the keys of the rows an INSERT made: PostgreSQL, and SQLite from 3.35.
@@ -100,6 +114,27 @@ def has_returning(store: Store) -> bool:
     if store.dialect == "sqlite":
         return sqlite3.sqlite_version_info >= _SQLITE_RETURNING
     return store.dialect == "postgresql"
+
+
+def returns_many_keys(store: Store) -> bool:
+    """Whether one INSERT of many rows can hand back each row's keys: RETURNING where
+    :func:`has_returning`, ``OUTPUT ... INTO`` a table variable on SQL Server."""
+    return store.dialect == "mssql" or has_returning(store)
+
+
+# The most parameters one statement may carry: SQLite before 3.32 allowed 999, later 32766;
+# SQL Server 2100 per request (2000 keeps a margin for what the driver adds); PostgreSQL 65535
+# (the byte budget of a statement is reached long before).
+_SQLITE_MANY_PARAMETERS: Final = (3, 32, 0)
+
+
+def most_parameters(dialect: Dialect) -> int:
+    """How many ``?`` one statement of this dialect may hold."""
+    if dialect == "mssql":
+        return 2000
+    if dialect == "sqlite":
+        return 32766 if sqlite3.sqlite_version_info >= _SQLITE_MANY_PARAMETERS else 999
+    return 65535
 
 
 _SAVEPOINT: dict[Dialect, tuple[str, str, str | None]] = {

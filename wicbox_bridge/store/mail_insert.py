@@ -3,16 +3,20 @@
 Two ways, with the same rows as result:
 
 * :func:`insert_mails` files a whole batch with a few statements: several rows per INSERT, the
-  generated MAIL_IDs read back with RETURNING, where the dialect has it (:func:`files_many_rows`).
-  Each statement is a round trip the database server works through while the client waits, so
-  their number, not the bytes, decided the time of filing.
-* :func:`insert_mail` files one mail (SQL Server, and a batch the database refused part of).
+  generated MAIL_IDs read back with RETURNING, or on SQL Server with ``OUTPUT INSERTED ... INTO``
+  a table variable selected in the same T-SQL batch (:func:`files_many_rows`). Each statement is
+  a round trip the database server works through while the client waits, so their number, not
+  the bytes, decided the time of filing.
+* :func:`insert_mail` files one mail (SQLite before 3.35, a mail whose values go in parts, and a
+  batch the database refused part of).
 
-Large values (over 2 MiB) are sent in parts where the dialect can append to a value in place
-(:data:`_APPEND`): the row is inserted with an empty value and the bytes follow in at most four
-parts of at least 2 MiB. psqlODBC copies a parameter twice before sending it (about 60 MB of
-native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is never larger than
-one part. The server rewrites the value for every part, hence at most four.
+Large values (over 2 MiB) are sent in parts where the dialect can append to a value
+(:data:`_APPEND`: PostgreSQL, SQL Server): the row is inserted with an empty value and the bytes
+follow in at most four parts of at least 2 MiB. psqlODBC copies a parameter twice before sending
+it (about 60 MB of native memory for a 30 MB mail, 10 MB for a 5 MB one); in parts, that copy is
+never larger than one part. PostgreSQL rewrites the value for every part, hence at most four
+(inserting the first part with the row instead of an empty value measured slower, see
+docs/performance.md); SQL Server's ``.WRITE`` appends in place.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from wicbox_bridge.mail.record import Attachment, MailRecord
-from wicbox_bridge.store.base import Dialect, Store, atomic, has_returning, insert_returning_identity
+from wicbox_bridge.store.base import (
+    Dialect,
+    Store,
+    atomic,
+    insert_returning_identity,
+    most_parameters,
+    returning_sql,
+    returns_many_keys,
+)
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
     INSERT_MAIL_COLUMNS,
@@ -35,7 +47,15 @@ from wicbox_bridge.store.mails import (
 )
 from wicbox_bridge.store.times import naive_utc, utc_now
 
-__all__ = ["NewMail", "files_many_rows", "insert_mail", "insert_mails"]
+__all__ = [
+    "NewMail",
+    "files_many_rows",
+    "insert_attachments_sql",
+    "insert_mail",
+    "insert_mails",
+    "insert_mails_sql",
+    "row_chunks",
+]
 
 
 @dataclass(frozen=True)
@@ -53,13 +73,13 @@ _ATTACHMENT_COLUMNS: Final = (
     "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
 )
 _ATTACHMENT_ROW: Final = "(?, ?, ?, ?, ?, ?)"
-# Several rows per INSERT: at most this many parameters in one statement (SQLite before 3.32
-# allowed 999; SQL Server allows 2100), and about this many bytes of mail and attachment content
-# (the driver copies a statement's parameters before sending them).
-_MOST_PARAMETERS: Final = 999
+# Several rows per INSERT: at most store.base.most_parameters in one statement, and about this
+# many bytes of mail and attachment content (the driver copies a statement's parameters before
+# sending them).
 _MOST_STATEMENT_BYTES: Final = 1024 * 1024
-# RETURNING hands back the generated keys of many rows (store.base.has_returning). SQL Server files
-# one mail at a time: a bare OUTPUT clause fails on a table with triggers.
+# What the INSERT of many mails hands back, to match each generated MAIL_ID with its mail (the
+# T-SQL types of store/sql/mssql/0002_mail.sql, for SQL Server's table variable).
+_MAIL_KEYS: Final = (("MAIL_ID", "INT"), ("SHA256", "CHAR(64)"))
 # Values larger than this go in parts, where the dialect can append: at most _MOST_PARTS parts of
 # at least _APPEND_PART_BYTES.
 _LARGE_VALUE_BYTES: Final = 2 * 1024 * 1024
@@ -70,20 +90,23 @@ _APPEND: Final[dict[Dialect, tuple[str, str]]] = {
         "UPDATE WICBOX_MAIL SET RAW_MIME = RAW_MIME || ? WHERE MAIL_ID = ?",
         "UPDATE WICBOX_ATTACHMENT SET CONTENT = CONTENT || ? WHERE ATTACHMENT_ID = ?",
     ),
+    # .WRITE(value, NULL, NULL) appends to a VARBINARY(MAX) in place (minimally logged); it
+    # cannot append to NULL, hence the empty (not NULL) value the row is inserted with.
+    "mssql": (
+        "UPDATE WICBOX_MAIL SET RAW_MIME.WRITE(?, NULL, NULL) WHERE MAIL_ID = ?",
+        "UPDATE WICBOX_ATTACHMENT SET CONTENT.WRITE(?, NULL, NULL) WHERE ATTACHMENT_ID = ?",
+    ),
 }
 
 
 def insert_mail(store: Store, *, run_id: int | None, mail: NewMail) -> int:
     """File one mail with its attachments in one transaction; its MAIL_ID."""
     with atomic(store):
-        in_parts = _in_parts(store, mail.raw)
+        first = _first_part(store, mail.raw)
         mail_id = insert_returning_identity(
-            store,
-            f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}",
-            _mail_values(run_id, mail, inline=not in_parts),
-            "MAIL_ID",
+            store, f"{INSERT_MAIL_COLUMNS} VALUES {MAIL_ROW}", _mail_values(run_id, mail, first), "MAIL_ID"
         )
-        if in_parts:
+        if len(first) < len(mail.raw):
             _append(store, _APPEND[store.dialect][0], mail_id, mail.raw)
         for position, attachment in enumerate(mail.record.attachments, start=1):
             _insert_attachment(store, mail_id, position, attachment)
@@ -101,10 +124,9 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
     mail_ids: dict[str, int] = {}
     with atomic(store):
         small = [mail for mail in mails if not _in_parts(store, mail.raw)]
-        for chunk in _row_chunks([_mail_values(run_id, mail, inline=True) for mail in small], MAIL_ROW):
-            sql = (
-                f"{INSERT_MAIL_COLUMNS} VALUES {', '.join([MAIL_ROW] * len(chunk))} RETURNING MAIL_ID, SHA256"
-            )
+        rows = [_mail_values(run_id, mail, mail.raw) for mail in small]
+        for chunk in row_chunks(rows, MAIL_ROW, store.dialect):
+            sql = insert_mails_sql(store.dialect, len(chunk))
             for mail_id, sha256 in store.query(sql, [value for row in chunk for value in row]):
                 mail_ids[str(sha256).strip()] = int(mail_id)
         for mail in mails:
@@ -115,33 +137,53 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
             for mail in small
             for position, attachment in enumerate(mail.record.attachments, start=1)
         ]
-        for rows in _row_chunks(attachments, _ATTACHMENT_ROW):
-            sql = f"{_ATTACHMENT_COLUMNS} VALUES {', '.join([_ATTACHMENT_ROW] * len(rows))}"
-            store.execute(sql, [value for row in rows for value in row])
+        for rows in row_chunks(attachments, _ATTACHMENT_ROW, store.dialect):
+            store.execute(insert_attachments_sql(len(rows)), [value for row in rows for value in row])
     return mail_ids
 
 
+def insert_mails_sql(dialect: Dialect, rows: int) -> str:
+    """The one statement (on SQL Server one T-SQL batch) that inserts ``rows`` mails and hands back
+    (MAIL_ID, SHA256) of each."""
+    insert = f"{INSERT_MAIL_COLUMNS} VALUES {', '.join([MAIL_ROW] * rows)}"
+    return returning_sql(dialect, insert, _MAIL_KEYS)
+
+
+def insert_attachments_sql(rows: int) -> str:
+    """The one statement that inserts ``rows`` attachments (the same text in every dialect)."""
+    return f"{_ATTACHMENT_COLUMNS} VALUES {', '.join([_ATTACHMENT_ROW] * rows)}"
+
+
 def files_many_rows(store: Store) -> bool:
-    """Whether :func:`insert_mails` works on this store (RETURNING of many rows)."""
-    return has_returning(store)
+    """Whether :func:`insert_mails` works on this store (the keys of many rows handed back)."""
+    return returns_many_keys(store)
 
 
 def _in_parts(store: Store, value: bytes) -> bool:
     return store.dialect in _APPEND and len(value) > _LARGE_VALUE_BYTES
 
 
+def _part_bytes(value: bytes) -> int:
+    return max(_APPEND_PART_BYTES, -(-len(value) // _MOST_PARTS))
+
+
+def _first_part(store: Store, value: bytes) -> bytes:
+    """What the INSERT carries of ``value``: all of it, or nothing when it goes in parts."""
+    return b"" if _in_parts(store, value) else value
+
+
 def _append(store: Store, sql: str, key: int, value: bytes) -> None:
-    """``value`` appended part after part to the (empty) value the row was inserted with."""
-    part = max(_APPEND_PART_BYTES, -(-len(value) // _MOST_PARTS))
+    """``value`` appended part after part to the empty value the row was inserted with."""
+    part = _part_bytes(value)
     with memoryview(value) as view:
         for start in range(0, len(value), part):
             store.execute(sql, (view[start : start + part].tobytes(), key))
 
 
 def _insert_attachment(store: Store, mail_id: int, position: int, attachment: Attachment) -> None:
-    in_parts = _in_parts(store, attachment.content)
-    values = _attachment_values(mail_id, position, attachment, inline=not in_parts)
-    if not in_parts:
+    first = _first_part(store, attachment.content)
+    values = _attachment_values(mail_id, position, attachment, first)
+    if len(first) == len(attachment.content):
         store.execute(f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}", values)
         return
     insert = f"{_ATTACHMENT_COLUMNS} VALUES {_ATTACHMENT_ROW}"
@@ -149,12 +191,14 @@ def _insert_attachment(store: Store, mail_id: int, position: int, attachment: At
     _append(store, _APPEND[store.dialect][1], attachment_id, attachment.content)
 
 
-def _row_chunks(rows: Sequence[tuple[object, ...]], row_marks: str) -> Iterable[list[tuple[object, ...]]]:
+def row_chunks(
+    rows: Sequence[tuple[object, ...]], row_marks: str, dialect: Dialect
+) -> Iterable[list[tuple[object, ...]]]:
     """``rows`` in groups small enough for one statement (parameters and bytes; see above).
 
     A row larger than the byte budget is a statement of its own.
     """
-    most_rows = max(1, _MOST_PARAMETERS // row_marks.count("?"))
+    most_rows = max(1, most_parameters(dialect) // row_marks.count("?"))
     chunk: list[tuple[object, ...]] = []
     size = 0
     for row in rows:
@@ -169,7 +213,7 @@ def _row_chunks(rows: Sequence[tuple[object, ...]], row_marks: str) -> Iterable[
 
 
 def _attachment_values(
-    mail_id: int, position: int, attachment: Attachment, *, inline: bool = True
+    mail_id: int, position: int, attachment: Attachment, content: bytes | None = None
 ) -> tuple[object, ...]:
     return (
         mail_id,
@@ -177,11 +221,12 @@ def _attachment_values(
         attachment.filename[:NAME_LIMIT],
         attachment.content_type[:NAME_LIMIT],
         attachment.size,
-        attachment.content if inline else b"",
+        attachment.content if content is None else content,
     )
 
 
-def _mail_values(run_id: int | None, mail: NewMail, *, inline: bool) -> tuple[object, ...]:
+def _mail_values(run_id: int | None, mail: NewMail, raw_mime: bytes) -> tuple[object, ...]:
+    """The row of ``mail``; ``raw_mime`` is its bytes, or empty when they go in parts."""
     origin, record, raw = mail.origin, mail.record, mail.raw
     problems = list(record.problems)
     if record.message_id and len(record.message_id) > COLUMN_LIMITS["MESSAGE_ID"]:
@@ -206,7 +251,7 @@ def _mail_values(run_id: int | None, mail: NewMail, *, inline: bool) -> tuple[ob
         len(raw),
         record.body_text,
         record.body_html,
-        raw if inline else b"",
+        raw_mime,
         MailStatus.PENDING_ACK.value,
         bounded("ROUTING", mail.routing),
         "\n".join(problems) or None,
