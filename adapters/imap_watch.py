@@ -10,6 +10,7 @@ True so the caller searches the folder for what arrived while the watch was blin
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import select
@@ -91,10 +92,8 @@ class ImapIdleWatch:
         client, self._client = self._client, None
         if client is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError, imaplib.IMAP4.error):
             client.idle_done()
-        except (OSError, ValueError, imaplib.IMAP4.error):
-            pass
         close(client)
 
     # ---- IDLE --------------------------------------------------------------------------------
@@ -167,10 +166,8 @@ class ImapIdleWatch:
     def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(OSError):
                 client.shutdown()
-            except OSError:
-                pass
 
 
 def _readable(client: IMAPClient) -> bool:
