@@ -83,6 +83,9 @@ class RunJob:
     run_id: int | None = None
     progress: ProgressCallback | None = None
     redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
+    # set by the caller to stop the run between batches (`wicbox serve` shutting down); the run sets
+    # it too when the database fails. None: the run's own event.
+    stop: threading.Event | None = None
 
 
 @dataclass
@@ -100,7 +103,7 @@ class _Run:
         self.reports = [
             MailboxReport(account.label, account.mailbox, account.project_code) for account in job.accounts
         ]
-        self.stop = threading.Event()
+        self.stop = job.stop if job.stop is not None else threading.Event()
         self.fatal: DatabaseError | None = None
         self._lock = threading.Lock()
         self._local = threading.local()

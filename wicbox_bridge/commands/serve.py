@@ -1,0 +1,162 @@
+"""``wicbox serve``: watch every mailbox and file new mail within seconds, until stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import click
+
+from wicbox_bridge.auth.accounts import plan_accounts
+from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands._build import (
+    mailbox_opener,
+    provider_factory,
+    register_account_secrets,
+    token_service,
+    watch_opener,
+)
+from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
+from wicbox_bridge.config.params import AuthMethod
+from wicbox_bridge.diagnostics.accounts import ProviderFactory
+from wicbox_bridge.errors import AlreadyRunning
+from wicbox_bridge.run.routing import RoutableProject
+from wicbox_bridge.run.runlock import RunLock
+from wicbox_bridge.run.runner import RunSettings
+from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.send.outbox import OutboxSettings
+from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME, Heartbeat, write_heartbeat
+from wicbox_bridge.serve.service import ServeJob, ServePlan, ServeSettings, serve
+from wicbox_bridge.store.projects import list_projects
+
+log = logging.getLogger("wicbox.serve")
+
+
+@click.command("serve")
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(1, 600),
+    default=5.0,
+    show_default=True,
+    help="Graph: seconds between two delta queries per mailbox (IMAP is told of new mail by IDLE).",
+)
+@click.option(
+    "--reload-seconds",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Read WICMan's parameters and projects again this often (a new project mailbox is watched).",
+)
+@pass_runtime
+def serve_command(runtime: Runtime, poll_seconds: float, reload_seconds: float) -> int:
+    """Watch every mailbox and file new mail within seconds; deliver the outbox; until stopped.
+
+    Each mailbox of the account mode is watched at once (IMAP IDLE, or Graph delta queries), and a
+    mailbox's pass runs as soon as mail arrives, exactly as `wicbox run` files it. WIC's outgoing
+    mail is delivered every 15 seconds and the parameters are read again every minute. SIGTERM or
+    Ctrl+C stops it cleanly. While it runs, the scheduled `wicbox run` of this configuration exits
+    with code 5.
+    """
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(RunLock(runtime.machine_state_dir))
+        stack.enter_context(_stop_signals(stop))
+        with runtime.open_store() as store:
+            parsed = runtime.load_parameters(store)
+        for warning in (*runtime.config.warnings, *parsed.warnings):
+            click.echo(f"wicbox: warning: {warning}", err=True)
+        params = parsed.parameters
+        oauth = params.method is AuthMethod.OAUTH2
+        service = stack.enter_context(token_service(runtime, params)) if oauth else None
+        provider_for = provider_factory(service, params) if service is not None else None
+        job = ServeJob(
+            open_store=runtime.open_store,
+            load_plan=_plan_loader(runtime, provider_for, stop, poll_seconds),
+            deliver_outbox=lambda: _deliver(runtime),
+            heartbeat=lambda beat: _beat(runtime, beat),
+            stop=stop,
+            settings=ServeSettings(reload_s=reload_seconds),
+            passes=threading.Semaphore(max(1, params.workers)),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        click.echo("wicbox serve: started; stop with Ctrl+C", err=True)
+        serve(job)
+    click.echo("wicbox serve: stopped", err=True)
+    return 0
+
+
+def _plan_loader(
+    runtime: Runtime, provider_for: ProviderFactory | None, stop: threading.Event, poll_seconds: float
+) -> Callable[[], ServePlan]:
+    shown: list[int] = []
+
+    def load() -> ServePlan:
+        with runtime.open_store() as store:
+            params = runtime.load_parameters(store).parameters
+            plan = plan_accounts(params, store)
+            projects = [
+                RoutableProject(project.project_id, project.code, project.mailbox)
+                for project in list_projects(store)
+                if project.active
+            ]
+        register_account_secrets(runtime, plan)
+        for project, error in plan.broken:
+            log.error("project %s cannot be watched: %s", project.code, error)
+        protocol, opener = mailbox_opener(params, plan, provider_for)
+        watches = watch_opener(params, plan, provider_for, sleep=_sleeper(stop), poll_interval_s=poll_seconds)
+        if shown[-1:] != [len(plan.accounts)]:
+            shown.append(len(plan.accounts))
+            click.echo(f"wicbox serve: watching {len(plan.accounts)} mailbox(es)", err=True)
+        settings = RunSettings(
+            max_mails=runtime.config.max_mails_per_run,
+            source_folder=params.source_folder,
+            protocol=protocol,
+        )
+        return ServePlan(plan.accounts, projects, opener, watches, settings)
+
+    return load
+
+
+def _sleeper(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends at once when the service stops."""
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
+
+
+def _deliver(runtime: Runtime) -> None:
+    try:
+        report = deliver_if_due(runtime, OutboxSettings())
+    except AlreadyRunning:
+        log.info("a wicbox send for this configuration is busy: the outbox is left to it")
+        return
+    if report is not None:
+        print_outbox_report(report, err=True)
+
+
+def _beat(runtime: Runtime, beat: Heartbeat) -> None:
+    write_heartbeat(runtime.machine_state_dir / HEARTBEAT_FILE_NAME, beat)
+
+
+@contextlib.contextmanager
+def _stop_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT (and Ctrl+Break on Windows) stop the service between batches."""
+    names = ["SIGTERM", "SIGINT"] + (["SIGBREAK"] if sys.platform == "win32" else [])
+    numbers = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {number: signal.getsignal(number) for number in numbers}
+    for number in numbers:
+        signal.signal(number, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
