@@ -23,6 +23,9 @@ class MailboxBeat:
     last_filed: int = 0
     last_pass_s: float | None = None  # from the watch firing to the pass's end (filed and acknowledged)
     error: str | None = None
+    filed_total: int = 0  # since serve started
+    last_latency_s: float | None = None  # the last filed mail: from its received time to its commit
+    last_latency_at: str | None = None  # when that mail was filed
 
 
 @dataclass(frozen=True)

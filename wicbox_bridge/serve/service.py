@@ -138,12 +138,17 @@ class _Worker:
         while not self._stopping():
             report = self._one_pass()
             mailbox = report.mailboxes[0]
+            now = utc_text(dt.datetime.now(dt.timezone.utc))
+            latency = mailbox.last_latency_s
             self.beat = replace(
                 self.beat,
-                last_pass_at=utc_text(dt.datetime.now(dt.timezone.utc)),
+                last_pass_at=now,
                 last_filed=mailbox.filed,
                 last_pass_s=round(self.job.clock() - fired_at, 3),
                 error=None if mailbox.error is None else mailbox.error.message,
+                filed_total=self.beat.filed_total + mailbox.filed,
+                last_latency_s=self.beat.last_latency_s if latency is None else round(latency, 3),
+                last_latency_at=self.beat.last_latency_at if latency is None else now,
             )
             if mailbox.error is not None:
                 raise mailbox.error
