@@ -11,11 +11,12 @@ import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers.mailgen import make_mail
-from tests.helpers.processes import WicboxProcess, start_wicbox, wait_for_line
+from tests.helpers.processes import WicboxProcess, run_wicbox, start_wicbox, wait_for_line
 from tests.helpers.waiting import wait_until
 from tests.plugins.graph import GraphRoom
 from tests.plugins.wic import Mailroom
@@ -88,7 +89,26 @@ def test_mail_appended_while_serve_runs_is_filed_and_sigterm_ends_it(
     mailroom.deliver([make_mail(2)])
     wait_filed(mailroom, 2, process)
     assert mailroom.messages("INBOX") == []
+    wait_until(lambda: served(mailroom)["mailboxes"][0]["filed"] == 2, "the heartbeat counts 2 filed")
+    block = served(mailroom)
+    assert block["alive"] is True
+    [mailbox] = block["mailboxes"]
+    assert mailbox["watched_by"] == "IDLE"
+    assert mailbox["last_error"] is None
+    assert isinstance(mailbox["last_latency_seconds"], float)
+    assert 0 <= mailbox["last_latency_seconds"] < FILED_WITHIN_S
+    _code, text = run_wicbox(mailroom.wic, "status")
+    assert "Serve: running" in text, text
+    assert "IDLE; last pass" in text, text
     stop(process)
+
+
+def served(room: Mailroom | GraphRoom) -> dict[str, Any]:
+    """The serve block of `wicbox status --json`, from a real status process."""
+    _code, output = run_wicbox(room.wic, "status", "--json")
+    block = json.loads(output[output.index("{") :])["serve"]
+    assert isinstance(block, dict), output
+    return block
 
 
 def test_mail_that_arrives_during_a_disconnect_is_filed_after_the_reconnect(
