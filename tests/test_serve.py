@@ -166,3 +166,22 @@ def test_graph_delta_polling_files_new_mail_and_resyncs_after_410(
     wait_filed(graphroom, 2, process)
     assert graphroom.graph.request_log.entries(status=410), "the forgotten delta token was used"
     stop(process)
+
+
+def test_a_client_secret_corrected_in_wicman_is_picked_up_without_a_restart(
+    graphroom: GraphRoom, serving: list[WicboxProcess]
+) -> None:
+    graphroom.use_application_permissions()
+    wrong = "Sx~a-secret-that-expired-yesterday"
+    graphroom.wic.set_params({"WICBOX_MAILCLIENT_CLIENTSECRET": wrong})
+    graphroom.deliver([make_mail(7)])
+    process = start_serve(graphroom, serving, "--poll-seconds", "1")
+    wait_until(lambda: watched_how(graphroom) == ["failing"], "the wrong secret is refused")
+    assert graphroom.filed() == []
+    right = graphroom.wic.directory.confidential_client_secret
+    graphroom.wic.set_params({"WICBOX_MAILCLIENT_CLIENTSECRET": right})
+    assert wait_for_line(process, "the sign-in parameters changed in WICMan") is not None, process.output()
+    wait_filed(graphroom, 1, process)
+    stop(process)
+    assert wrong not in process.output()
+    assert right not in process.output()

@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from wicbox_bridge.auth.accounts import plan_accounts
+from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.auth.accounts import MailboxAccount, plan_accounts
+from wicbox_bridge.auth.refresh import AuthKey, TokenRefresher, auth_key
+from wicbox_bridge.auth.scopes import TokenProtocol
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
@@ -23,7 +26,7 @@ from wicbox_bridge.commands._build import (
     watch_opener,
 )
 from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
-from wicbox_bridge.config.params import AuthMethod
+from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.errors import AlreadyRunning
 from wicbox_bridge.run.routing import RoutableProject
@@ -72,15 +75,15 @@ def serve_command(runtime: Runtime, poll_seconds: float, reload_seconds: float) 
         for warning in (*runtime.config.warnings, *parsed.warnings):
             click.echo(f"wicbox: warning: {warning}", err=True)
         params = parsed.parameters
-        oauth = params.method is AuthMethod.OAUTH2
-        service = stack.enter_context(token_service(runtime, params)) if oauth else None
-        provider_for = provider_factory(service, params) if service is not None else None
+        tokens = stack.enter_context(contextlib.closing(TokenLayer(runtime)))
+        tokens.current(params)  # a wrong certificate stops the command before any mailbox
         job = ServeJob(
             open_store=runtime.open_store,
-            load_plan=_plan_loader(runtime, provider_for, stop, poll_seconds),
+            load_plan=_plan_loader(runtime, tokens, stop, poll_seconds),
             deliver_outbox=lambda: _deliver(runtime),
             heartbeat=lambda beat: _beat(runtime, beat),
             stop=stop,
+            refresh_tokens=tokens.refresh,
             settings=ServeSettings(reload_s=reload_seconds),
             passes=threading.Semaphore(max(1, params.workers)),
             host=socket.gethostname(),
@@ -92,8 +95,60 @@ def serve_command(runtime: Runtime, poll_seconds: float, reload_seconds: float) 
     return 0
 
 
+class TokenLayer:
+    """The token service of the current parameters, built again when the sign-in parameters change
+    (a new client secret, certificate or client id in WICMan), and the refresher of its tokens."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._key: AuthKey | None = None
+        self._stack: contextlib.ExitStack | None = None
+        self._provider_for: ProviderFactory | None = None
+        self.version = 0
+        self.refresher = TokenRefresher()
+
+    def current(self, params: Parameters) -> ProviderFactory | None:
+        """The providers for ``params`` (None: Basic authentication), the same while the key is."""
+        key = auth_key(params)
+        if key == self._key:
+            return self._provider_for
+        if self._key is not None:
+            log.warning("the sign-in parameters changed in WICMan: signing in anew")
+        self.close()
+        self.refresher.forget()
+        self._key, self.version = key, self.version + 1
+        if params.method is not AuthMethod.OAUTH2:
+            self._provider_for = None
+            return None
+        stack = contextlib.ExitStack()
+        try:
+            service = stack.enter_context(token_service(self._runtime, params))
+        except BaseException:
+            self._key = None
+            stack.close()
+            raise
+        self._stack = stack
+        self._provider_for = self._tracking(provider_factory(service, params))
+        return self._provider_for
+
+    def _tracking(self, provider_for: ProviderFactory) -> ProviderFactory:
+        def tracked(account: MailboxAccount, protocol: TokenProtocol) -> TokenProvider:
+            key = (account.label, account.mailbox.casefold(), protocol)
+            return self.refresher.track(key, provider_for(account, protocol))
+
+        return tracked
+
+    def refresh(self) -> None:
+        self.refresher.refresh_due()
+
+    def close(self) -> None:
+        stack, self._stack, self._provider_for = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+
 def _plan_loader(
-    runtime: Runtime, provider_for: ProviderFactory | None, stop: threading.Event, poll_seconds: float
+    runtime: Runtime, tokens: TokenLayer, stop: threading.Event, poll_seconds: float
 ) -> Callable[[], ServePlan]:
     shown: list[int] = []
 
@@ -107,6 +162,7 @@ def _plan_loader(
                 if project.active
             ]
         register_account_secrets(runtime, plan)
+        provider_for = tokens.current(params)
         for project, error in plan.broken:
             log.error("project %s cannot be watched: %s", project.code, error)
         protocol, opener = mailbox_opener(params, plan, provider_for)
@@ -119,7 +175,7 @@ def _plan_loader(
             source_folder=params.source_folder,
             protocol=protocol,
         )
-        return ServePlan(plan.accounts, projects, opener, watches, settings)
+        return ServePlan(plan.accounts, projects, opener, watches, settings, tokens.version)
 
     return load
 

@@ -43,6 +43,7 @@ class ServePlan:
     open_mailbox: MailboxOpener
     open_watch: WatchOpener
     run_settings: RunSettings
+    auth_version: int = 0  # raised when the token layer was built again (a changed secret): rewatch all
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ServeSettings:
     reload_s: float = 60.0  # WICMan's parameters read again
     outbox_s: float = 15.0  # the outbox delivered
     heartbeat_s: float = 5.0
+    refresh_s: float = 30.0  # tokens about to expire renewed (see wicbox_bridge.auth.refresh)
     retry_s: float = 30.0  # a mailbox that cannot be watched is tried again after this
     join_s: float = 8.0  # the longest the stop waits for the workers (SIGTERM: out within 10 s)
     max_watches: int = 500
@@ -63,6 +65,7 @@ class ServeJob:
     deliver_outbox: Callable[[], None]
     heartbeat: Callable[[Heartbeat], None]
     stop: threading.Event
+    refresh_tokens: Callable[[], None] = lambda: None
     settings: ServeSettings = ServeSettings()
     may_work: MayWork = always
     passes: threading.Semaphore | None = None  # at most this many passes at once (None: no limit)
@@ -219,9 +222,15 @@ class Service:
             )
         for key in list(self.workers):
             worker = self.workers[key]
-            if key not in wanted or wanted[key] != worker.account:
+            if (
+                key not in wanted
+                or wanted[key] != worker.account
+                or worker.plan.auth_version != plan.auth_version
+            ):
                 worker.halt()
                 del self.workers[key]
+            else:
+                worker.plan = plan  # the next pass routes with the projects read now
         for key, account in wanted.items():
             if key not in self.workers:
                 lock = self._mailbox_locks.setdefault(account.mailbox.casefold(), threading.Lock())
@@ -251,7 +260,7 @@ def serve(job: ServeJob) -> None:
     """Run until ``job.stop`` is set; see the module docstring."""
     service = Service(job)
     settings = job.settings
-    next_reload = next_outbox = next_beat = job.clock()
+    next_reload = next_outbox = next_beat = next_refresh = job.clock()
     try:
         while not job.stop.is_set():
             now = job.clock()
@@ -264,7 +273,11 @@ def serve(job: ServeJob) -> None:
             if now >= next_beat:
                 next_beat = now + settings.heartbeat_s
                 _guarded("writing the heartbeat", lambda: job.heartbeat(service.heartbeat()))
-            job.stop.wait(max(0.0, min(next_reload, next_outbox, next_beat) - job.clock()))
+            if now >= next_refresh:
+                next_refresh = now + settings.refresh_s
+                _guarded("renewing the tokens", job.refresh_tokens)
+            due = min(next_reload, next_outbox, next_beat, next_refresh)
+            job.stop.wait(max(0.0, due - job.clock()))
     finally:
         service.halt()
 
