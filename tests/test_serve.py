@@ -185,3 +185,14 @@ def test_a_client_secret_corrected_in_wicman_is_picked_up_without_a_restart(
     stop(process)
     assert wrong not in process.output()
     assert right not in process.output()
+
+
+def test_a_run_beside_serve_is_refused_and_says_why_and_how_to_fix_it(
+    mailroom: Mailroom, serving: list[WicboxProcess]
+) -> None:
+    process = start_serve(mailroom, serving)
+    code, output = run_wicbox(mailroom.wic, "run")
+    assert code == 5, output
+    assert "`wicbox serve` works the mailboxes of this configuration" in output
+    assert "wicbox schedule install --serve" in output
+    stop(process)

@@ -33,6 +33,7 @@ from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import RunLock
 from wicbox_bridge.run.runner import RunSettings
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.schedule.pause import paused_notice
 from wicbox_bridge.send.outbox import OutboxSettings
 from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME, Heartbeat, write_heartbeat
 from wicbox_bridge.serve.service import ServeJob, ServePlan, ServeSettings, serve
@@ -68,7 +69,10 @@ def serve_command(runtime: Runtime, poll_seconds: float, reload_seconds: float) 
     """
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(RunLock(runtime.machine_state_dir))
+        stack.enter_context(RunLock(runtime.machine_state_dir, command="serve"))
+        if (notice := paused_notice(runtime.machine_state_dir)) is not None:  # `wicbox schedule stop`
+            click.echo(notice, err=True)
+            return 0
         stack.enter_context(_stop_signals(stop))
         with runtime.open_store() as store:
             parsed = runtime.load_parameters(store)
