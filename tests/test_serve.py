@@ -20,11 +20,16 @@ from tests.helpers.processes import WicboxProcess, run_wicbox, start_wicbox, wai
 from tests.helpers.waiting import wait_until
 from tests.plugins.graph import GraphRoom
 from tests.plugins.wic import Mailroom
+from tests.test_relay import Relay, old_wic_mail, sendroom
+from tests.test_send_test import RECIPIENT, SENDER, Sendroom
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki
+from tools.testbed.ports import free_port
 from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME
+from wicbox_bridge.store.outbox import OutboxStatus
 
 pytestmark = pytest.mark.testbed
+__all__ = ["sendroom"]  # the fixture, with a relay account for SENDER
 
 ALPHA = "project-alpha@klant.example"
 STOP_WITHIN_S = 10.0
@@ -195,4 +200,23 @@ def test_a_run_beside_serve_is_refused_and_says_why_and_how_to_fix_it(
     assert code == 5, output
     assert "`wicbox serve` works the mailboxes of this configuration" in output
     assert "wicbox schedule install --serve" in output
+    stop(process)
+
+
+def test_serve_with_relay_delivers_a_relayed_mail_and_files_new_mail(
+    sendroom: Sendroom, serving: list[WicboxProcess]
+) -> None:
+    host = sendroom.smtp.host
+    port = free_port(host)
+    process = start_serve(sendroom.room, serving, "--relay", "--relay-listen", f"{host}:{port}")
+    assert f"relay listening on {host}:{port}" in process.output()
+    relay = Relay(sendroom.room.wic, host, port, process)
+    raw = old_wic_mail()
+    with relay.logged_in() as client:
+        assert client.sendmail(SENDER, [RECIPIENT], raw) == {}
+    wait_until(lambda: len(sendroom.smtp.accepted()) == 1, "the relayed mail reaches the SMTP server")
+    assert sendroom.smtp.accepted()[0].raw == raw
+    wait_until(lambda: len(relay.rows(OutboxStatus.SENT)) == 1, "the row is marked SENT")
+    sendroom.room.deliver([make_mail(8)])
+    wait_filed(sendroom.room, 1, process)
     stop(process)

@@ -10,10 +10,12 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import click
 
 from wicbox_bridge.adapters.base import TokenProvider
+from wicbox_bridge.adapters.smtp_relay import RelayServerSettings
 from wicbox_bridge.auth.accounts import MailboxAccount, plan_accounts
 from wicbox_bridge.auth.refresh import AuthKey, TokenRefresher, auth_key
 from wicbox_bridge.auth.scopes import TokenProtocol
@@ -25,7 +27,9 @@ from wicbox_bridge.commands._build import (
     token_service,
     watch_opener,
 )
+from wicbox_bridge.commands.relay import running_relay
 from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
+from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.errors import AlreadyRunning
@@ -57,17 +61,63 @@ log = logging.getLogger("wicbox.serve")
     show_default=True,
     help="Read WICMan's parameters and projects again this often (a new project mailbox is watched).",
 )
+@click.option(
+    "--relay",
+    is_flag=True,
+    help="Also run the SMTP relay (`wicbox relay`) in this process, with the --relay-* options.",
+)
+@click.option(
+    "--relay-listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where the relay listens (as `wicbox relay --listen`).",
+)
+@click.option(
+    "--relay-tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The relay's PEM certificate for STARTTLS (as `wicbox relay --tls-cert`).",
+)
+@click.option(
+    "--relay-tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The certificate's PEM key (as `wicbox relay --tls-key`).",
+)
+@click.option(
+    "--relay-allow-remote",
+    is_flag=True,
+    help="Let other computers use the relay (as `wicbox relay --allow-remote`).",
+)
 @pass_runtime
-def serve_command(runtime: Runtime, poll_seconds: float, reload_seconds: float) -> int:
+def serve_command(  # noqa: PLR0917 - click hands every option over as an argument
+    runtime: Runtime,
+    poll_seconds: float,
+    reload_seconds: float,
+    relay: bool,
+    relay_listen: str,
+    relay_tls_cert: Path | None,
+    relay_tls_key: Path | None,
+    relay_allow_remote: bool,
+) -> int:
     """Watch every mailbox and file new mail within seconds; deliver the outbox; until stopped.
 
     Each mailbox of the account mode is watched at once (IMAP IDLE, or Graph delta queries), and a
     mailbox's pass runs as soon as mail arrives, exactly as `wicbox run` files it. WIC's outgoing
     mail is delivered every 15 seconds and the parameters are read again every minute. SIGTERM or
     Ctrl+C stops it cleanly. While it runs, the scheduled `wicbox run` of this configuration exits
-    with code 5.
+    with code 5. With --relay the SMTP relay of `wicbox relay` runs in the same process.
     """
     stop = threading.Event()
+    relay_options = relay_tls_cert or relay_tls_key or relay_allow_remote or relay_listen != DEFAULT_LISTEN
+    if relay_options and not relay:
+        raise click.UsageError("the --relay-* options need --relay: add --relay to run the relay in serve")
+    relay_settings = (
+        _relay_settings(relay_listen, relay_tls_cert, relay_tls_key, allow_remote=relay_allow_remote)
+        if relay
+        else None
+    )
     with contextlib.ExitStack() as stack:
         stack.enter_context(RunLock(runtime.machine_state_dir, command="serve"))
         if (notice := paused_notice(runtime.machine_state_dir)) is not None:  # `wicbox schedule stop`
@@ -93,6 +143,9 @@ def serve_command(runtime: Runtime, poll_seconds: float, reload_seconds: float) 
             host=socket.gethostname(),
             pid=os.getpid(),
         )
+        if relay_settings is not None:
+            server = stack.enter_context(running_relay(runtime, relay_settings))
+            click.echo(f"wicbox serve: relay listening on {server.address}", err=True)
         click.echo("wicbox serve: started; stop with Ctrl+C", err=True)
         serve(job)
     click.echo("wicbox serve: stopped", err=True)
@@ -182,6 +235,16 @@ def _plan_loader(
         return ServePlan(plan.accounts, projects, opener, watches, settings, tokens.version)
 
     return load
+
+
+def _relay_settings(
+    listen: str, tls_cert: Path | None, tls_key: Path | None, *, allow_remote: bool
+) -> RelayServerSettings:
+    """The relay's settings, checked as `wicbox relay` checks its own options."""
+    host, port = parse_listen(listen, "--relay-listen")
+    return RelayServerSettings(
+        host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, allow_remote=allow_remote
+    )
 
 
 def _sleeper(stop: threading.Event) -> Callable[[float], None]:
