@@ -5,11 +5,13 @@ record their command line); the unit files are written into the test's folder.""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from tests.clihelp import WicboxCli, write_config
 from tests.test_schedule_relay import Tools, _linux_spec, _said, _temporary, _win_spec, _win_target, tools
 from wicbox_bridge.schedule import actions
 from wicbox_bridge.schedule.actions import Target
@@ -129,3 +131,23 @@ def test_a_quoted_path_named_serve_is_not_serve() -> None:
     assert not is_serve_command('wicbox.exe --config "D:\\serve\\WicGlobal.config" run')
     assert is_serve_command('wicbox.exe --config "D:\\WIC\\WicGlobal.config" serve --poll-seconds 5')
     assert not is_serve_command(None)
+
+
+def test_cli_show_serve_with_the_relay_inside_and_cron_refuses_it(tmp_path: Path) -> None:
+    home, cwd, folder = tmp_path / "home", tmp_path / "work", tmp_path / "WIC"
+    for directory in (home, cwd, folder):
+        directory.mkdir()
+    wicbox = WicboxCli(home=home, cwd=cwd)
+    config = write_config(folder / "WicGlobal.config", f"sqlite:///{tmp_path / 'wic.db'}")
+    options = ("--platform", "systemd", "--name", "WICBOX-Prod", "--serve", "--relay", "--json")
+    result = wicbox("schedule", "show", *options, config=config)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    [unit] = plan["files"]
+    assert unit["path"] == "/etc/systemd/system/wicbox-prod.service"
+    assert "\nRestart=on-failure\n" in unit["content"]
+    assert plan["serve_command"][-4:] == ["serve", "--relay", "--relay-listen", "127.0.0.1:2525"]
+    assert plan["relay_command"] is None  # the relay runs inside serve, not as a service of its own
+    refused = wicbox("schedule", "show", "--platform", "cron", "--serve", config=config)
+    assert refused.exit_code == 2, refused.output
+    assert "--serve: cron cannot keep a service running" in refused.output
