@@ -125,6 +125,32 @@ class MailboxAdapter(Protocol):
         ...
 
 
+class MailboxWatch(Protocol):
+    """Tells when new mail may have arrived in one mailbox's source folder (``wicbox serve``).
+
+    ``how`` says how the folder is watched ("IDLE", "delta polling"), for logs and status.
+    :meth:`wait` returns True when new mail may have arrived, and after a reconnect (mail may have
+    arrived while the watch was blind): the caller then runs a catch-up pass. It returns False
+    when ``timeout`` seconds passed with nothing to report (or a reconnect failed and was backed
+    off). It raises the adapter's errors when the mailbox cannot be watched at all (sign-in
+    refused, folder missing); a dropped connection is the watch's own business.
+    """
+
+    how: str
+
+    def wait(self, timeout: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class MailboxWatcher(Protocol):
+    """Starts watches for one protocol (the mailbox adapters implement it next to ``open``)."""
+
+    def watch(self, mailbox: str, tokens: TokenProvider | None) -> MailboxWatch:
+        """Sign in like ``open`` and start watching ``mailbox``'s source folder."""
+        ...
+
+
 @dataclass(frozen=True)
 class SendResult:
     """What the server answered to a submission."""

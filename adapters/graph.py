@@ -21,8 +21,9 @@ from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.graph_http import GraphHttp
 from wicbox_bridge.adapters.graph_session import GraphSession
 from wicbox_bridge.adapters.graph_settings import GraphSettings
+from wicbox_bridge.adapters.graph_watch import DEFAULT_POLL_INTERVAL_S, GraphDeltaWatch
 
-__all__ = ["GraphAdapter", "GraphSession", "GraphSettings"]
+__all__ = ["GraphAdapter", "GraphDeltaWatch", "GraphSession", "GraphSettings"]
 
 
 class GraphAdapter:
@@ -39,10 +40,14 @@ class GraphAdapter:
         *,
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
     ) -> None:
         self.settings = settings
         self._env = dict(env) if env is not None else None
         self._sleep = sleep  # waits out Retry-After (tests inject one that records the waits)
+        self._clock = clock
+        self._poll_interval_s = poll_interval_s
 
     def __repr__(self) -> str:
         return f"GraphAdapter({self.settings.base_url})"
@@ -55,6 +60,24 @@ class GraphAdapter:
         http = GraphHttp(self.settings, tokens, mailbox, env=self._env, sleep=self._sleep)
         try:
             return GraphSession(self.settings, mailbox, http)
+        except BaseException:
+            http.close()
+            raise
+
+    def watch(self, mailbox: str, tokens: TokenProvider | None) -> GraphDeltaWatch:
+        """Delta polling on ``mailbox``'s source folder (``wicbox serve``); signs in like :meth:`open`."""
+        if tokens is None:
+            raise errors.no_token(mailbox)
+        http = GraphHttp(self.settings, tokens, mailbox, env=self._env, sleep=self._sleep)
+        try:
+            return GraphDeltaWatch(
+                self.settings,
+                mailbox,
+                http,
+                interval_s=self._poll_interval_s,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
         except BaseException:
             http.close()
             raise

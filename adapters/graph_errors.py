@@ -262,3 +262,12 @@ def no_token(mailbox: str) -> AuthenticationError:
         "not exist there.",
         fix=f"run `wicbox params set {names.METHOD} OAuth2`, or `wicbox params set {names.PROTOCOL} IMAP`",
     )
+
+
+def no_delta_link(host: str, mailbox: str) -> MailboxError:
+    """A delta round that ended without ``@odata.deltaLink`` (or never ended): not Graph's protocol."""
+    return MailboxError(
+        f"Microsoft Graph ({host}) answered the delta query of mailbox {mailbox} without a delta link.",
+        fix="check that WICBOX_MAILCLIENT_GRAPHURL points at Microsoft Graph (https://graph.microsoft.com); "
+        "until then read the mailbox with the scheduled task (`wicbox run`)",
+    )

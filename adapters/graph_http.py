@@ -221,13 +221,16 @@ class GraphHttp:
         accept: str = "application/json",
         content: Content | None = None,
         refused: Callable[[GraphReply], BridgeError] | None = None,
+        prefer: str = "",
     ) -> requests.Response:
         """One request with the retry rules of the module docstring; a reply >= 400 raises.
 
         ``content``: a body other than JSON (its bytes and type); ``refused``: the error for a final
-        reply other than the ones every request shares (sign-in, throttling, a missing mailbox).
+        reply other than the ones every request shares (sign-in, throttling, a missing mailbox);
+        ``prefer``: preferences sent next to the immutable ids (``odata.maxpagesize=N``).
         """
-        call = _Call(method, self._absolute(url), doing, params, body, accept, content)
+        headers = {"Prefer": prefer} if prefer else {}
+        call = _Call(method, self._absolute(url), doing, params, body, accept, content, headers)
         return self._exchange(call, self._proxies, refused, authorized=True)
 
     def upload(
@@ -294,7 +297,7 @@ class GraphHttp:
         }
         if token is not None:
             headers["Authorization"] = f"Bearer {token.value.reveal()}"
-            headers["Prefer"] = IMMUTABLE_IDS
+            headers["Prefer"] = ", ".join(filter(None, (call.headers.get("Prefer"), IMMUTABLE_IDS)))
         timeout = (self.settings.connect_timeout_s, self.settings.read_timeout_s)
         payload: dict[str, Any] = {"json": call.body}
         if call.content is not None:

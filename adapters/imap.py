@@ -19,11 +19,12 @@ from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
 from wicbox_bridge.adapters.imap_session import ImapSession
 from wicbox_bridge.adapters.imap_settings import ImapSettings
+from wicbox_bridge.adapters.imap_watch import ImapIdleWatch
 from wicbox_bridge.config import params as names
 from wicbox_bridge.errors import ParameterError
 from wicbox_bridge.secret import Secret
 
-__all__ = ["BasicPasswords", "ImapAdapter", "ImapSession", "ImapSettings"]
+__all__ = ["BasicPasswords", "ImapAdapter", "ImapIdleWatch", "ImapSession", "ImapSettings"]
 
 # One password for every mailbox, or one per mailbox address (case-insensitive).
 BasicPasswords = Secret | Mapping[str, Secret]
@@ -40,10 +41,12 @@ class ImapAdapter:
         *,
         password: BasicPasswords | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._passwords = password
         self._sleep = sleep
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"ImapAdapter({self.settings.endpoint})"
@@ -53,6 +56,12 @@ class ImapAdapter:
         the source folder. Raises ConnectionFailure, AuthenticationError, MailboxError or
         ParameterError."""
         return ImapSession(self.settings, mailbox, self._sign_in(mailbox, tokens), sleep=self._sleep)
+
+    def watch(self, mailbox: str, tokens: TokenProvider | None) -> ImapIdleWatch:
+        """IDLE on ``mailbox``'s source folder (``wicbox serve``); signs in like :meth:`open`."""
+        return ImapIdleWatch(
+            self.settings, mailbox, self._sign_in(mailbox, tokens), clock=self._clock, sleep=self._sleep
+        )
 
     def _sign_in(self, mailbox: str, tokens: TokenProvider | None) -> SignIn:
         if tokens is not None:

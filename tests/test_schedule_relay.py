@@ -171,6 +171,7 @@ def test_windows_install_refuses_an_existing_relay_task_and_force_replaces_it(
     forced = windows_plan(_win_spec(), target.state_dir, force=True, relay=RELAY)
     actions.install(forced, target, force=True, prompt=lambda _: Secret("x"), say=lambda _: None)
     assert tools.calls() == [
+        "schtasks /Query /TN WICBOX /XML",  # a serve task would be ended before it is replaced
         f"icacls {target.state_dir} /grant KLANT\\svc:(OI)(CI)M /T /Q",
         f"schtasks /Create /TN WICBOX /XML {_temporary('WICBOX')} /RU KLANT\\svc /F",
         "schtasks /End /TN WICBOX-Relay",
@@ -204,6 +205,7 @@ def test_windows_show_stop_start_uninstall_include_the_relay(tools: Tools, tmp_p
     actions.stop(target, timeout=5, env={"USERNAME": "admin"}, say=say)
     assert tools.calls() == [
         "schtasks /Query /TN WICBOX",
+        "schtasks /Query /TN WICBOX /XML",  # serve or runs
         "schtasks /Change /TN WICBOX /DISABLE",
         "schtasks /Query /TN WICBOX-Relay",
         "schtasks /Change /TN WICBOX-Relay /DISABLE",
@@ -216,6 +218,7 @@ def test_windows_show_stop_start_uninstall_include_the_relay(tools: Tools, tmp_p
     actions.start(target, say=say)
     assert tools.calls() == [
         "schtasks /Query /TN WICBOX",
+        "schtasks /Query /TN WICBOX /XML",  # serve or runs
         "schtasks /Change /TN WICBOX /ENABLE",
         "schtasks /Query /TN WICBOX-Relay",
         "schtasks /Change /TN WICBOX-Relay /ENABLE",
@@ -230,6 +233,7 @@ def test_windows_show_stop_start_uninstall_include_the_relay(tools: Tools, tmp_p
         "schtasks /End /TN WICBOX-Relay",
         "schtasks /Delete /TN WICBOX-Relay /F",
         "schtasks /Query /TN WICBOX",
+        "schtasks /Query /TN WICBOX /XML",  # serve or runs
         "schtasks /Delete /TN WICBOX /F",
     ]
     assert said[:2] == ['removed the relay\'s task "WICBOX-Relay"', 'removed the task "WICBOX"']
@@ -245,6 +249,7 @@ def test_windows_without_a_relay_nothing_changes(tools: Tools, tmp_path: Path) -
     actions.stop(target, timeout=5, env={}, say=say)
     assert tools.calls() == [
         "schtasks /Query /TN WICBOX",
+        "schtasks /Query /TN WICBOX /XML",  # serve or runs
         "schtasks /Change /TN WICBOX /DISABLE",
         "schtasks /Query /TN WICBOX-Relay",
     ]

@@ -105,6 +105,11 @@ COMMANDS: Mapping[str, CommandEntry] = {
         "send_test_command",
         "Send one test mail with the configured account and permission type, step by step.",
     ),
+    "serve": CommandEntry(
+        "wicbox_bridge.commands.serve",
+        "serve_command",
+        "Watch every mailbox and file new mail within seconds; deliver the outbox; until stopped.",
+    ),
     "signin": CommandEntry(
         "wicbox_bridge.commands.signin",
         "signin_command",

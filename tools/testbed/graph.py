@@ -86,6 +86,7 @@ class GraphEmulator:
             self._upload_faults,
             self._batch_faults,
         )
+        self._api = api
         self._server = GraphServer(api, pki, host_ip, port)
 
     @property
@@ -119,6 +120,7 @@ class GraphEmulator:
         self._gauge.clear()
         self._gauge.limit = MAILBOX_CONCURRENCY
         self.request_log.clear()
+        self._api.delta.forget_all()
 
     # -- mailboxes and messages ----------------------------------------------------------------
     def add_mailbox(self, upn: str, *, object_id: str | None = None) -> None:
@@ -196,6 +198,10 @@ class GraphEmulator:
         self._policies.add(AccessPolicy(app_id, access, frozenset(m.casefold() for m in mailboxes)))
 
     # -- faults and measurements -----------------------------------------------------------------
+    def expire_delta_tokens(self) -> None:
+        """Every delta and skip token handed out so far is answered 410 Gone (SyncStateNotFound)."""
+        self._api.delta.forget_all()
+
     def throttle(self, count: int = 1, *, retry_after: float = 1) -> None:
         """Answer the next ``count`` requests ``429 ApplicationThrottled`` with ``Retry-After``."""
         self._faults.add(GraphFault("throttle", 429, retry_after), count)

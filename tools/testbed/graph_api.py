@@ -4,6 +4,7 @@ Routes under ``/v1.0`` with ``{root}`` = ``me`` or ``users/{id or upn}``:
 
 - ``GET|POST {root}/mailFolders``, ``GET {root}/mailFolders/{id or well-known name}``
 - ``GET|POST {root}/mailFolders/{id}/childFolders``, ``GET {root}/mailFolders/{id}/messages``
+- ``GET {root}/mailFolders/{id}/messages/delta`` (:mod:`tools.testbed.graph_delta`)
 - ``GET|PATCH|DELETE {root}/messages/{id}``, ``GET {root}/messages/{id}/$value``
 - ``POST {root}/messages/{id}/move``, ``POST {root}/messages/{id}/permanentDelete``
 - ``POST {root}/sendMail`` (MIME), :mod:`tools.testbed.graph_send`
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from tools.testbed.graph_auth import AccessPolicies, authenticate, authorize
+from tools.testbed.graph_delta import DeltaRequest, DeltaStates
 from tools.testbed.graph_docs import (
     ApiReply,
     context_url,
@@ -158,8 +160,10 @@ class GraphApi:
         policies: AccessPolicies,
         upload_faults: GraphFaultPlan,
         batch_faults: GraphFaultPlan,
+        delta: DeltaStates | None = None,
     ) -> None:
         self._store = store
+        self.delta = delta or DeltaStates()
         self._upload_faults = upload_faults
         self._batch_faults = batch_faults
         self._rules = rules
@@ -278,6 +282,8 @@ class GraphApi:
                 return self._folders(mailbox, folder, request)
             case ("mailFolders", folder, "messages") if method == "GET":
                 return self._messages(mailbox, folder, request)
+            case ("mailFolders", folder, "messages", "delta") if method == "GET":
+                return self._delta(mailbox, folder, request)
             case ("messages", message_id) if method in ("GET", "PATCH", "DELETE"):
                 return self._message(mailbox, message_id, request)
             case ("messages", message_id, "$value") if method == "GET":
@@ -354,6 +360,16 @@ class GraphApi:
         if more:
             document["@odata.nextLink"] = self._next_link(request, query.skip + query.top)
         return json_reply(200, document, _preference(request))
+
+    def _delta(self, mailbox: Mailbox, folder: str, request: ApiRequest) -> ApiReply:
+        delta = DeltaRequest(
+            path=request.path,
+            query=request.query,
+            prefer=request.headers.get("prefer", ""),
+            immutable=request.immutable_ids,
+            base=self._base(),
+        )
+        return self.delta.answer(mailbox, mailbox.folder(folder).folder_id, delta)
 
     def _message(self, mailbox: Mailbox, message_id: str, request: ApiRequest) -> ApiReply:
         if request.method == "DELETE":

@@ -222,6 +222,7 @@ class ImapFaultProxy:
         self._serve_threads: list[threading.Thread] = []
         self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
         self.connections_accepted = 0
+        self.refusing = threading.Event()  # set: every new connection is closed at once
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -276,6 +277,18 @@ class ImapFaultProxy:
         with self.plan.lock:
             self.plan.drop_in_fetch = True
 
+    def cut_connections(self) -> None:
+        """Close every open connection on both sides at once, as a network failure would."""
+        for connection in list(self._connections):
+            connection.close()
+
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """While ``refuse``, a new connection is closed before the TLS handshake (a server that is down)."""
+        if refuse:
+            self.refusing.set()
+        else:
+            self.refusing.clear()
+
     def hide_capabilities(self, *names: str) -> None:
         with self.plan.lock:
             self.plan.hidden = frozenset(name.upper() for name in names)
@@ -300,6 +313,9 @@ class ImapFaultProxy:
             server.start()
 
     def _serve(self, raw_client: socket.socket) -> None:
+        if self.refusing.is_set():
+            raw_client.close()
+            return
         try:
             raw_client.settimeout(HANDSHAKE_TIMEOUT_S)
             client = (

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from wicbox_bridge.adapters.base import AccessToken, MailboxSession, Sender, TokenProvider
+from wicbox_bridge.adapters.base import AccessToken, MailboxSession, MailboxWatch, Sender, TokenProvider
 from wicbox_bridge.adapters.identity import TokenService
 from wicbox_bridge.adapters.imap import ImapAdapter, ImapSettings
 from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
@@ -109,6 +109,43 @@ def mailbox_opener(
         return adapter.open(account.mailbox, tokens)
 
     return "imap", open_mailbox
+
+
+WatchOpener = Callable[[MailboxAccount], MailboxWatch]
+
+
+def watch_opener(
+    params: Parameters,
+    plan: AccountPlan,
+    provider_for: ProviderFactory | None,
+    *,
+    sleep: Callable[[float], None],
+    poll_interval_s: float,
+) -> WatchOpener:
+    """Starts the watch of an account's mailbox for `wicbox serve`: IMAP IDLE, or Graph delta polling.
+
+    ``sleep`` is the service's (it ends early when the service stops): reconnect pauses, polling
+    intervals and Retry-After waits go through it.
+    """
+    protocol, _reason = resolve_mail_protocol(params)
+    if protocol is MailProtocol.GRAPH:
+        from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings  # noqa: PLC0415
+
+        graph = GraphAdapter(
+            GraphSettings.from_parameters(params), sleep=sleep, poll_interval_s=poll_interval_s
+        )
+
+        def watch_graph(account: MailboxAccount) -> MailboxWatch:
+            return graph.watch(account.mailbox, provider_for(account, "graph") if provider_for else None)
+
+        return watch_graph
+    passwords = {account.mailbox: account.password for account in plan.accounts if account.password}
+    imap = ImapAdapter(ImapSettings.from_parameters(params), password=passwords, sleep=sleep)
+
+    def watch_imap(account: MailboxAccount) -> MailboxWatch:
+        return imap.watch(account.mailbox, provider_for(account, "imap") if provider_for else None)
+
+    return watch_imap
 
 
 def _graph_opener(params: Parameters, provider_for: ProviderFactory | None) -> MailboxOpener:

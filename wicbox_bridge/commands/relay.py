@@ -205,6 +205,19 @@ def serve(runtime: Runtime, settings: RelayServerSettings) -> int:
     """Check the setup, then relay until a stop signal; 0 after a clean stop."""
     with runtime.open_store() as store:
         runtime.load_parameters(store)  # a broken configuration fails now, not at the first message
+    stop = threading.Event()
+    with _stop_signals(stop), running_relay(runtime, settings) as server:
+        click.echo(f"wicbox relay: listening on {server.address}; stop with Ctrl+C", err=True)
+        while not stop.wait(1.0):
+            pass
+    click.echo("wicbox relay: stopped", err=True)
+    return 0
+
+
+@contextlib.contextmanager
+def running_relay(runtime: Runtime, settings: RelayServerSettings) -> Iterator[SmtpRelayServer]:
+    """The relay listening and its delivery thread running, until the block ends (also for
+    `wicbox serve --relay`, which runs it in its own process)."""
     accounts = relay_accounts(runtime)
     if not accounts.accounts():
         log.warning(
@@ -212,17 +225,12 @@ def serve(runtime: Runtime, settings: RelayServerSettings) -> int:
         )
     delivery = RelayDelivery(lambda wait: deliver_if_due(runtime, OutboxSettings(), sleep=wait))
     gate = OutboxRelayGate(accounts, runtime.open_store, on_stored=delivery.wake)
-    stop = threading.Event()
-    with _stop_signals(stop), SmtpRelayServer(settings, gate) as server:
+    with SmtpRelayServer(settings, gate) as server:
         delivery.start()
-        click.echo(f"wicbox relay: listening on {server.address}; stop with Ctrl+C", err=True)
         try:
-            while not stop.wait(1.0):
-                pass
+            yield server
         finally:
             delivery.stop()
-    click.echo("wicbox relay: stopped", err=True)
-    return 0
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from wicbox_bridge.schedule.plan import (
 )
 from wicbox_bridge.schedule.privilege import privilege_warnings
 from wicbox_bridge.schedule.relay import DEFAULT_RELAY_LISTEN, RelaySpec, check_relay_files
+from wicbox_bridge.schedule.serve import ServeSpec
 from wicbox_bridge.schedule.spec import (
     DEFAULT_EVERY_MINUTES,
     Logon,
@@ -399,13 +400,29 @@ def _relay(
 
 
 def _plan(
-    spec: ScheduleSpec, target: Target, *, force: bool = False, relay: RelaySpec | None = None
+    spec: ScheduleSpec,
+    target: Target,
+    *,
+    force: bool = False,
+    relay: RelaySpec | None = None,
+    serve: bool = False,
 ) -> SchedulePlan:
-    """The platform's plan, with the warnings of an account that has more rights than needed."""
+    """The platform's plan, with the warnings of an account that has more rights than needed.
+    With ``serve`` the entry runs `wicbox serve`, and the relay (if any) runs inside it."""
+    serve_spec = ServeSpec(relay=relay) if serve else None
+    if serve_spec is not None:
+        relay = None
+        if target.platform is Platform.CRON:
+            raise ConfigurationError(
+                "--serve: cron cannot keep a service running (start it at boot, restart it when it fails)",
+                fix="install it where systemd runs, or leave --serve out for scheduled runs",
+            )
     if target.platform is Platform.WINDOWS:
-        plan = windows_plan(spec, target.state_dir, force=force, relay=relay)
+        plan = windows_plan(spec, target.state_dir, force=force, relay=relay, serve=serve_spec)
     elif target.platform is Platform.SYSTEMD:
-        plan = systemd_plan(spec, target.unit_dir, user_units=target.user_units, relay=relay)
+        plan = systemd_plan(
+            spec, target.unit_dir, user_units=target.user_units, relay=relay, serve=serve_spec
+        )
     else:
         plan = cron_plan(spec, target.state_dir / CRON_LOG_NAME)
     runs_as_me = spec.run_as is None or spec.run_as.casefold() == spec.author.casefold()
@@ -439,10 +456,19 @@ def schedule_group() -> None:
     """
 
 
+_SERVE_OPTION = click.option(
+    "--serve",
+    is_flag=True,
+    help="The entry runs `wicbox serve` (files mail within seconds) instead of `wicbox run` every few "
+    "minutes: started at boot and again when it fails. With --relay the relay runs inside serve.",
+)
+
+
 @schedule_group.command("show")
 @_target_options
 @_timing_options
 @_relay_options
+@_SERVE_OPTION
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the plan as JSON (files with contents, commands)."
 )
@@ -463,6 +489,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
     relay_tls_cert: str | None,
     relay_tls_key: str | None,
     relay_allow_remote: bool,
+    serve: bool,
     as_json: bool,
 ) -> None:
     """Print what `install` would install, without installing anything.
@@ -491,7 +518,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
         logon=logon,
         highest=highest,
     )
-    plan = _plan(spec, choice.target, relay=relay_spec)
+    plan = _plan(spec, choice.target, relay=relay_spec, serve=serve)
     state = (
         actions.relay_state(choice.target)
         if choice.here and choice.target.platform is not Platform.CRON
@@ -510,6 +537,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
 @_target_options
 @_timing_options
 @_relay_options
+@_SERVE_OPTION
 @click.option("--force", is_flag=True, help="Replace a task (or units) of the same name instead of refusing.")
 @pass_runtime
 def install_command(  # noqa: PLR0917 - click hands every option over as an argument
@@ -528,6 +556,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     relay_tls_cert: str | None,
     relay_tls_key: str | None,
     relay_allow_remote: bool,
+    serve: bool,
     force: bool,
 ) -> None:
     """Install the scheduled task that runs `wicbox --config <file> run` every few minutes.
@@ -543,6 +572,11 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     when it fails; systemd: <name>-relay.service (Restart=on-failure), enabled and started. `stop`,
     `start` and `uninstall` include it.
 
+    With --serve, the entry runs `wicbox serve` instead of runs: Windows: the task starts at boot and
+    again when it fails, without a time limit; systemd: <name>.service with Restart=on-failure and no
+    timer. It replaces an installed run entry of the same name only with --force (serve and
+    scheduled runs never work the same mailboxes at once); `stop`, `start` and `uninstall` cover it.
+
     \b
     Examples:
       wicbox schedule install --config D:\\WIC\\WicGlobal.config
@@ -550,6 +584,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
       wicbox schedule install --logon system --force
       sudo wicbox schedule install --config /srv/wic/WicGlobal.config --run-as wic
       wicbox schedule install --relay --force
+      wicbox schedule install --serve --force
     """
     choice = _choose(runtime, config_option, platform, name, user_units)
     options = _RelayOptions(relay, relay_listen, relay_tls_cert, relay_tls_key, relay_allow_remote)
@@ -568,7 +603,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
         logon=logon,
         highest=highest,
     )
-    plan = _plan(spec, choice.target, force=force, relay=relay_spec)
+    plan = _plan(spec, choice.target, force=force, relay=relay_spec, serve=serve)
     actions.install(plan, choice.target, force=force, prompt=_prompt_password, say=click.echo)
 
 

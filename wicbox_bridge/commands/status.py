@@ -13,10 +13,12 @@ from wicbox_bridge.commands._build import route_memory
 from wicbox_bridge.errors import BridgeError, with_fix
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.send.routes import RememberedRoute
+from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME, read_heartbeat
 from wicbox_bridge.status.failed_starts import FailedStart, failed_since, read_failed_starts
 from wicbox_bridge.status.gather import gather_status
 from wicbox_bridge.status.render import JSON_FORMAT, failed_start_lines, report_json, text_lines
 from wicbox_bridge.status.report import StatusOptions, verdict
+from wicbox_bridge.status.serve_block import ServeStatus, serve_json, serve_lines, serve_status
 from wicbox_bridge.store.outbox import OutboxStatus, RelaySummary, relay_summary, rows_with_status
 from wicbox_bridge.store.schema import require_schema
 
@@ -92,6 +94,7 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
     report = dataclasses.replace(report, failed_starts=tuple(starts))
     result = verdict(report, options)
     routes = _graph_routes(runtime)
+    served = _serve_status(runtime)
     if as_json:
         document = report_json(report, result, options)
         document["outbox_unknown"] = [
@@ -113,6 +116,7 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
             for route in routes
         ]
         document["relay"] = _relay_json(relayed)
+        document["serve"] = serve_json(served)
         click.echo(json.dumps(document, indent=2))
     else:
         for line in text_lines(report, result, options, tz=None):
@@ -130,6 +134,8 @@ def status_command(  # noqa: PLR0917 - click hands every option over as an argum
                 "SMTP is tried again a day after that"
             )
         for line in _relay_lines(relayed):
+            click.echo(line)
+        for line in serve_lines(served, dt.datetime.now(dt.timezone.utc)):
             click.echo(line)
     return int(result.exit_code)
 
@@ -204,6 +210,16 @@ def _report_unreadable(
         return
     for line in failed_start_lines(starts, tz=None):
         click.echo(line)
+
+
+def _serve_status(runtime: Runtime) -> ServeStatus | None:
+    """`wicbox serve`'s heartbeat (None when serve never ran with this configuration)."""
+    try:
+        directory = runtime.machine_state_dir
+    except BridgeError:  # no configuration file: no machine-wide directory
+        return None
+    document = read_heartbeat(directory / HEARTBEAT_FILE_NAME)
+    return serve_status(document, dt.datetime.now(dt.timezone.utc))
 
 
 def _graph_routes(runtime: Runtime) -> list[RememberedRoute]:

@@ -45,6 +45,7 @@ class MailResult:
     routing: str
     message_id: str | None
     subject: str | None = None
+    received_at: float | None = None  # the server's received time (epoch s) of a mail filed now
 
 
 @dataclass
@@ -173,7 +174,13 @@ def _result(item: PreparedMail, new: NewMail, answer: FilingAnswer) -> MailResul
         return _already_filed(ref, answer.mail_id, quarantined=answer.quarantined)
     if answer.filed is Filed.NEW and answer.mail_id is not None:
         return MailResult(
-            ref, Outcome.FILED, answer.mail_id, new.project_id, new.routing, item.record.message_id
+            ref,
+            Outcome.FILED,
+            answer.mail_id,
+            new.project_id,
+            new.routing,
+            item.record.message_id,
+            received_at=item.mail.received_at,
         )
     return MailResult(ref, Outcome.QUARANTINED, answer.mail_id, None, answer.reason or "refused", None)
 

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -200,6 +201,7 @@ def _record(results: list[MailResult], report: MailboxReport, context: PassConte
     filed (the next run only acknowledges them) and the report must say so. Only a dry run keeps
     each mail's result (its listing names every mail); a run keeps the counts, so its memory does
     not grow with the number of mails."""
+    report.committed(results, time.time())
     for result in results:
         report.count(result)
         if context.dry_run:

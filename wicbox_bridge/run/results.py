@@ -24,6 +24,15 @@ class MailboxReport:
     error: BridgeError | None = None
     held_by: str | None = None  # skipped: another live run holds this mailbox's lease (who, for how long)
     results: list[MailResult] = field(default_factory=list)  # a dry run's mails (its listing), else empty
+    # from the last filed mail's received time on the server to its commit (`wicbox serve` shows it)
+    last_latency_s: float | None = None
+
+    def committed(self, results: list[MailResult], at: float) -> None:
+        """Note the arrival-to-filed latency of the last mail of a batch committed at ``at``."""
+        filed = [r.received_at for r in results if r.outcome is Outcome.FILED]
+        received = [moment for moment in filed if moment is not None]
+        if received:
+            self.last_latency_s = max(0.0, at - received[-1])
 
     def count(self, result: MailResult) -> None:
         self.fetched += 1

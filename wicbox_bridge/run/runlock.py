@@ -63,11 +63,14 @@ class RunLock:
     """Context manager: ``with RunLock(state_dir):`` or AlreadyRunning (exit code 5).
 
     ``shared``: any number of shared holders at once (``wicbox run``), none beside an exclusive one.
+    ``command``: who holds it, for the message another command gets ("serve": `wicbox serve` holds
+    it for its whole life).
     """
 
-    def __init__(self, state_dir: Path, *, shared: bool = False) -> None:
+    def __init__(self, state_dir: Path, *, shared: bool = False, command: str = "run") -> None:
         self.path = state_dir / LOCK_FILE_NAME
         self.holder_path = state_dir / HOLDER_FILE_NAME
+        self.command = command  # "serve": `wicbox serve` holds it for its whole life
         self._lock: portalocker.Lock | None = None
         self._flags = (
             portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
@@ -88,10 +91,7 @@ class RunLock:
             touch_private(self.path, windows=windows)  # 0600, never a planted link (LinkRefused)
             lock.acquire()
         except portalocker.exceptions.LockException as exc:
-            raise AlreadyRunning(
-                f"another wicbox run for this configuration is still busy ({self._holder()})",
-                fix="wait for it to finish; a scheduled task should not start runs that overlap",
-            ) from exc
+            raise self._busy() from exc
         except OSError as exc:  # e.g. a lock file another account created and this one may not write
             raise ConfigurationError(
                 f"cannot open the run lock {self.path}: {exc.strerror or exc}",
@@ -121,16 +121,37 @@ class RunLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": self.command,
         }
         with contextlib.suppress(OSError):  # only used for the message of a second run
             write_private_text(self.holder_path, json.dumps(holder))
 
-    def _holder(self) -> str:
+    def _holder_document(self) -> dict[str, Any]:
         try:
-            holder: dict[str, Any] = json.loads(self.holder_path.read_text(encoding="utf-8"))
+            holder = json.loads(self.holder_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            return {}
+        return holder if isinstance(holder, dict) else {}
+
+    def _holder(self) -> str:
+        holder = self._holder_document()
+        if not holder:
             return "holder unknown"
         return f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+
+    def _busy(self) -> AlreadyRunning:
+        who = self._holder()
+        if self._holder_document().get("command") == "serve":
+            return AlreadyRunning(
+                f"`wicbox serve` works the mailboxes of this configuration ({who}): this {self.command} "
+                "is not needed and does nothing",
+                fix="remove the scheduled run task beside serve (`wicbox schedule uninstall --name NAME`; "
+                "`wicbox schedule install --serve` replaces it), or stop serve to go back to scheduled runs",
+            )
+        return AlreadyRunning(
+            f"another wicbox run for this configuration is still busy ({who})",
+            fix="wait for it to finish; a scheduled task should not start runs that overlap",
+        )
 
 
 def run_is_busy(state_dir: Path) -> bool:

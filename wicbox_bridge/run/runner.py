@@ -101,6 +101,9 @@ class RunJob:
     progress: ProgressCallback | None = None
     redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
     leases: LeaseSettings | None = None  # None: no leases (this process alone reads these mailboxes)
+    # set by the caller to stop the run between batches (`wicbox serve` shutting down); the run sets
+    # it too when the database fails. None: the run's own event.
+    stop: threading.Event | None = None
 
 
 # A batch is never made smaller than this by sharing (a mail larger than a batch is one of its own).
@@ -131,7 +134,7 @@ class _Run:
         self.reports = [
             MailboxReport(account.label, account.mailbox, account.project_code) for account in job.accounts
         ]
-        self.stop = threading.Event()
+        self.stop = job.stop if job.stop is not None else threading.Event()
         self.fatal: DatabaseError | None = None
         self._lock = threading.Lock()
         self._local = threading.local()

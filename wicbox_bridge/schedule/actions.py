@@ -28,6 +28,7 @@ from wicbox_bridge.schedule.lockwait import wait_until_idle
 from wicbox_bridge.schedule.pause import pause_runs, read_pause, resume_runs
 from wicbox_bridge.schedule.plan import SchedulePlan
 from wicbox_bridge.schedule.relay import relay_task_name
+from wicbox_bridge.schedule.serve import SERVE_MARKER, is_serve_command
 from wicbox_bridge.schedule.spec import Logon, Platform
 from wicbox_bridge.schedule.systemd import (
     daemon_reload,
@@ -36,7 +37,9 @@ from wicbox_bridge.schedule.systemd import (
     relay_is_active,
     relay_unit_name,
     start_relay,
+    start_serve,
     stop_relay,
+    stop_serve,
     stop_service,
     unit_base,
 )
@@ -80,10 +83,24 @@ class Target:
     def relay_unit(self) -> Path:
         return self.unit_dir / relay_unit_name(self.name)
 
+    def serves(self) -> bool:
+        """Whether the installed entry runs `wicbox serve` (``install --serve``) instead of runs."""
+        if self.platform is Platform.SYSTEMD:
+            try:
+                return SERVE_MARKER in self.unit_files[0].read_text(encoding="utf-8").splitlines()
+            except OSError:
+                return False
+        if self.platform is Platform.WINDOWS:
+            task = installed_task(tool_answer(schtasks_query_xml(self.name)))
+            return task is not None and is_serve_command(task.command)
+        return False
+
     def describe(self) -> str:
         if self.platform is Platform.WINDOWS:
             return f'the task "{self.name}"'
         if self.platform is Platform.SYSTEMD:
+            if self.serves():
+                return f"the service {unit_base(self.name)}.service (wicbox serve)"
             return f"the timer {unit_base(self.name)}.timer"
         return "the crontab line"
 
@@ -102,7 +119,12 @@ def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: Password
     elif plan.platform is Platform.SYSTEMD:
         _install_units(plan, target, force=force)
         written = ", ".join(planned.path for planned in plan.files)
-        say(f"installed and started {unit_base(plan.spec.name)}.timer ({written})")
+        unit = (
+            f"{unit_base(plan.spec.name)}.service (wicbox serve)"
+            if plan.serve
+            else f"{unit_base(plan.spec.name)}.timer"
+        )
+        say(f"installed and started {unit} ({written})")
     else:
         say("cron: nothing was changed. Add this line with `crontab -e` as the account that runs wicbox:")
         say(plan.cron_line or "")
@@ -127,6 +149,8 @@ def _install_task(
             fix="add --force to replace it, or remove it first with `wicbox schedule uninstall`",
         )
     password = prompt(spec.run_as or "") if spec.logon is Logon.PASSWORD else None
+    if force and (plan.serve is not None or target.serves()):
+        tool_succeeds(schtasks_end(spec.name))  # a serve still running would keep its old options
     for grant in (command for command in plan.commands if command.argv[0] == "icacls"):
         _grant_state_dir(grant, target)  # before the task exists, so its first run can write there
     for name, planned in zip(names, plan.files, strict=True):
@@ -140,7 +164,11 @@ def _install_task(
                 fix="run it from an elevated prompt (Run as administrator), check the account's name and "
                 "password, and that the account has the right to log on as a batch job",
             )
-        if name == spec.name:
+        if name == spec.name and plan.serve is not None:
+            run_tool(schtasks_run(spec.name), fix=_SCHTASKS_FIX)
+            serve = " ".join(spec.program.argv(spec.config_path, plan.serve.arguments))
+            say(f'installed and started the task "{name}": {serve}, at boot and again when it fails')
+        elif name == spec.name:
             say(f'installed the task "{name}": {" ".join(spec.argv)} every {spec.every_minutes} minutes')
     if plan.relay is not None:
         run_tool(schtasks_run(target.relay_name), fix=_SCHTASKS_FIX)
@@ -169,6 +197,8 @@ def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:
             f"{present[0]} already exists",
             fix="add --force to replace the units, or remove them first with `wicbox schedule uninstall`",
         )
+    if present:
+        _leave_the_other_kind(plan, target)
     write_then_run(
         [(Path(planned.path), planned.data) for planned in plan.files],
         plan.commands,
@@ -176,6 +206,17 @@ def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:
         "Nothing was left installed",
         after_undo=(daemon_reload(user_units=target.user_units),),
     )
+
+
+def _leave_the_other_kind(plan: SchedulePlan, target: Target) -> None:
+    """``--force`` from runs to serve: the timer goes (it would start runs beside serve); from serve
+    to runs: serve stops first (a running service keeps its old command line)."""
+    timer = target.unit_files[1]
+    if plan.serve is not None and timer.exists():
+        run_tool(disable_timer(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+        remove_files((timer,))
+    elif plan.serve is None and target.serves():
+        run_tool(stop_serve(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
 
 
 def uninstall(target: Target, *, cron_runs: str, say: Say) -> None:
@@ -187,13 +228,16 @@ def uninstall(target: Target, *, cron_runs: str, say: Say) -> None:
         if not tool_succeeds(schtasks_query(target.name)):
             say(f'nothing to remove: there is no task named "{target.name}"')
             return
+        if target.serves():
+            tool_succeeds(schtasks_end(target.name))  # a task's running instance outlives its deletion
         run_tool(schtasks_delete(target.name), fix=_SCHTASKS_FIX)
         say(f'removed the task "{target.name}"')
     elif target.platform is Platform.SYSTEMD:
         if not any(path.exists() for path in target.unit_files):
             say(f"nothing to remove: {target.unit_files[0]} and {target.unit_files[1]} do not exist")
             return
-        run_tool(disable_timer(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+        disable = stop_serve if target.serves() else disable_timer
+        run_tool(disable(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
         removed = remove_files(target.unit_files)
         run_tool(daemon_reload(user_units=target.user_units), fix=_SYSTEMCTL_FIX)
         say(f"removed {', '.join(str(path) for path in removed)}")
@@ -351,15 +395,22 @@ def _enable_entry(target: Target, say: Say) -> None:
 def _entry_exists(target: Target) -> bool:
     if target.platform is Platform.WINDOWS:
         return tool_succeeds(schtasks_query(target.name))
-    return all(path.exists() for path in target.unit_files)
+    return all(path.exists() for path in target.unit_files) or target.serves()
 
 
 def _run_entry_command(target: Target, *, enable: bool) -> None:
+    """Enables or disables the entry; serve is also started or ended (stop then waits for its lock)."""
+    serves = target.serves()
     if target.platform is Platform.WINDOWS:
         command = schtasks_enable(target.name) if enable else schtasks_disable(target.name)
         run_tool(command, fix=_SCHTASKS_FIX)
+        if serves and enable:
+            run_tool(schtasks_run(target.name), fix=_SCHTASKS_FIX)
+        elif serves:
+            tool_succeeds(schtasks_end(target.name))  # fails when it is not running
         return
-    toggle = enable_timer if enable else disable_timer
+    toggles = {(True, True): start_serve, (True, False): stop_serve, (False, True): enable_timer}
+    toggle = toggles.get((serves, enable), disable_timer)
     run_tool(toggle(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
 
 

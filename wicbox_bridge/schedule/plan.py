@@ -12,15 +12,19 @@ from typing import Any
 from wicbox_bridge.schedule.commandline import CommandLine
 from wicbox_bridge.schedule.cron import cron_line, cron_notes
 from wicbox_bridge.schedule.relay import RelaySpec, relay_task_name
+from wicbox_bridge.schedule.serve import ServeSpec
 from wicbox_bridge.schedule.spec import Logon, Platform, ScheduleSpec
 from wicbox_bridge.schedule.systemd import (
     SERVICE_HOME,
     daemon_reload,
     enable_relay,
+    enable_serve,
     enable_timer,
     relay_unit,
     relay_unit_name,
     restart_relay,
+    restart_serve,
+    serve_unit,
     service_unit,
     timer_unit,
     unit_base,
@@ -58,6 +62,7 @@ class SchedulePlan:
     notes: tuple[str, ...] = field(default=())
     relay: RelaySpec | None = None
     warnings: tuple[str, ...] = ()  # least privilege: see schedule.privilege
+    serve: ServeSpec | None = None  # the entry starts `wicbox serve` (a service) instead of runs
 
     @property
     def relay_argv(self) -> tuple[str, ...]:
@@ -66,26 +71,36 @@ class SchedulePlan:
 
 
 def windows_plan(
-    spec: ScheduleSpec, state_dir: Path, *, force: bool = False, relay: RelaySpec | None = None
+    spec: ScheduleSpec,
+    state_dir: Path,
+    *,
+    force: bool = False,
+    relay: RelaySpec | None = None,
+    serve: ServeSpec | None = None,
 ) -> SchedulePlan:
     """The task's XML, the grant on the configuration's machine-wide directory (run lock, pause,
     log) for the task's account, and the schtasks command that registers it; with ``relay``, also
-    the relay's task, registered as the same account and started at once."""
+    the relay's task, registered as the same account and started at once; with ``serve``, the task
+    starts `wicbox serve` at boot and again when it fails (and at once) instead of runs."""
     xml = PlannedFile(
         TEMPORARY_FILE,
-        task_xml(spec),
-        task_xml_bytes(spec),
+        task_xml(spec, serve),
+        task_xml_bytes(spec, serve),
         f'the definition of the task "{spec.name}" (UTF-16; removed once schtasks has read it)',
     )
     files: tuple[PlannedFile, ...] = (xml,)
-    commands = [schtasks_create(spec, TEMPORARY_FILE, Secret("prompted"), force=force)]
+    commands = [
+        *((schtasks_end(spec.name),) if force and serve else ()),
+        schtasks_create(spec, TEMPORARY_FILE, Secret("prompted"), force=force),
+        *((schtasks_run(spec.name),) if serve else ()),
+    ]
     if spec.logon is not Logon.SYSTEM and spec.run_as:  # LocalSystem already has full control there
         commands.insert(0, icacls_grant(str(state_dir), spec.run_as))
     if relay is not None:
         files += (_relay_task_file(spec, relay),)
         commands += _relay_task_commands(spec, force=force)
     return SchedulePlan(
-        Platform.WINDOWS, spec, files, tuple(commands), notes=_windows_notes(spec), relay=relay
+        Platform.WINDOWS, spec, files, tuple(commands), notes=_windows_notes(spec), relay=relay, serve=serve
     )
 
 
@@ -129,20 +144,35 @@ def _windows_notes(spec: ScheduleSpec) -> tuple[str, ...]:
 
 
 def systemd_plan(
-    spec: ScheduleSpec, unit_dir: Path, *, user_units: bool, relay: RelaySpec | None = None
+    spec: ScheduleSpec,
+    unit_dir: Path,
+    *,
+    user_units: bool,
+    relay: RelaySpec | None = None,
+    serve: ServeSpec | None = None,
 ) -> SchedulePlan:
     """The service and the timer, then the timer enabled; with ``relay``, also the relay's service,
+    enabled for boot and (re)started; with ``serve``, the service runs `wicbox serve` (no timer),
     enabled for boot and (re)started."""
     base = unit_base(spec.name)
-    service, timer = service_unit(spec, user_units=user_units), timer_unit(spec)
-    files: tuple[PlannedFile, ...] = (
-        PlannedFile(str(unit_dir / f"{base}.service"), service, service.encode("utf-8"), "the service"),
-        PlannedFile(str(unit_dir / f"{base}.timer"), timer, timer.encode("utf-8"), "the timer"),
-    )
-    commands: tuple[CommandLine, ...] = (
-        daemon_reload(user_units=user_units),
-        enable_timer(spec.name, user_units=user_units),
-    )
+    files: tuple[PlannedFile, ...]
+    commands: tuple[CommandLine, ...]
+    if serve is not None:
+        service = serve_unit(spec, serve, user_units=user_units)
+        about = "the service running `wicbox serve`"
+        files = (PlannedFile(str(unit_dir / f"{base}.service"), service, service.encode("utf-8"), about),)
+        commands = (
+            daemon_reload(user_units=user_units),
+            enable_serve(spec.name, user_units=user_units),
+            restart_serve(spec.name, user_units=user_units),
+        )
+    else:
+        service, timer = service_unit(spec, user_units=user_units), timer_unit(spec)
+        files = (
+            PlannedFile(str(unit_dir / f"{base}.service"), service, service.encode("utf-8"), "the service"),
+            PlannedFile(str(unit_dir / f"{base}.timer"), timer, timer.encode("utf-8"), "the timer"),
+        )
+        commands = (daemon_reload(user_units=user_units), enable_timer(spec.name, user_units=user_units))
     if relay is not None:
         text = relay_unit(spec, relay, user_units=user_units)
         path = str(unit_dir / relay_unit_name(spec.name))
@@ -163,12 +193,19 @@ def systemd_plan(
             "(WICBOX_HOME; systemd creates it for the service's account, 0700): run `wicbox signin`, "
             f"`check` and `schedule stop` as that account with WICBOX_HOME={SERVICE_HOME}",
         )
-    return SchedulePlan(Platform.SYSTEMD, spec, files, commands, notes=notes, relay=relay)
+    return SchedulePlan(Platform.SYSTEMD, spec, files, commands, notes=notes, relay=relay, serve=serve)
 
 
 OUTBOX_NOTE = (
     "each run also delivers WIC's outgoing mail: after reading, `wicbox run` sends the due mails of "
     "WICBOX_OUTBOX (as `wicbox send` does; nothing is signed in to when none are due)"
+)
+
+
+SERVE_NOTE = (
+    "serve delivers WIC's outgoing mail every 15 seconds and holds the run lock while it runs: a "
+    "`wicbox run` of this configuration beside it (another scheduled task, by hand) ends with exit "
+    "code 5 and says so; `wicbox schedule install` without --serve goes back to scheduled runs"
 )
 
 
@@ -187,6 +224,12 @@ def plan_text(plan: SchedulePlan) -> list[str]:
         f"# {plan.platform} schedule {spec.name!r} for {spec.describe}: every {spec.every_minutes} "
         f"minutes, a run may take at most {spec.time_limit_minutes} minutes",
     ]
+    if plan.serve is not None:
+        serve = CommandLine(spec.program.argv(spec.config_path, plan.serve.arguments)).display()
+        lines = [
+            f"# {plan.platform} schedule {spec.name!r} for {spec.describe}: `wicbox serve`, started at "
+            f"boot and again when it fails, instead of scheduled runs: {serve}"
+        ]
     if plan.relay is not None:
         relay = CommandLine(plan.relay_argv).display()
         lines.append(f"# and the relay service, started at boot and again when it fails: {relay}")
@@ -200,7 +243,7 @@ def plan_text(plan: SchedulePlan) -> list[str]:
         ]
     if plan.commands:
         lines += ["", "# --- install runs:", *(command.display() for command in plan.commands)]
-    lines += [f"# note: {note}" for note in (OUTBOX_NOTE, *plan.notes)]
+    lines += [f"# note: {note}" for note in (SERVE_NOTE if plan.serve else OUTBOX_NOTE, *plan.notes)]
     lines += [f"# warning: {warning}" for warning in plan.warnings]
     return lines
 
@@ -218,6 +261,9 @@ def plan_json(plan: SchedulePlan) -> dict[str, Any]:
         "commands": [command.display() for command in plan.commands],
         "cron_line": plan.cron_line,
         "relay_command": list(plan.relay_argv) or None,
-        "notes": [OUTBOX_NOTE, *plan.notes],
+        "serve_command": list(spec.program.argv(spec.config_path, plan.serve.arguments))
+        if plan.serve
+        else None,
+        "notes": [SERVE_NOTE if plan.serve else OUTBOX_NOTE, *plan.notes],
         "warnings": list(plan.warnings),
     }

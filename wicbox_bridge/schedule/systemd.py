@@ -23,6 +23,7 @@ from pathlib import Path
 
 from wicbox_bridge.schedule.commandline import CommandLine
 from wicbox_bridge.schedule.relay import RelaySpec, relay_task_name
+from wicbox_bridge.schedule.serve import SERVE_MARKER, ServeSpec
 from wicbox_bridge.schedule.spec import ScheduleSpec
 from wicbox_bridge.schedule.timing import accuracy_seconds, systemd_calendar
 
@@ -160,6 +161,45 @@ def timer_unit(spec: ScheduleSpec) -> str:
             "",
         ]
     )
+
+
+def serve_unit(spec: ScheduleSpec, serve: ServeSpec, *, user_units: bool) -> str:
+    """``wicbox serve`` as the entry's service (``install --serve``): no timer; started at boot and
+    again when it fails, with the hardening of the scheduled unit. SIGTERM ends it within 10 s."""
+    lines = [
+        *_unit_head(f"wicbox-bridge: {serve.about(spec.describe)}", user_units=user_units),
+        SERVE_MARKER,
+        "StartLimitIntervalSec=0",  # never give up restarting
+        *_service_lines(
+            spec, spec.program.argv(spec.config_path, serve.arguments), "simple", user_units=user_units
+        ),
+        "Restart=on-failure",
+        f"RestartSec={RELAY_RESTART_SECONDS}s",
+        "TimeoutStopSec=30s",
+        "",
+        "[Install]",
+        f"WantedBy={'default.target' if user_units else 'multi-user.target'}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def enable_serve(name: str, *, user_units: bool) -> CommandLine:
+    """Starts serve at boot from now on; ``restart_serve`` starts it now (with a replaced unit's options)."""
+    return systemctl("enable", f"{unit_base(name)}.service", user_units=user_units)
+
+
+def restart_serve(name: str, *, user_units: bool) -> CommandLine:
+    return systemctl("restart", f"{unit_base(name)}.service", user_units=user_units)
+
+
+def start_serve(name: str, *, user_units: bool) -> CommandLine:
+    return systemctl("enable", "--now", f"{unit_base(name)}.service", user_units=user_units)
+
+
+def stop_serve(name: str, *, user_units: bool) -> CommandLine:
+    """Stops serve (waiting until it has ended) and keeps it from starting at boot."""
+    return systemctl("disable", "--now", f"{unit_base(name)}.service", user_units=user_units)
 
 
 def relay_unit(spec: ScheduleSpec, relay: RelaySpec, *, user_units: bool) -> str:

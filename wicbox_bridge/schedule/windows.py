@@ -19,15 +19,17 @@ from dataclasses import dataclass
 
 from wicbox_bridge.schedule.commandline import CommandLine
 from wicbox_bridge.schedule.relay import RelaySpec, relay_task_name
+from wicbox_bridge.schedule.serve import ServeSpec
 from wicbox_bridge.schedule.spec import Logon, ScheduleSpec
 from wicbox_bridge.schedule.timing import iso_duration
 from wicbox_bridge.secret import Secret
 
+Service = RelaySpec | ServeSpec  # a long-running entry: started at boot, again when it fails
 TASK_NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 SYSTEM_SID = "S-1-5-18"
 _NS = {"t": TASK_NAMESPACE}
 _PRINCIPAL_ID = "Author"
-_PATH_OPTIONS = frozenset({"--config", "--tls-cert", "--tls-key"})
+_PATH_OPTIONS = frozenset({"--config", "--tls-cert", "--tls-key", "--relay-tls-cert", "--relay-tls-key"})
 RELAY_RESTART_INTERVAL = "PT1M"
 RELAY_RESTART_COUNT = 255  # the schema's Count is an unsignedByte
 RELAY_WATCH_MINUTES = 5
@@ -55,14 +57,14 @@ def windows_quote(argument: str, *, always: bool = False) -> str:
     return "".join(quoted)
 
 
-def task_arguments(spec: ScheduleSpec, relay: RelaySpec | None = None) -> str:
+def task_arguments(spec: ScheduleSpec, relay: Service | None = None) -> str:
     """The Exec action's Arguments: the paths (configuration, TLS files) always in quotes."""
     words = spec.program.argv(spec.config_path, relay.arguments if relay else ("run",))[1:]
     pairs = itertools.pairwise(("", *words))  # each word with the one before it
     return " ".join(windows_quote(word, always=before in _PATH_OPTIONS) for before, word in pairs)
 
 
-def task_xml(spec: ScheduleSpec, relay: RelaySpec | None = None) -> str:
+def task_xml(spec: ScheduleSpec, relay: Service | None = None) -> str:
     """The task definition as text (``task_xml_bytes`` gives it as schtasks reads it); with
     ``relay``, the relay's task."""
     task = ET.Element("Task", {"version": "1.2", "xmlns": TASK_NAMESPACE})
@@ -80,7 +82,7 @@ def task_xml(spec: ScheduleSpec, relay: RelaySpec | None = None) -> str:
     return '<?xml version="1.0" encoding="UTF-16"?>\n' + ET.tostring(task, encoding="unicode") + "\n"
 
 
-def task_xml_bytes(spec: ScheduleSpec, relay: RelaySpec | None = None) -> bytes:
+def task_xml_bytes(spec: ScheduleSpec, relay: Service | None = None) -> bytes:
     """UTF-16 little-endian with a byte-order mark, as ``schtasks /Create /XML`` expects."""
     text = task_xml(spec, relay).replace("\n", "\r\n")
     return "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")
@@ -92,12 +94,17 @@ def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
     return element
 
 
-def _registration_info(info: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None) -> None:
+def _registration_info(info: ET.Element, spec: ScheduleSpec, relay: Service | None) -> None:
     _text(info, "Author", spec.author)
     if relay is None:
         what = (
             f"files the mailboxes of {spec.describe} into the WIC database every "
             f"{spec.every_minutes} minutes. Installed by `wicbox schedule install`"
+        )
+    elif isinstance(relay, ServeSpec):
+        what = (
+            f"{relay.about(spec.describe)}, started at boot and again when it ends. "
+            "Installed by `wicbox schedule install --serve`"
         )
     else:
         what = (
@@ -106,7 +113,7 @@ def _registration_info(info: ET.Element, spec: ScheduleSpec, relay: RelaySpec | 
         )
     upgrade = "; for an upgrade use `wicbox schedule stop` and `wicbox schedule start`."
     _text(info, "Description", f"wicbox-bridge: {what}{upgrade}")
-    _text(info, "URI", "\\" + (relay_task_name(spec.name) if relay else spec.name))
+    _text(info, "URI", "\\" + (relay_task_name(spec.name) if isinstance(relay, RelaySpec) else spec.name))
 
 
 def _time_trigger(triggers: ET.Element, spec: ScheduleSpec, every_minutes: int) -> None:
@@ -144,7 +151,7 @@ _SETTINGS = (
 )
 
 
-def _settings(settings: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None) -> None:
+def _settings(settings: ET.Element, spec: ScheduleSpec, relay: Service | None) -> None:
     for tag, value in _SETTINGS:
         _text(settings, tag, value)
     idle = ET.SubElement(settings, "IdleSettings")
@@ -158,7 +165,7 @@ def _settings(settings: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None)
         _text(restart, "Count", str(RELAY_RESTART_COUNT))
 
 
-def _actions(actions: ET.Element, spec: ScheduleSpec, relay: RelaySpec | None) -> None:
+def _actions(actions: ET.Element, spec: ScheduleSpec, relay: Service | None) -> None:
     execute = ET.SubElement(actions, "Exec")
     _text(execute, "Command", spec.program.executable)
     _text(execute, "Arguments", task_arguments(spec, relay))
