@@ -19,7 +19,7 @@ from wicbox_bridge.adapters.smtp_relay import RelayServerSettings
 from wicbox_bridge.auth.accounts import MailboxAccount, plan_accounts
 from wicbox_bridge.auth.refresh import AuthKey, TokenRefresher, auth_key
 from wicbox_bridge.auth.scopes import TokenProtocol
-from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
     provider_factory,
@@ -46,7 +46,13 @@ from wicbox_bridge.store.projects import list_projects
 log = logging.getLogger("wicbox.serve")
 
 
-@click.command("serve")
+@click.command(
+    "serve",
+    epilog=examples(
+        ("wicbox serve", "watch every mailbox until Ctrl+C or SIGTERM"),
+        ("wicbox schedule install --serve", "as a service, started at boot"),
+    ),
+)
 @click.option(
     "--poll-seconds",
     type=click.FloatRange(1, 600),
