@@ -20,7 +20,8 @@ failed), so a broken run cannot pass as a fast one.
 
 ``--baseline REV`` measures the source tree of git revision REV too, in the same run, on the same
 test bed and databases (``git archive`` into the bed's directory, put first on the child's
-``PYTHONPATH``): before and after side by side.
+``PYTHONPATH``): before and after side by side. ``--revision REV`` measures REV instead of the
+working tree (so edits made while the benchmark runs do not change what it measures).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Row:
 class Options:
     backends: tuple[str, ...] = BACKENDS
     baseline: str | None = None
+    revision: str | None = None
     mailboxes: int = DEFAULTS["mailboxes"]
     mails_each: int = DEFAULTS["mails_each"]
     empty: int = DEFAULTS["empty"]
@@ -308,7 +310,7 @@ def run_multiple(options: Options, progress: Progress) -> list[str]:
     progress("starting the test bed (identity platform, Dovecot, PostgreSQL)")
     rows: list[Row] = []
     with running_bed() as bed:
-        trees = [Tree("working tree")]
+        trees = [Tree("working tree") if options.revision is None else export_tree(bed, options.revision)]
         if options.baseline is not None:
             trees.insert(0, export_tree(bed, options.baseline))
         cases = build_cases(bed, mails, options)
@@ -349,6 +351,7 @@ def parse_options(argv: list[str] | None) -> Options:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
     arguments.add_argument("--baseline", help="a git revision measured too, in the same run (before/after)")
+    arguments.add_argument("--revision", help="the git revision to measure (default: the working tree)")
     for name, default in DEFAULTS.items():
         arguments.add_argument(f"--{name.replace('_', '-')}", type=_count, default=default)
     arguments.add_argument("--workers", type=_count, help="WICBOX_MAILCLIENT_WORKERS for every case")
@@ -358,6 +361,7 @@ def parse_options(argv: list[str] | None) -> Options:
     return Options(
         backends,
         parsed.baseline,
+        parsed.revision,
         parsed.mailboxes,
         parsed.mails_each,
         parsed.empty,
