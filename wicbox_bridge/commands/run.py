@@ -17,6 +17,7 @@ from wicbox_bridge.auth.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.commands import pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
+    mailbox_survey,
     provider_factory,
     register_account_secrets,
     token_service,
@@ -208,6 +209,7 @@ def _run(
             run_id=run_id,
             progress=progress,
             redact=runtime.redactor.redact,
+            survey=mailbox_survey(params, provider_for),
         )
         return run_mailboxes(job)
 

@@ -15,6 +15,11 @@ A mailbox that cannot be opened (authentication, connection, a missing folder) i
 the run goes on with the others; a database that stops answering ends the run, because nothing
 may be acknowledged that is not committed.
 
+Before the first round a run may ask which mailboxes have mail waiting at all (``survey``: Graph
+lists up to 20 mailboxes' Inboxes per ``$batch``). A mailbox that certainly has none and has no
+unconfirmed server action in the database (one query for all mailboxes) is not opened: its state
+is recorded as a success with an empty backlog, all such mailboxes in one transaction.
+
 After each pass (not in a dry run) the mailbox's state is recorded for ``wicbox status`` in
 WICBOX_MAILBOX_STATE: success or the error (secret-free, passed through the redactor anyway), and,
 while the session is still open, the backlog the server reports. Neither the measurement nor the
@@ -42,7 +47,15 @@ from wicbox_bridge.run.results import MailboxReport, RunReport
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.mailbox_state import Backlog, PassFailure, PassRecord, error_kind, record_pass
+from wicbox_bridge.store.mailbox_state import (
+    Backlog,
+    PassFailure,
+    PassRecord,
+    error_kind,
+    record_pass,
+    record_passes,
+)
+from wicbox_bridge.store.mails import mailboxes_with_pending_acks, normalized_mailbox
 from wicbox_bridge.store.times import utc_now
 
 log = logging.getLogger("wicbox.run")
@@ -50,8 +63,18 @@ log = logging.getLogger("wicbox.run")
 ProgressCallback = Callable[[int], None]
 StoreOpener = Callable[[], Store]
 Redact = Callable[[str], str]
+# Per account, in order: mail waiting (True), nothing waiting (False) or unknown (None).
+MailboxSurvey = Callable[[Sequence[MailboxAccount]], Sequence[bool | None]]
 
-__all__ = ["MailboxReport", "ProgressCallback", "RunJob", "RunReport", "RunSettings", "run_mailboxes"]
+__all__ = [
+    "MailboxReport",
+    "MailboxSurvey",
+    "ProgressCallback",
+    "RunJob",
+    "RunReport",
+    "RunSettings",
+    "run_mailboxes",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +106,7 @@ class RunJob:
     run_id: int | None = None
     progress: ProgressCallback | None = None
     redact: Redact = mask_tokens  # the CLI passes its redactor, which knows every registered secret
+    survey: MailboxSurvey | None = None  # which mailboxes have mail at all (None: open every one)
 
 
 @dataclass
@@ -196,17 +220,48 @@ class _Run:
         received = None if oldest is None else dt.datetime.fromtimestamp(oldest, dt.timezone.utc)
         return Backlog(measured.count, received, dt.datetime.now(dt.timezone.utc))
 
-    def _record_state(
+    def idle_mailboxes(self) -> set[int]:
+        """The accounts the survey found without mail and with no unconfirmed action; not opened."""
+        survey = self.job.survey
+        if survey is None or self.job.settings.dry_run or len(self.job.accounts) < 2:
+            return set()
+        accounts = self.job.accounts
+        try:
+            answers = survey(accounts)
+            unconfirmed = mailboxes_with_pending_acks(self.store(), self.job.settings.source_folder)
+        except BridgeError as error:  # every mailbox is opened instead, and reports its own error
+            log.warning("Asking which mailboxes have mail failed; every mailbox is opened: %s", error)
+            return set()
+        return {
+            index
+            for index, answer in enumerate(answers)
+            if answer is False and normalized_mailbox(accounts[index].mailbox) not in unconfirmed
+        }
+
+    def record_idle(self, indexes: set[int]) -> None:
+        """The idle mailboxes' state: a success, nothing waiting, in one transaction."""
+        if not indexes:
+            return
+        now = utc_now()
+        records = [
+            self._record(self.job.accounts[index], now, None, Backlog(0, None, now))
+            for index in sorted(indexes)
+        ]
+        try:
+            record_passes(self.store(), records)
+        except DatabaseError as failure:
+            log.warning(
+                "The state of %d mailbox(es) without mail could not be recorded: %s", len(records), failure
+            )
+
+    def _record(
         self,
         account: MailboxAccount,
         attempted_at: dt.datetime,
         error: BridgeError | None,
         backlog: Backlog | None,
-    ) -> None:
-        """The pass's outcome in WICBOX_MAILBOX_STATE; a database failure here is only logged."""
-        if self.job.settings.dry_run:
-            return
-        record = PassRecord(
+    ) -> PassRecord:
+        return PassRecord(
             mailbox=account.mailbox,
             folder=self.job.settings.source_folder,
             label=account.label,
@@ -217,6 +272,18 @@ class _Run:
             failure=None if error is None else self._failure(account, error),
             backlog=backlog,
         )
+
+    def _record_state(
+        self,
+        account: MailboxAccount,
+        attempted_at: dt.datetime,
+        error: BridgeError | None,
+        backlog: Backlog | None,
+    ) -> None:
+        """The pass's outcome in WICBOX_MAILBOX_STATE; a database failure here is only logged."""
+        if self.job.settings.dry_run:
+            return
+        record = self._record(account, attempted_at, error, backlog)
         try:
             record_pass(self.store(), record)
         except DatabaseError as failure:
@@ -264,7 +331,9 @@ def run_mailboxes(job: RunJob) -> RunReport:
 def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
     job = state.job
     remaining = job.settings.max_mails
-    candidates = list(range(len(job.accounts)))
+    idle = state.idle_mailboxes() if remaining > 0 else set()
+    state.record_idle(idle)
+    candidates = [index for index in range(len(job.accounts)) if index not in idle]
     round_number = 0
     while remaining > 0 and candidates and not state.stop.is_set():
         quotas = share_cap(
