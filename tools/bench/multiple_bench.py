@@ -22,13 +22,18 @@ failed), so a broken run cannot pass as a fast one.
 test bed and databases (``git archive`` into the bed's directory, put first on the child's
 ``PYTHONPATH``): before and after side by side. ``--revision REV`` measures REV instead of the
 working tree (so edits made while the benchmark runs do not change what it measures).
+``--profile DIR`` adds one untimed run of MULTIPLE and of EMPTY per backend under cProfile in every
+thread (:mod:`tools.bench.thread_profile`), saves ``DIR/{backend}-{case}.pstats`` and prints the
+functions with the most cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import pstats
 import signal
 import statistics
 import subprocess
@@ -95,6 +100,7 @@ class Options:
     backends: tuple[str, ...] = BACKENDS
     baseline: str | None = None
     revision: str | None = None
+    profile: Path | None = None
     mailboxes: int = DEFAULTS["mailboxes"]
     mails_each: int = DEFAULTS["mails_each"]
     empty: int = DEFAULTS["empty"]
@@ -208,26 +214,35 @@ def export_tree(bed: BenchBed, revision: str) -> Tree:
     return Tree(revision, root)
 
 
-def run_wicbox(install: WicboxInstall, tree: Tree, max_mails: int) -> ChildRun:
+def run_wicbox(
+    install: WicboxInstall, tree: Tree, max_mails: int, profile_to: Path | None = None
+) -> ChildRun:
     env = {**os.environ, "WICBOX_HOME": str(install.home)}
     env.pop("WICBOX_CONFIG", None)
-    if tree.path is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(tree.path), str(REPO_ROOT)])
+    first = [] if tree.path is None else [str(tree.path)]
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(REPO_ROOT)])  # REPO_ROOT: tools.bench
+    program = ["tools.bench.thread_profile", str(profile_to), "--"] if profile_to else ["wicbox_bridge"]
     argv = [
-        sys.executable, "-m", "wicbox_bridge", "--config", str(install.config),
+        sys.executable, "-m", *program, "--config", str(install.config),
         "run", "--max-mails", str(max_mails), "--json",
     ]  # fmt: skip
     return run_child(argv, env=env, cwd=install.work)
 
 
 def timed_run(
-    bed: BenchBed, install: WicboxInstall, tree: Tree, backend: str, case: ModeCase, options: Options
+    bed: BenchBed,
+    install: WicboxInstall,
+    tree: Tree,
+    backend: str,
+    case: ModeCase,
+    options: Options,
+    profile_to: Path | None = None,
 ) -> float:
     """One checked ``wicbox run`` of the case into a fresh database; its wall time."""
     with fresh_database(bed, install, backend, case, options.workers) as target:
         _expect(restore_inboxes(bed, case) if case.mail_count else 0, case.mail_count, "the mailboxes hold")
         what = f"wicbox run ({tree.label}, {backend}, {case.mode})"
-        child = run_wicbox(install, tree, max(case.mail_count, 1)).require_success(what)
+        child = run_wicbox(install, tree, max(case.mail_count, 1), profile_to).require_success(what)
         report = json.loads(child.stdout)
         _expect(report["counts"]["failed_mailboxes"], 0, f"{what} failed in")
         _expect(report["counts"]["mailboxes"], len(case.mailboxes), f"{what} read")
@@ -266,7 +281,9 @@ def report_lines(rows: Sequence[Row], options: Options) -> list[str]:
         f"{'warm s (range)':>20} {'vs SINGLE':>9}",
     ]
     verdicts: list[str] = []
-    for (tree, backend), group in _groups(rows).items():
+    for (tree, backend), group in sorted(
+        _groups(rows).items(), key=lambda item: (item[0][1], item[0][0] != rows[0].tree)
+    ):
         single = next((row for row in group if row.case == "SINGLE"), None)
         for row in group:
             spread = f"{row.measured:.2f} ({min(row.warm):.2f}-{max(row.warm):.2f})"
@@ -317,11 +334,31 @@ def run_multiple(options: Options, progress: Progress) -> list[str]:
         for case in cases:
             progress(f"seeding {case.mode}: {len(case.mailboxes)} mailbox(es), {case.mail_count} mails")
             seed_templates(bed, case)
-        for backend in options.backends:
-            for tree in trees:
-                rows += [measure(bed, tree, backend, case, options, progress) for case in cases]
+        for backend in options.backends:  # each case before and after back to back: the same load
+            rows += [measure(bed, tree, backend, case, options, progress) for case in cases for tree in trees]
+        profiles = [] if options.profile is None else profile_runs(bed, trees[-1], cases, options, progress)
         progress("stopping the test bed")
-    return report_lines(rows, options)
+    return report_lines(rows, options) + profiles
+
+
+def profile_runs(
+    bed: BenchBed, tree: Tree, cases: Sequence[ModeCase], options: Options, progress: Progress
+) -> list[str]:
+    """One untimed warm run of MULTIPLE and EMPTY per backend under cProfile; the top functions."""
+    assert options.profile is not None
+    options.profile.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    for backend in options.backends:
+        for case in (case for case in cases if case.mode != "SINGLE"):
+            install = new_install(bed)
+            timed_run(bed, install, tree, backend, case, options)  # the token into the cache
+            out = options.profile / f"{backend}-{case.mode.lower()}.pstats"
+            progress(f"profiling {tree.label} {backend} {case.mode} into {out}")
+            timed_run(bed, install, tree, backend, case, options, out)
+            text = io.StringIO()
+            pstats.Stats(str(out), stream=text).sort_stats("cumulative").print_stats(30)
+            lines += [f"== profile {backend} {case.mode} ({out})", *text.getvalue().splitlines()[6:]]
+    return lines
 
 
 def progress_to_stderr(message: str) -> None:
@@ -352,6 +389,7 @@ def parse_options(argv: list[str] | None) -> Options:
     arguments.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
     arguments.add_argument("--baseline", help="a git revision measured too, in the same run (before/after)")
     arguments.add_argument("--revision", help="the git revision to measure (default: the working tree)")
+    arguments.add_argument("--profile", type=Path, help="also profile MULTIPLE and EMPTY into this directory")
     for name, default in DEFAULTS.items():
         arguments.add_argument(f"--{name.replace('_', '-')}", type=_count, default=default)
     arguments.add_argument("--workers", type=_count, help="WICBOX_MAILCLIENT_WORKERS for every case")
@@ -362,6 +400,7 @@ def parse_options(argv: list[str] | None) -> Options:
         backends,
         parsed.baseline,
         parsed.revision,
+        parsed.profile,
         parsed.mailboxes,
         parsed.mails_each,
         parsed.empty,

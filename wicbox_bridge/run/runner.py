@@ -18,12 +18,13 @@ may be acknowledged that is not committed.
 Before the first round a run may ask which mailboxes have mail waiting at all (``survey``: Graph
 lists up to 20 mailboxes' Inboxes per ``$batch``). A mailbox that certainly has none and has no
 unconfirmed server action in the database (one query for all mailboxes) is not opened: its state
-is recorded as a success with an empty backlog, all such mailboxes in one transaction.
+is recorded as a success with an empty backlog.
 
 After each pass (not in a dry run) the mailbox's state is recorded for ``wicbox status`` in
 WICBOX_MAILBOX_STATE: success or the error (secret-free, passed through the redactor anyway), and,
 while the session is still open, the backlog the server reports. Neither the measurement nor the
-recording can fail the pass: a failure is logged and the backlog shows as unknown.
+recording can fail the pass: a failure is logged and the backlog shows as unknown. The state rows
+of a round are written together at its end, in one transaction (not one per mailbox).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from wicbox_bridge.store.mailbox_state import (
     PassFailure,
     PassRecord,
     error_kind,
-    record_pass,
     record_passes,
 )
 from wicbox_bridge.store.mails import mailboxes_with_pending_acks, normalized_mailbox
@@ -129,6 +129,7 @@ class _Run:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._stores: list[Store] = []
+        self._states: list[PassRecord] = []  # the round's state rows, written at its end
         self.context = PassContext(
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
@@ -239,19 +240,24 @@ class _Run:
         }
 
     def record_idle(self, indexes: set[int]) -> None:
-        """The idle mailboxes' state: a success, nothing waiting, in one transaction."""
-        if not indexes:
-            return
+        """The idle mailboxes' state: a success, nothing waiting."""
         now = utc_now()
-        records = [
-            self._record(self.job.accounts[index], now, None, Backlog(0, None, now))
-            for index in sorted(indexes)
-        ]
+        for index in sorted(indexes):
+            self._record_state(self.job.accounts[index], now, None, Backlog(0, None, now))
+
+    def write_states(self) -> None:
+        """The state rows recorded since the last call, in one transaction; a failure is only logged."""
+        with self._lock:
+            records, self._states = self._states, []
+        if not records:
+            return
         try:
             record_passes(self.store(), records)
         except DatabaseError as failure:
             log.warning(
-                "The state of %d mailbox(es) without mail could not be recorded: %s", len(records), failure
+                "The state of %d mailbox(es) for `wicbox status` could not be recorded: %s",
+                len(records),
+                failure,
             )
 
     def _record(
@@ -280,19 +286,12 @@ class _Run:
         error: BridgeError | None,
         backlog: Backlog | None,
     ) -> None:
-        """The pass's outcome in WICBOX_MAILBOX_STATE; a database failure here is only logged."""
+        """The pass's outcome for WICBOX_MAILBOX_STATE, written with the round's (:meth:`write_states`)."""
         if self.job.settings.dry_run:
             return
         record = self._record(account, attempted_at, error, backlog)
-        try:
-            record_pass(self.store(), record)
-        except DatabaseError as failure:
-            log.warning(
-                "%s (%s): the state for `wicbox status` could not be recorded: %s",
-                account.label,
-                account.mailbox,
-                failure,
-            )
+        with self._lock:
+            self._states.append(record)
 
     def _failure(self, account: MailboxAccount, error: BridgeError) -> PassFailure:
         def secret_free(text: str) -> str:
@@ -324,7 +323,10 @@ def run_mailboxes(job: RunJob) -> RunReport:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
             _run_rounds(pool, state)
     finally:
-        state.close_stores()
+        try:
+            state.write_states()
+        finally:
+            state.close_stores()
     return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
 
 
@@ -342,6 +344,7 @@ def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
         steps = [_Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0]
         before = sum(state.reports[step.index].fetched for step in steps)
         done = _run_round(pool, state, steps)
+        state.write_states()
         remaining -= sum(state.reports[step.index].fetched for step in steps) - before
         candidates = [
             step.index for step in done if step.more_waiting and state.reports[step.index].error is None
