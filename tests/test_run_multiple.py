@@ -1,7 +1,8 @@
-"""MULTIPLE at the scale of many project mailboxes (issue 19 part 3) over Microsoft Graph: which
+"""MULTIPLE at the scale of many project mailboxes (issue 19 part 3). Microsoft Graph: which
 mailboxes have mail is listed in ``$batch`` requests across mailboxes, mailboxes without mail are
 not opened, a 429 inside a batch is repeated alone after its Retry-After, every mail is filed
-exactly once, and the requests in flight stay within Exchange's limit per mailbox and our bound."""
+exactly once, and the requests in flight stay within Exchange's limit per mailbox and our bound.
+IMAP: connections within the worker bound, the TLS session resumed across mailboxes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ from collections import Counter
 
 import pytest
 
+from tests.helpers.filing import assert_rows_filed_exactly_once
 from tests.helpers.mailgen import make_mail
 from tests.plugins.graph import INBOX, PROCESSED, GraphRoom
+from tests.plugins.wic import Mailroom
+from tests.test_run_fairness import (
+    add_project_mailboxes,
+    assert_filed_once_under_each_project,
+    imap_recorder,
+    most_open_together,
+    overlapping_per_mailbox,
+    run_json,
+)
+from tests.test_run_fairness import project_mailbox as imap_project_mailbox
 
 pytestmark = pytest.mark.testbed
 
@@ -115,3 +127,33 @@ def test_a_429_inside_a_batch_is_repeated_alone_after_its_retry_after(graphroom:
         if listing_path(project_mailbox(n)) != throttled[0].path
     )
     assert repeated[1].started - throttled[0].ended >= 1.0, f"{mailbox}: repeated before Retry-After"
+
+
+# ---------------------------------------------------------------------------------- IMAP
+
+
+IMAP_MAILBOXES = 24
+
+
+def test_imap_many_mailboxes_within_the_bound_resuming_one_tls_session(mailroom: Mailroom) -> None:
+    """IMAP has no cross-mailbox listing: every mailbox is opened, but within WICBOX_MAILCLIENT_WORKERS
+    connections at once, never two on one mailbox, and each connection after the first few resumes
+    the TLS session of an earlier one (the server saw ``session_reused``)."""
+    delivered = add_project_mailboxes(
+        mailroom, [2 if n % 3 == 0 else 0 for n in range(1, IMAP_MAILBOXES + 1)]
+    )
+    mailroom.wic.set_params({"WICBOX_MAILCLIENT_WORKERS": str(WORKERS)})
+    with imap_recorder(mailroom) as recorder:
+        report = run_json(mailroom)
+        connections = recorder.connections()
+    assert report["counts"]["filed"] == sum(map(len, delivered.values()))
+    assert_filed_once_under_each_project(mailroom, delivered)
+    assert_rows_filed_exactly_once(mailroom, [raw for raws in delivered.values() for raw in raws])
+    assert {c.user for c in connections} == {imap_project_mailbox(n) for n in range(1, IMAP_MAILBOXES + 1)}
+    assert overlapping_per_mailbox(connections) == [], "two connections to one mailbox at once"
+    most = most_open_together(connections)
+    assert most <= WORKERS, f"{most} connections open together, WICBOX_MAILCLIENT_WORKERS allows {WORKERS}"
+    full = [c for c in connections if not c.resumed]
+    assert len(full) <= WORKERS, (
+        f"{len(full)} full TLS handshakes: only the first of each worker may need one"
+    )
