@@ -6,7 +6,8 @@ password), share one interface so the session and the core never see which one i
 A :class:`TlsReuse` (one per adapter, so one per server and run) builds the verifying context once
 and offers the last TLS session the server gave to the next connection: in a MULTIPLE run over
 hundreds of mailboxes every connection after the first resumes it (an abbreviated handshake, no
-certificate chain sent or verified again).
+certificate chain sent or verified again). It also keeps the server's hierarchy delimiter, the
+same for every mailbox on one server: asked (``LIST "" ""``) by the first session only.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class TlsReuse:
         self._lock = threading.Lock()
         self._context: _ResumingContext | None = None
         self._session: ssl.SSLSession | None = None
+        self._delimiter: tuple[str | None] | None = None  # (delimiter,) once asked
         self.resumed = 0  # connections that resumed a session (for the benchmark and the tests)
         self.full = 0  # connections with a full handshake
 
@@ -104,6 +106,16 @@ class TlsReuse:
     def session(self) -> ssl.SSLSession | None:
         with self._lock:
             return self._session
+
+    def delimiter(self, client: IMAPClient) -> str | None:
+        """The server's hierarchy delimiter: asked on ``client`` the first time only."""
+        with self._lock:
+            known = self._delimiter
+        if known is None:
+            known = (_hierarchy_delimiter(client),)
+            with self._lock:
+                self._delimiter = known
+        return known[0]
 
     def remember(self, client: IMAPClient) -> None:
         """After the sign-in (TLS 1.3 tickets arrive with the first data): keep its session."""
@@ -220,7 +232,7 @@ def connect(
         log.info("Signed in to %s as %s with %s", endpoint, mailbox, sign_in.mechanism)
         client.normalise_times = False  # INTERNALDATE with its zone, so it converts to UTC exactly
         capabilities = frozenset(_text(item).upper() for item in client.capabilities())
-        delimiter = _hierarchy_delimiter(client)
+        delimiter = _hierarchy_delimiter(client) if tls is None else tls.delimiter(client)
     except BaseException as exc:
         _drop(client)
         if isinstance(exc, (OSError, imaplib.IMAP4.abort)):

@@ -268,6 +268,16 @@ def test_later_sessions_resume_the_servers_tls_session(bed: Bed, tls: TlsMode) -
     assert (another.tls.full, another.tls.resumed) == (1, 0)
 
 
+def test_the_hierarchy_delimiter_is_asked_once_per_adapter(bed: Bed, imap_faults: ImapFaultProxy) -> None:
+    tokens = bed.application()
+    adapter = ImapAdapter(bed.settings(port=imap_faults.port))
+    sessions = [adapter.open(MAILBOX, tokens) for _ in range(3)]
+    for opened in sessions:
+        opened.close()
+    assert imap_faults.commands()["LIST"] == 1
+    assert {opened.validity for opened in sessions} == {sessions[0].validity}
+
+
 def test_no_login_without_tls(bed: Bed, tokens: RecordingTokens) -> None:
     """A STARTTLS endpoint whose STARTTLS is stripped (a downgrade): no token goes over plain text."""
     with running_fault_proxy(bed.dovecot.host, bed.dovecot.imaps_port, bed.pki, client_tls=False) as plain:
