@@ -14,13 +14,14 @@ authentication: ``tokens`` must be given. Sessions follow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from wicbox_bridge.adapters import graph_errors as errors
 from wicbox_bridge.adapters.base import TokenProvider
 from wicbox_bridge.adapters.graph_http import GraphHttp
 from wicbox_bridge.adapters.graph_session import GraphSession
 from wicbox_bridge.adapters.graph_settings import GraphSettings
+from wicbox_bridge.adapters.graph_survey import survey
 from wicbox_bridge.adapters.graph_watch import DEFAULT_POLL_INTERVAL_S, GraphDeltaWatch
 
 __all__ = ["GraphAdapter", "GraphDeltaWatch", "GraphSession", "GraphSettings"]
@@ -51,6 +52,14 @@ class GraphAdapter:
 
     def __repr__(self) -> str:
         return f"GraphAdapter({self.settings.base_url})"
+
+    def survey(self, mailboxes: Sequence[str], tokens: TokenProvider) -> list[bool | None]:
+        """Per mailbox: mail waiting, nothing waiting or unknown, listed in ``$batch`` requests across
+        the mailboxes (:mod:`~wicbox_bridge.adapters.graph_survey`). Raises what a request raises."""
+        with GraphHttp(
+            self.settings, tokens, f"{len(mailboxes)} mailboxes", env=self._env, sleep=self._sleep
+        ) as http:
+            return survey(http, self.settings, mailboxes)
 
     def open(self, mailbox: str, tokens: TokenProvider | None) -> GraphSession:
         """Get a token, find the source folder of ``mailbox``. Raises AuthenticationError,

@@ -11,7 +11,8 @@
   with the token, with the same TLS, proxy, timeout and throttling rules.
 * ``$batch`` sends up to 20 requests as 4 chains (``dependsOn``), so no more than 4 run at once
   in the mailbox; requests that failed because of their chain (424) or were throttled are sent
-  again.
+  again. Requests to 20 different mailboxes (``chained=False``) need no chains: each is the only
+  one in its mailbox.
 """
 
 from __future__ import annotations
@@ -345,14 +346,17 @@ class GraphHttp:
         return {"https": proxy} if proxy else {}
 
     # ---- $batch ------------------------------------------------------------------------------
-    def batch(self, calls: Sequence[BatchCall], doing: str) -> dict[str, BatchOutcome]:
-        """Every call's final outcome (2xx or an error reply) by key; throttled ones are repeated."""
+    def batch(
+        self, calls: Sequence[BatchCall], doing: str, *, chained: bool = True
+    ) -> dict[str, BatchOutcome]:
+        """Every call's final outcome (2xx or an error reply) by key; throttled ones are repeated
+        (only those, after the longest Retry-After among them)."""
         outcomes: dict[str, BatchOutcome] = {}
         pending = list(calls)
         waited = 0.0
         while pending:
             chunk, pending = pending[: self.settings.batch_size], pending[self.settings.batch_size :]
-            answered = self._send_batch(chunk, doing)
+            answered = self._send_batch(chunk, doing, chained)
             again: list[BatchCall] = []
             delay = 0.0
             throttled: GraphReply | None = None
@@ -373,8 +377,8 @@ class GraphHttp:
             pending = again + pending
         return outcomes
 
-    def _send_batch(self, chunk: list[BatchCall], doing: str) -> dict[str, BatchOutcome]:
-        chains = self.settings.concurrency
+    def _send_batch(self, chunk: list[BatchCall], doing: str, chained: bool) -> dict[str, BatchOutcome]:
+        chains = self.settings.concurrency if chained else len(chunk)
         requests_json = []
         for index, call in enumerate(chunk):
             item: dict[str, Any] = {

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from wicbox_bridge.adapters.base import TokenProvider
-from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn
+from wicbox_bridge.adapters.imap_connect import OAuthSignIn, PasswordSignIn, SignIn, TlsReuse
 from wicbox_bridge.adapters.imap_session import ImapSession
 from wicbox_bridge.adapters.imap_settings import ImapSettings
 from wicbox_bridge.adapters.imap_watch import ImapIdleWatch
@@ -47,6 +47,7 @@ class ImapAdapter:
         self._passwords = password
         self._sleep = sleep
         self._clock = clock
+        self.tls = TlsReuse(settings)  # one context for every session, the server's TLS session resumed
 
     def __repr__(self) -> str:
         return f"ImapAdapter({self.settings.endpoint})"
@@ -55,7 +56,9 @@ class ImapAdapter:
         """Sign in to ``mailbox`` (XOAUTH2 with ``tokens``; Basic LOGIN when it is None) and select
         the source folder. Raises ConnectionFailure, AuthenticationError, MailboxError or
         ParameterError."""
-        return ImapSession(self.settings, mailbox, self._sign_in(mailbox, tokens), sleep=self._sleep)
+        return ImapSession(
+            self.settings, mailbox, self._sign_in(mailbox, tokens), sleep=self._sleep, tls=self.tls
+        )
 
     def watch(self, mailbox: str, tokens: TokenProvider | None) -> ImapIdleWatch:
         """IDLE on ``mailbox``'s source folder (``wicbox serve``); signs in like :meth:`open`."""

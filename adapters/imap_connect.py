@@ -2,6 +2,12 @@
 
 The two sign-ins, OAuth2 (SASL XOAUTH2 with a token from the token layer) and Basic (LOGIN with a
 password), share one interface so the session and the core never see which one is used.
+
+A :class:`TlsReuse` (one per adapter, so one per server and run) builds the verifying context once
+and offers the last TLS session the server gave to the next connection: in a MULTIPLE run over
+hundreds of mailboxes every connection after the first resumes it (an abbreviated handshake, no
+certificate chain sent or verified again). It also keeps the server's hierarchy delimiter, the
+same for every mailbox on one server: asked (``LIST "" ""``) by the first session only.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import imaplib
 import logging
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +54,97 @@ def tls_context(settings: ImapSettings) -> ssl.SSLContext:
             f"the CA bundle file {bundle} holds no usable PEM certificate.",
             fix="export the CA certificate as Base-64 encoded X.509 (PEM) and point {CA_BUNDLE_KEY} at it",
         ) from exc
+
+
+class _ResumingContext(ssl.SSLContext):
+    """A client context that offers its owner's last session on every new TLS connection."""
+
+    reuse: TlsReuse
+
+    def wrap_socket(  # noqa: PLR0917 - the parameters of ssl.SSLContext.wrap_socket
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=server_hostname,
+            session=session or self.reuse.session(),
+        )
+
+
+class TlsReuse:
+    """The TLS context of one server, built once, and the last session it gave (thread-safe).
+
+    A session is only offered on the context that made it; a server that does not resume it simply
+    does a full handshake, so an unusable session costs nothing but its bytes."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._context: _ResumingContext | None = None
+        self._session: ssl.SSLSession | None = None
+        self._delimiter: tuple[str | None] | None = None  # (delimiter,) once asked
+        self.resumed = 0  # connections that resumed a session (for the benchmark and the tests)
+        self.full = 0  # connections with a full handshake
+
+    def __repr__(self) -> str:
+        return f"TlsReuse({self._settings.endpoint}, resumed={self.resumed}, full={self.full})"
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._context is None:
+                self._context = _resuming_context(self._settings, self)
+            return self._context
+
+    def session(self) -> ssl.SSLSession | None:
+        with self._lock:
+            return self._session
+
+    def delimiter(self, client: IMAPClient) -> str | None:
+        """The server's hierarchy delimiter: asked on ``client`` the first time only."""
+        with self._lock:
+            known = self._delimiter
+        if known is None:
+            known = (_hierarchy_delimiter(client),)
+            with self._lock:
+                self._delimiter = known
+        return known[0]
+
+    def remember(self, client: IMAPClient) -> None:
+        """After the sign-in (TLS 1.3 tickets arrive with the first data): keep its session."""
+        sock = client.socket()
+        if not isinstance(sock, ssl.SSLSocket):
+            return
+        with self._lock:
+            if sock.session_reused:
+                self.resumed += 1
+            else:
+                self.full += 1
+            if sock.session is not None:
+                self._session = sock.session
+
+
+def _resuming_context(settings: ImapSettings, reuse: TlsReuse) -> _ResumingContext:
+    """Like :func:`tls_context` (same checks and errors), as a context that resumes sessions."""
+    verifying = tls_context(settings)  # validates the bundle with the errors users know
+    context = _ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.reuse = reuse
+    context.options = verifying.options
+    context.minimum_version = verifying.minimum_version
+    bundle = settings.ca_bundle
+    if bundle is None:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        context.load_verify_locations(cafile=str(bundle))
+    return context
 
 
 class SignIn(Protocol):
@@ -112,18 +210,30 @@ class Connected:
         return capability.upper() in self.capabilities
 
 
-def connect(settings: ImapSettings, mailbox: str, sign_in: SignIn, *, fresh_token: bool) -> Connected:
-    """A TLS connection to the server, signed in to ``mailbox``; every failure translated."""
+def connect(
+    settings: ImapSettings,
+    mailbox: str,
+    sign_in: SignIn,
+    *,
+    fresh_token: bool,
+    tls: TlsReuse | None = None,
+) -> Connected:
+    """A TLS connection to the server, signed in to ``mailbox``; every failure translated.
+
+    With ``tls`` the context is shared and the server's last session resumed (see :class:`TlsReuse`).
+    """
     endpoint = settings.endpoint
-    context = tls_context(settings)
+    context = tls_context(settings) if tls is None else tls.context()
     client = _open_socket(settings, context)
     try:
         _start_tls(client, settings, context)
         sign_in.login(client, mailbox, endpoint, fresh=fresh_token)
+        if tls is not None:
+            tls.remember(client)
         log.info("Signed in to %s as %s with %s", endpoint, mailbox, sign_in.mechanism)
         client.normalise_times = False  # INTERNALDATE with its zone, so it converts to UTC exactly
         capabilities = frozenset(_text(item).upper() for item in client.capabilities())
-        delimiter = _hierarchy_delimiter(client)
+        delimiter = _hierarchy_delimiter(client) if tls is None else tls.delimiter(client)
     except BaseException as exc:
         _drop(client)
         if isinstance(exc, (OSError, imaplib.IMAP4.abort)):

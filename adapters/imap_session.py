@@ -30,7 +30,7 @@ from imapclient import IMAPClient
 
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
-from wicbox_bridge.adapters.imap_connect import Connected, SignIn, close, connect
+from wicbox_bridge.adapters.imap_connect import Connected, SignIn, TlsReuse, close, connect
 from wicbox_bridge.adapters.imap_settings import ImapSettings
 from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
 from wicbox_bridge.config import params as names
@@ -142,13 +142,15 @@ class ImapSession:
         sign_in: SignIn,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        tls: TlsReuse | None = None,
     ) -> None:
         self.settings = settings
         self.mailbox = mailbox
         self._sign_in = sign_in
+        self._tls = tls  # the adapter's shared context and TLS session (None: a context per connection)
         self._sleep = sleep  # waits out throttling (tests inject one that records the waits)
         self._ready_folders: set[str] = set()
-        self._connection: Connected | None = connect(settings, mailbox, sign_in, fresh_token=False)
+        self._connection: Connected | None = connect(settings, mailbox, sign_in, fresh_token=False, tls=tls)
         try:
             self.validity = self._run("selecting the source folder", self._select, reconnect=False)
         except BaseException:
@@ -478,7 +480,9 @@ class ImapSession:
         self._connection = None
         if old is not None:
             close(old.client)
-        self._connection = connect(self.settings, self.mailbox, self._sign_in, fresh_token=True)
+        self._connection = connect(
+            self.settings, self.mailbox, self._sign_in, fresh_token=True, tls=self._tls
+        )
         validity = self._run("selecting the source folder again", self._select, reconnect=False)
         if validity != self.validity:
             raise errors.validity_changed(self._source, self.mailbox, self.validity, validity)

@@ -250,6 +250,34 @@ def test_implicit_tls_and_starttls(bed: Bed, tokens: RecordingTokens, tls: TlsMo
     assert bed.dovecot.sign_ins()[-1].verdict.reason == "accepted"
 
 
+@pytest.mark.parametrize("tls", [TlsMode.IMPLICIT, TlsMode.STARTTLS])
+def test_later_sessions_resume_the_servers_tls_session(bed: Bed, tls: TlsMode) -> None:
+    """MULTIPLE: one adapter, many mailboxes; every connection after the first resumes the TLS
+    session (ssl's ``session_reused``), also when several are open at once."""
+    tokens = bed.application()
+    adapter = ImapAdapter(bed.settings(tls=tls))
+    first = adapter.open(MAILBOX, tokens)
+    assert (adapter.tls.full, adapter.tls.resumed) == (1, 0)
+    sessions = [adapter.open(MAILBOX, tokens) for _ in range(3)]
+    for opened in [first, *sessions]:
+        opened.close()
+    assert (adapter.tls.full, adapter.tls.resumed) == (1, 3)
+    assert all(sign_in.verdict.reason == "accepted" for sign_in in bed.dovecot.sign_ins()[-4:])
+    another = ImapAdapter(bed.settings(tls=tls))  # a new adapter has no session to offer
+    another.open(MAILBOX, tokens).close()
+    assert (another.tls.full, another.tls.resumed) == (1, 0)
+
+
+def test_the_hierarchy_delimiter_is_asked_once_per_adapter(bed: Bed, imap_faults: ImapFaultProxy) -> None:
+    tokens = bed.application()
+    adapter = ImapAdapter(bed.settings(port=imap_faults.port))
+    sessions = [adapter.open(MAILBOX, tokens) for _ in range(3)]
+    for opened in sessions:
+        opened.close()
+    assert imap_faults.commands()["LIST"] == 1
+    assert {opened.validity for opened in sessions} == {sessions[0].validity}
+
+
 def test_no_login_without_tls(bed: Bed, tokens: RecordingTokens) -> None:
     """A STARTTLS endpoint whose STARTTLS is stripped (a downgrade): no token goes over plain text."""
     with running_fault_proxy(bed.dovecot.host, bed.dovecot.imaps_port, bed.pki, client_tls=False) as plain:

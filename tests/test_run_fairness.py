@@ -49,6 +49,7 @@ class RecordedConnection:
     user: str | None
     opened: float
     closed: float
+    resumed: bool = False  # the client resumed an earlier TLS session (ssl's session_reused)
 
 
 def xoauth2_user(line: bytes) -> str | None:
@@ -144,9 +145,10 @@ class ImapConnectionRecorder:
         with self._lock:
             self._sockets += [client, upstream]
         self._spawn(_pump, upstream, client)
+        resumed = isinstance(client, ssl.SSLSocket) and client.session_reused
         user, closed = self._client_to_server(client, upstream)
         with self._lock:
-            self._records.append(RecordedConnection(user, opened, closed))
+            self._records.append(RecordedConnection(user, opened, closed, resumed))
 
     @staticmethod
     def _client_to_server(client: socket.socket, upstream: socket.socket) -> tuple[str | None, float]:

@@ -30,6 +30,10 @@ stopped and removed at the end, also on Ctrl-C.
 ``--modes`` runs the account-mode case instead (:mod:`tools.bench.modes_bench`): one MULTIPLE run
 over 100 project mailboxes of 5 mails each against SINGLE with the same 500 mails in one mailbox.
 
+``--multiple`` runs the MULTIPLE per-mailbox cost case instead (:mod:`tools.bench.multiple_bench`):
+100 project mailboxes x 5 mails against one mailbox x 500 and 500 mailboxes without new mail, on
+SQLite and PostgreSQL.
+
 ``--memory`` runs the memory case instead (:mod:`tools.bench.memory_bench`): peak RSS of ``wicbox
 run`` at run sizes 100, 500 and 1000 of 20-200 KB mails and 200 mails of 2-5 MB, on SQLite and
 PostgreSQL.
@@ -66,6 +70,8 @@ from tools.bench.graph_bench import main_with as graph_main_with
 from tools.bench.memory_bench import MemoryOptions
 from tools.bench.memory_bench import main_with as memory_main_with
 from tools.bench.modes_bench import ModesOptions, main_with
+from tools.bench.multiple_bench import Options as MultipleOptions
+from tools.bench.multiple_bench import main_with as multiple_main_with
 from wicbox_bridge.commands.run import MAX_MAILS_LIMIT
 
 
@@ -166,6 +172,9 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         "--modes", action="store_true", help="run the account-mode case instead (MULTIPLE vs SINGLE)"
     )
     arguments.add_argument(
+        "--multiple", action="store_true", help="run the MULTIPLE per-mailbox cost case instead (issue 19)"
+    )
+    arguments.add_argument(
         "--graph", action="store_true", help="run the Microsoft Graph case instead (wicbox run vs its floor)"
     )
     arguments.add_argument(
@@ -184,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a kill cleans up like Ctrl-C
     if options.modes:
         return main_with(ModesOptions(corpus=options.corpus))
+    if options.multiple:
+        return multiple_main_with(MultipleOptions(corpus=options.corpus))
     if options.memory:
         return memory_main_with(MemoryOptions())
     if options.graph:

@@ -249,6 +249,15 @@ class GraphEmulator:
         """Exchange Online allows 4 concurrent requests per app and mailbox; a test may lower it."""
         self._gauge.limit = limit
 
+    def peak_total_concurrency(self) -> int:
+        """The most requests that were ever in flight at once, every mailbox together."""
+        return self._gauge.peak_total()
+
+    def throttle_in_batches(self, count: int = 1, *, retry_after: float = 1) -> None:
+        """Answer the next ``count`` requests inside ``$batch`` requests ``429`` with their own
+        ``Retry-After`` (the batch itself answers 200, the other requests in it normally)."""
+        self._batch_faults.add(GraphFault("throttle", 429, retry_after), count)
+
     def peak_concurrency(self, upn: str) -> int:
         """The most requests that were ever in flight at once for the mailbox."""
         return self._gauge.peak(upn)

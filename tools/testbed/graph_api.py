@@ -404,7 +404,8 @@ class GraphApi:
         answered: dict[str, dict[str, Any]] = {}
         for wave in _waves(items):
             self._run_wave(wave, claims, request, answered)
-        return json_reply(200, {"responses": list(answered.values())})
+        # Graph answers in any order: the last answered first, so no client can rely on the order
+        return json_reply(200, {"responses": list(reversed(answered.values()))})
 
     def _run_wave(
         self,

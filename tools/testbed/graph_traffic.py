@@ -62,6 +62,7 @@ class ConcurrencyGauge:
         self._lock = threading.Lock()
         self._current: dict[str, int] = {}
         self._peak: dict[str, int] = {}
+        self._peak_total = 0  # across every mailbox: the client's own bound (its workers)
 
     def enter(self, mailbox: str, count: int = 1) -> int:
         """Admit up to ``count`` requests; how many fit under the limit (the rest get 429)."""
@@ -71,6 +72,7 @@ class ConcurrencyGauge:
             admitted = max(0, min(count, self.limit - current))
             self._current[key] = current + admitted
             self._peak[key] = max(self._peak.get(key, 0), current + count)
+            self._peak_total = max(self._peak_total, sum(self._current.values()))
             return admitted
 
     def leave(self, mailbox: str, count: int = 1) -> None:
@@ -83,7 +85,13 @@ class ConcurrencyGauge:
         with self._lock:
             return self._peak.get(mailbox.casefold(), 0)
 
+    def peak_total(self) -> int:
+        """The most admitted requests that were ever in flight at once, all mailboxes together."""
+        with self._lock:
+            return self._peak_total
+
     def clear(self) -> None:
         with self._lock:
             self._current.clear()
             self._peak.clear()
+            self._peak_total = 0

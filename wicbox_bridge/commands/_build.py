@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -159,6 +159,25 @@ def _graph_opener(params: Parameters, provider_for: ProviderFactory | None) -> M
         return adapter.open(account.mailbox, tokens)
 
     return open_mailbox
+
+
+def mailbox_survey(
+    params: Parameters, provider_for: ProviderFactory | None
+) -> Callable[[Sequence[MailboxAccount]], Sequence[bool | None]] | None:
+    """Graph: which mailboxes have mail waiting, in ``$batch`` requests across mailboxes (one app
+    token reads them all; with delegated permissions every answer is 'unknown'). IMAP: None."""
+    protocol, _reason = resolve_mail_protocol(params)
+    if protocol is not MailProtocol.GRAPH or provider_for is None:
+        return None
+    from wicbox_bridge.adapters.graph import GraphAdapter, GraphSettings  # noqa: PLC0415
+
+    adapter = GraphAdapter(GraphSettings.from_parameters(params))
+
+    def survey(accounts: Sequence[MailboxAccount]) -> Sequence[bool | None]:
+        tokens = provider_for(accounts[0], "graph")
+        return adapter.survey([account.mailbox for account in accounts], tokens)
+
+    return survey
 
 
 def smtp_login(

@@ -18,6 +18,7 @@ from wicbox_bridge.auth.accounts import AccountPlan, plan_accounts
 from wicbox_bridge.commands import examples, pass_runtime
 from wicbox_bridge.commands._build import (
     mailbox_opener,
+    mailbox_survey,
     provider_factory,
     register_account_secrets,
     token_service,
@@ -319,6 +320,7 @@ def _run(
             progress=progress,
             redact=runtime.redactor.redact,
             leases=leases,
+            survey=mailbox_survey(params, provider_for),
         )
         return run_mailboxes(job)
 

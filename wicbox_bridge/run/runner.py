@@ -16,10 +16,16 @@ A mailbox that cannot be opened (authentication, connection, a missing folder) i
 the run goes on with the others; a database that stops answering ends the run, because nothing
 may be acknowledged that is not committed.
 
+Before the first round a run may ask which mailboxes have mail waiting at all (``survey``: Graph
+lists up to 20 mailboxes' Inboxes per ``$batch``). A mailbox that certainly has none and has no
+unconfirmed server action in the database (one query for all mailboxes) is not opened: its state
+is recorded as a success with an empty backlog.
+
 After each pass (not in a dry run) the mailbox's state is recorded for ``wicbox status`` in
 WICBOX_MAILBOX_STATE: success or the error (secret-free, passed through the redactor anyway), and,
 while the session is still open, the backlog the server reports. Neither the measurement nor the
-recording can fail the pass: a failure is logged and the backlog shows as unknown.
+recording can fail the pass: a failure is logged and the backlog shows as unknown. The state rows
+of a round are written together at its end, in one transaction (not one per mailbox).
 
 With leases (``RunJob.leases``, not in a dry run) the run first takes the lease of every mailbox
 (:class:`~wicbox_bridge.run.runlock.LeaseKeeper`): a mailbox another live run holds is skipped and
@@ -51,7 +57,14 @@ from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.mailbox_state import Backlog, PassFailure, PassRecord, error_kind, record_pass
+from wicbox_bridge.store.mailbox_state import (
+    Backlog,
+    PassFailure,
+    PassRecord,
+    error_kind,
+    record_passes,
+)
+from wicbox_bridge.store.mails import mailboxes_with_pending_acks, normalized_mailbox
 from wicbox_bridge.store.times import utc_now
 
 log = logging.getLogger("wicbox.run")
@@ -59,10 +72,13 @@ log = logging.getLogger("wicbox.run")
 ProgressCallback = Callable[[int], None]
 StoreOpener = Callable[[], Store]
 Redact = Callable[[str], str]
+# Per account, in order: mail waiting (True), nothing waiting (False) or unknown (None).
+MailboxSurvey = Callable[[Sequence[MailboxAccount]], Sequence[bool | None]]
 
 __all__ = [
     "LeaseSettings",
     "MailboxReport",
+    "MailboxSurvey",
     "ProgressCallback",
     "RunJob",
     "RunReport",
@@ -104,6 +120,7 @@ class RunJob:
     # set by the caller to stop the run between batches (`wicbox serve` shutting down); the run sets
     # it too when the database fails. None: the run's own event.
     stop: threading.Event | None = None
+    survey: MailboxSurvey | None = None  # which mailboxes have mail at all (None: open every one)
 
 
 # A batch is never made smaller than this by sharing (a mail larger than a batch is one of its own).
@@ -140,6 +157,7 @@ class _Run:
         self._local = threading.local()
         self._stores: list[Store] = []
         self.keeper: LeaseKeeper | None = None
+        self._states: list[PassRecord] = []  # the round's state rows, written at its end
         self.context = PassContext(
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
@@ -233,17 +251,53 @@ class _Run:
         received = None if oldest is None else dt.datetime.fromtimestamp(oldest, dt.timezone.utc)
         return Backlog(measured.count, received, dt.datetime.now(dt.timezone.utc))
 
-    def _record_state(
+    def idle_mailboxes(self) -> set[int]:
+        """The accounts the survey found without mail and with no unconfirmed action; not opened."""
+        survey = self.job.survey
+        if survey is None or self.job.settings.dry_run or len(self.job.accounts) < 2:
+            return set()
+        accounts = self.job.accounts
+        try:
+            answers = survey(accounts)
+            unconfirmed = mailboxes_with_pending_acks(self.store(), self.job.settings.source_folder)
+        except BridgeError as error:  # every mailbox is opened instead, and reports its own error
+            log.warning("Asking which mailboxes have mail failed; every mailbox is opened: %s", error)
+            return set()
+        return {
+            index
+            for index, answer in enumerate(answers)
+            if answer is False and normalized_mailbox(accounts[index].mailbox) not in unconfirmed
+        }
+
+    def record_idle(self, indexes: set[int]) -> None:
+        """The idle mailboxes' state: a success, nothing waiting."""
+        now = utc_now()
+        for index in sorted(indexes):
+            self._record_state(self.job.accounts[index], now, None, Backlog(0, None, now))
+
+    def write_states(self) -> None:
+        """The state rows recorded since the last call, in one transaction; a failure is only logged."""
+        with self._lock:
+            records, self._states = self._states, []
+        if not records:
+            return
+        try:
+            record_passes(self.store(), records)
+        except DatabaseError as failure:
+            log.warning(
+                "The state of %d mailbox(es) for `wicbox status` could not be recorded: %s",
+                len(records),
+                failure,
+            )
+
+    def _record(
         self,
         account: MailboxAccount,
         attempted_at: dt.datetime,
         error: BridgeError | None,
         backlog: Backlog | None,
-    ) -> None:
-        """The pass's outcome in WICBOX_MAILBOX_STATE; a database failure here is only logged."""
-        if self.job.settings.dry_run:
-            return
-        record = PassRecord(
+    ) -> PassRecord:
+        return PassRecord(
             mailbox=account.mailbox,
             folder=self.job.settings.source_folder,
             label=account.label,
@@ -254,15 +308,20 @@ class _Run:
             failure=None if error is None else self._failure(account, error),
             backlog=backlog,
         )
-        try:
-            record_pass(self.store(), record)
-        except DatabaseError as failure:
-            log.warning(
-                "%s (%s): the state for `wicbox status` could not be recorded: %s",
-                account.label,
-                account.mailbox,
-                failure,
-            )
+
+    def _record_state(
+        self,
+        account: MailboxAccount,
+        attempted_at: dt.datetime,
+        error: BridgeError | None,
+        backlog: Backlog | None,
+    ) -> None:
+        """The pass's outcome for WICBOX_MAILBOX_STATE, written with the round's (:meth:`write_states`)."""
+        if self.job.settings.dry_run:
+            return
+        record = self._record(account, attempted_at, error, backlog)
+        with self._lock:
+            self._states.append(record)
 
     def _failure(self, account: MailboxAccount, error: BridgeError) -> PassFailure:
         def secret_free(text: str) -> str:
@@ -297,7 +356,10 @@ def run_mailboxes(job: RunJob) -> RunReport:
     finally:
         if state.keeper is not None:
             state.keeper.close()
-        state.close_stores()
+        try:
+            state.write_states()
+        finally:
+            state.close_stores()
     return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
 
 
@@ -318,7 +380,10 @@ def _take_leases(state: _Run) -> None:
 def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
     job = state.job
     remaining = job.settings.max_mails
-    candidates = [index for index, report in enumerate(state.reports) if report.held_by is None]
+    held = {index for index, report in enumerate(state.reports) if report.held_by is not None}
+    idle = state.idle_mailboxes() - held if remaining > 0 else set()
+    state.record_idle(idle)
+    candidates = [index for index in range(len(job.accounts)) if index not in idle | held]
     round_number = 0
     while remaining > 0 and candidates and not state.stop.is_set():
         quotas = share_cap(
@@ -327,6 +392,7 @@ def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
         steps = [_Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0]
         before = sum(state.reports[step.index].fetched for step in steps)
         done = _run_round(pool, state, steps)
+        state.write_states()
         remaining -= sum(state.reports[step.index].fetched for step in steps) - before
         candidates = [
             step.index for step in done if step.more_waiting and state.reports[step.index].error is None

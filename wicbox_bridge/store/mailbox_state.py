@@ -12,6 +12,7 @@ logs that instead of failing the pass.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -178,6 +179,17 @@ def _outcome(record: PassRecord) -> tuple[list[str], list[object]]:
 
 def record_pass(store: Store, record: PassRecord) -> None:
     """Upsert the pass into its mailbox's row, in a short transaction of its own."""
+    record_passes(store, [record])
+
+
+def record_passes(store: Store, records: Sequence[PassRecord]) -> None:
+    """Upsert several passes in one transaction (a MULTIPLE run's mailboxes that had no mail)."""
+    with store.transaction():
+        for record in records:
+            _upsert(store, record)
+
+
+def _upsert(store: Store, record: PassRecord) -> None:
     columns, values = _common(record)
     more_columns, more_values = _outcome(record)
     columns += more_columns
@@ -189,9 +201,8 @@ def record_pass(store: Store, record: PassRecord) -> None:
         f"INSERT INTO WICBOX_MAILBOX_STATE (MAILBOX, FOLDER, {', '.join(columns)}) "  # noqa: S608 - names from code
         f"VALUES ({', '.join('?' for _ in range(len(columns) + 2))})"
     )
-    with store.transaction():
-        if store.execute(update, (*values, *key)) == 0:
-            store.execute(insert, (*key, *values))
+    if store.execute(update, (*values, *key)) == 0:
+        store.execute(insert, (*key, *values))
 
 
 def _state(row: Row) -> MailboxState:

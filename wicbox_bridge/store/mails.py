@@ -164,6 +164,16 @@ def mark_quarantined(store: Store, mail_ids: Sequence[int]) -> None:
     _set_status(store, mail_ids, MailStatus.QUARANTINED)
 
 
+def mailboxes_with_pending_acks(store: Store, folder: str) -> set[str]:
+    """The mailboxes (normalized) with a mail in ``folder`` whose server action was never confirmed:
+    one query for every mailbox of a run."""
+    rows = store.query(
+        "SELECT DISTINCT MAILBOX FROM WICBOX_MAIL WHERE FOLDER = ? AND STATUS IN (?, ?)",
+        (folder, MailStatus.PENDING_ACK.value, MailStatus.QUARANTINE_PENDING.value),
+    )
+    return {str(row[0]) for row in rows}
+
+
 def pending_acks(store: Store, mailbox: str, folder: str) -> list[PendingAck]:
     """Mails of this mailbox folder whose server action was never confirmed."""
     rows = store.query(
