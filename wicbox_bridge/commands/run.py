@@ -192,7 +192,7 @@ def _read_and_file_recorded(  # noqa: PLR0917 - one run's inputs and its record
                 run_id=run_id,
                 dry_run=dry_run,
                 show_progress=not as_json,
-                leases=LeaseSettings(seconds=lease_seconds),
+                leases=LeaseSettings(seconds=lease_seconds, state_dir=runtime.machine_state_dir),
             )
         except AlreadyRunning:
             raise

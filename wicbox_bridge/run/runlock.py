@@ -4,7 +4,9 @@ Which process reads which mailbox is decided by leases in the WIC database
 (:mod:`wicbox_bridge.store.leases`): :class:`LeaseKeeper` takes a run's leases, renews them in the
 background every third of their time on a connection of its own, and releases them at the end.
 Runs on several hosts (or several runs on one host) thus share the mailboxes; a mailbox another
-live run holds is skipped. A run that dies keeps its leases until they expire.
+live run holds is skipped. A run that dies on another host keeps its leases until they expire; one
+that dies on this machine is recognised at once (:class:`OwnerLock`) and its leases taken over by
+the next run here, so a scheduled task recovers from a killed run without waiting.
 
 The file lock (``run.lock`` in the configuration's state directory) no longer keeps runs apart:
 ``wicbox run`` takes it SHARED, so any number of runs hold it together. What it still protects is
@@ -22,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -43,6 +46,7 @@ from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.leases import (
     DatabaseClock,
     Fence,
+    GoneProbe,
     Lease,
     LeaseClock,
     LeaseOwner,
@@ -57,6 +61,9 @@ log = logging.getLogger("wicbox.run")
 
 LOCK_FILE_NAME = "run.lock"
 HOLDER_FILE_NAME = "run.lock.holder"
+OWNERS_DIR_NAME = "lease-owners"
+STALE_OWNER_S = 7 * 24 * 3600.0  # far longer than any lease (--lease-seconds is at most an hour)
+_OWNER_KEY = re.compile(r"^[0-9a-f-]{1,36}$")
 
 
 class RunLock:
@@ -151,13 +158,80 @@ def run_is_busy(state_dir: Path) -> bool:
     return False
 
 
+class OwnerLock:
+    """A lease owner's proof of life on this machine: an exclusive lock on ``<key>.lock`` in the
+    configuration's machine-wide ``lease-owners`` directory, held from before the owner's first
+    lease until it ends.
+
+    The operating system releases the lock when the process ends in any way (SIGKILL included), so
+    a lock file that exists and can be locked belongs to a dead owner: :meth:`gone` (the
+    :data:`~wicbox_bridge.store.leases.GoneProbe` of :func:`~wicbox_bridge.store.leases.acquire`)
+    then answers True. The key is drawn per process and never reused, so PID reuse cannot make a
+    dead owner look alive or a live one dead. A missing file proves nothing (False: the lease then
+    waits for its expiry). The files of owners dead for more than a week are removed (a file is
+    kept until then so that every later run can still prove its owner dead).
+    """
+
+    def __init__(self, state_dir: Path, key: str) -> None:
+        if not _OWNER_KEY.match(key):
+            raise ValueError("a lease owner's key is a UUID")
+        self.directory = state_dir / OWNERS_DIR_NAME
+        self.path = self.directory / f"{key}.lock"
+        self._lock: portalocker.Lock | None = None
+
+    def acquire(self) -> None:
+        """Create and lock this owner's file, and remove the files of owners found dead."""
+        windows = default_windows_security()
+        make_private_dir(self.directory, windows=windows)
+        touch_private(self.path, windows=windows)
+        lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True)
+        lock.acquire()
+        self._lock = lock
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove the files of owners dead for longer than any lease lasts (their leases expired)."""
+        cutoff = dt.datetime.now(dt.timezone.utc).timestamp() - STALE_OWNER_S
+        for other in self.directory.glob("*.lock"):
+            with contextlib.suppress(OSError):
+                if other.stat().st_mtime < cutoff and self.gone(other.stem):
+                    other.unlink()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    def gone(self, key: str) -> bool:
+        """Whether the owner ``key`` of this machine provably ended (its file exists, unlocked)."""
+        if not _OWNER_KEY.match(key):
+            return False
+        path = self.directory / f"{key}.lock"
+        if path == self.path:
+            return False
+        probe = portalocker.Lock(str(path), mode="r", timeout=0, fail_when_locked=True)
+        try:
+            probe.acquire()
+        except (OSError, portalocker.exceptions.LockException):
+            return False  # missing (nothing proven) or locked (alive)
+        probe.release()
+        return True
+
+
 @dataclass(frozen=True)
 class LeaseSettings:
-    """How a run holds its mailboxes: for how long, as which owner, by which clock."""
+    """How a run holds its mailboxes: for how long, as which owner, by which clock.
+
+    ``state_dir``: the configuration's machine-wide state directory, where the owner's
+    :class:`OwnerLock` lives; None: leases of dead runs on this machine also wait for expiry.
+    """
 
     seconds: float = 60.0
     owner: LeaseOwner = field(default_factory=LeaseOwner.this_process)
     clock: LeaseClock = field(default_factory=DatabaseClock)
+    state_dir: Path | None = None
 
     @property
     def renew_every_s(self) -> float:
@@ -176,6 +250,15 @@ class LeaseKeeper:
 
     def __init__(self, open_store: Callable[[], Store], settings: LeaseSettings) -> None:
         self._settings = settings
+        state_dir = settings.state_dir
+        self._owner_lock = None if state_dir is None else OwnerLock(state_dir, settings.owner.key)
+        self._gone: GoneProbe | None = None
+        if self._owner_lock is not None:
+            try:
+                self._owner_lock.acquire()
+                self._gone = self._owner_lock.gone
+            except (OSError, portalocker.exceptions.LockException) as error:
+                log.warning("dead runs' leases wait for their expiry (no owner lock here: %s)", error)
         self._store = open_store()
         self._held: dict[str, Lease] = {}  # still held, as last renewed
         self._fences: dict[str, Fence] = {}  # every lease taken, also when lost since
@@ -188,7 +271,12 @@ class LeaseKeeper:
         refused: dict[str, Refused] = {}
         for mailbox in dict.fromkeys(normalized_mailbox(name) for name in mailboxes):
             result = acquire(
-                self._store, mailbox, self._settings.owner, self._settings.seconds, self._settings.clock
+                self._store,
+                mailbox,
+                self._settings.owner,
+                self._settings.seconds,
+                self._settings.clock,
+                gone=self._gone,
             )
             if isinstance(result, Refused):
                 refused[mailbox] = result
@@ -223,6 +311,8 @@ class LeaseKeeper:
             log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
         finally:
             self._store.close()
+            if self._owner_lock is not None:
+                self._owner_lock.release()
 
     def _renew_loop(self) -> None:
         while not self._stopped.wait(self._settings.renew_every_s):

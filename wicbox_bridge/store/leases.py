@@ -4,7 +4,8 @@ WICBOX_LEASE has one row per mailbox (lower case): the owner (a key drawn per pr
 and process id), when the lease expires and a fencing token that grows by one with every new
 owner. A process works a mailbox only while it holds the lease:
 
-* :func:`acquire` takes a lease that is free or expired (or extends one this owner still holds);
+* :func:`acquire` takes a lease that is free or expired (or extends one this owner still holds),
+  or, at once, a live one whose owner ran on this same machine and is provably gone (see below);
 * :func:`renew` extends it, only while this owner still holds it and it has not expired;
 * :func:`release` frees it at the end of a run;
 * :func:`check_fence` (inside the caller's transaction) refuses with
@@ -19,17 +20,31 @@ SQLite's write lock (its transactions start with ``BEGIN IMMEDIATE``), PostgreSQ
 ``UPDLOCK, HOLDLOCK`` hints (a key-range lock, so two first acquisitions of one mailbox cannot both
 insert). The fence check locks the row too: a take-over waits until a filing transaction that
 passed the check has committed, and a filing that starts after the take-over finds the new token.
+
+A process killed on this machine (SIGKILL, a crash, TerminateProcess) would keep its leases until
+they expire, and the next scheduled run on the same machine would skip its mailboxes for up to
+the lease time. So :func:`acquire` takes a live lease over at once (a new token, as after expiry)
+when its owner is *this machine* and *provably gone*: the owner's host identity is this process's
+(the host name together with a hash of the operating system's machine id, so two machines with one
+name never match), and the caller's ``gone`` predicate, asked with the owner's key, proves that
+the owner process no longer exists (:class:`~wicbox_bridge.run.runlock.OwnerLock`: every owner
+holds a lock file named after its key while it lives; the operating system releases it when the
+process ends in any way, and the key is never reused, so PID reuse cannot fool it). Leases of other
+hosts, and leases of this host that cannot be proven dead, still wait for their expiry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol
 
 from wicbox_bridge.errors import LeaseLost
@@ -40,6 +55,7 @@ from wicbox_bridge.store.times import as_utc
 __all__ = [
     "DatabaseClock",
     "Fence",
+    "GoneProbe",
     "Lease",
     "LeaseClock",
     "LeaseOwner",
@@ -49,6 +65,7 @@ __all__ = [
     "check_fence",
     "fenced",
     "list_leases",
+    "machine_host",
     "release",
     "renew",
 ]
@@ -78,9 +95,48 @@ class DatabaseClock:
         return moment.replace(tzinfo=None)
 
 
+GoneProbe = Callable[[str], bool]
+"""Asked with the key of a live lease's owner on this machine: True only when that owner is
+provably gone (its process no longer exists)."""
+
+_MACHINE_ID_FILES: Final = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+
+
+def _machine_id() -> str | None:
+    """The operating system's id of this machine installation, or None when it has none."""
+    if sys.platform == "win32":
+        import winreg  # noqa: PLC0415 - Windows only
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography") as key:
+                value, _ = winreg.QueryValueEx(key, "MachineGuid")
+        except OSError:
+            return None
+        return str(value).strip() or None
+    for path in _MACHINE_ID_FILES:
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text:
+            return text
+    return None
+
+
+def machine_host(host_name: str | None = None, machine_id: str | None = None) -> str:
+    """This machine's identity for a lease: the host name and a short hash of the machine id
+    (never the id itself); the bare host name where the system has no machine id."""
+    name = (host_name if host_name is not None else socket.gethostname())[:200]
+    ident = machine_id if machine_id is not None else _machine_id()
+    if not ident:
+        return name
+    digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:12]
+    return f"{name} (machine {digest})"
+
+
 @dataclass(frozen=True)
 class LeaseOwner:
-    """One process that may hold leases: a key of its own, its host and process id."""
+    """One process that may hold leases: a key of its own, its host identity and process id."""
 
     key: str
     host: str
@@ -88,7 +144,12 @@ class LeaseOwner:
 
     @classmethod
     def this_process(cls) -> LeaseOwner:
-        return cls(str(uuid.uuid4()), socket.gethostname()[:255], os.getpid())
+        return cls(str(uuid.uuid4()), machine_host(), os.getpid())
+
+    @property
+    def knows_its_machine(self) -> bool:
+        """Whether ``host`` includes a machine id (only then is "the same machine" provable)."""
+        return self.host.endswith(")") and " (machine " in self.host
 
     def describe(self) -> str:
         return f"process {self.pid} on {self.host}"
@@ -168,6 +229,7 @@ class _Row:
     holder: str
     token: int
     expires_at: dt.datetime
+    host: str | None = None
 
     def held_by(self, lease: Lease, now: dt.datetime) -> bool:
         """Whether ``lease`` is still this row's live lease."""
@@ -191,7 +253,8 @@ def _locked_row(store: Store, mailbox: str) -> _Row | None:
         return None
     key, host, pid, token, expires = row
     owner_key = None if key is None else str(key).strip()
-    return _Row(owner_key, _holder(host, pid), int(token), _stored_time(expires))
+    stored_host = None if host is None else str(host).strip()
+    return _Row(owner_key, _holder(host, pid), int(token), _stored_time(expires), stored_host)
 
 
 def _ensure_row(store: Store, mailbox: str, now: dt.datetime) -> None:
@@ -199,11 +262,26 @@ def _ensure_row(store: Store, mailbox: str, now: dt.datetime) -> None:
     store.execute(_ENSURE_ROW[store.dialect], params)
 
 
+def _dead_here(row: _Row, owner: LeaseOwner, gone: GoneProbe | None) -> bool:
+    """Whether ``row``'s owner ran on this machine (same host identity, machine id included) and
+    ``gone`` proves it no longer exists."""
+    if gone is None or row.owner_key is None or not owner.knows_its_machine:
+        return False
+    return row.host == owner.host and gone(row.owner_key)
+
+
 def acquire(
-    store: Store, mailbox: str, owner: LeaseOwner, seconds: float, clock: LeaseClock
+    store: Store,
+    mailbox: str,
+    owner: LeaseOwner,
+    seconds: float,
+    clock: LeaseClock,
+    *,
+    gone: GoneProbe | None = None,
 ) -> Lease | Refused:
-    """Take ``mailbox``'s lease for ``seconds`` if it is free or expired (a new token), or extend it
-    if ``owner`` holds it still (same token); else who holds it."""
+    """Take ``mailbox``'s lease for ``seconds`` if it is free or expired (a new token), or held by
+    a provably dead owner on this machine (``gone``, see the module docstring; a new token), or
+    extend it if ``owner`` holds it still (same token); else who holds it."""
     name = normalized_mailbox(mailbox)
     with store.transaction():
         now = clock.now(store)
@@ -212,7 +290,9 @@ def acquire(
         assert row is not None  # just ensured, and locked since
         live = row.owner_key is not None and row.expires_at > now
         if live and row.owner_key != owner.key:
-            return Refused(name, row.holder, (row.expires_at - now).total_seconds())
+            if not _dead_here(row, owner, gone):
+                return Refused(name, row.holder, (row.expires_at - now).total_seconds())
+            live = False  # its owner is dead: taken over at once, with a new token
         token = row.token if live else row.token + 1
         expires = now + dt.timedelta(seconds=seconds)
         store.execute(_TAKE, (owner.key, owner.host, owner.pid, token, now, expires, name))
