@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands.run import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.config.wicglobal import CONFIG_FILE_NAME, load_global_config, locate_config
@@ -99,7 +100,7 @@ def _target_options(command: F) -> F:
 
 
 def _timing_options(command: F) -> F:
-    """--every, --time-limit, --run-as, --logon and --highest: what install writes."""
+    """--every, --time-limit, --run-as, --logon, --highest and --lease-seconds: what install writes."""
     for option in reversed(
         (
             click.option(
@@ -142,6 +143,14 @@ def _timing_options(command: F) -> F:
                 is_flag=True,
                 help="Windows: run with the account's highest privileges (RunLevel HighestAvailable). "
                 "wicbox does not need them; the default is LeastPrivilege.",
+            ),
+            click.option(
+                "--lease-seconds",
+                type=click.IntRange(MIN_LEASE_SECONDS, MAX_LEASE_SECONDS),
+                default=None,
+                metavar="SECONDS",
+                help="Pass --lease-seconds SECONDS to the scheduled `wicbox run` (how long a run holds "
+                f"each mailbox's lease; default: the run's, {DEFAULT_LEASE_SECONDS}).",
             ),
         )
     ):
@@ -291,6 +300,7 @@ def _spec(
     run_as: str | None,
     logon: str,
     highest: bool,
+    lease_seconds: int | None = None,
 ) -> ScheduleSpec:
     platform, env = choice.target.platform, runtime.invocation.env
     if run_as and (platform is Platform.CRON or (platform is Platform.SYSTEMD and choice.target.user_units)):
@@ -315,6 +325,7 @@ def _spec(
         wicbox_home=env.get("WICBOX_HOME") or None,
         author=current_account(env, platform),
         writable_paths=writable,
+        lease_seconds=lease_seconds,
     )
 
 
@@ -411,6 +422,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
     run_as: str | None,
     logon: str,
     highest: bool,
+    lease_seconds: int | None,
     relay: bool,
     relay_listen: str | None,
     relay_tls_cert: str | None,
@@ -443,6 +455,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
         run_as=run_as,
         logon=logon,
         highest=highest,
+        lease_seconds=lease_seconds,
     )
     plan = _plan(spec, choice.target, relay=relay_spec)
     state = (
@@ -476,6 +489,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     run_as: str | None,
     logon: str,
     highest: bool,
+    lease_seconds: int | None,
     relay: bool,
     relay_listen: str | None,
     relay_tls_cert: str | None,
@@ -517,6 +531,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
         run_as=run_as,
         logon=logon,
         highest=highest,
+        lease_seconds=lease_seconds,
     )
     plan = _plan(spec, choice.target, force=force, relay=relay_spec)
     actions.install(plan, choice.target, force=force, prompt=_prompt_password, say=click.echo)

@@ -72,6 +72,7 @@ class ScheduleSpec:
     wicbox_home: str | None = None
     author: str = "wicbox"
     writable_paths: tuple[str, ...] = ()  # systemd: folders outside WICBOX_HOME the runs write (logs)
+    lease_seconds: int | None = None  # `run --lease-seconds N`; None: the run's default
 
     def __post_init__(self) -> None:
         check_every(self.every_minutes)
@@ -90,8 +91,15 @@ class ScheduleSpec:
         return _parent(self.config_path)
 
     @property
+    def run_arguments(self) -> tuple[str, ...]:
+        """The scheduled command and its options: ``run``, with ``--lease-seconds N`` when given."""
+        if self.lease_seconds is None:
+            return ("run",)
+        return ("run", "--lease-seconds", str(self.lease_seconds))
+
+    @property
     def argv(self) -> tuple[str, ...]:
-        return self.program.argv(self.config_path)
+        return self.program.argv(self.config_path, self.run_arguments)
 
 
 def _parent(path: str) -> str:
