@@ -392,8 +392,7 @@ def _print_report(
     for mailbox in report.mailboxes:
         if mailbox.held_by is not None:
             click.echo(
-                f"wicbox: skipped {mailbox.label} ({mailbox.mailbox}): another wicbox run reads it, "
-                f"{mailbox.held_by}",
+                f"wicbox: skipped {mailbox.label} ({mailbox.mailbox}): {mailbox.held_by}",
                 err=True,
             )
     for line in failure_lines(report):

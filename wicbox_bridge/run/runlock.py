@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -52,6 +53,7 @@ from wicbox_bridge.store.leases import (
     LeaseOwner,
     Refused,
     acquire,
+    live_owners,
     release,
     renew,
 )
@@ -240,12 +242,23 @@ class LeaseSettings:
 
 
 class LeaseKeeper:
-    """A run's mailbox leases: taken at the start, renewed in the background, released at the end.
+    """A run's mailbox leases: taken one by one as the run reaches each mailbox, renewed in the
+    background, released at the end.
 
-    Uses a database connection of its own (``open_store``), so a renewal never waits for a
-    mailbox's filing. A renewal that finds the lease lost (the host stalled past it and another run
-    took it over) drops it; the fence then refuses that mailbox's next filing or acknowledgement.
-    A database error during renewal is logged and retried at the next turn.
+    Uses a database connection of its own (``open_store``, shared by the worker threads and the
+    renewal under a lock), so a renewal never waits for a mailbox's filing. A renewal that finds
+    the lease lost (the host stalled past it and another run took it over) drops it; the fence then
+    refuses that mailbox's next filing or acknowledgement. A database error during renewal is
+    logged and retried at the next turn.
+
+    Fair share: before each new lease the keeper counts the live owners in the lease table (those
+    holding an unexpired lease, less provably dead processes of this machine) and takes at most
+    ``ceil(mailboxes / live owners)`` leases, itself included. Taking them as the run reaches each
+    mailbox (not all at its start) is what lets a second run that starts a little later see the
+    first and get its half: the first run stops taking leases once the second holds one. A run
+    that sees no other live owner takes every mailbox, so none stays unworked while only one host
+    is alive; a mailbox left for the others is reported as skipped (the next scheduled run on any
+    host takes what they did not).
     """
 
     def __init__(self, open_store: Callable[[], Store], settings: LeaseSettings) -> None:
@@ -260,6 +273,7 @@ class LeaseKeeper:
             except (OSError, portalocker.exceptions.LockException) as error:
                 log.warning("dead runs' leases wait for their expiry (no owner lock here: %s)", error)
         self._store = open_store()
+        self._db = threading.Lock()  # one statement at a time on the keeper's connection
         self._held: dict[str, Lease] = {}  # still held, as last renewed
         self._fences: dict[str, Fence] = {}  # every lease taken, also when lost since
         self._guard = threading.Lock()
@@ -267,25 +281,57 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def take(self, mailboxes: Iterable[str]) -> dict[str, Refused]:
-        """Take the leases of ``mailboxes`` that are free or expired; the others, by mailbox."""
+        """Take the leases of ``mailboxes`` (see :meth:`take_one`); the refused ones, by mailbox."""
+        names = list(dict.fromkeys(normalized_mailbox(name) for name in mailboxes))
         refused: dict[str, Refused] = {}
-        for mailbox in dict.fromkeys(normalized_mailbox(name) for name in mailboxes):
-            result = acquire(
-                self._store,
-                mailbox,
-                self._settings.owner,
-                self._settings.seconds,
-                self._settings.clock,
-                gone=self._gone,
-            )
-            if isinstance(result, Refused):
+        for mailbox in names:
+            result = self.take_one(mailbox, len(names))
+            if result is not None:
                 refused[mailbox] = result
-                log.info("%s: skipped, %s holds its lease", mailbox, result.holder)
-            else:
-                with self._guard:
-                    self._held[mailbox] = result
-                    self._fences[mailbox] = Fence(result, self._settings.clock)
         return refused
+
+    def take_one(self, mailbox: str, mailboxes: int) -> Refused | None:
+        """Take ``mailbox``'s lease (None) when it is free, expired or held by a dead process of
+        this machine and this run has not yet its fair share of ``mailboxes``; else why not.
+        A mailbox whose lease this run took before is not taken again (the renewal keeps it)."""
+        name = normalized_mailbox(mailbox)
+        with self._db:
+            with self._guard:
+                if name in self._fences:
+                    return None
+                taken = len(self._fences)
+            share, others = self._fair_share(mailboxes)
+            if taken >= share:
+                log.info("%s: left for the other live runs (fair share %d)", name, share)
+                return Refused(
+                    name,
+                    f"left for the {others} other live run(s): this run took its fair share, "
+                    f"{share} of {mailboxes} mailboxes",
+                    0.0,
+                    left=True,
+                )
+            settings = self._settings
+            result = acquire(
+                self._store, name, settings.owner, settings.seconds, settings.clock, gone=self._gone
+            )
+        if isinstance(result, Refused):
+            log.info("%s: skipped, %s holds its lease", name, result.holder)
+            return result
+        with self._guard:
+            self._held[name] = result
+            self._fences[name] = Fence(result, self._settings.clock)
+        return None
+
+    def _fair_share(self, mailboxes: int) -> tuple[int, int]:
+        """This run's share of ``mailboxes`` given the other live owners, and their number."""
+        me = self._settings.owner
+        others = 0
+        for owner in live_owners(self._store, self._settings.clock):
+            if owner.key == me.key:
+                continue
+            here = me.knows_its_machine and owner.host == me.host
+            others += not (here and self._gone is not None and self._gone(owner.key))
+        return math.ceil(mailboxes / (others + 1)), others
 
     def fence(self, mailbox: str) -> Fence | None:
         """What every filing and acknowledgement of ``mailbox`` checks (also once the lease is
@@ -305,8 +351,9 @@ class LeaseKeeper:
         with self._guard:
             held, self._held = list(self._held.values()), {}
         try:
-            for lease in held:
-                release(self._store, lease, self._settings.clock)
+            with self._db:
+                for lease in held:
+                    release(self._store, lease, self._settings.clock)
         except DatabaseError as error:
             log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
         finally:
@@ -323,7 +370,8 @@ class LeaseKeeper:
             held = list(self._held.values())
         for lease in held:
             try:
-                renewed = renew(self._store, lease, self._settings.seconds, self._settings.clock)
+                with self._db:
+                    renewed = renew(self._store, lease, self._settings.seconds, self._settings.clock)
             except DatabaseError as error:
                 log.warning("%s: the lease could not be renewed (retried): %s", lease.mailbox, error)
                 continue

@@ -10,8 +10,10 @@ owner. A process works a mailbox only while it holds the lease:
 * :func:`release` frees it at the end of a run;
 * :func:`check_fence` (inside the caller's transaction) refuses with
   :class:`~wicbox_bridge.errors.LeaseLost` when the lease's token is no longer the row's, or the
-  lease expired: every filing and every acknowledgement runs it first, in its own transaction
-  (:func:`fenced`), so a host that stalled past its lease files and acknowledges nothing after.
+  lease expired: every filing and every marking of an acknowledgement runs it first, in its own
+  transaction (:func:`fenced`), so a host that stalled past its lease files and marks nothing after;
+* :func:`confirm_fence` checks the lease before a server action (moving a chunk of filed mails),
+  in a short transaction of its own: no write lock is held across the network round trip.
 
 Expiry is judged by ONE clock, the database's (:class:`DatabaseClock`; tests inject their own),
 never by comparing two hosts' clocks. Each read-decide-write happens under the row's lock:
@@ -63,8 +65,10 @@ __all__ = [
     "Refused",
     "acquire",
     "check_fence",
+    "confirm_fence",
     "fenced",
     "list_leases",
+    "live_owners",
     "machine_host",
     "release",
     "renew",
@@ -167,11 +171,21 @@ class Lease:
 
 @dataclass(frozen=True)
 class Refused:
-    """A lease another live owner holds."""
+    """A lease another live owner holds (or, ``left``, one this run left free for the others)."""
 
     mailbox: str
     holder: str
     expires_in_s: float
+    left: bool = False
+
+
+@dataclass(frozen=True)
+class LiveOwner:
+    """An owner that holds at least one unexpired lease, with the mailboxes it holds."""
+
+    key: str
+    host: str | None
+    mailboxes: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,9 @@ _TAKE: Final = (
 )
 _EXTEND: Final = "UPDATE WICBOX_LEASE SET EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
 _FREE: Final = "UPDATE WICBOX_LEASE SET OWNER_KEY = NULL, EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
+_LIVE: Final = (
+    "SELECT MAILBOX, OWNER_KEY, OWNER_HOST FROM WICBOX_LEASE WHERE OWNER_KEY IS NOT NULL AND EXPIRES_AT > ?"
+)
 _LIST: Final = (
     "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE ORDER BY MAILBOX"
 )
@@ -340,6 +357,33 @@ def check_fence(store: Store, fence: Fence) -> None:
         )
 
 
+def confirm_fence(store: Store, fence: Fence | None) -> None:
+    """Before the server action of a chunk of mails (move, delete, flag, quarantine): LeaseLost
+    unless ``fence``'s lease is still live, checked in a transaction of its own that ends at once.
+
+    The server action itself runs outside any transaction: on SQLite a transaction holds the
+    database's one write lock, and a move of up to 500 mails over IMAP or Graph would block every
+    other writer (the relay's outbox, ``wicbox status``, the other runs' filings) for its duration.
+    The guarantee still holds, because it never depended on the action being inside the fence:
+
+    * *a host that lost its lease files nothing*: filing stays fenced in the filing's own
+      transaction (:func:`fenced`), and so does every marking after the server action;
+    * the server action only ever concerns mails that are already filed (committed before, the
+      rows exist as PENDING_ACK / QUARANTINE_PENDING), and it is idempotent: moving a filed mail
+      to the processed folder, or a refused one to quarantine, is a fact the database already
+      records, however often and by whichever host it is done. If this host stalls between the
+      check and the action and the lease is taken over meanwhile, the new owner either still lists
+      those mails (same bytes: KNOWN, it only acknowledges them again) or no longer finds them (the
+      rows stay pending, its reconciliation re-issues the action, a no-op, and marks them). No
+      mail is lost and none is filed twice; the late host's marking is then refused by the fence.
+
+    Without a fence (no leases) nothing is checked.
+    """
+    if fence is not None:
+        with fenced(store, fence):
+            pass
+
+
 @contextmanager
 def fenced(store: Store, fence: Fence | None) -> Iterator[None]:
     """A transaction that first checks ``fence`` (without a fence: the caller's, or a new one)."""
@@ -354,6 +398,16 @@ def fenced(store: Store, fence: Fence | None) -> Iterator[None]:
     with store.transaction():
         check_fence(store, fence)
         yield
+
+
+def live_owners(store: Store, clock: LeaseClock) -> list[LiveOwner]:
+    """Every owner holding an unexpired lease now (by ``clock``), with its mailboxes."""
+    now = clock.now(store)
+    found: dict[str, tuple[str | None, set[str]]] = {}
+    for mailbox, key, host in store.query(_LIVE, (now,)):
+        entry = found.setdefault(str(key).strip(), (None if host is None else str(host).strip(), set()))
+        entry[1].add(str(mailbox))
+    return [LiveOwner(key, host, frozenset(held)) for key, (host, held) in found.items()]
 
 
 def list_leases(store: Store, clock: LeaseClock) -> list[LeaseRow]:
