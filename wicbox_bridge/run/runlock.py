@@ -199,12 +199,15 @@ class OwnerLock:
                 if other.stat().st_mtime < cutoff and self.gone(other.stem):
                     other.unlink()
 
-    def release(self) -> None:
+    def release(self, *, keep: bool = False) -> None:
+        """Unlock; the file is removed unless ``keep`` (leases of this owner are still in the
+        database: the file lets the next run here prove this owner gone and take them over)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            if not keep:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
 
     def gone(self, key: str) -> bool:
         """Whether the owner ``key`` of this machine provably ended (its file exists, unlocked)."""
@@ -350,16 +353,18 @@ class LeaseKeeper:
             self._thread.join()
         with self._guard:
             held, self._held = list(self._held.values()), {}
+        released = False
         try:
             with self._db:
                 for lease in held:
                     release(self._store, lease, self._settings.clock)
+            released = True
         except DatabaseError as error:
             log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
         finally:
             self._store.close()
             if self._owner_lock is not None:
-                self._owner_lock.release()
+                self._owner_lock.release(keep=not released)
 
     def _renew_loop(self) -> None:
         while not self._stopped.wait(self._settings.renew_every_s):
