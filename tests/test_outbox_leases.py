@@ -5,6 +5,7 @@ lease, would look up and send again while the first is still submitting)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -69,6 +70,9 @@ def test_two_hosts_sending_at_once_deliver_every_row_once(sendroom: Sendroom, tm
         statuses = dict(store.query("SELECT OUTBOX_ID, STATUS FROM WICBOX_OUTBOX"))
     if any(code == 5 for code in codes):
         assert "another wicbox delivers the outbox" in outputs
+    # one host at a time: the other was refused (exit 5) or came after the first had sent everything
+    senders = [int(count) for count in re.findall(r"outbox: sent (\d+)", outputs) if int(count) > 0]
+    assert senders == [MAILS], outputs
     accepted = Counter(message_id_of(mail.raw) for mail in sendroom.smtp.accepted())
     twice = {message_id: count for message_id, count in accepted.items() if count > 1}
     assert twice == {}, f"delivered more than once: {twice}\n{outputs}"
