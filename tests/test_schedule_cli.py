@@ -104,6 +104,18 @@ def test_show_cron_and_json(wicbox: WicboxCli, config: Path) -> None:
     assert str(_state_dir(wicbox, config) / "cron.log") in plan["cron_line"]
 
 
+@pytest.mark.parametrize("platform", ["windows", "systemd", "cron"])
+def test_lease_seconds_is_passed_to_the_scheduled_run(wicbox: WicboxCli, config: Path, platform: str) -> None:
+    result = wicbox("schedule", "show", "--platform", platform, "--lease-seconds", "120", config=config)
+    assert result.exit_code == 0, result.output
+    assert "run --lease-seconds 120" in result.output
+    plain = wicbox("schedule", "show", "--platform", platform, config=config)
+    assert "--lease-seconds" not in plain.output
+    refused = wicbox("schedule", "show", "--platform", platform, "--lease-seconds", "1", config=config)
+    assert refused.exit_code == 2
+    assert "--lease-seconds" in refused.output
+
+
 def test_config_option_after_the_subcommand_or_before_it(wicbox: WicboxCli, config: Path) -> None:
     after = wicbox("schedule", "show", "--platform", "cron", "--config", str(config))
     before = wicbox("schedule", "show", "--platform", "cron", config=config)

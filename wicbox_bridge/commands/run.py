@@ -193,7 +193,7 @@ def _read_and_file_recorded(  # noqa: PLR0917 - one run's inputs and its record
                 run_id=run_id,
                 dry_run=dry_run,
                 show_progress=not as_json,
-                leases=LeaseSettings(seconds=lease_seconds),
+                leases=LeaseSettings(seconds=lease_seconds, state_dir=runtime.machine_state_dir),
             )
         except AlreadyRunning:
             raise
@@ -394,8 +394,7 @@ def _print_report(
     for mailbox in report.mailboxes:
         if mailbox.held_by is not None:
             click.echo(
-                f"wicbox: skipped {mailbox.label} ({mailbox.mailbox}): another wicbox run reads it, "
-                f"{mailbox.held_by}",
+                f"wicbox: skipped {mailbox.label} ({mailbox.mailbox}): {mailbox.held_by}",
                 err=True,
             )
     for line in failure_lines(report):

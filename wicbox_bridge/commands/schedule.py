@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from wicbox_bridge.commands import pass_runtime
+from wicbox_bridge.commands.run import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.footprint import make_private_dir
 from wicbox_bridge.config.paths import machine_state_dir_for, user_data_dir
@@ -103,7 +104,7 @@ def _target_options(command: F) -> F:
 
 
 def _timing_options(command: F) -> F:
-    """--every, --time-limit, --run-as, --logon and --highest: what install writes."""
+    """--every, --time-limit, --run-as, --logon, --highest and --lease-seconds: what install writes."""
     for option in reversed(
         (
             click.option(
@@ -146,6 +147,14 @@ def _timing_options(command: F) -> F:
                 is_flag=True,
                 help="Windows: run with the account's highest privileges (RunLevel HighestAvailable). "
                 "wicbox does not need them; the default is LeastPrivilege.",
+            ),
+            click.option(
+                "--lease-seconds",
+                type=click.IntRange(MIN_LEASE_SECONDS, MAX_LEASE_SECONDS),
+                default=None,
+                metavar="SECONDS",
+                help="Pass --lease-seconds SECONDS to the scheduled `wicbox run` (how long a run holds "
+                f"each mailbox's lease; default: the run's, {DEFAULT_LEASE_SECONDS}).",
             ),
         )
     ):
@@ -319,6 +328,7 @@ def _spec(
     run_as: str | None,
     logon: str,
     highest: bool,
+    lease_seconds: int | None = None,
 ) -> ScheduleSpec:
     platform, env = choice.target.platform, runtime.invocation.env
     if run_as and (platform is Platform.CRON or (platform is Platform.SYSTEMD and choice.target.user_units)):
@@ -347,6 +357,7 @@ def _spec(
         author=current_account(env, platform),
         writable_paths=writable,
         data_dir=None if data_dir is None else str(data_dir),
+        lease_seconds=lease_seconds,
     )
 
 
@@ -484,6 +495,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
     run_as: str | None,
     logon: str,
     highest: bool,
+    lease_seconds: int | None,
     relay: bool,
     relay_listen: str | None,
     relay_tls_cert: str | None,
@@ -517,6 +529,7 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
         run_as=run_as,
         logon=logon,
         highest=highest,
+        lease_seconds=lease_seconds,
     )
     plan = _plan(spec, choice.target, relay=relay_spec, serve=serve)
     state = (
@@ -551,6 +564,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
     run_as: str | None,
     logon: str,
     highest: bool,
+    lease_seconds: int | None,
     relay: bool,
     relay_listen: str | None,
     relay_tls_cert: str | None,
@@ -602,6 +616,7 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
         run_as=run_as,
         logon=logon,
         highest=highest,
+        lease_seconds=lease_seconds,
     )
     plan = _plan(spec, choice.target, force=force, relay=relay_spec, serve=serve)
     actions.install(plan, choice.target, force=force, prompt=_prompt_password, say=click.echo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -29,12 +30,13 @@ from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
 from wicbox_bridge.errors import AlreadyRunning, AuthenticationError, BridgeError, ParameterError, error_lines
 from wicbox_bridge.mail.outgoing import Envelope, OutgoingMail, build_message, parse_addresses
-from wicbox_bridge.run.runlock import RunLock
+from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings, RunLock
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.send.outbox import ROW_LABELS, OutboxJob, OutboxReport, OutboxSettings, deliver_outbox
 from wicbox_bridge.send.routes import SMTP_AUTH_DISABLED
 from wicbox_bridge.store import Store
+from wicbox_bridge.store.leases import Fence, Refused
 from wicbox_bridge.store.outbox import outbox_has_work, release_unknown
 from wicbox_bridge.store.projects import find_project
 
@@ -42,6 +44,9 @@ if TYPE_CHECKING:  # the SMTP adapter (aiosmtplib) loads only when a mail is sen
     from wicbox_bridge.adapters.smtp import StepReport
 
 SEND_LOCK_FILE_NAME = "send.lock"
+log = logging.getLogger("wicbox.outbox")
+
+OUTBOX_LEASE = "(outbox)"  # the outbox's row in WICBOX_LEASE: one host delivers at a time
 SEND_TEST_LABELS = {"from": "--from", "to": "--to", "cc": "--cc", "bcc": "--bcc", "subject": "--subject"}
 DEFAULT_TEST_SUBJECT = "wicbox-bridge: test mail"
 
@@ -323,10 +328,41 @@ def _release(runtime: Runtime, outbox_ids: tuple[int, ...]) -> int:
     return 0
 
 
+def _holder_text(refused: Refused) -> str:
+    if refused.left:
+        return refused.holder
+    return f"{refused.holder}, its lease expires in {max(0.0, refused.expires_in_s):.0f} s"
+
+
+@contextlib.contextmanager
+def _outbox_lease(runtime: Runtime) -> Iterator[Fence | str]:
+    """The outbox's lease, renewed in the background while the delivery goes on and released at
+    its end: its fence; or, when another live host holds it, who (nothing is delivered then)."""
+    keeper = LeaseKeeper(runtime.open_store, LeaseSettings(state_dir=runtime.machine_state_dir))
+    try:
+        refused = keeper.take([OUTBOX_LEASE]).get(OUTBOX_LEASE)
+        fence = keeper.fence(OUTBOX_LEASE)
+        if refused is not None or fence is None:
+            who = "" if refused is None else f" ({_holder_text(refused)})"
+            yield f"another wicbox delivers the outbox{who}"
+            return
+        keeper.start()
+        yield fence
+    finally:
+        keeper.close()
+
+
 def deliver(runtime: Runtime, settings: OutboxSettings) -> OutboxReport:
-    """Deliver the outbox under the send lock (a second delivery at once exits with code 5)."""
-    with SendLock(runtime.machine_state_dir), runtime.open_store() as store:
-        return _deliver(runtime, store, settings)
+    """Deliver the outbox under the send lock and the outbox's lease (a second delivery at once,
+    on this host or another, exits with code 5)."""
+    with SendLock(runtime.machine_state_dir), _outbox_lease(runtime) as lease, runtime.open_store() as store:
+        if isinstance(lease, str):
+            raise AlreadyRunning(
+                lease,
+                fix="nothing to do: that host delivers the outbox (hosts sharing one database take "
+                "turns); if it died, its lease expires and the next `wicbox send` continues",
+            )
+        return _deliver(runtime, store, settings, fence=lease)
 
 
 def deliver_if_due(
@@ -337,11 +373,20 @@ def deliver_if_due(
     with SendLock(runtime.machine_state_dir), runtime.open_store() as store:
         if not outbox_has_work(store, dt.datetime.now(dt.timezone.utc)):
             return None
-        return _deliver(runtime, store, settings, sleep)
+        with _outbox_lease(runtime) as lease:
+            if isinstance(lease, str):
+                log.info("the outbox is not delivered now: %s", lease)
+                return None
+            return _deliver(runtime, store, settings, sleep, fence=lease)
 
 
 def _deliver(
-    runtime: Runtime, store: Store, settings: OutboxSettings, sleep: Callable[[float], None] = time.sleep
+    runtime: Runtime,
+    store: Store,
+    settings: OutboxSettings,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    fence: Fence | None = None,
 ) -> OutboxReport:
     params = runtime.load_parameters(store).parameters
     accounts = SendingAccounts(params, store)
@@ -355,6 +400,7 @@ def _deliver(
             lookup_for=sent_lookup_factory(params, provider_for),
             settings=settings,
             sleep=sleep,
+            fence=fence,
         )
         return deliver_outbox(job)
 

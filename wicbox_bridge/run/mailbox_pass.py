@@ -34,7 +34,7 @@ from wicbox_bridge.run.results import MailboxReport
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.trace import mail_trace_line, project_field
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.leases import Fence, fenced
+from wicbox_bridge.store.leases import Fence, confirm_fence, fenced
 from wicbox_bridge.store.mails import MailStatus, mark_filed, mark_quarantined, pending_acks
 
 log = logging.getLogger("wicbox.run")
@@ -242,17 +242,21 @@ def apply_server_actions(
 ) -> None:
     """Move/delete/flag the filed mails and quarantine the refused ones, then mark them done.
 
-    With a ``fence``, each chunk's server action and marking run inside one transaction that first
-    checks the lease: a process that lost it acknowledges nothing (the new owner does)."""
+    With a ``fence``, each chunk's lease is confirmed first (a short transaction of its own, so no
+    write lock is held across the server round trip), and the marking runs in a fenced transaction:
+    a process that lost its lease marks nothing (see :func:`~wicbox_bridge.store.leases.confirm_fence`
+    for why a server action that slips past a take-over is harmless)."""
     for start in range(0, len(batch.to_acknowledge), _ACTION_CHUNK):
         chunk = batch.to_acknowledge[start : start + _ACTION_CHUNK]
+        confirm_fence(store, fence)
+        session.acknowledge([ref for ref, _ in chunk])
         with _guarded(store, fence):
-            session.acknowledge([ref for ref, _ in chunk])
             mark_filed(store, [mail_id for _, mail_id in chunk])
     for start in range(0, len(batch.to_quarantine), _ACTION_CHUNK):
         chunk = batch.to_quarantine[start : start + _ACTION_CHUNK]
+        confirm_fence(store, fence)
+        session.quarantine([ref for ref, _ in chunk])
         with _guarded(store, fence):
-            session.quarantine([ref for ref, _ in chunk])
             mark_quarantined(store, [mail_id for _, mail_id in chunk])
 
 

@@ -4,7 +4,9 @@ Which process reads which mailbox is decided by leases in the WIC database
 (:mod:`wicbox_bridge.store.leases`): :class:`LeaseKeeper` takes a run's leases, renews them in the
 background every third of their time on a connection of its own, and releases them at the end.
 Runs on several hosts (or several runs on one host) thus share the mailboxes; a mailbox another
-live run holds is skipped. A run that dies keeps its leases until they expire.
+live run holds is skipped. A run that dies on another host keeps its leases until they expire; one
+that dies on this machine is recognised at once (:class:`OwnerLock`) and its leases taken over by
+the next run here, so a scheduled task recovers from a killed run without waiting.
 
 The file lock (``run.lock`` in the configuration's state directory) no longer keeps runs apart:
 ``wicbox run`` takes it SHARED, so any number of runs hold it together. What it still protects is
@@ -21,7 +23,9 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -43,11 +47,13 @@ from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.leases import (
     DatabaseClock,
     Fence,
+    GoneProbe,
     Lease,
     LeaseClock,
     LeaseOwner,
     Refused,
     acquire,
+    live_owners,
     release,
     renew,
 )
@@ -57,6 +63,9 @@ log = logging.getLogger("wicbox.run")
 
 LOCK_FILE_NAME = "run.lock"
 HOLDER_FILE_NAME = "run.lock.holder"
+OWNERS_DIR_NAME = "lease-owners"
+STALE_OWNER_S = 7 * 24 * 3600.0  # far longer than any lease (--lease-seconds is at most an hour)
+_OWNER_KEY = re.compile(r"^[0-9a-f-]{1,36}$")
 
 
 class RunLock:
@@ -172,13 +181,83 @@ def run_is_busy(state_dir: Path) -> bool:
     return False
 
 
+class OwnerLock:
+    """A lease owner's proof of life on this machine: an exclusive lock on ``<key>.lock`` in the
+    configuration's machine-wide ``lease-owners`` directory, held from before the owner's first
+    lease until it ends.
+
+    The operating system releases the lock when the process ends in any way (SIGKILL included), so
+    a lock file that exists and can be locked belongs to a dead owner: :meth:`gone` (the
+    :data:`~wicbox_bridge.store.leases.GoneProbe` of :func:`~wicbox_bridge.store.leases.acquire`)
+    then answers True. The key is drawn per process and never reused, so PID reuse cannot make a
+    dead owner look alive or a live one dead. A missing file proves nothing (False: the lease then
+    waits for its expiry). The files of owners dead for more than a week are removed (a file is
+    kept until then so that every later run can still prove its owner dead).
+    """
+
+    def __init__(self, state_dir: Path, key: str) -> None:
+        if not _OWNER_KEY.match(key):
+            raise ValueError("a lease owner's key is a UUID")
+        self.directory = state_dir / OWNERS_DIR_NAME
+        self.path = self.directory / f"{key}.lock"
+        self._lock: portalocker.Lock | None = None
+
+    def acquire(self) -> None:
+        """Create and lock this owner's file, and remove the files of owners found dead."""
+        windows = default_windows_security()
+        make_private_dir(self.directory, windows=windows)
+        touch_private(self.path, windows=windows)
+        lock = portalocker.Lock(str(self.path), mode="a", timeout=0, fail_when_locked=True)
+        lock.acquire()
+        self._lock = lock
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove the files of owners dead for longer than any lease lasts (their leases expired)."""
+        cutoff = dt.datetime.now(dt.timezone.utc).timestamp() - STALE_OWNER_S
+        for other in self.directory.glob("*.lock"):
+            with contextlib.suppress(OSError):
+                if other.stat().st_mtime < cutoff and self.gone(other.stem):
+                    other.unlink()
+
+    def release(self, *, keep: bool = False) -> None:
+        """Unlock; the file is removed unless ``keep`` (leases of this owner are still in the
+        database: the file lets the next run here prove this owner gone and take them over)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            if not keep:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+
+    def gone(self, key: str) -> bool:
+        """Whether the owner ``key`` of this machine provably ended (its file exists, unlocked)."""
+        if not _OWNER_KEY.match(key):
+            return False
+        path = self.directory / f"{key}.lock"
+        if path == self.path:
+            return False
+        probe = portalocker.Lock(str(path), mode="r", timeout=0, fail_when_locked=True)
+        try:
+            probe.acquire()
+        except (OSError, portalocker.exceptions.LockException):
+            return False  # missing (nothing proven) or locked (alive)
+        probe.release()
+        return True
+
+
 @dataclass(frozen=True)
 class LeaseSettings:
-    """How a run holds its mailboxes: for how long, as which owner, by which clock."""
+    """How a run holds its mailboxes: for how long, as which owner, by which clock.
+
+    ``state_dir``: the configuration's machine-wide state directory, where the owner's
+    :class:`OwnerLock` lives; None: leases of dead runs on this machine also wait for expiry.
+    """
 
     seconds: float = 60.0
     owner: LeaseOwner = field(default_factory=LeaseOwner.this_process)
     clock: LeaseClock = field(default_factory=DatabaseClock)
+    state_dir: Path | None = None
 
     @property
     def renew_every_s(self) -> float:
@@ -187,17 +266,38 @@ class LeaseSettings:
 
 
 class LeaseKeeper:
-    """A run's mailbox leases: taken at the start, renewed in the background, released at the end.
+    """A run's mailbox leases: taken one by one as the run reaches each mailbox, renewed in the
+    background, released at the end.
 
-    Uses a database connection of its own (``open_store``), so a renewal never waits for a
-    mailbox's filing. A renewal that finds the lease lost (the host stalled past it and another run
-    took it over) drops it; the fence then refuses that mailbox's next filing or acknowledgement.
-    A database error during renewal is logged and retried at the next turn.
+    Uses a database connection of its own (``open_store``, shared by the worker threads and the
+    renewal under a lock), so a renewal never waits for a mailbox's filing. A renewal that finds
+    the lease lost (the host stalled past it and another run took it over) drops it; the fence then
+    refuses that mailbox's next filing or acknowledgement. A database error during renewal is
+    logged and retried at the next turn.
+
+    Fair share: before each new lease the keeper counts the live owners in the lease table (those
+    holding an unexpired lease, less provably dead processes of this machine) and takes at most
+    ``ceil(mailboxes / live owners)`` leases, itself included. Taking them as the run reaches each
+    mailbox (not all at its start) is what lets a second run that starts a little later see the
+    first and get its half: the first run stops taking leases once the second holds one. A run
+    that sees no other live owner takes every mailbox, so none stays unworked while only one host
+    is alive; a mailbox left for the others is reported as skipped (the next scheduled run on any
+    host takes what they did not).
     """
 
     def __init__(self, open_store: Callable[[], Store], settings: LeaseSettings) -> None:
         self._settings = settings
+        state_dir = settings.state_dir
+        self._owner_lock = None if state_dir is None else OwnerLock(state_dir, settings.owner.key)
+        self._gone: GoneProbe | None = None
+        if self._owner_lock is not None:
+            try:
+                self._owner_lock.acquire()
+                self._gone = self._owner_lock.gone
+            except (OSError, portalocker.exceptions.LockException) as error:
+                log.warning("dead runs' leases wait for their expiry (no owner lock here: %s)", error)
         self._store = open_store()
+        self._db = threading.Lock()  # one statement at a time on the keeper's connection
         self._held: dict[str, Lease] = {}  # still held, as last renewed
         self._fences: dict[str, Fence] = {}  # every lease taken, also when lost since
         self._guard = threading.Lock()
@@ -205,20 +305,57 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def take(self, mailboxes: Iterable[str]) -> dict[str, Refused]:
-        """Take the leases of ``mailboxes`` that are free or expired; the others, by mailbox."""
+        """Take the leases of ``mailboxes`` (see :meth:`take_one`); the refused ones, by mailbox."""
+        names = list(dict.fromkeys(normalized_mailbox(name) for name in mailboxes))
         refused: dict[str, Refused] = {}
-        for mailbox in dict.fromkeys(normalized_mailbox(name) for name in mailboxes):
-            result = acquire(
-                self._store, mailbox, self._settings.owner, self._settings.seconds, self._settings.clock
-            )
-            if isinstance(result, Refused):
+        for mailbox in names:
+            result = self.take_one(mailbox, len(names))
+            if result is not None:
                 refused[mailbox] = result
-                log.info("%s: skipped, %s holds its lease", mailbox, result.holder)
-            else:
-                with self._guard:
-                    self._held[mailbox] = result
-                    self._fences[mailbox] = Fence(result, self._settings.clock)
         return refused
+
+    def take_one(self, mailbox: str, mailboxes: int) -> Refused | None:
+        """Take ``mailbox``'s lease (None) when it is free, expired or held by a dead process of
+        this machine and this run has not yet its fair share of ``mailboxes``; else why not.
+        A mailbox whose lease this run took before is not taken again (the renewal keeps it)."""
+        name = normalized_mailbox(mailbox)
+        with self._db:
+            with self._guard:
+                if name in self._fences:
+                    return None
+                taken = len(self._fences)
+            share, others = self._fair_share(mailboxes)
+            if taken >= share:
+                log.info("%s: left for the other live runs (fair share %d)", name, share)
+                return Refused(
+                    name,
+                    f"left for the {others} other live run(s): this run took its fair share, "
+                    f"{share} of {mailboxes} mailboxes",
+                    0.0,
+                    left=True,
+                )
+            settings = self._settings
+            result = acquire(
+                self._store, name, settings.owner, settings.seconds, settings.clock, gone=self._gone
+            )
+        if isinstance(result, Refused):
+            log.info("%s: skipped, %s holds its lease", name, result.holder)
+            return result
+        with self._guard:
+            self._held[name] = result
+            self._fences[name] = Fence(result, self._settings.clock)
+        return None
+
+    def _fair_share(self, mailboxes: int) -> tuple[int, int]:
+        """This run's share of ``mailboxes`` given the other live owners, and their number."""
+        me = self._settings.owner
+        others = 0
+        for owner in live_owners(self._store, self._settings.clock):
+            if owner.key == me.key:
+                continue
+            here = me.knows_its_machine and owner.host == me.host
+            others += not (here and self._gone is not None and self._gone(owner.key))
+        return math.ceil(mailboxes / (others + 1)), others
 
     def fence(self, mailbox: str) -> Fence | None:
         """What every filing and acknowledgement of ``mailbox`` checks (also once the lease is
@@ -237,13 +374,18 @@ class LeaseKeeper:
             self._thread.join()
         with self._guard:
             held, self._held = list(self._held.values()), {}
+        released = False
         try:
-            for lease in held:
-                release(self._store, lease, self._settings.clock)
+            with self._db:
+                for lease in held:
+                    release(self._store, lease, self._settings.clock)
+            released = True
         except DatabaseError as error:
             log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
         finally:
             self._store.close()
+            if self._owner_lock is not None:
+                self._owner_lock.release(keep=not released)
 
     def _renew_loop(self) -> None:
         while not self._stopped.wait(self._settings.renew_every_s):
@@ -254,7 +396,8 @@ class LeaseKeeper:
             held = list(self._held.values())
         for lease in held:
             try:
-                renewed = renew(self._store, lease, self._settings.seconds, self._settings.clock)
+                with self._db:
+                    renewed = renew(self._store, lease, self._settings.seconds, self._settings.clock)
             except DatabaseError as error:
                 log.warning("%s: the lease could not be renewed (retried): %s", lease.mailbox, error)
                 continue

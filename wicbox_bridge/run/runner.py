@@ -27,9 +27,10 @@ while the session is still open, the backlog the server reports. Neither the mea
 recording can fail the pass: a failure is logged and the backlog shows as unknown. The state rows
 of a round are written together at its end, in one transaction (not one per mailbox).
 
-With leases (``RunJob.leases``, not in a dry run) the run first takes the lease of every mailbox
-(:class:`~wicbox_bridge.run.runlock.LeaseKeeper`): a mailbox another live run holds is skipped and
-reported (``MailboxReport.held_by``); the others are renewed in the background while the run goes
+With leases (``RunJob.leases``, not in a dry run) each mailbox's first pass takes its lease
+(:class:`~wicbox_bridge.run.runlock.LeaseKeeper`, up to the run's fair share beside the other live
+runs): a mailbox another live run holds, or one left for the others, is skipped and reported
+(``MailboxReport.held_by``); the leases taken are renewed in the background while the run goes
 on, every pass files and acknowledges only under its lease's fence, and the leases are released
 at the end.
 """
@@ -57,6 +58,7 @@ from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.leases import Refused
 from wicbox_bridge.store.mailbox_state import (
     Backlog,
     PassFailure,
@@ -158,6 +160,7 @@ class _Run:
         self._stores: list[Store] = []
         self.keeper: LeaseKeeper | None = None
         self._states: list[PassRecord] = []  # the round's state rows, written at its end
+        self.mailbox_count = len({account.mailbox.strip().lower() for account in job.accounts})
         self.context = PassContext(
             source_folder=job.settings.source_folder,
             protocol=job.settings.protocol,
@@ -196,7 +199,7 @@ class _Run:
         """One mailbox's pass; errors end up in its report (a database error also stops the run)."""
         account = self.job.accounts[step.index]
         report = self.reports[step.index]
-        if self.stop.is_set():
+        if self.stop.is_set() or not self._leased(account, report):
             return step
         attempted_at = utc_now()
         failure: BridgeError | None = None
@@ -224,6 +227,24 @@ class _Run:
             log.error("%s (%s): %s", account.label, account.mailbox, error, extra=FILE_ONLY)
         self._record_state(account, attempted_at, failure, backlog)
         return step
+
+    def _leased(self, account: MailboxAccount, report: MailboxReport) -> bool:
+        """Whether this run holds (or just took) the mailbox's lease; if not, why, in its report."""
+        if self.keeper is None:
+            return True
+        try:
+            held = self.keeper.take_one(account.mailbox, self.mailbox_count)
+        except DatabaseError as error:
+            report.error = error
+            with self._lock:
+                self.fatal = self.fatal or error
+            self.stop.set()
+            log.error("%s: the database failed; the run stops: %s", account.label, error, extra=FILE_ONLY)
+            return False
+        if held is None:
+            return True
+        report.held_by = _held_text(held)
+        return False
 
     def _measure_backlog(
         self, account: MailboxAccount, session: MailboxSession, more_waiting: bool
@@ -363,17 +384,19 @@ def run_mailboxes(job: RunJob) -> RunReport:
     return RunReport(state.reports, time.monotonic() - started, job.settings.dry_run, state.fatal)
 
 
+def _held_text(held: Refused) -> str:
+    if held.left:
+        return held.holder
+    remaining = max(0.0, held.expires_in_s)
+    return f"another wicbox run reads it, {held.holder} (its lease expires in {remaining:.0f} s)"
+
+
 def _take_leases(state: _Run) -> None:
-    """Take the mailboxes' leases; the ones another live run holds are marked skipped."""
+    """The run's lease keeper, renewing from now on; each mailbox's lease is taken by its first pass."""
     job = state.job
     if job.leases is None or job.settings.dry_run or not job.accounts:
         return
     state.keeper = LeaseKeeper(job.open_store, job.leases)
-    refused = state.keeper.take(account.mailbox for account in job.accounts)
-    for account, report in zip(job.accounts, state.reports, strict=True):
-        held = refused.get(account.mailbox.strip().lower())
-        if held is not None:
-            report.held_by = f"{held.holder} (its lease expires in {max(0.0, held.expires_in_s):.0f} s)"
     state.keeper.start()
 
 

@@ -75,6 +75,7 @@ class ScheduleSpec:
     author: str = "wicbox"
     writable_paths: tuple[str, ...] = ()  # systemd: folders outside WICBOX_HOME the runs write (logs)
     data_dir: str | None = None  # the embedded default's data folder (with config_path None)
+    lease_seconds: int | None = None  # `run --lease-seconds N`; None: the run's default
 
     def __post_init__(self) -> None:
         check_every(self.every_minutes)
@@ -102,8 +103,15 @@ class ScheduleSpec:
         return f"the embedded default in {self.data_dir}"
 
     @property
+    def run_arguments(self) -> tuple[str, ...]:
+        """The scheduled command and its options: ``run``, with ``--lease-seconds N`` when given."""
+        if self.lease_seconds is None:
+            return ("run",)
+        return ("run", "--lease-seconds", str(self.lease_seconds))
+
+    @property
     def argv(self) -> tuple[str, ...]:
-        return self.program.argv(self.config_path)
+        return self.program.argv(self.config_path, self.run_arguments)
 
 
 def _parent(path: str) -> str:

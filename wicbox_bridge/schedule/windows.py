@@ -59,7 +59,7 @@ def windows_quote(argument: str, *, always: bool = False) -> str:
 
 def task_arguments(spec: ScheduleSpec, relay: Service | None = None) -> str:
     """The Exec action's Arguments: the paths (configuration, TLS files) always in quotes."""
-    words = spec.program.argv(spec.config_path, relay.arguments if relay else ("run",))[1:]
+    words = spec.program.argv(spec.config_path, relay.arguments if relay else spec.run_arguments)[1:]
     pairs = itertools.pairwise(("", *words))  # each word with the one before it
     return " ".join(windows_quote(word, always=before in _PATH_OPTIONS) for before, word in pairs)
 

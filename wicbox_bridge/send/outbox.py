@@ -10,6 +10,15 @@ re-sent with the same Message-ID. What remains possible is described in docs/sen
 
 Exchange Online accepts at most 30 messages a minute per mailbox: :class:`SubmissionPacer` keeps
 every sending mailbox under that limit, counting the mails recent runs sent as well.
+
+Several hosts: only the holder of the outbox's lease delivers (``OutboxJob.fence``, taken by the
+command line). That is what makes the Message-ID lookup sound across hosts: a row found SENDING by
+the lease holder was left by a delivery that ended or lost the lease, never by one still
+submitting on another host. Every claim (PENDING -> SENDING) checks the fence in its transaction,
+so a host that stalled past its lease claims, and so submits, nothing more (LeaseLost ends its
+delivery). What stays possible: a host that stalls for longer than the lease between its claim
+and the submission itself (a single statement apart) submits after the new holder has looked the
+row up; docs/sending.md lists it with the other remaining cases.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from wicbox_bridge.mail.outgoing import (
     parse_addresses,
 )
 from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.leases import Fence, fenced
 from wicbox_bridge.store.outbox import (
     OutboxRow,
     OutboxStatus,
@@ -189,6 +199,7 @@ class OutboxJob:
     settings: OutboxSettings = field(default_factory=OutboxSettings)
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    fence: Fence | None = None  # the outbox's lease (several hosts); None: this process alone delivers
 
 
 @dataclass(frozen=True)
@@ -371,6 +382,13 @@ class _Delivery:
         return False
 
     # ---- one row ---------------------------------------------------------------------------
+    def _claim(self, outbox_id: int, message_id: str | None) -> bool:
+        """PENDING -> SENDING; under the outbox's lease, in a transaction that checks it first."""
+        if self.job.fence is None:
+            return claim_for_sending(self.job.store, outbox_id, message_id)
+        with fenced(self.job.store, self.job.fence):
+            return claim_for_sending(self.job.store, outbox_id, message_id)
+
     def _deliver(self, row: OutboxRow) -> None:
         store = self.job.store
         account = self.job.account_for(row.from_addr)
@@ -389,7 +407,7 @@ class _Delivery:
         if not self._within_daily_limit(account.mailbox, recipients):
             self.report.deferred += 1
             return
-        if not claim_for_sending(store, row.outbox_id, prepared.message_id):
+        if not self._claim(row.outbox_id, prepared.message_id):
             return  # taken by another sender meanwhile
         log.info(
             "Outbox mail %s: submitting %s from %s to %d recipient(s)",

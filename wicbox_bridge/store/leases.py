@@ -4,13 +4,16 @@ WICBOX_LEASE has one row per mailbox (lower case): the owner (a key drawn per pr
 and process id), when the lease expires and a fencing token that grows by one with every new
 owner. A process works a mailbox only while it holds the lease:
 
-* :func:`acquire` takes a lease that is free or expired (or extends one this owner still holds);
+* :func:`acquire` takes a lease that is free or expired (or extends one this owner still holds),
+  or, at once, a live one whose owner ran on this same machine and is provably gone (see below);
 * :func:`renew` extends it, only while this owner still holds it and it has not expired;
 * :func:`release` frees it at the end of a run;
 * :func:`check_fence` (inside the caller's transaction) refuses with
   :class:`~wicbox_bridge.errors.LeaseLost` when the lease's token is no longer the row's, or the
-  lease expired: every filing and every acknowledgement runs it first, in its own transaction
-  (:func:`fenced`), so a host that stalled past its lease files and acknowledges nothing after.
+  lease expired: every filing and every marking of an acknowledgement runs it first, in its own
+  transaction (:func:`fenced`), so a host that stalled past its lease files and marks nothing after;
+* :func:`confirm_fence` checks the lease before a server action (moving a chunk of filed mails),
+  in a short transaction of its own: no write lock is held across the network round trip.
 
 Expiry is judged by ONE clock, the database's (:class:`DatabaseClock`; tests inject their own),
 never by comparing two hosts' clocks. Each read-decide-write happens under the row's lock:
@@ -19,17 +22,31 @@ SQLite's write lock (its transactions start with ``BEGIN IMMEDIATE``), PostgreSQ
 ``UPDLOCK, HOLDLOCK`` hints (a key-range lock, so two first acquisitions of one mailbox cannot both
 insert). The fence check locks the row too: a take-over waits until a filing transaction that
 passed the check has committed, and a filing that starts after the take-over finds the new token.
+
+A process killed on this machine (SIGKILL, a crash, TerminateProcess) would keep its leases until
+they expire, and the next scheduled run on the same machine would skip its mailboxes for up to
+the lease time. So :func:`acquire` takes a live lease over at once (a new token, as after expiry)
+when its owner is *this machine* and *provably gone*: the owner's host identity is this process's
+(the host name together with a hash of the operating system's machine id, so two machines with one
+name never match), and the caller's ``gone`` predicate, asked with the owner's key, proves that
+the owner process no longer exists (:class:`~wicbox_bridge.run.runlock.OwnerLock`: every owner
+holds a lock file named after its key while it lives; the operating system releases it when the
+process ends in any way, and the key is never reused, so PID reuse cannot fool it). Leases of other
+hosts, and leases of this host that cannot be proven dead, still wait for their expiry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Protocol
 
 from wicbox_bridge.errors import LeaseLost
@@ -40,6 +57,7 @@ from wicbox_bridge.store.times import as_utc
 __all__ = [
     "DatabaseClock",
     "Fence",
+    "GoneProbe",
     "Lease",
     "LeaseClock",
     "LeaseOwner",
@@ -47,8 +65,11 @@ __all__ = [
     "Refused",
     "acquire",
     "check_fence",
+    "confirm_fence",
     "fenced",
     "list_leases",
+    "live_owners",
+    "machine_host",
     "release",
     "renew",
 ]
@@ -78,9 +99,48 @@ class DatabaseClock:
         return moment.replace(tzinfo=None)
 
 
+GoneProbe = Callable[[str], bool]
+"""Asked with the key of a live lease's owner on this machine: True only when that owner is
+provably gone (its process no longer exists)."""
+
+_MACHINE_ID_FILES: Final = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
+
+
+def _machine_id() -> str | None:
+    """The operating system's id of this machine installation, or None when it has none."""
+    if sys.platform == "win32":
+        import winreg  # noqa: PLC0415 - Windows only
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography") as key:
+                value, _ = winreg.QueryValueEx(key, "MachineGuid")
+        except OSError:
+            return None
+        return str(value).strip() or None
+    for path in _MACHINE_ID_FILES:
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text:
+            return text
+    return None
+
+
+def machine_host(host_name: str | None = None, machine_id: str | None = None) -> str:
+    """This machine's identity for a lease: the host name and a short hash of the machine id
+    (never the id itself); the bare host name where the system has no machine id."""
+    name = (host_name if host_name is not None else socket.gethostname())[:200]
+    ident = machine_id if machine_id is not None else _machine_id()
+    if not ident:
+        return name
+    digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:12]
+    return f"{name} (machine {digest})"
+
+
 @dataclass(frozen=True)
 class LeaseOwner:
-    """One process that may hold leases: a key of its own, its host and process id."""
+    """One process that may hold leases: a key of its own, its host identity and process id."""
 
     key: str
     host: str
@@ -88,7 +148,12 @@ class LeaseOwner:
 
     @classmethod
     def this_process(cls) -> LeaseOwner:
-        return cls(str(uuid.uuid4()), socket.gethostname()[:255], os.getpid())
+        return cls(str(uuid.uuid4()), machine_host(), os.getpid())
+
+    @property
+    def knows_its_machine(self) -> bool:
+        """Whether ``host`` includes a machine id (only then is "the same machine" provable)."""
+        return self.host.endswith(")") and " (machine " in self.host
 
     def describe(self) -> str:
         return f"process {self.pid} on {self.host}"
@@ -106,11 +171,21 @@ class Lease:
 
 @dataclass(frozen=True)
 class Refused:
-    """A lease another live owner holds."""
+    """A lease another live owner holds (or, ``left``, one this run left free for the others)."""
 
     mailbox: str
     holder: str
     expires_in_s: float
+    left: bool = False
+
+
+@dataclass(frozen=True)
+class LiveOwner:
+    """An owner that holds at least one unexpired lease, with the mailboxes it holds."""
+
+    key: str
+    host: str | None
+    mailboxes: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -157,6 +232,9 @@ _TAKE: Final = (
 )
 _EXTEND: Final = "UPDATE WICBOX_LEASE SET EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
 _FREE: Final = "UPDATE WICBOX_LEASE SET OWNER_KEY = NULL, EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
+_LIVE: Final = (
+    "SELECT MAILBOX, OWNER_KEY, OWNER_HOST FROM WICBOX_LEASE WHERE OWNER_KEY IS NOT NULL AND EXPIRES_AT > ?"
+)
 _LIST: Final = (
     "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE ORDER BY MAILBOX"
 )
@@ -168,6 +246,7 @@ class _Row:
     holder: str
     token: int
     expires_at: dt.datetime
+    host: str | None = None
 
     def held_by(self, lease: Lease, now: dt.datetime) -> bool:
         """Whether ``lease`` is still this row's live lease."""
@@ -191,7 +270,8 @@ def _locked_row(store: Store, mailbox: str) -> _Row | None:
         return None
     key, host, pid, token, expires = row
     owner_key = None if key is None else str(key).strip()
-    return _Row(owner_key, _holder(host, pid), int(token), _stored_time(expires))
+    stored_host = None if host is None else str(host).strip()
+    return _Row(owner_key, _holder(host, pid), int(token), _stored_time(expires), stored_host)
 
 
 def _ensure_row(store: Store, mailbox: str, now: dt.datetime) -> None:
@@ -199,11 +279,26 @@ def _ensure_row(store: Store, mailbox: str, now: dt.datetime) -> None:
     store.execute(_ENSURE_ROW[store.dialect], params)
 
 
+def _dead_here(row: _Row, owner: LeaseOwner, gone: GoneProbe | None) -> bool:
+    """Whether ``row``'s owner ran on this machine (same host identity, machine id included) and
+    ``gone`` proves it no longer exists."""
+    if gone is None or row.owner_key is None or not owner.knows_its_machine:
+        return False
+    return row.host == owner.host and gone(row.owner_key)
+
+
 def acquire(
-    store: Store, mailbox: str, owner: LeaseOwner, seconds: float, clock: LeaseClock
+    store: Store,
+    mailbox: str,
+    owner: LeaseOwner,
+    seconds: float,
+    clock: LeaseClock,
+    *,
+    gone: GoneProbe | None = None,
 ) -> Lease | Refused:
-    """Take ``mailbox``'s lease for ``seconds`` if it is free or expired (a new token), or extend it
-    if ``owner`` holds it still (same token); else who holds it."""
+    """Take ``mailbox``'s lease for ``seconds`` if it is free or expired (a new token), or held by
+    a provably dead owner on this machine (``gone``, see the module docstring; a new token), or
+    extend it if ``owner`` holds it still (same token); else who holds it."""
     name = normalized_mailbox(mailbox)
     with store.transaction():
         now = clock.now(store)
@@ -212,7 +307,9 @@ def acquire(
         assert row is not None  # just ensured, and locked since
         live = row.owner_key is not None and row.expires_at > now
         if live and row.owner_key != owner.key:
-            return Refused(name, row.holder, (row.expires_at - now).total_seconds())
+            if not _dead_here(row, owner, gone):
+                return Refused(name, row.holder, (row.expires_at - now).total_seconds())
+            live = False  # its owner is dead: taken over at once, with a new token
         token = row.token if live else row.token + 1
         expires = now + dt.timedelta(seconds=seconds)
         store.execute(_TAKE, (owner.key, owner.host, owner.pid, token, now, expires, name))
@@ -260,6 +357,33 @@ def check_fence(store: Store, fence: Fence) -> None:
         )
 
 
+def confirm_fence(store: Store, fence: Fence | None) -> None:
+    """Before the server action of a chunk of mails (move, delete, flag, quarantine): LeaseLost
+    unless ``fence``'s lease is still live, checked in a transaction of its own that ends at once.
+
+    The server action itself runs outside any transaction: on SQLite a transaction holds the
+    database's one write lock, and a move of up to 500 mails over IMAP or Graph would block every
+    other writer (the relay's outbox, ``wicbox status``, the other runs' filings) for its duration.
+    The guarantee still holds, because it never depended on the action being inside the fence:
+
+    * *a host that lost its lease files nothing*: filing stays fenced in the filing's own
+      transaction (:func:`fenced`), and so does every marking after the server action;
+    * the server action only ever concerns mails that are already filed (committed before, the
+      rows exist as PENDING_ACK / QUARANTINE_PENDING), and it is idempotent: moving a filed mail
+      to the processed folder, or a refused one to quarantine, is a fact the database already
+      records, however often and by whichever host it is done. If this host stalls between the
+      check and the action and the lease is taken over meanwhile, the new owner either still lists
+      those mails (same bytes: KNOWN, it only acknowledges them again) or no longer finds them (the
+      rows stay pending, its reconciliation re-issues the action, a no-op, and marks them). No
+      mail is lost and none is filed twice; the late host's marking is then refused by the fence.
+
+    Without a fence (no leases) nothing is checked.
+    """
+    if fence is not None:
+        with fenced(store, fence):
+            pass
+
+
 @contextmanager
 def fenced(store: Store, fence: Fence | None) -> Iterator[None]:
     """A transaction that first checks ``fence`` (without a fence: the caller's, or a new one)."""
@@ -274,6 +398,16 @@ def fenced(store: Store, fence: Fence | None) -> Iterator[None]:
     with store.transaction():
         check_fence(store, fence)
         yield
+
+
+def live_owners(store: Store, clock: LeaseClock) -> list[LiveOwner]:
+    """Every owner holding an unexpired lease now (by ``clock``), with its mailboxes."""
+    now = clock.now(store)
+    found: dict[str, tuple[str | None, set[str]]] = {}
+    for mailbox, key, host in store.query(_LIVE, (now,)):
+        entry = found.setdefault(str(key).strip(), (None if host is None else str(host).strip(), set()))
+        entry[1].add(str(mailbox))
+    return [LiveOwner(key, host, frozenset(held)) for key, (host, held) in found.items()]
 
 
 def list_leases(store: Store, clock: LeaseClock) -> list[LeaseRow]:
