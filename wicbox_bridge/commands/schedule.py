@@ -272,6 +272,9 @@ def command_run(ctx: click.Context, *, drop: tuple[str, ...] = (), add: tuple[st
     """The command that was run, with the options given on its command line (less ``drop``, plus
     ``add``): what a fix line tells the user to run again."""
     words = ["wicbox", *ctx.command_path.split()[1:]]  # the program's name, also under a test runner
+    root = ctx.find_root()
+    if root.get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE:
+        words[1:1] = ["--config", str(root.params["config_path"])]  # given before `schedule`
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name is None or param.opts[0] in drop:
             continue
