@@ -93,11 +93,21 @@ _RULES = (
 
 
 def ca_bundle_fix(ca_bundle: object, name_check: str) -> str:
-    """How to trust a TLS-inspecting proxy's CA, with the current setting, then ``name_check``."""
-    setting = f"{CA_BUNDLE_KEY} is {ca_bundle}" if ca_bundle else f"{CA_BUNDLE_KEY} is not set"
+    """How to trust a TLS-inspecting proxy's CA, with the current setting, then ``name_check``.
+
+    Without the key, the environment's bundles apply (the only way for the embedded default, which
+    has no WicGlobal.config): OpenSSL reads SSL_CERT_FILE (IMAP, SMTP), requests
+    REQUESTS_CA_BUNDLE (sign-in, Graph). With the key set, it wins over both."""
+    if ca_bundle:
+        return (
+            f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in the file that "
+            f"{CA_BUNDLE_KEY} names in WicGlobal.config ({CA_BUNDLE_KEY} is {ca_bundle}); {name_check}"
+        )
     return (
         f"if a proxy or firewall inspects TLS, put its CA certificate (PEM) in a file and name it with "
-        f"{CA_BUNDLE_KEY} under <appSettings> in WicGlobal.config ({setting}); {name_check}"
+        f"{CA_BUNDLE_KEY} under <appSettings> in WicGlobal.config ({CA_BUNDLE_KEY} is not set), or, "
+        f"without a WicGlobal.config (the embedded default), with the environment variables "
+        f"SSL_CERT_FILE and REQUESTS_CA_BUNDLE of the account that runs wicbox; {name_check}"
     )
 
 

@@ -52,6 +52,45 @@ def test_help_lists_every_command(wicbox: WicboxCli) -> None:
         assert f"  {command}" in result.output
 
 
+@pytest.mark.parametrize(
+    ("argv", "usage", "error", "fix"),
+    [
+        (
+            ("chek",),
+            " [OPTIONS] [COMMAND]",
+            "No such command 'chek'.",
+            "`wicbox --help` for its commands",
+        ),
+        (
+            ("check", "--jsn"),
+            " check [OPTIONS]",
+            "Did you mean '--json'?",
+            "`wicbox check --help` for its options",
+        ),
+        (
+            ("params", "set"),
+            " params set [OPTIONS] NAME",
+            "Missing argument 'NAME'.",
+            "`wicbox params set --help`",
+        ),
+        (("--confg", "x", "check"), " [OPTIONS]", "No such option '--confg'.", "`wicbox --help`"),
+    ],
+)
+def test_click_s_own_usage_errors_end_with_a_fix_line_in_the_one_format(
+    wicbox: WicboxCli, argv: tuple[str, ...], usage: str, error: str, fix: str
+) -> None:
+    result = wicbox(*argv)
+    assert result.exit_code == 2
+    first, second, third = result.stderr.splitlines()
+    assert first.startswith("Usage: ")  # the program's name: "wicbox" (the test runner's differs)
+    assert usage in first
+    assert second.startswith("wicbox: error: ")
+    assert error in second
+    assert third.startswith("wicbox: fix: run ")
+    assert fix in third
+    assert "Try '" not in result.stderr
+
+
 def test_db_init_is_idempotent_on_each_backend(wicbox: WicboxCli, configured: Path) -> None:
     first = wicbox("db", "init", config=configured)
     assert first.exit_code == 0, first.output

@@ -72,3 +72,25 @@ def test_the_demo_sends_a_test_mail_files_six_mails_and_shows_the_log_file() -> 
         wanted = "wicbox@klant.example" if command == "params list" else "fetched 6, filed 6"
         assert wanted in looked.stdout, looked.stdout
     shutil.rmtree(kept[1])
+
+
+def test_the_demo_with_clean_removes_its_folder_and_prints_no_commands_to_look() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WICBOX_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "tools.demo", "--clean"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "fetched 6, filed 6 (1 unassigned)" in output  # the whole tour ran first
+    removed = re.search(r"^The demo's folder (\S+) is removed \(--clean\)\.$", output, re.M)
+    assert removed is not None, output
+    assert Path(removed[1]).name.startswith("wicbox-demo-")
+    assert not Path(removed[1]).exists()
+    assert "are kept in" not in output
+    assert "wicbox status" not in output  # no command to look at a database that is gone

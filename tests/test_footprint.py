@@ -167,6 +167,23 @@ def test_check_flags_a_log_folder_others_may_write_and_the_log_file_is_closed_ag
     )
 
 
+def test_check_flags_a_readable_record_of_failed_runs_and_fixes_it(wicbox: WicboxCli) -> None:
+    # A run that cannot reach the database keeps its error in failed-runs.json (machine-local):
+    # its error text may name servers and accounts, so check watches that file too.
+    assert wicbox("run").exit_code == 2  # no database yet: recorded in failed-runs.json
+    record = next(wicbox.home.rglob("failed-runs.json"))
+    assert _mode(record) == 0o600
+    record.chmod(0o644)
+    result = wicbox("check")
+    assert (
+        f"[WARN] permissions: the record of runs that failed before the database {record} can be read "
+        "by other accounts (mode -rw-r--r--)"
+    ) in result.output
+    assert f"fix: chmod 600 '{record}' (or `wicbox check --fix-permissions`)" in result.output
+    assert f"fixed (chmod 600 '{record}')" in wicbox("check", "--fix-permissions").output
+    assert _mode(record) == 0o600
+
+
 def test_check_flags_another_owner_with_the_chown(tmp_path: Path) -> None:
     folder = tmp_path / "state"
     make_private_dir(folder)

@@ -52,7 +52,12 @@ CAUSES = {
         "the connection was refused",
         "a firewall refuses it or nothing listens there; open outgoing TCP",
     ),
-    "tls": ("the server's certificate could not be verified", "WicBoxCaBundle"),
+    "tls": (
+        "the server's certificate could not be verified",
+        "name it with WicBoxCaBundle under <appSettings> in WicGlobal.config (WicBoxCaBundle is not set), "
+        "or, without a WicGlobal.config (the embedded default), with the environment variables "
+        "SSL_CERT_FILE and REQUESTS_CA_BUNDLE of the account that runs wicbox",
+    ),
 }
 _FAILURE = re.compile(
     r"(?:Cannot reach|TLS with) "

@@ -92,6 +92,25 @@ def test_an_unknown_name_is_refused_with_the_closest_known_one(install: Install)
     assert install.rows() == {}
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("WICBOX_MAILCLIENT_ACCOUNTMODE", "WICBOXACCOUNTMODE"),  # not ..._CABUNDLE, which shares the prefix
+        ("WICBOXPROTOCOL", "WICBOX_MAILCLIENT_PROTOCOL"),
+        ("WICBOX_MAILCLIENT_TENANT", "WICBOX_MAILCLIENT_TENANTID"),
+    ],
+)
+def test_the_closest_name_is_found_by_the_part_after_the_prefix(
+    install: Install, typed: str, meant: str
+) -> None:
+    result = install.cli("params", "set", typed, "x")
+    assert result.exit_code == 2
+    assert f"{typed}: is not a parameter wicbox-bridge reads; did you mean {meant}? (nothing was stored)" in (
+        result.stderr
+    )
+    assert install.rows() == {}
+
+
 def test_force_stores_an_unknown_name_and_unset_removes_it(install: Install) -> None:
     forced = install.cli("params", "set", "WICBOXACOUNTMODE", "SINGLE", "--force")
     assert forced.exit_code == 0, forced.output

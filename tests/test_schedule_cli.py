@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import subprocess
 import sys
 import threading
@@ -136,6 +137,25 @@ def test_every_out_of_range(wicbox: WicboxCli, config: Path, every: str, shown: 
     assert shown in result.stderr
     assert "1 to 1440" in result.stderr
     assert "wicbox: fix:" in result.stderr
+
+
+def test_a_refused_option_s_fix_names_the_command_that_was_run(wicbox: WicboxCli, config: Path) -> None:
+    every = wicbox("schedule", "show", "--platform", "cron", "--every", "90", config=config)
+    assert every.exit_code == 2
+    assert every.stderr.splitlines()[-1] == (
+        "wicbox: fix: choose fewer than 60 minutes, or 60, 120, 180, 240, 360, 480, 720 or 1440; or use "
+        "systemd (--platform systemd) where it runs; for example "
+        f"`wicbox --config {shlex.quote(str(config))} schedule show --platform cron --every 5`"
+    )
+    name = wicbox(
+        "schedule", "install", "--platform", "cron", "--every", "10", "--name", "a b", "--config", str(config)
+    )
+    assert name.exit_code == 2
+    assert name.stderr.splitlines()[-1] == (
+        "wicbox: fix: choose a name such as WICBOX-PROD; for example "
+        f"`wicbox schedule install --config {shlex.quote(str(config))} --platform cron --every 10 "
+        "--name WICBOX-PROD`"
+    )
 
 
 def test_missing_config_is_named_with_the_fix(wicbox: WicboxCli, tmp_path: Path) -> None:

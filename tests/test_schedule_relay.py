@@ -165,6 +165,10 @@ def test_windows_install_refuses_an_existing_relay_task_and_force_replaces_it(
     with pytest.raises(actions.SchedulerError) as caught:
         actions.install(plan, target, force=False, prompt=lambda _: Secret("x"), say=lambda _: None)
     assert caught.value.message == 'a task named "WICBOX-Relay" already exists'
+    assert caught.value.fix == (
+        "add --force to replace it (`wicbox schedule install --force`), or remove it first with "
+        "`wicbox schedule uninstall`"
+    )
     assert "--force" in (caught.value.fix or "")
     assert tools.calls() == ["schtasks /Query /TN WICBOX", "schtasks /Query /TN WICBOX-Relay"]
     tools.answer("schtasks /End /TN WICBOX-Relay", 1, "ERROR: The task is not running.")  # not an error
@@ -344,7 +348,7 @@ def test_systemd_a_relay_that_cannot_be_stopped_is_a_warning(tools: Tools, tmp_p
     actions.stop(target, timeout=5, env={}, say=say)
     assert tools.calls() == ["systemctl --user disable --now wicbox-test-relay.service"]  # no timer installed
     assert (
-        "warning: could not stop the relay's service wicbox-test-relay.service: "
+        "wicbox: warning: could not stop the relay's service wicbox-test-relay.service: "
         "`systemctl --user disable --now wicbox-test-relay.service` failed (exit code 1): Access denied"
     ) in said
     assert pause_file(target.state_dir).exists()  # the runs are paused all the same

@@ -14,12 +14,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -166,12 +167,48 @@ class LazyGroup(WholeSummaryGroup):
         return click.Command(name, help=self.lazy_commands[name].summary)
 
 
+class HintedUsageError(click.UsageError):
+    """click's own usage error (an unknown option or command, a missing argument, a value out of
+    range) in the CLI's one format: the usage line, ``wicbox: error: ...``, then a fix line naming
+    the help to read. Exit code 2, as click's."""
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message(), error.ctx)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        ctx = self.ctx
+        command = "wicbox" if ctx is None else shlex.join(["wicbox", *ctx.command_path.split()[1:]])
+        if ctx is not None:
+            click.echo(ctx.get_usage(), file=file, err=True, color=ctx.color)
+        what = "its commands" if ctx is None or isinstance(ctx.command, click.Group) else "its options"
+        fix = f"run `{command} --help` for {what} and examples"
+        for line in error_lines(escape_controls(self.format_message()), fix):
+            click.echo(line, file=file, err=True)
+
+
+def _hinted(error: click.UsageError) -> click.UsageError:
+    """``error`` in the one format; click's "no arguments: show the help" stays as it is."""
+    if isinstance(error, (HintedUsageError, click.exceptions.NoArgsIsHelpError)):
+        return error
+    return HintedUsageError(error)
+
+
 class WicboxGroup(LazyGroup):
     """Turns the project's errors into their message, fix and documented exit code."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # the top level's own options (`wicbox --confg x`)
+            raise _hinted(error) from error
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:  # a command's options and arguments, an unknown command
+            raise _hinted(error) from error
         except BridgeError as error:
             log.debug("command failed", exc_info=True)
             report_error(error)

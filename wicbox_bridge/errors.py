@@ -78,6 +78,12 @@ def error_lines(message: str, fix: str | None, *, prefix: str = "wicbox: ") -> l
     return lines
 
 
+def warning_line(message: str, *, prefix: str = "wicbox: ") -> str:
+    """A warning as the terminal shows it: ``wicbox: warning: ...`` (the CLI's one format, as the
+    log's terminal handler writes a logged warning)."""
+    return f"{prefix}warning: {message}"
+
+
 class ConfigurationError(BridgeError):
     """WicGlobal.config, a WICMan parameter or a command-line option is missing or invalid."""
 

@@ -6,7 +6,8 @@ import dataclasses
 import datetime as dt
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from wicbox_bridge.config.dbtarget import SqliteTarget
 from wicbox_bridge.config.footprint import make_private_dir
 from wicbox_bridge.config.paths import machine_state_dir_for, user_data_dir
 from wicbox_bridge.config.wicglobal import load_global_config, locate_config
-from wicbox_bridge.errors import BridgeError, ConfigurationError
+from wicbox_bridge.errors import BridgeError, ConfigurationError, warning_line
 from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule import actions
@@ -280,6 +281,9 @@ def command_run(ctx: click.Context, *, drop: tuple[str, ...] = (), add: tuple[st
     """The command that was run, with the options given on its command line (less ``drop``, plus
     ``add``): what a fix line tells the user to run again."""
     words = ["wicbox", *ctx.command_path.split()[1:]]  # the program's name, also under a test runner
+    root = ctx.find_root()
+    if root.get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE:
+        words[1:1] = ["--config", str(root.params["config_path"])]  # given before `schedule`
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name is None or param.opts[0] in drop:
             continue
@@ -288,6 +292,26 @@ def command_run(ctx: click.Context, *, drop: tuple[str, ...] = (), add: tuple[st
         value = ctx.params[param.name]
         words += [param.opts[0]] if param.is_flag else [param.opts[0], str(value)]
     return shlex.join([*words, *add])
+
+
+_EXAMPLE_VALUES: Mapping[str, str] = {"--every": "5", "--time-limit": "20", "--name": "WICBOX-PROD"}
+
+
+@contextmanager
+def _fix_names_the_command() -> Iterator[None]:
+    """A refused option's fix ends with the command that was run, that option corrected: the line
+    to run next (``--every 0`` gives ``... `wicbox schedule show --every 5```)."""
+    try:
+        yield
+    except ConfigurationError as error:
+        option = error.message.split(" ", 1)[0].rstrip(":")
+        ctx = click.get_current_context()
+        if option in _EXAMPLE_VALUES and error.fix and "`wicbox " not in error.fix:
+            example = _EXAMPLE_VALUES[option]
+            error.fix = (
+                f"{error.fix}; for example `{command_run(ctx, drop=(option,), add=(option, example))}`"
+            )
+        raise
 
 
 def _writable_paths(runtime: Runtime, config: Path | None, env: Mapping[str, str]) -> tuple[str, ...]:
@@ -518,20 +542,22 @@ def show_command(  # noqa: PLR0917 - click hands every option over as an argumen
       wicbox schedule show --platform systemd --json
       wicbox schedule show --relay --relay-listen 127.0.0.1:2525
     """
-    choice = _choose(runtime, config_option, platform, name, user_units)
+    with _fix_names_the_command():
+        choice = _choose(runtime, config_option, platform, name, user_units)
     options = _RelayOptions(relay, relay_listen, relay_tls_cert, relay_tls_key, relay_allow_remote)
     relay_spec = _relay(runtime, choice, options, installing=False)
-    spec = _spec(
-        runtime,
-        choice,
-        every_minutes=every_minutes,
-        time_limit_minutes=time_limit_minutes,
-        run_as=run_as,
-        logon=logon,
-        highest=highest,
-        lease_seconds=lease_seconds,
-    )
-    plan = _plan(spec, choice.target, relay=relay_spec, serve=serve)
+    with _fix_names_the_command():
+        spec = _spec(
+            runtime,
+            choice,
+            every_minutes=every_minutes,
+            time_limit_minutes=time_limit_minutes,
+            run_as=run_as,
+            logon=logon,
+            highest=highest,
+            lease_seconds=lease_seconds,
+        )
+        plan = _plan(spec, choice.target, relay=relay_spec, serve=serve)
     state = (
         actions.relay_state(choice.target)
         if choice.here and choice.target.platform is not Platform.CRON
@@ -600,7 +626,8 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
       wicbox schedule install --relay --force
       wicbox schedule install --serve --force
     """
-    choice = _choose(runtime, config_option, platform, name, user_units)
+    with _fix_names_the_command():
+        choice = _choose(runtime, config_option, platform, name, user_units)
     options = _RelayOptions(relay, relay_listen, relay_tls_cert, relay_tls_key, relay_allow_remote)
     relay_spec = _relay(runtime, choice, options, installing=True)
     refuse_foreign_platform(choice.target.platform, choice.host, "install")
@@ -608,18 +635,27 @@ def install_command(  # noqa: PLR0917 - click hands every option over as an argu
         load_global_config(choice.config, env=runtime.invocation.env)
     else:  # the runs start in the data folder: it exists before the first run
         make_private_dir(choice.data_dir)
-    spec = _spec(
-        runtime,
-        choice,
-        every_minutes=every_minutes,
-        time_limit_minutes=time_limit_minutes,
-        run_as=run_as,
-        logon=logon,
-        highest=highest,
-        lease_seconds=lease_seconds,
+    with _fix_names_the_command():
+        spec = _spec(
+            runtime,
+            choice,
+            every_minutes=every_minutes,
+            time_limit_minutes=time_limit_minutes,
+            run_as=run_as,
+            logon=logon,
+            highest=highest,
+            lease_seconds=lease_seconds,
+        )
+        plan = _plan(spec, choice.target, force=force, relay=relay_spec, serve=serve)
+    again = command_run(click.get_current_context(), drop=("--force",))
+    actions.install(
+        plan, choice.target, force=force, prompt=_prompt_password, say=click.echo, warn=_warn, again=again
     )
-    plan = _plan(spec, choice.target, force=force, relay=relay_spec, serve=serve)
-    actions.install(plan, choice.target, force=force, prompt=_prompt_password, say=click.echo)
+
+
+def _warn(text: str) -> None:
+    """A warning of install or stop, on stderr in the CLI's one format (``wicbox: warning: ...``)."""
+    click.echo(warning_line(text), err=True)
 
 
 @schedule_group.command("uninstall")
@@ -688,7 +724,7 @@ def stop_command(  # noqa: PLR0917 - click hands every option over as an argumen
     """
     choice = _choose(runtime, config_option, platform, name, user_units)
     refuse_foreign_platform(choice.target.platform, choice.host, "stop")
-    actions.stop(choice.target, timeout=timeout, env=runtime.invocation.env, say=click.echo)
+    actions.stop(choice.target, timeout=timeout, env=runtime.invocation.env, say=click.echo, warn=_warn)
 
 
 @schedule_group.command("start")

@@ -404,9 +404,25 @@ def closest(value: str, candidates: Iterable[str], cutoff: float = 0.6) -> str |
     return spelled[found[0]] if found else None
 
 
+_NAME_PREFIXES = ("WICBOX_MAILCLIENT_", "WICBOX_", "WICBOX")
+
+
+def _distinctive(name: str) -> str:
+    """A parameter's name without the prefix most names share (``WICBOX_MAILCLIENT_FOLDER``: FOLDER)."""
+    upper = name.strip().upper()
+    return next((upper.removeprefix(prefix) for prefix in _NAME_PREFIXES if upper.startswith(prefix)), upper)
+
+
 def closest_parameter(name: str) -> str | None:
-    """The known parameter an unknown name was probably meant to be."""
-    return closest(name, (spec.name for spec in PARAMETER_SPECS))
+    """The known parameter an unknown name was probably meant to be: by the part after the shared
+    prefix first (``WICBOX_MAILCLIENT_ACCOUNTMODE`` means WICBOXACCOUNTMODE, not
+    WICBOX_MAILCLIENT_CABUNDLE, which only shares the prefix), then by the whole name."""
+    names = [spec.name for spec in sorted(PARAMETER_SPECS, key=lambda spec: spec.legacy)]
+    by_part: dict[str, str] = {}
+    for known in names:  # a current name before the legacy one with the same part
+        by_part.setdefault(_distinctive(known), known)
+    best_part = closest(_distinctive(name), by_part, cutoff=0.8)
+    return by_part[best_part.upper()] if best_part else closest(name, names)
 
 
 # --------------------------------------------------------------------------- raw values

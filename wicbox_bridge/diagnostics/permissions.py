@@ -1,10 +1,11 @@
 """``wicbox check``'s permission lines: the bridge's folders and files closed to other accounts.
 
 Checked: the per-account folder, the key file of the sealed secrets, the embedded database, the
-state folders (token cache; run lock and pause marker), the token cache, the log folder and the
-log file. POSIX: a mode that lets others read or change one, or another owner, with the
-``chmod``/``chown`` that fixes it. Windows: a folder's access list that inherits or grants Users
-(or Everyone, ...), with the ``icacls`` command that closes it. Everywhere: a link or junction in
+state folders (token cache; run lock and pause marker), the record of runs that failed before the
+database (``failed-runs.json``), the token cache, the log folder and the log file. POSIX: a mode
+that lets others read or change one, or another owner, with the ``chmod``/``chown`` that fixes
+it. Windows: a folder's access list that inherits or grants Users (or Everyone, ...), with the
+``icacls`` command that closes it. Everywhere: a link or junction in
 their place. ``wicbox check --fix-permissions`` applies the fixes it can (mode and access list).
 Also: a password or client secret that an older version left in plain text in the embedded
 database.
@@ -23,6 +24,7 @@ from wicbox_bridge.config.winacl import WindowsSecurity
 from wicbox_bridge.diagnostics.results import CheckResult, CheckStatus
 from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.runtime import Runtime
+from wicbox_bridge.status.failed_starts import FILE_NAME as FAILED_RUNS
 from wicbox_bridge.store import Store
 from wicbox_bridge.store.parameters import read_parameters
 
@@ -41,6 +43,9 @@ def footprint_items(runtime: Runtime, extra: Sequence[FootprintItem] = ()) -> li
     items += [
         FootprintItem("the state folder", state, folder=True),
         FootprintItem("the machine-wide state folder (run lock, pause)", machine, folder=True),
+        FootprintItem(
+            "the record of runs that failed before the database", machine / FAILED_RUNS, folder=False
+        ),
     ]
     log_file = runtime.log_file
     if log_file is not None:

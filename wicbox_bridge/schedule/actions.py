@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wicbox_bridge.config.footprint import default_windows_security, make_private_dir
+from wicbox_bridge.errors import warning_line
 from wicbox_bridge.schedule.commandline import (
     CommandLine,
     SchedulerError,
@@ -57,6 +58,7 @@ from wicbox_bridge.schedule.windows import (
 from wicbox_bridge.secret import Secret
 
 Say = Callable[[str], None]
+"""Where a line of progress goes (the command's stdout)."""
 PasswordPrompt = Callable[[str], Secret]
 
 
@@ -113,11 +115,27 @@ class Target:
 # --------------------------------------------------------------------------- install / uninstall
 
 
-def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say) -> None:
+def warn_through(say: Say) -> Say:
+    """Warnings in the CLI's one format (``wicbox: warning: ...``) through ``say``, for a caller
+    that keeps a single stream (the commands pass their own ``warn``, which writes to stderr)."""
+    return lambda text: say(warning_line(text))
+
+
+def install(
+    plan: SchedulePlan,
+    target: Target,
+    *,
+    force: bool,
+    prompt: PasswordPrompt,
+    say: Say,
+    warn: Say | None = None,
+    again: str = "wicbox schedule install",
+) -> None:
+    """Installs the plan; ``again`` is the command that was run, which a fix line names."""
     if plan.platform is Platform.WINDOWS:
-        _install_task(plan, target, force=force, prompt=prompt, say=say)
+        _install_task(plan, target, force=force, prompt=prompt, say=say, again=again)
     elif plan.platform is Platform.SYSTEMD:
-        _install_units(plan, target, force=force)
+        _install_units(plan, target, force=force, again=again)
         written = ", ".join(planned.path for planned in plan.files)
         unit = (
             f"{unit_base(plan.spec.name)}.service (wicbox serve)"
@@ -133,12 +151,12 @@ def install(plan: SchedulePlan, target: Target, *, force: bool, prompt: Password
     for note in plan.notes:
         say(f"note: {note}")
     for warning in plan.warnings:
-        say(f"warning: {warning}")
+        (warn or warn_through(say))(warning)
     _mention_pause(target, say)
 
 
 def _install_task(
-    plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say
+    plan: SchedulePlan, target: Target, *, force: bool, prompt: PasswordPrompt, say: Say, again: str
 ) -> None:
     spec = plan.spec
     names = (spec.name, *((target.relay_name,) if plan.relay else ()))
@@ -146,13 +164,14 @@ def _install_task(
     if existing:
         raise SchedulerError(
             f'a task named "{existing[0]}" already exists',
-            fix="add --force to replace it, or remove it first with `wicbox schedule uninstall`",
+            fix=f"add --force to replace it (`{again} --force`), or remove it first with "
+            "`wicbox schedule uninstall`",
         )
     password = prompt(spec.run_as or "") if spec.logon is Logon.PASSWORD else None
     if force and (plan.serve is not None or target.serves()):
         tool_succeeds(schtasks_end(spec.name))  # a serve still running would keep its old options
     for grant in (command for command in plan.commands if command.argv[0] == "icacls"):
-        _grant_state_dir(grant, target)  # before the task exists, so its first run can write there
+        _grant_state_dir(grant, target, again)  # before the task exists, so its first run can write there
     for name, planned in zip(names, plan.files, strict=True):
         if name != spec.name and force:
             tool_succeeds(schtasks_end(name))  # a relay still running would keep its old options
@@ -161,8 +180,8 @@ def _install_task(
             xml_file.write_bytes(planned.data)
             run_tool(
                 schtasks_create(spec, str(xml_file), password, force=force, name=name),
-                fix="run it from an elevated prompt (Run as administrator), check the account's name and "
-                "password, and that the account has the right to log on as a batch job",
+                fix=f"run `{again}` from an elevated prompt (Run as administrator), check the account's "
+                "name and password, and that the account has the right to log on as a batch job",
             )
         if name == spec.name and plan.serve is not None:
             run_tool(schtasks_run(spec.name), fix=_SCHTASKS_FIX)
@@ -174,28 +193,29 @@ def _install_task(
         run_tool(schtasks_run(target.relay_name), fix=_SCHTASKS_FIX)
 
 
-def _grant_state_dir(grant: CommandLine, target: Target) -> None:
+def _grant_state_dir(grant: CommandLine, target: Target, again: str) -> None:
     try:
         make_private_dir(target.state_dir, windows=default_windows_security())
     except OSError as exc:
         raise SchedulerError(
             f"cannot create {target.state_dir}: {exc.strerror or exc}",
-            fix="run `wicbox schedule install` from an elevated prompt (Run as administrator)",
+            fix=f"run `{again}` from an elevated prompt (Run as administrator)",
         ) from exc
     run_tool(
         grant,
-        fix="run it from an elevated prompt (Run as administrator) and check the account's name "
-        "(DOMAIN\\user)",
+        fix=f"run `{again}` from an elevated prompt (Run as administrator) and check the account's "
+        "name (DOMAIN\\user)",
     )
 
 
-def _install_units(plan: SchedulePlan, target: Target, *, force: bool) -> None:
+def _install_units(plan: SchedulePlan, target: Target, *, force: bool, again: str) -> None:
     units = (*target.unit_files, *((target.relay_unit,) if plan.relay else ()))
     present = [path for path in units if path.exists()]
     if present and not force:
         raise SchedulerError(
             f"{present[0]} already exists",
-            fix="add --force to replace the units, or remove them first with `wicbox schedule uninstall`",
+            fix=f"add --force to replace the units (`{again} --force`), or remove them first with "
+            "`wicbox schedule uninstall`",
         )
     if present:
         _leave_the_other_kind(plan, target)
@@ -304,11 +324,14 @@ def _exec_start(unit: Path) -> str | None:
 # --------------------------------------------------------------------------- stop / start
 
 
-def stop(target: Target, *, timeout: float, env: Mapping[str, str], say: Say) -> None:
+def stop(
+    target: Target, *, timeout: float, env: Mapping[str, str], say: Say, warn: Say | None = None
+) -> None:
     """Disables the entry, stops the relay, pauses runs, then waits for a busy run (RunStillBusy
     after ``timeout``)."""
-    _disable_entry(target, say)
-    _stop_relay(target, say)
+    warn = warn or warn_through(say)
+    _disable_entry(target, say, warn)
+    _stop_relay(target, say, warn)
     marker = pause_runs(
         target.state_dir, at=dt.datetime.now().astimezone(), by=who_and_where(env, target.platform)
     )
@@ -331,7 +354,7 @@ def start(target: Target, *, say: Say) -> None:
     _start_relay(target, say)
 
 
-def _stop_relay(target: Target, say: Say) -> None:
+def _stop_relay(target: Target, say: Say, warn: Say) -> None:
     """The relay keeps the wicbox executable in use: an upgrade needs it stopped, and disabled so that
     neither a boot nor its restart trigger starts it before `wicbox schedule start`."""
     if target.platform is Platform.CRON or not _relay_installed(target):
@@ -343,7 +366,7 @@ def _stop_relay(target: Target, say: Say) -> None:
         else:
             run_tool(stop_relay(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
     except SchedulerError as error:
-        say(f"warning: could not stop {target.describe_relay()}: {error.message}")
+        warn(f"could not stop {target.describe_relay()}: {error.message}")
         return
     say(f"stopped and disabled {target.describe_relay()}")
 
@@ -365,7 +388,7 @@ def _relay_installed(target: Target) -> bool:
     return target.relay_unit.exists()
 
 
-def _disable_entry(target: Target, say: Say) -> None:
+def _disable_entry(target: Target, say: Say, warn: Say) -> None:
     if target.platform is Platform.CRON:
         say("cron: comment out the wicbox line with `crontab -e`; until then each run ends at once (paused)")
         return
@@ -375,8 +398,10 @@ def _disable_entry(target: Target, say: Say) -> None:
     try:
         _run_entry_command(target, enable=False)
     except SchedulerError as error:
-        say(f"warning: could not disable {target.describe()}: {error.message}")
-        say("warning: runs are held off by the pause marker all the same")
+        warn(
+            f"could not disable {target.describe()}: {error.message}; runs are held off by the pause "
+            "marker all the same"
+        )
         return
     say(f"disabled {target.describe()}")
 
