@@ -6,7 +6,13 @@ import logging
 
 import pytest
 
-from wicbox_bridge.logs.redact import RedactingFilter, Redactor, mask_tokens
+from wicbox_bridge.logs.redact import (
+    RedactingFilter,
+    Redactor,
+    mask_token_patterns,
+    mask_tokens,
+    may_hold_token,
+)
 from wicbox_bridge.secret import MASK, Secret, mask, mask_values
 
 JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2lnbmF0dXJlLWJ5dGVz"
@@ -43,10 +49,54 @@ def test_mask_tokens_by_shape(text: str, kept: str) -> None:
     assert mask_tokens(text) == kept
 
 
+SHAPES = [
+    f"token {JWT} end",
+    "Authorization: Bearer abcdefgh12345678",
+    "user=a@b\x01auth=Bearer abcdefgh12345678\x01\x01",
+    "AUTHENTICATE XOAUTH2 dXNlcj1hQGIBYXV0aD1CZWFyZXI=",
+    "client_secret=s3cr3t-value&scope=x",
+    "?authtoken=Ab-c_d9 (",
+    '{"refresh_token": "0.AAAA-bbb"}',
+    '{"access_token": "0.AAAA-bbb", "id_token": "x.y.z"}',
+    "password=hunter22 user=x",
+    "client_assertion=eyJhbGciOi.x.y&a=b",
+    '"device_code": "GAQABAAEAAAD--DLA3VO7QrddgJg7We"',
+    '"code": "GAQABAAEAAAD--DLA3VO7QrddgJg7We"',
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END RSA PRIVATE KEY-----\n",
+]
+
+
+def _case_variants(text: str) -> list[str]:
+    """The text as written, upper, lower and swapped case, and with Unicode characters that the
+    patterns' IGNORECASE folds onto ASCII letters (KELVIN SIGN, LONG S, DOTLESS I)."""
+    unicode_folds = text.replace("k", "\u212a").replace("s", "\u017f").replace("i", "\u0131")
+    return [text, text.upper(), text.lower(), text.swapcase(), unicode_folds]
+
+
+@pytest.mark.parametrize("text", [variant for shape in SHAPES for variant in _case_variants(shape)])
+def test_the_pre_check_never_skips_a_text_a_pattern_masks(text: str) -> None:
+    assert mask_tokens(text) == mask_token_patterns(text)
+    if mask_token_patterns(text) != text:
+        assert may_hold_token(text)
+
+
+def test_the_pre_check_lets_an_ordinary_mail_line_skip_the_patterns() -> None:
+    line = (
+        "mailbox=wic@example.be uid=4711 message_id=<abc.123@mail.example.be> project=P-2026-17 "
+        "outcome=filed mail_id=90210 size=20480"
+    )
+    assert not may_hold_token(line)
+    assert mask_tokens(line) == line
+    assert may_hold_token(line.replace("outcome", "Password"))
+    assert may_hold_token(line + " \u00e9")  # not ASCII: the patterns always run
+
+
 def test_registered_values_are_masked_longest_first() -> None:
     redactor = Redactor()
     redactor.register([Secret("Zomer2026!"), "Zomer2026!-extra", None, "abc"])
     assert redactor.redact("a Zomer2026!-extra b Zomer2026! c abc") == f"a {MASK} b {MASK} c abc"
+    redactor.register(["Zomer2026!-extra-long"])  # a later, longer value is still masked whole
+    assert redactor.redact("x Zomer2026!-extra-long y") == f"x {MASK} y"
 
 
 def test_filter_masks_message_args_and_traceback(caplog: pytest.LogCaptureFixture) -> None:

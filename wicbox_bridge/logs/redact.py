@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Iterable
 
-from wicbox_bridge.secret import MASK, Secret, mask_values
+from wicbox_bridge.secret import MASK, Secret
 
 _TOKEN_PATTERNS = (
     # Each pattern's first group is the text kept in front of the mask.
@@ -36,8 +36,45 @@ _TOKEN_PATTERNS = (
 )
 
 
+# Every pattern above can match only a text that holds one of these words (in any case): the JWT
+# prefix "eyJ", "Bearer", "XOAUTH2", the field names (client_secret, client_assertion, password,
+# the *_token fields and authtoken, device_code and code) and "PRIVATE KEY". Keep them in step.
+_TRIGGER_WORDS = (
+    "eyj",
+    "bearer",
+    "xoauth2",
+    "secret",
+    "assertion",
+    "password",
+    "token",
+    "code",
+    "private key",
+)
+
+
+def may_hold_token(text: str) -> bool:
+    """False only when no pattern of :func:`mask_tokens` can match ``text``: a cheap test before
+    seven regular expressions, for the common log line (a mail's trace line) that holds none.
+
+    Only ASCII text is ruled out: there ``str.lower`` folds exactly what the patterns' IGNORECASE
+    folds. Unicode case folding also matches e.g. KELVIN SIGN to "k", LONG S to "s" and DOTLESS I
+    to "i", so any other text always takes the patterns.
+    """
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _TRIGGER_WORDS)
+
+
 def mask_tokens(text: str) -> str:
     """Masks anything that looks like a bearer token, a JWT or a secret form field."""
+    if not may_hold_token(text):
+        return text
+    return mask_token_patterns(text)
+
+
+def mask_token_patterns(text: str) -> str:
+    """:func:`mask_tokens` without the pre-check: every pattern, always (the tests' reference)."""
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(lambda match: match.group(1) + MASK, text)
     return text
@@ -48,6 +85,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def register(self, secrets: Iterable[Secret | str | None]) -> None:
@@ -57,11 +95,16 @@ class Redactor:
                 # Very short values would mask ordinary words; they are still never logged on purpose.
                 if value and len(value) >= 4:
                     self._values.add(value)
+            # Sorted once here, not for every log line (as mask_values does: longest first, so a
+            # value that contains a shorter one is masked whole).
+            self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        with self._lock:
-            values = list(self._values)
-        return mask_tokens(mask_values(text, values))
+        values = self._longest_first  # replaced whole under the lock, read without it
+        for value in values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return mask_tokens(text)
 
 
 class RedactingFilter(logging.Filter):

@@ -23,6 +23,16 @@ _ADDR_SPEC = re.compile(r"(?<![^\s<>,;:\"()\[\]])[^\s<>,;:\"()\[\]]+@[^\s<>,;:\"
 # quotes. Possessive, so the scan is linear whatever the quotes.
 _PARAM_PIECE = re.compile(r'(?:[^";]++|"(?:[^"\\]++|\\.)*+"?)*+', re.DOTALL)
 _VALID_ADDR = re.compile(r"[^@\s]+@[^@\s]+")
+# The common address list, read without the standard library's parser (which it would return the
+# same way): entries of a plain addr-spec, or a display name of atoms (single spaces between) or one
+# quoted string without backslashes, and an addr-spec in angle brackets. No comments, dots or other
+# specials in names, no groups, no route: anything else takes getaddresses.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_SIMPLE_ENTRY = re.compile(
+    rf"[ \t]*(?:(?P<name>{_ATOM}(?: {_ATOM})*|\"[^\"\\\r\n]*\")[ \t]*<(?P<angled>{_SIMPLE_SPEC})>"
+    rf"|(?P<bare>{_SIMPLE_SPEC}))[ \t]*(?:,|$)"
+)
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 
 
@@ -128,6 +138,9 @@ def parse_addresses(text: str | None, what: str, problems: list[str]) -> tuple[t
             f"{what}: address list longer than {DEFAULT_LIMITS.max_header_value} characters; the rest ignored"
         )
         text = text[: DEFAULT_LIMITS.max_header_value]
+    simple = simple_addresses(text)
+    if simple is not None:
+        return tuple((decode_encoded_words(name, what, problems).strip(), addr) for name, addr in simple)
     try:
         parsed = getaddresses([text])
     except Exception:
@@ -140,6 +153,26 @@ def parse_addresses(text: str | None, what: str, problems: list[str]) -> tuple[t
             problems.append(f"{what}: malformed address list; addresses taken from the raw text")
             pairs.extend(("", addr) for addr in dict.fromkeys(recovered))
     return tuple((decode_encoded_words(name, what, problems).strip(), addr) for name, addr in pairs)
+
+
+def simple_addresses(text: str) -> list[tuple[str, str]] | None:
+    """The (name, addr-spec) pairs of a plain address list, as ``getaddresses`` gives them; None
+    when any part of ``text`` is not plain (then the standard library's parser reads it)."""
+    pairs: list[tuple[str, str]] = []
+    position, end = 0, len(text)
+    while position < end:
+        match = _SIMPLE_ENTRY.match(text, position)
+        if match is None:
+            return None
+        name, angled, bare = match.group("name", "angled", "bare")
+        if bare is not None:
+            pairs.append(("", bare))
+        else:
+            pairs.append((name[1:-1] if name.startswith('"') else name, angled))
+        position = match.end()
+        if text.endswith(",", 0, position) and position == end:
+            return None  # a trailing comma: an empty entry, which getaddresses treats as invalid
+    return pairs or None
 
 
 def format_address(name: str, addr: str) -> str:
