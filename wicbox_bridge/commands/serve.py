@@ -28,18 +28,20 @@ from wicbox_bridge.commands._build import (
     watch_opener,
 )
 from wicbox_bridge.commands.relay import running_relay
+from wicbox_bridge.commands.run import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
 from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.errors import AlreadyRunning
 from wicbox_bridge.run.routing import RoutableProject
-from wicbox_bridge.run.runlock import RunLock
+from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings, RunLock
 from wicbox_bridge.run.runner import RunSettings
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.schedule.pause import paused_notice
 from wicbox_bridge.send.outbox import OutboxSettings
 from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME, Heartbeat, write_heartbeat
+from wicbox_bridge.serve.leases import LeaseGate
 from wicbox_bridge.serve.service import ServeJob, ServePlan, ServeSettings, serve
 from wicbox_bridge.store.projects import list_projects
 
@@ -66,6 +68,14 @@ log = logging.getLogger("wicbox.serve")
     default=60.0,
     show_default=True,
     help="Read WICMan's parameters and projects again this often (a new project mailbox is watched).",
+)
+@click.option(
+    "--lease-seconds",
+    type=click.IntRange(MIN_LEASE_SECONDS, MAX_LEASE_SECONDS),
+    default=DEFAULT_LEASE_SECONDS,
+    show_default=True,
+    help="Hold each mailbox's lease this long, renewed every third of it; when this process dies, "
+    "another serve or run takes its mailboxes over after at most this long.",
 )
 @click.option(
     "--relay",
@@ -101,6 +111,7 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
     runtime: Runtime,
     poll_seconds: float,
     reload_seconds: float,
+    lease_seconds: int,
     relay: bool,
     relay_listen: str,
     relay_tls_cert: Path | None,
@@ -112,8 +123,9 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
     Each mailbox of the account mode is watched at once (IMAP IDLE, or Graph delta queries), and a
     mailbox's pass runs as soon as mail arrives, exactly as `wicbox run` files it. WIC's outgoing
     mail is delivered every 15 seconds and the parameters are read again every minute. SIGTERM or
-    Ctrl+C stops it cleanly. While it runs, the scheduled `wicbox run` of this configuration exits
-    with code 5. With --relay the SMTP relay of `wicbox relay` runs in the same process.
+    Ctrl+C stops it cleanly. A mailbox is worked only while this process holds its lease in the WIC
+    database: serve on several hosts, and scheduled runs beside it, share the mailboxes. With
+    --relay the SMTP relay of `wicbox relay` runs in the same process.
     """
     stop = threading.Event()
     relay_options = relay_tls_cert or relay_tls_key or relay_allow_remote or relay_listen != DEFAULT_LISTEN
@@ -125,7 +137,9 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
         else None
     )
     with contextlib.ExitStack() as stack:
-        stack.enter_context(RunLock(runtime.machine_state_dir, command="serve"))
+        # shared, as for `wicbox run`: the mailbox leases keep serve and runs apart; the lock tells
+        # `wicbox schedule stop` that serve is busy
+        stack.enter_context(RunLock(runtime.machine_state_dir, shared=True, command="serve"))
         if (notice := paused_notice(runtime.machine_state_dir)) is not None:  # `wicbox schedule stop`
             click.echo(notice, err=True)
             return 0
@@ -137,6 +151,11 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
         params = parsed.parameters
         tokens = stack.enter_context(contextlib.closing(TokenLayer(runtime)))
         tokens.current(params)  # a wrong certificate stops the command before any mailbox
+        keeper = LeaseKeeper(
+            runtime.open_store, LeaseSettings(seconds=lease_seconds, state_dir=runtime.machine_state_dir)
+        )
+        stack.callback(keeper.close)  # released on SIGTERM / Ctrl+C (a killed serve's leases expire)
+        keeper.start()
         job = ServeJob(
             open_store=runtime.open_store,
             load_plan=_plan_loader(runtime, tokens, stop, poll_seconds),
@@ -148,6 +167,7 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
             passes=threading.Semaphore(max(1, params.workers)),
             host=socket.gethostname(),
             pid=os.getpid(),
+            leases=LeaseGate(keeper),
         )
         if relay_settings is not None:
             server = stack.enter_context(running_relay(runtime, relay_settings))

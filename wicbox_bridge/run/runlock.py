@@ -9,7 +9,8 @@ that dies on this machine is recognised at once (:class:`OwnerLock`) and its lea
 the next run here, so a scheduled task recovers from a killed run without waiting.
 
 The file lock (``run.lock`` in the configuration's state directory) no longer keeps runs apart:
-``wicbox run`` takes it SHARED, so any number of runs hold it together. What it still protects is
+``wicbox run`` and ``wicbox serve`` take it SHARED, so any number of runs (and serve beside them)
+hold it together. What it still protects is
 ``wicbox schedule stop``, which waits until no run of this configuration is busy on this machine
 (:func:`run_is_busy` asks for it exclusively), and ``wicbox send`` (:class:`RunLock` exclusive, on
 its own file). The operating system releases it when the process ends in any way (exit, crash,
@@ -71,15 +72,15 @@ _OWNER_KEY = re.compile(r"^[0-9a-f-]{1,36}$")
 class RunLock:
     """Context manager: ``with RunLock(state_dir):`` or AlreadyRunning (exit code 5).
 
-    ``shared``: any number of shared holders at once (``wicbox run``), none beside an exclusive one.
-    ``command``: who holds it, for the message another command gets ("serve": `wicbox serve` holds
-    it for its whole life).
+    ``shared``: any number of shared holders at once (``wicbox run``, ``wicbox serve`` for its whole
+    life: the mailbox leases keep them apart), none beside an exclusive one. ``command``: who holds
+    it, for the message another command gets.
     """
 
     def __init__(self, state_dir: Path, *, shared: bool = False, command: str = "run") -> None:
         self.path = state_dir / LOCK_FILE_NAME
         self.holder_path = state_dir / HOLDER_FILE_NAME
-        self.command = command  # "serve": `wicbox serve` holds it for its whole life
+        self.command = command
         self._lock: portalocker.Lock | None = None
         self._flags = (
             portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
@@ -150,13 +151,6 @@ class RunLock:
 
     def _busy(self) -> AlreadyRunning:
         who = self._holder()
-        if self._holder_document().get("command") == "serve":
-            return AlreadyRunning(
-                f"`wicbox serve` works the mailboxes of this configuration ({who}): this {self.command} "
-                "is not needed and does nothing",
-                fix="remove the scheduled run task beside serve (`wicbox schedule uninstall --name NAME`; "
-                "`wicbox schedule install --serve` replaces it), or stop serve to go back to scheduled runs",
-            )
         return AlreadyRunning(
             f"another wicbox run for this configuration is still busy ({who})",
             fix="wait for it to finish; a scheduled task should not start runs that overlap",
@@ -324,20 +318,41 @@ class LeaseKeeper:
                 if name in self._fences:
                     return None
                 taken = len(self._fences)
-            share, others = self._fair_share(mailboxes)
-            if taken >= share:
-                log.info("%s: left for the other live runs (fair share %d)", name, share)
-                return Refused(
-                    name,
-                    f"left for the {others} other live run(s): this run took its fair share, "
-                    f"{share} of {mailboxes} mailboxes",
-                    0.0,
-                    left=True,
-                )
-            settings = self._settings
-            result = acquire(
-                self._store, name, settings.owner, settings.seconds, settings.clock, gone=self._gone
+            return self._take(name, mailboxes, taken)
+
+    def hold(self, mailbox: str, mailboxes: int) -> Refused | None:
+        """For a long-running owner (``wicbox serve``): None while this keeper holds ``mailbox``'s
+        lease, or when it takes it now within its fair share of ``mailboxes`` (counting only the
+        leases it still holds); else why not. A lease lost since (another owner took it over) is
+        forgotten here and taken anew, with a new token, once it is free or expired again."""
+        name = normalized_mailbox(mailbox)
+        with self._db:
+            with self._guard:
+                if name in self._held:
+                    return None
+                self._fences.pop(name, None)  # lost: a pass still running keeps refusing by its fence
+                taken = len(self._held)
+            return self._take(name, mailboxes, taken)
+
+    def holds(self, mailbox: str) -> bool:
+        """Whether this keeper holds ``mailbox``'s lease as of its last renewal."""
+        with self._guard:
+            return normalized_mailbox(mailbox) in self._held
+
+    def _take(self, name: str, mailboxes: int, taken: int) -> Refused | None:
+        """Under ``self._db``: acquire ``name``'s lease unless ``taken`` already fills the share."""
+        share, others = self._fair_share(mailboxes)
+        if taken >= share:
+            log.info("%s: left for the other live runs (fair share %d)", name, share)
+            return Refused(
+                name,
+                f"left for the {others} other live run(s): this run took its fair share, "
+                f"{share} of {mailboxes} mailboxes",
+                0.0,
+                left=True,
             )
+        settings = self._settings
+        result = acquire(self._store, name, settings.owner, settings.seconds, settings.clock, gone=self._gone)
         if isinstance(result, Refused):
             log.info("%s: skipped, %s holds its lease", name, result.holder)
             return result

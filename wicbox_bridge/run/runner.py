@@ -123,6 +123,9 @@ class RunJob:
     # it too when the database fails. None: the run's own event.
     stop: threading.Event | None = None
     survey: MailboxSurvey | None = None  # which mailboxes have mail at all (None: open every one)
+    # the leases of a long-running caller (`wicbox serve`), held for its life: the run files under
+    # their fences but neither starts nor closes the keeper (``leases`` is then not used)
+    keeper: LeaseKeeper | None = None
 
 
 # A batch is never made smaller than this by sharing (a mail larger than a batch is one of its own).
@@ -375,7 +378,7 @@ def run_mailboxes(job: RunJob) -> RunReport:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
             _run_rounds(pool, state)
     finally:
-        if state.keeper is not None:
+        if state.keeper is not None and job.keeper is None:
             state.keeper.close()
         try:
             state.write_states()
@@ -394,6 +397,9 @@ def _held_text(held: Refused) -> str:
 def _take_leases(state: _Run) -> None:
     """The run's lease keeper, renewing from now on; each mailbox's lease is taken by its first pass."""
     job = state.job
+    if job.keeper is not None:
+        state.keeper = job.keeper
+        return
     if job.leases is None or job.settings.dry_run or not job.accounts:
         return
     state.keeper = LeaseKeeper(job.open_store, job.leases)

@@ -203,9 +203,10 @@ OUTBOX_NOTE = (
 
 
 SERVE_NOTE = (
-    "serve delivers WIC's outgoing mail every 15 seconds and holds the run lock while it runs: a "
-    "`wicbox run` of this configuration beside it (another scheduled task, by hand) ends with exit "
-    "code 5 and says so; `wicbox schedule install` without --serve goes back to scheduled runs"
+    "serve delivers WIC's outgoing mail every 15 seconds and works a mailbox only while it holds the "
+    "mailbox's lease in the WIC database: a `wicbox run` of this configuration beside it (another "
+    "scheduled task, by hand, serve on a second host) shares the mailboxes with it; `wicbox schedule "
+    "install` without --serve goes back to scheduled runs"
 )
 
 

@@ -2,8 +2,8 @@
 
 The entry keeps its name (the task "WICBOX", ``wicbox.service``) but starts ``wicbox serve`` at boot
 and again when it fails, instead of ``wicbox run`` every few minutes: serve files mail within seconds
-and holds the run lock for its whole life, so a scheduled run of the same configuration beside it
-would only end with exit code 5. ``install --serve`` therefore replaces the run entry (with
+and works the mailboxes whose leases it holds, so a scheduled run of the same configuration beside
+it would only share the same mailboxes. ``install --serve`` therefore replaces the run entry (with
 ``--force`` when one is installed), and ``install`` without ``--serve`` replaces serve the same way.
 """
 

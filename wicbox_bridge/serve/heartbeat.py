@@ -26,6 +26,7 @@ class MailboxBeat:
     filed_total: int = 0  # since serve started
     last_latency_s: float | None = None  # the last filed mail: from its received time to its commit
     last_latency_at: str | None = None  # when that mail was filed
+    lease_held: bool | None = None  # whether this process holds the mailbox's lease (None: no leases)
 
 
 @dataclass(frozen=True)

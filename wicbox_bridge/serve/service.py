@@ -18,16 +18,17 @@ from dataclasses import dataclass, replace
 
 from wicbox_bridge.adapters.base import MailboxWatch
 from wicbox_bridge.auth.accounts import MailboxAccount, MailboxOpener
-from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.errors import BridgeError, LeaseLost
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runner import RunJob, RunReport, RunSettings, StoreOpener, run_mailboxes
 from wicbox_bridge.serve.heartbeat import Heartbeat, MailboxBeat, utc_text
+from wicbox_bridge.serve.leases import LeaseGate
 
 log = logging.getLogger("wicbox.serve")
 
 WatchOpener = Callable[[MailboxAccount], MailboxWatch]
 MayWork = Callable[[MailboxAccount], bool]
-"""Whether this process may work ``account``'s mailbox now (always, until leases decide)."""
+"""Whether this process may work ``account``'s mailbox now (without leases: always)."""
 
 
 def always(_account: MailboxAccount) -> bool:
@@ -72,6 +73,13 @@ class ServeJob:
     host: str = ""
     pid: int = 0
     clock: Callable[[], float] = time.monotonic
+    leases: LeaseGate | None = None  # the mailbox leases (then ``may_work`` is theirs)
+
+    def allowed(self, account: MailboxAccount) -> bool:
+        """Whether ``account``'s mailbox may be worked now: its lease (with leases), and ``may_work``."""
+        if self.leases is not None and not self.leases.may_work(account):
+            return False
+        return self.may_work(account)
 
 
 def _key(account: MailboxAccount) -> str:
@@ -112,9 +120,9 @@ class _Worker:
                     else:
                         fired = watch.wait(self.job.settings.wait_s)
                     due = due or fired
-                    if due and not self._stopping() and self.job.may_work(self.account):
-                        due = False
-                        self._work()
+                    if due and not self._stopping() and self.job.allowed(self.account):
+                        due = self._work()
+                    self._show_lease()
                 except BridgeError as error:
                     log.error(
                         "%s (%s): %s; trying again in %.0f s",
@@ -135,8 +143,15 @@ class _Worker:
     def _stopping(self) -> bool:
         return self.stop.is_set() or self.job.stop.is_set()
 
-    def _work(self) -> None:
-        """Passes until the folder is drained (a pass takes at most the run's cap)."""
+    def _show_lease(self) -> None:
+        leases = self.job.leases
+        held = None if leases is None else leases.holds(self.account)
+        if held != self.beat.lease_held:
+            self.beat = replace(self.beat, lease_held=held)
+
+    def _work(self) -> bool:
+        """Passes until the folder is drained (a pass takes at most the run's cap); True when a
+        pass is still owed (the lease was lost on the way: asked for again at the next tick)."""
         fired_at = self.job.clock()
         while not self._stopping():
             report = self._one_pass()
@@ -153,10 +168,14 @@ class _Worker:
                 last_latency_s=self.beat.last_latency_s if latency is None else round(latency, 3),
                 last_latency_at=self.beat.last_latency_at if latency is None else now,
             )
+            if isinstance(mailbox.error, LeaseLost):
+                log.warning("%s (%s): %s", self.account.label, self.account.mailbox, mailbox.error.message)
+                return True
             if mailbox.error is not None:
                 raise mailbox.error
             if mailbox.fetched < self.plan.run_settings.max_mails:
-                return
+                return False
+        return False
 
     def _one_pass(self) -> RunReport:
         pass_stop = threading.Event()
@@ -170,6 +189,7 @@ class _Worker:
             projects=self.plan.projects,
             settings=self.plan.run_settings,
             stop=pass_stop,
+            keeper=None if self.job.leases is None else self.job.leases.keeper,
         )
         try:
             with self._mailbox_lock, _bounded(self.job.passes):
@@ -214,6 +234,8 @@ class Service:
     def reconcile(self, plan: ServePlan) -> None:
         """Start workers for new accounts, stop the ones gone, restart the ones whose account changed."""
         wanted = {_key(account): account for account in plan.accounts[: self.job.settings.max_watches]}
+        if self.job.leases is not None:
+            self.job.leases.plan(list(wanted.values()))
         if len(plan.accounts) > self.job.settings.max_watches:
             log.warning(
                 "%d mailboxes, but serve watches at most %d",
