@@ -21,8 +21,10 @@ DOCUMENT = {
             "filed_total": 7,
             "last_latency_s": 1.25,
             "error": None,
+            "lease_held": True,
         },
         {"label": "ALPHA", "mailbox": "alpha@klant.example", "how": "failing", "error": "sign-in refused"},
+        {"label": "BETA", "mailbox": "beta@klant.example", "how": "IDLE", "lease_held": False},
     ],
 }
 
@@ -32,13 +34,16 @@ def test_a_fresh_heartbeat_is_running_with_each_mailbox() -> None:
     lines = serve_lines(status, BEAT_AT + dt.timedelta(seconds=4))
     assert lines[0] == "Serve: running (pid 4242 on wic-app-01), last heartbeat 4 s ago"
     assert lines[1] == (
-        "  global (wic@klant.example): IDLE; last pass 14 s ago; filed 7; last arrival-to-filed 1.2 s"
+        "  global (wic@klant.example): IDLE; last pass 14 s ago; filed 7; last arrival-to-filed 1.2 s; "
+        "lease held here"
     )
     assert lines[2].endswith("last pass never; filed 0; last arrival-to-filed -; last error: sign-in refused")
     document = serve_json(status)
     assert document is not None
     assert document["alive"] is True
-    assert [m["watched_by"] for m in document["mailboxes"]] == ["IDLE", "failing"]
+    assert lines[3].endswith("; lease held elsewhere (not worked here)")
+    assert [m["watched_by"] for m in document["mailboxes"]] == ["IDLE", "failing", "IDLE"]
+    assert [m["lease_held"] for m in document["mailboxes"]] == [True, None, False]
     assert document["mailboxes"][0]["last_latency_seconds"] == 1.25
 
 

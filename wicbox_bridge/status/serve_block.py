@@ -26,6 +26,7 @@ class ServeMailbox:
     filed_total: int
     last_latency_s: float | None
     error: str | None
+    lease_held: bool | None = None  # whether this serve holds the mailbox's lease (None: not told)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def _mailbox(entry: Mapping[str, Any]) -> ServeMailbox:
         filed_total=int(_number(entry.get("filed_total")) or 0),
         last_latency_s=_number(entry.get("last_latency_s")),
         error=error if isinstance(error, str) else None,
+        lease_held=lease if isinstance(lease := entry.get("lease_held"), bool) else None,
     )
 
 
@@ -113,6 +115,8 @@ def serve_lines(status: ServeStatus | None, now: dt.datetime) -> list[str]:
             f"  {mailbox.label} ({mailbox.mailbox}): {mailbox.how}; last pass {last}; "
             f"filed {mailbox.filed_total}; last arrival-to-filed {_latency(mailbox.last_latency_s)}"
         )
+        if mailbox.lease_held is not None:
+            line += "; lease held here" if mailbox.lease_held else "; lease held elsewhere (not worked here)"
         if mailbox.error:
             line += f"; last error: {mailbox.error}"
         lines.append(line)
@@ -143,6 +147,7 @@ def serve_json(status: ServeStatus | None) -> dict[str, Any] | None:
                 "filed": m.filed_total,
                 "last_latency_seconds": m.last_latency_s,
                 "last_error": m.error,
+                "lease_held": m.lease_held,
             }
             for m in status.mailboxes
         ],
