@@ -80,6 +80,7 @@ class MemoryRow:
     seconds: float
     peak_rss_mb: float
     limit_mb: float
+    cpu_seconds: float = 0.0
 
     @property
     def met(self) -> bool:
@@ -162,6 +163,7 @@ def measure(bed: BenchBed, install: WicboxInstall, backend: str, mail_set: MailS
         child.seconds,
         child.peak_rss_mb,
         mail_set.limit_mb,
+        child.cpu_seconds,
     )
 
 
@@ -177,7 +179,10 @@ def run(sets: Sequence[MailSet], backends: Sequence[str], paths: Sequence[str] =
             for backend in backends:
                 progress(f"{mail_set.title}: wicbox run into {backend}")
                 rows.append(measure(bed, install, backend, mail_set))
-                progress(f"peak RSS {rows[-1].peak_rss_mb:.1f} MB in {rows[-1].seconds:.2f} s")
+                row = rows[-1]
+                progress(
+                    f"peak RSS {row.peak_rss_mb:.1f} MB in {row.seconds:.2f} s ({row.cpu_seconds:.2f} CPU s)"
+                )
         if "multiple" in paths:
             rows += [_row(sets, figures) for figures in multiple_runs(bed, titled, progress)]
         progress("stopping the test bed")
@@ -187,7 +192,7 @@ def run(sets: Sequence[MailSet], backends: Sequence[str], paths: Sequence[str] =
 
 
 def _row(sets: Sequence[MailSet], figures: Figures) -> MemoryRow:
-    backend, mails, seconds, peak = figures
+    backend, mails, seconds, peak, cpu = figures
     mail_set = next(mail_set for mail_set in sets if mail_set.mails is mails)
     sizes = list(map(len, mails))
     return MemoryRow(
@@ -199,19 +204,21 @@ def _row(sets: Sequence[MailSet], figures: Figures) -> MemoryRow:
         seconds,
         peak,
         mail_set.limit_mb,
+        cpu,
     )
 
 
 def report_lines(rows: Sequence[MemoryRow]) -> list[str]:
     lines = [
         "== memory at any run size: peak RSS of one wicbox run (IMAP unless named, cap = the set's size)",
-        f"{'backend':18} {'mail set':24} {'MB':>7} {'largest':>8} {'seconds':>8} {'peak RSS':>9} "
-        f"{'limit':>8}  target",
+        f"{'backend':18} {'mail set':24} {'MB':>7} {'largest':>8} {'seconds':>8} {'CPU s':>7} "
+        f"{'peak RSS':>9} {'limit':>8}  target",
     ]
     for row in rows:
         lines.append(
             f"{row.backend:18} {row.title:24} {row.total_mb:7.1f} {row.largest_mb:7.2f}M {row.seconds:8.2f} "
-            f"{row.peak_rss_mb:7.1f}MB {row.limit_mb:6.1f}MB  {'PASS' if row.met else 'MISS'}"
+            f"{row.cpu_seconds:7.2f} {row.peak_rss_mb:7.1f}MB {row.limit_mb:6.1f}MB  "
+            f"{'PASS' if row.met else 'MISS'}"
         )
     for backend in sorted({row.backend for row in rows}):
         small = [row for row in rows if row.backend == backend and "20-200 KB" in row.title]

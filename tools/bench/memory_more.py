@@ -33,8 +33,8 @@ from tools.bench.modes_bench import (
 
 MAILBOXES = 10
 Progress = Callable[[str], None]
-# (backend column, mails of the set, seconds, peak RSS MB) for memory_bench's rows
-Figures = tuple[str, Sequence[bytes], float, float]
+# (backend column, mails of the set, seconds, peak RSS MB, CPU seconds) for memory_bench's rows
+Figures = tuple[str, Sequence[bytes], float, float, float]
 
 
 def graph_runs(sets: Sequence[tuple[str, Sequence[bytes]]], progress: Progress) -> list[Figures]:
@@ -46,7 +46,7 @@ def graph_runs(sets: Sequence[tuple[str, Sequence[bytes]]], progress: Progress) 
         for title, mails in sets:
             progress(f"{title}: wicbox run over Graph")
             measured = measure_graph_wicbox(bed, graph, install, title, mails)
-            figures.append(("graph pg", mails, measured.seconds, measured.peak_rss_mb))
+            figures.append(("graph pg", mails, measured.seconds, measured.peak_rss_mb, measured.cpu_seconds))
             progress(f"peak RSS {measured.peak_rss_mb:.1f} MB in {measured.seconds:.2f} s")
     return figures
 
@@ -107,7 +107,15 @@ def multiple_runs(
         seed_templates(bed, case)
         progress(f"{title}: wicbox run (MULTIPLE)")
         child = multiple_run(bed, install, case)
-        figures.append((f"multiple pg x{len(case.mailboxes)}", mails, child.seconds, child.peak_rss_mb))
+        figures.append(
+            (
+                f"multiple pg x{len(case.mailboxes)}",
+                mails,
+                child.seconds,
+                child.peak_rss_mb,
+                child.cpu_seconds,
+            )
+        )
         progress(f"peak RSS {child.peak_rss_mb:.1f} MB in {child.seconds:.2f} s")
     return figures
 
