@@ -32,7 +32,7 @@ from tests.test_run_fairness import (
     project_mailbox,
 )
 from tools.testbed.pki import LoopbackPki
-from wicbox_bridge.store.leases import DatabaseClock, Lease, LeaseOwner, acquire, release
+from wicbox_bridge.store.leases import PRESENCE_PREFIX, DatabaseClock, Lease, LeaseOwner, acquire, release
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow, pytest.mark.crash]
 
@@ -45,6 +45,7 @@ SEED_VARIABLE = "WICBOX_SERVE_CHAOS_SEED"
 FULL_VARIABLE = "WICBOX_SERVE_CHAOS_FULL"
 STALL_PID = 999_999  # the test's own lease owner (files nothing)
 FILED_WITHIN_S = 90.0  # only ends a hanging test
+MAILBOXES_ONLY = f"MAILBOX NOT LIKE '{PRESENCE_PREFIX}%'"  # not the serves' presence rows
 
 
 def _seed() -> int:
@@ -101,7 +102,9 @@ def _serve(room: Mailroom, processes: list[WicboxProcess], name: str) -> WicboxP
 def _leases_of(room: Mailroom, pid: int) -> dict[str, int]:
     with room.wic.store() as store:
         rows = store.query(
-            "SELECT MAILBOX, TOKEN FROM WICBOX_LEASE WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL", (pid,)
+            "SELECT MAILBOX, TOKEN FROM WICBOX_LEASE WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL"
+            f" AND {MAILBOXES_ONLY}",
+            (pid,),
         )
     return {str(mailbox): int(token) for mailbox, token in rows}
 
@@ -110,7 +113,9 @@ def _tokens(room: Mailroom) -> dict[str, int]:
     with room.wic.store() as store:
         return {
             str(mailbox): int(token)
-            for mailbox, token in store.query("SELECT MAILBOX, TOKEN FROM WICBOX_LEASE")
+            for mailbox, token in store.query(
+                f"SELECT MAILBOX, TOKEN FROM WICBOX_LEASE WHERE {MAILBOXES_ONLY}"
+            )
         }
 
 
@@ -119,7 +124,7 @@ def _live_leases_of(room: Mailroom, pid: int) -> int:
         now = DatabaseClock().now(store)
         row = store.query_one(
             "SELECT COUNT(*) FROM WICBOX_LEASE "
-            "WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL AND EXPIRES_AT > ?",
+            f"WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL AND EXPIRES_AT > ? AND {MAILBOXES_ONLY}",
             (pid, now),
         )
     return 0 if row is None else int(row[0])
