@@ -315,7 +315,7 @@ class LeaseKeeper:
         self._present = True
 
     def after_renewal(self, step: Callable[[], None]) -> None:
-        """Run ``step`` on the renewal thread after each round of renewals (before :meth:`start`)."""
+        """Run ``step`` on the renewal thread after each round of renewals (from the next round on)."""
         self._after_renewal.append(step)
 
     def survey(self) -> LeaseTable:

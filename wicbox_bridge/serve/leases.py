@@ -44,8 +44,8 @@ OVER_ROUNDS = 2  # renewal rounds in a row above the share before leases are giv
 class LeaseGate:
     """``ServeJob.may_work`` by the mailbox leases; the keeper is the caller's (started, closed).
 
-    Announces the keeper's presence and hooks the rebalancing into its renewals: build the gate
-    before ``keeper.start()`` for rebalancing (afterwards it only gates)."""
+    Announces the keeper's presence and hooks the rebalancing into its renewals (at once: the
+    keeper may already be started)."""
 
     def __init__(
         self, keeper: LeaseKeeper, *, tick_s: float = 2.0, clock: Callable[[], float] = time.monotonic
