@@ -32,7 +32,7 @@ from tests.test_run_fairness import (
     project_mailbox,
 )
 from tools.testbed.pki import LoopbackPki
-from wicbox_bridge.store.leases import DatabaseClock, Lease, LeaseOwner, acquire, release
+from wicbox_bridge.store.leases import PRESENCE_PREFIX, DatabaseClock, Lease, LeaseOwner, acquire, release
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow, pytest.mark.crash]
 
@@ -45,6 +45,7 @@ SEED_VARIABLE = "WICBOX_SERVE_CHAOS_SEED"
 FULL_VARIABLE = "WICBOX_SERVE_CHAOS_FULL"
 STALL_PID = 999_999  # the test's own lease owner (files nothing)
 FILED_WITHIN_S = 90.0  # only ends a hanging test
+MAILBOXES_ONLY = f"MAILBOX NOT LIKE '{PRESENCE_PREFIX}%'"  # not the serves' presence rows
 
 
 def _seed() -> int:
@@ -101,7 +102,9 @@ def _serve(room: Mailroom, processes: list[WicboxProcess], name: str) -> WicboxP
 def _leases_of(room: Mailroom, pid: int) -> dict[str, int]:
     with room.wic.store() as store:
         rows = store.query(
-            "SELECT MAILBOX, TOKEN FROM WICBOX_LEASE WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL", (pid,)
+            "SELECT MAILBOX, TOKEN FROM WICBOX_LEASE WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL"
+            f" AND {MAILBOXES_ONLY}",
+            (pid,),
         )
     return {str(mailbox): int(token) for mailbox, token in rows}
 
@@ -110,7 +113,9 @@ def _tokens(room: Mailroom) -> dict[str, int]:
     with room.wic.store() as store:
         return {
             str(mailbox): int(token)
-            for mailbox, token in store.query("SELECT MAILBOX, TOKEN FROM WICBOX_LEASE")
+            for mailbox, token in store.query(
+                f"SELECT MAILBOX, TOKEN FROM WICBOX_LEASE WHERE {MAILBOXES_ONLY}"
+            )
         }
 
 
@@ -119,7 +124,7 @@ def _live_leases_of(room: Mailroom, pid: int) -> int:
         now = DatabaseClock().now(store)
         row = store.query_one(
             "SELECT COUNT(*) FROM WICBOX_LEASE "
-            "WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL AND EXPIRES_AT > ?",
+            f"WHERE OWNER_PID = ? AND OWNER_KEY IS NOT NULL AND EXPIRES_AT > ? AND {MAILBOXES_ONLY}",
             (pid, now),
         )
     return 0 if row is None else int(row[0])
@@ -313,4 +318,32 @@ def test_a_serve_stalled_past_its_lease_files_nothing_after_it_lost_it(
     stalled.process.send_signal(signal.SIGTERM)
     assert stalled.wait(10) == 0, f"{stalled.output()}\n{context}"
     assert _filed_under_the_test_owner(mailroom) == 0, context
+    assert_filed_once_under_each_project(mailroom, delivered)
+
+
+@pytest.mark.parametrize("wic_backend", BACKENDS)
+def test_a_second_serve_gets_half_the_mailboxes_and_no_mail_is_filed_twice_in_the_handover(
+    mailroom: Mailroom, testbed_ip: str, loopback_pki: LoopbackPki, processes: list[WicboxProcess]
+) -> None:
+    _room(mailroom, testbed_ip, loopback_pki)
+    first = _serve(mailroom, processes, "serve-a")
+    holds_all = lambda: _live_leases_of(mailroom, first.process.pid) == MAILBOXES  # noqa: E731
+    wait_until(holds_all, "the first serve holds every mailbox", 60)
+    delivered: dict[int, list[bytes]] = {}
+    _append(mailroom, 0, 2, delivered)
+    second = _serve(mailroom, processes, "serve-b")
+    _append(mailroom, 1, 2, delivered)  # while the leases are handed over
+    halves = (MAILBOXES // 2, MAILBOXES // 2)
+    spread = lambda: tuple(_live_leases_of(mailroom, p.process.pid) for p in (first, second)) == halves  # noqa: E731
+    wait_until(spread, "each serve holds half of the mailboxes", 5 * LEASE_S)
+    _append(mailroom, 2, 2, delivered)
+    total = sum(len(mails) for mails in delivered.values())
+    wait_until(lambda: _done(mailroom, total), f"{total} mails filed", FILED_WITHIN_S)
+    assert spread(), "the mailboxes moved again after they were spread"
+    inboxes_empty = lambda: all(not mailroom.messages(user=project_mailbox(p)) for p in delivered)  # noqa: E731
+    wait_until(inboxes_empty, "every mail acknowledged", FILED_WITHIN_S)
+    for process in (first, second):
+        process.process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0, process.output()
+    assert "giving back 10" in first.output(), first.output()
     assert_filed_once_under_each_project(mailroom, delivered)

@@ -52,11 +52,14 @@ from wicbox_bridge.store.leases import (
     Lease,
     LeaseClock,
     LeaseOwner,
+    LeaseTable,
     Refused,
     acquire,
-    live_owners,
+    announce,
+    read_table,
     release,
     renew,
+    withdraw,
 )
 from wicbox_bridge.store.mails import normalized_mailbox
 
@@ -277,6 +280,11 @@ class LeaseKeeper:
     that sees no other live owner takes every mailbox, so none stays unworked while only one host
     is alive; a mailbox left for the others is reported as skipped (the next scheduled run on any
     host takes what they did not).
+
+    A long-running owner (``wicbox serve``) also keeps a presence row (:meth:`announce_presence`,
+    renewed with the leases, removed at :meth:`close`), so it counts as live while it holds no
+    lease; it reads the table once per tick (:meth:`survey`) and gives leases back
+    (:meth:`give_back`) when it holds more than its share (:mod:`wicbox_bridge.serve.leases`).
     """
 
     def __init__(self, open_store: Callable[[], Store], settings: LeaseSettings) -> None:
@@ -297,6 +305,55 @@ class LeaseKeeper:
         self._guard = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._present = False
+        self._after_renewal: list[Callable[[], None]] = []
+
+    def announce_presence(self) -> None:
+        """Count as a live owner from now on, holding a lease or not (renewed, removed at close)."""
+        with self._db:
+            announce(self._store, self._settings.owner, self._settings.seconds, self._settings.clock)
+        self._present = True
+
+    def after_renewal(self, step: Callable[[], None]) -> None:
+        """Run ``step`` on the renewal thread after each round of renewals (from the next round on)."""
+        self._after_renewal.append(step)
+
+    def survey(self) -> LeaseTable:
+        """The live leases and owners now: one read of the lease table."""
+        with self._db:
+            return read_table(self._store, self._settings.clock)
+
+    def held(self) -> list[str]:
+        """The mailboxes whose leases this keeper holds, as of its last renewal."""
+        with self._guard:
+            return sorted(self._held)
+
+    def fair_share(self, mailboxes: int, table: LeaseTable) -> tuple[int, int]:
+        """This owner's share of ``mailboxes`` by ``table``, and the number of other live owners."""
+        me = self._settings.owner
+        others = 0
+        for key, host in table.owners.items():
+            if key == me.key:
+                continue
+            here = me.knows_its_machine and host == me.host
+            others += not (here and self._gone is not None and self._gone(key))
+        return math.ceil(mailboxes / (others + 1)), others
+
+    def give_back(self, mailbox: str) -> bool:
+        """Release ``mailbox``'s lease for another owner (only between passes: a pass still running
+        would be refused by its fence); False when it was not held or the release failed."""
+        name = normalized_mailbox(mailbox)
+        with self._guard:
+            lease = self._held.pop(name, None)
+            self._fences.pop(name, None)
+        if lease is None:
+            return False
+        try:
+            with self._db:
+                return release(self._store, lease, self._settings.clock)
+        except DatabaseError as error:
+            log.warning("%s: the lease could not be given back (it expires by itself): %s", name, error)
+            return False
 
     def take(self, mailboxes: Iterable[str]) -> dict[str, Refused]:
         """Take the leases of ``mailboxes`` (see :meth:`take_one`); the refused ones, by mailbox."""
@@ -320,11 +377,14 @@ class LeaseKeeper:
                 taken = len(self._fences)
             return self._take(name, mailboxes, taken)
 
-    def hold(self, mailbox: str, mailboxes: int) -> Refused | None:
+    def hold(self, mailbox: str, mailboxes: int, table: LeaseTable | None = None) -> Refused | None:
         """For a long-running owner (``wicbox serve``): None while this keeper holds ``mailbox``'s
         lease, or when it takes it now within its fair share of ``mailboxes`` (counting only the
         leases it still holds); else why not. A lease lost since (another owner took it over) is
-        forgotten here and taken anew, with a new token, once it is free or expired again."""
+        forgotten here and taken anew, with a new token, once it is free or expired again.
+
+        ``table``: the lease table as last read (:meth:`survey`); the fair share is counted by it
+        and a mailbox it shows held by another live owner is refused without a transaction."""
         name = normalized_mailbox(mailbox)
         with self._db:
             with self._guard:
@@ -332,16 +392,25 @@ class LeaseKeeper:
                     return None
                 self._fences.pop(name, None)  # lost: a pass still running keeps refusing by its fence
                 taken = len(self._held)
-            return self._take(name, mailboxes, taken)
+            if table is not None:
+                other = table.held_by_other(name, self._settings.owner)
+                if other is not None and not self._dead_here(other.owner_key, table):
+                    return Refused(name, other.holder, other.expires_in_s)
+            return self._take(name, mailboxes, taken, table)
+
+    def _dead_here(self, key: str, table: LeaseTable) -> bool:
+        me = self._settings.owner
+        here = me.knows_its_machine and table.owners.get(key) == me.host
+        return here and self._gone is not None and self._gone(key)
 
     def holds(self, mailbox: str) -> bool:
         """Whether this keeper holds ``mailbox``'s lease as of its last renewal."""
         with self._guard:
             return normalized_mailbox(mailbox) in self._held
 
-    def _take(self, name: str, mailboxes: int, taken: int) -> Refused | None:
+    def _take(self, name: str, mailboxes: int, taken: int, table: LeaseTable | None = None) -> Refused | None:
         """Under ``self._db``: acquire ``name``'s lease unless ``taken`` already fills the share."""
-        share, others = self._fair_share(mailboxes)
+        share, others = self.fair_share(mailboxes, table or read_table(self._store, self._settings.clock))
         if taken >= share:
             log.info("%s: left for the other live runs (fair share %d)", name, share)
             return Refused(
@@ -360,17 +429,6 @@ class LeaseKeeper:
             self._held[name] = result
             self._fences[name] = Fence(result, self._settings.clock)
         return None
-
-    def _fair_share(self, mailboxes: int) -> tuple[int, int]:
-        """This run's share of ``mailboxes`` given the other live owners, and their number."""
-        me = self._settings.owner
-        others = 0
-        for owner in live_owners(self._store, self._settings.clock):
-            if owner.key == me.key:
-                continue
-            here = me.knows_its_machine and owner.host == me.host
-            others += not (here and self._gone is not None and self._gone(owner.key))
-        return math.ceil(mailboxes / (others + 1)), others
 
     def fence(self, mailbox: str) -> Fence | None:
         """What every filing and acknowledgement of ``mailbox`` checks (also once the lease is
@@ -394,6 +452,8 @@ class LeaseKeeper:
             with self._db:
                 for lease in held:
                     release(self._store, lease, self._settings.clock)
+                if self._present:
+                    withdraw(self._store, self._settings.owner)
             released = True
         except DatabaseError as error:
             log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
@@ -405,8 +465,16 @@ class LeaseKeeper:
     def _renew_loop(self) -> None:
         while not self._stopped.wait(self._settings.renew_every_s):
             self._renew_all()
+            for step in self._after_renewal:
+                step()
 
     def _renew_all(self) -> None:
+        if self._present:
+            try:
+                with self._db:
+                    announce(self._store, self._settings.owner, self._settings.seconds, self._settings.clock)
+            except DatabaseError as error:
+                log.warning("the presence row could not be renewed (retried): %s", error)
         with self._guard:
             held = list(self._held.values())
         for lease in held:

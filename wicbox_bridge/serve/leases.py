@@ -1,5 +1,5 @@
 """The mailbox leases of `wicbox serve`: held for the service's whole life, each mailbox worked only
-while its lease is held.
+while its lease is held, and spread evenly over the live serve processes.
 
 :class:`LeaseGate` wraps the run's :class:`~wicbox_bridge.run.runlock.LeaseKeeper` (one owner for
 the process, renewed every third of the lease on a connection of its own, released on SIGTERM):
@@ -9,29 +9,60 @@ other hosts, scheduled runs). A lease lost since (the host stalled past it and a
 it over) is taken anew only when it is free or expired again; meanwhile the pass is refused and
 asked again at the worker's next tick. Every filing and acknowledgement of a pass checks the
 lease's fencing token, so a pass that began just before the lease was lost files nothing after.
+
+Cost: the lease table is read once per tick (:attr:`LeaseGate.tick_s`, one SELECT for every
+worker together); a mailbox it shows held by another live owner is refused without a transaction,
+and only a free or expired one within the fair share is tried (one transaction).
+
+Rebalancing: serve keeps a presence row, so it counts as a live owner while it holds no lease. After
+each round of renewals the gate counts its share, ``ceil(mailboxes / live owners)``; when it holds
+more than that at two rounds in a row (hysteresis: a short scheduled run, or a serve that just
+started or died, moves nothing), it gives back the excess: mailboxes not in a pass at once, a
+mailbox in a pass when that pass ends. It only ever takes up to its share, so two serves settle at
+half each and do not hand mailboxes back and forth.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from wicbox_bridge.auth.accounts import MailboxAccount
+from wicbox_bridge.errors import BridgeError
 from wicbox_bridge.run.runlock import LeaseKeeper
+from wicbox_bridge.store.leases import LeaseTable
 from wicbox_bridge.store.mails import normalized_mailbox
 
 log = logging.getLogger("wicbox.serve")
 
+OVER_ROUNDS = 2  # renewal rounds in a row above the share before leases are given back
+
 
 class LeaseGate:
-    """``ServeJob.may_work`` by the mailbox leases; the keeper is the caller's (started, closed)."""
+    """``ServeJob.may_work`` by the mailbox leases; the keeper is the caller's (started, closed).
 
-    def __init__(self, keeper: LeaseKeeper) -> None:
+    Announces the keeper's presence and hooks the rebalancing into its renewals (at once: the
+    keeper may already be started)."""
+
+    def __init__(
+        self, keeper: LeaseKeeper, *, tick_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.keeper = keeper
+        self.tick_s = tick_s
+        self._clock = clock
         self._mailboxes = 1
         self._refused: set[str] = set()
+        self._busy: set[str] = set()
+        self._leaving: set[str] = set()  # given back when their pass ends
+        self._over = 0
+        self._table: tuple[float, LeaseTable] | None = None
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
+        keeper.announce_presence()
+        keeper.after_renewal(self.rebalance)
 
     def plan(self, accounts: Sequence[MailboxAccount]) -> None:
         """The mailboxes of the current plan: the fair share is counted over them."""
@@ -44,9 +75,16 @@ class LeaseGate:
         name = normalized_mailbox(account.mailbox)
         with self._lock:
             mailboxes = self._mailboxes
-        refused = self.keeper.hold(name, mailboxes)
+            leaving = name in self._leaving
+        if leaving:
+            self._give_back([name])
+            return False
+        if self.keeper.holds(name):
+            return True
+        refused = self.keeper.hold(name, mailboxes, self._survey())
         with self._lock:
             if refused is None:
+                self._table = None  # the table changed: read again at the next ask
                 if name in self._refused:
                     self._refused.discard(name)
                     log.info("%s: this process holds its lease now", name)
@@ -56,5 +94,70 @@ class LeaseGate:
                 log.info("%s: not worked here while %s", name, refused.holder)
         return False
 
+    @contextmanager
+    def working(self, account: MailboxAccount) -> Iterator[None]:
+        """Around a worker's passes: the mailbox is not given back meanwhile (only after)."""
+        name = normalized_mailbox(account.mailbox)
+        with self._lock:
+            self._busy.add(name)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy.discard(name)
+                leaving = name in self._leaving
+            if leaving:
+                self._give_back([name])
+
     def holds(self, account: MailboxAccount) -> bool:
         return self.keeper.holds(account.mailbox)
+
+    def rebalance(self) -> None:
+        """After a round of renewals: give back what lies above the fair share two rounds in a row."""
+        try:
+            table = self.keeper.survey()
+        except BridgeError as error:
+            log.warning("the lease table could not be read (rebalancing at the next renewal): %s", error)
+            return
+        held = self.keeper.held()
+        with self._lock:
+            self._table = (self._clock(), table)
+            share, others = self.keeper.fair_share(self._mailboxes, table)
+            excess = len(held) - share
+            self._over = self._over + 1 if excess > 0 else 0
+            if self._over < OVER_ROUNDS:
+                return
+            self._over = 0
+            idle = [name for name in held if name not in self._busy]
+            busy = [name for name in held if name in self._busy]
+            chosen = (idle + busy)[:excess]
+            now = [name for name in chosen if name not in self._busy]
+            self._leaving.update(name for name in chosen if name in self._busy)
+        log.info(
+            "holding %d of %d mailboxes with %d other live owner(s): giving back %d (fair share %d)",
+            len(held),
+            self._mailboxes,
+            others,
+            excess,
+            share,
+        )
+        self._give_back(now)
+
+    def _give_back(self, names: list[str]) -> None:
+        for name in names:
+            with self._lock:
+                self._leaving.discard(name)
+            if self.keeper.give_back(name):
+                log.info("%s: lease given back for another live owner", name)
+
+    def _survey(self) -> LeaseTable:
+        """The lease table, read at most once per tick for all the workers."""
+        with self._reading:
+            with self._lock:
+                cached = self._table
+            if cached is not None and self._clock() - cached[0] < self.tick_s:
+                return cached[1]
+            table = self.keeper.survey()
+            with self._lock:
+                self._table = (self._clock(), table)
+            return table

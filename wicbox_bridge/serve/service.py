@@ -9,6 +9,7 @@ so filing, acknowledging and WICBOX_MAILBOX_STATE are exactly a scheduled run's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -121,7 +122,8 @@ class _Worker:
                         fired = watch.wait(self.job.settings.wait_s)
                     due = due or fired
                     if due and not self._stopping() and self.job.allowed(self.account):
-                        due = self._work()
+                        with self._working():
+                            due = self._work()
                     self._show_lease()
                 except BridgeError as error:
                     log.error(
@@ -142,6 +144,11 @@ class _Worker:
 
     def _stopping(self) -> bool:
         return self.stop.is_set() or self.job.stop.is_set()
+
+    def _working(self) -> contextlib.AbstractContextManager[None]:
+        """Around the passes: with leases, the mailbox is not given back before they end."""
+        leases = self.job.leases
+        return contextlib.nullcontext() if leases is None else leases.working(self.account)
 
     def _show_lease(self) -> None:
         leases = self.job.leases

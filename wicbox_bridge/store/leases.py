@@ -33,6 +33,13 @@ the owner process no longer exists (:class:`~wicbox_bridge.run.runlock.OwnerLock
 holds a lock file named after its key while it lives; the operating system releases it when the
 process ends in any way, and the key is never reused, so PID reuse cannot fool it). Leases of other
 hosts, and leases of this host that cannot be proven dead, still wait for their expiry.
+
+Presence: a long-running owner (``wicbox serve``) that holds no lease would be invisible to the
+others' fair share, so it also keeps a *presence row* in the same table (:func:`announce`,
+MAILBOX ``(owner) <its key>``, token 0, renewed and expiring like a lease, removed by
+:func:`withdraw` at its end; expired presence rows are swept by the next :func:`announce`). The
+live owners (:func:`live_owners`, :func:`read_table`) are the distinct owners of an unexpired lease
+or presence row; presence rows are never a mailbox (:func:`list_leases` leaves them out).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from wicbox_bridge.store.mails import normalized_mailbox
 from wicbox_bridge.store.times import as_utc
 
 __all__ = [
+    "PRESENCE_PREFIX",
     "DatabaseClock",
     "Fence",
     "GoneProbe",
@@ -62,17 +70,28 @@ __all__ = [
     "LeaseClock",
     "LeaseOwner",
     "LeaseRow",
+    "LeaseTable",
     "Refused",
     "acquire",
+    "announce",
     "check_fence",
     "confirm_fence",
     "fenced",
     "list_leases",
     "live_owners",
     "machine_host",
+    "read_table",
     "release",
     "renew",
+    "withdraw",
 ]
+
+PRESENCE_PREFIX: Final = "(owner) "
+"""The MAILBOX of an owner's presence row: this prefix and the owner's key (never a mail address)."""
+
+
+def is_presence(mailbox: str) -> bool:
+    return mailbox.startswith(PRESENCE_PREFIX)
 
 
 class LeaseClock(Protocol):
@@ -189,6 +208,29 @@ class LiveOwner:
 
 
 @dataclass(frozen=True)
+class LiveLease:
+    """An unexpired lease of the table as :func:`read_table` saw it."""
+
+    owner_key: str
+    holder: str
+    expires_in_s: float
+
+
+@dataclass(frozen=True)
+class LeaseTable:
+    """The live part of WICBOX_LEASE, read in one SELECT: the held mailboxes and the live owners
+    (key: host), presence rows included among the owners."""
+
+    leases: dict[str, LiveLease]
+    owners: dict[str, str | None]
+
+    def held_by_other(self, mailbox: str, owner: LeaseOwner) -> LiveLease | None:
+        """The live lease of ``mailbox`` when someone other than ``owner`` holds it."""
+        lease = self.leases.get(normalized_mailbox(mailbox))
+        return None if lease is None or lease.owner_key == owner.key else lease
+
+
+@dataclass(frozen=True)
 class LeaseRow:
     """A row of WICBOX_LEASE as ``wicbox status`` shows it."""
 
@@ -233,8 +275,15 @@ _TAKE: Final = (
 _EXTEND: Final = "UPDATE WICBOX_LEASE SET EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
 _FREE: Final = "UPDATE WICBOX_LEASE SET OWNER_KEY = NULL, EXPIRES_AT = ? WHERE MAILBOX = ? AND TOKEN = ?"
 _LIVE: Final = (
-    "SELECT MAILBOX, OWNER_KEY, OWNER_HOST FROM WICBOX_LEASE WHERE OWNER_KEY IS NOT NULL AND EXPIRES_AT > ?"
+    "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, EXPIRES_AT FROM WICBOX_LEASE "
+    "WHERE OWNER_KEY IS NOT NULL AND EXPIRES_AT > ?"
 )
+_SWEEP_PRESENCE: Final = "DELETE FROM WICBOX_LEASE WHERE MAILBOX LIKE ? AND EXPIRES_AT <= ?"
+_PRESENT: Final = (
+    "UPDATE WICBOX_LEASE SET OWNER_KEY = ?, OWNER_HOST = ?, OWNER_PID = ?, ACQUIRED_AT = ?, EXPIRES_AT = ? "
+    "WHERE MAILBOX = ?"
+)
+_WITHDRAW: Final = "DELETE FROM WICBOX_LEASE WHERE MAILBOX = ? AND OWNER_KEY = ?"
 _LIST: Final = (
     "SELECT MAILBOX, OWNER_KEY, OWNER_HOST, OWNER_PID, TOKEN, EXPIRES_AT FROM WICBOX_LEASE ORDER BY MAILBOX"
 )
@@ -400,14 +449,47 @@ def fenced(store: Store, fence: Fence | None) -> Iterator[None]:
         yield
 
 
-def live_owners(store: Store, clock: LeaseClock) -> list[LiveOwner]:
-    """Every owner holding an unexpired lease now (by ``clock``), with its mailboxes."""
+def read_table(store: Store, clock: LeaseClock) -> LeaseTable:
+    """The live leases and owners now (by ``clock``): one SELECT besides the clock's."""
     now = clock.now(store)
-    found: dict[str, tuple[str | None, set[str]]] = {}
-    for mailbox, key, host in store.query(_LIVE, (now,)):
-        entry = found.setdefault(str(key).strip(), (None if host is None else str(host).strip(), set()))
-        entry[1].add(str(mailbox))
-    return [LiveOwner(key, host, frozenset(held)) for key, (host, held) in found.items()]
+    leases: dict[str, LiveLease] = {}
+    owners: dict[str, str | None] = {}
+    for mailbox, key, host, pid, expires in store.query(_LIVE, (now,)):
+        owner_key = str(key).strip()
+        owners[owner_key] = None if host is None else str(host).strip()
+        name = str(mailbox).strip()
+        if not is_presence(name):
+            remaining = (_stored_time(expires) - now).total_seconds()
+            leases[name] = LiveLease(owner_key, _holder(host, pid), remaining)
+    return LeaseTable(leases, owners)
+
+
+def live_owners(store: Store, clock: LeaseClock) -> list[LiveOwner]:
+    """Every owner holding an unexpired lease or presence row now (by ``clock``), with its
+    mailboxes (none for an owner that is only present)."""
+    table = read_table(store, clock)
+    held: dict[str, set[str]] = {key: set() for key in table.owners}
+    for mailbox, lease in table.leases.items():
+        held[lease.owner_key].add(mailbox)
+    return [LiveOwner(key, table.owners[key], frozenset(names)) for key, names in held.items()]
+
+
+def announce(store: Store, owner: LeaseOwner, seconds: float, clock: LeaseClock) -> None:
+    """``owner``'s presence row, taken or extended to ``seconds`` from now (expired presence rows
+    of other owners are removed on the way)."""
+    name = PRESENCE_PREFIX + owner.key
+    with store.transaction():
+        now = clock.now(store)
+        store.execute(_SWEEP_PRESENCE, (PRESENCE_PREFIX + "%", now))
+        _ensure_row(store, name, now)
+        expires = now + dt.timedelta(seconds=seconds)
+        store.execute(_PRESENT, (owner.key, owner.host, owner.pid, now, expires, name))
+
+
+def withdraw(store: Store, owner: LeaseOwner) -> None:
+    """``owner``'s presence row removed (at its end: no longer a live owner)."""
+    with store.transaction():
+        store.execute(_WITHDRAW, (PRESENCE_PREFIX + owner.key, owner.key))
 
 
 def list_leases(store: Store, clock: LeaseClock) -> list[LeaseRow]:
@@ -415,6 +497,8 @@ def list_leases(store: Store, clock: LeaseClock) -> list[LeaseRow]:
     now = clock.now(store)
     rows = []
     for mailbox, key, host, pid, token, expires in store.query(_LIST):
+        if is_presence(str(mailbox)):
+            continue
         remaining = (_stored_time(expires) - now).total_seconds()
         holder = None if key is None else _holder(host, pid)
         rows.append(LeaseRow(str(mailbox), holder, int(token), remaining))
