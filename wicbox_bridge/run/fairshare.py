@@ -1,9 +1,13 @@
-"""Sharing the per-run cap fairly between mailboxes (pure).
+"""Sharing the per-run cap fairly between mailboxes (no I/O).
 
 Water-filling: every mailbox gets an equal share of the cap, a mailbox that needs less than its
 share gets what it needs, and what it leaves flows to the mailboxes that still have mail. With a
 cap of 100 and ten busy mailboxes each gets 10; with one busy and nine quiet ones the quiet ones get
 all they have and the busy one the rest. A busy mailbox never starves a quiet one.
+
+A run's first round does not know the counts before it opens the mailboxes: :class:`OpeningShares`
+hands the cap out as each pass lists its mail; :func:`share_cap` shares what is left over the
+counts the passes listed.
 """
 
 from __future__ import annotations
