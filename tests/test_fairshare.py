@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wicbox_bridge.adapters.base import MailRef
-from wicbox_bridge.run.fairshare import share_cap
+from wicbox_bridge.run.fairshare import OpeningShares, share_cap
 from wicbox_bridge.run.mailbox_pass import batches
 
 
@@ -83,3 +83,33 @@ def test_batches_by_count_and_bytes(
     chunks = batches(refs, most, most_bytes)
     assert [len(chunk) for chunk in chunks] == expected
     assert [ref for chunk in chunks for ref in chunk] == refs
+
+
+def test_opening_shares_give_empty_mailboxes_nothing_and_the_first_claimants_one_each() -> None:
+    shares = OpeningShares(3, 5)
+    assert [shares.claim(waiting) for waiting in (0, 4, 0, 4, 4)] == [0, 1, 0, 1, 1]
+    assert shares.left == 0
+
+
+def test_opening_shares_hand_what_quiet_mailboxes_leave_to_the_later_ones() -> None:
+    shares = OpeningShares(100, 4)
+    assert [shares.claim(waiting) for waiting in (3, 3, 200, 200)] == [3, 3, 47, 47]
+    shares = OpeningShares(100, 3)
+    shares.withdraw()  # a mailbox that could not be opened takes no share
+    assert [shares.claim(200), shares.claim(200)] == [50, 50]
+
+
+@given(st.integers(0, 300), st.lists(st.integers(0, 300), max_size=40))
+def test_opening_shares_properties(cap: int, waiting: list[int]) -> None:
+    shares = OpeningShares(cap, len(waiting))
+    quotas = []
+    for position, count in enumerate(waiting):
+        left = shares.left
+        quota = shares.claim(count)
+        quotas.append(quota)
+        assert 0 <= quota <= count
+        # at most an equal share, rounded up, of what is left among those not yet served
+        assert quota <= -(-left // (len(waiting) - position))
+        # a mailbox with mail goes without only when the cap is spent
+        assert quota > 0 or count == 0 or left == 0
+    assert sum(quotas) + shares.left == cap

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import re
 import socket
 import ssl
@@ -334,6 +335,37 @@ def test_a_busy_mailbox_never_starves_a_quiet_one(mailroom: Mailroom) -> None:
     first = filed_per_project(run_json(mailroom, "--max-mails", "20"))
     assert first == {"P001": 3, "P002": 3, "P003": 14}
     assert delivered[3][:14] == [row.raw for row in mailroom.filed() if row.project_id == 3], "oldest first"
+
+
+def served(report: dict[str, Any]) -> set[str]:
+    return {project for project, filed in filed_per_project(report).items() if filed > 0}
+
+
+def test_mail_in_three_of_500_project_mailboxes_is_filed_in_one_run(mailroom: Mailroom) -> None:
+    """Every mailbox is opened each run and an empty one takes none of the cap (100 by default), so
+    mail in any three of 500 mailboxes is filed by the next run (before: 100 mailboxes per run)."""
+    seed = random.randrange(2**32)
+    print(f"seed={seed}")
+    busy = set(random.Random(seed).sample(range(1, 501), 3))
+    delivered = add_project_mailboxes(mailroom, [5 if n in busy else 0 for n in range(1, 501)])
+    report = run_json(mailroom)
+    assert len(report["mailboxes"]) == 500
+    assert [m["project"] for m in report["mailboxes"] if m.get("error")] == []
+    assert served(report) == {f"P{n:03d}" for n in busy}, f"seed={seed}"
+    assert report["counts"]["filed"] == 15
+    assert_filed_once_under_each_project(mailroom, delivered)
+
+
+def test_with_more_mail_than_the_cap_successive_runs_serve_other_mailboxes(mailroom: Mailroom) -> None:
+    """No starvation: the mailboxes the cap left out were served least recently, so they start the
+    next run; 12 mailboxes with a cap of 4 are each served within three runs."""
+    delivered = add_project_mailboxes(mailroom, [2] * 12)
+    runs = [served(run_json(mailroom, "--max-mails", "4")) for _run in range(3)]
+    assert [len(run) for run in runs] == [4, 4, 4], runs
+    assert runs[0] | runs[1] | runs[2] == {f"P{n:03d}" for n in range(1, 13)}, runs
+    for _run in range(3):
+        run_json(mailroom, "--max-mails", "4")
+    assert_filed_once_under_each_project(mailroom, delivered)
 
 
 # --------------------------------------------------------------------------- concurrency

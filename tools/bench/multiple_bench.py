@@ -163,9 +163,10 @@ def fresh_database(
 
 
 def _cap(case: ModeCase) -> int:
-    """WicBoxMaxMailsPerRun and --max-mails: every mail, and at least 1 per mailbox. The cap is
-    shared among the mailboxes before anyone knows which are empty: with a cap below the number of
-    mailboxes a run opens only that many of them (the others in later runs, in rotation)."""
+    """WicBoxMaxMailsPerRun and --max-mails: every mail, and at least 1 per mailbox. Since the cap
+    is handed out as passes list their mail, an empty mailbox takes none of it; the floor of one per
+    mailbox stays so that a revision from before (``--baseline``), which shared the cap before
+    knowing which mailboxes are empty, opens every mailbox too."""
     return max(case.mail_count, len(case.mailboxes))
 
 
@@ -375,6 +376,8 @@ def progress_to_stderr(message: str) -> None:
 
 def main_with(options: Options) -> int:
     """Run and print; 130 when interrupted (everything started is stopped and removed)."""
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
     try:
         lines = run_multiple(options, progress_to_stderr)
     except KeyboardInterrupt:
@@ -382,6 +385,10 @@ def main_with(options: Options) -> int:
         return 130
     for line in lines:
         print(line)
+    print(
+        f"machine: {os.cpu_count()} CPUs; 1-minute load average {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after; total {time.monotonic() - started:.0f} s"
+    )
     return 0
 
 

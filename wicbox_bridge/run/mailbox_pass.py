@@ -35,7 +35,13 @@ from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.trace import mail_trace_line, project_field
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.leases import Fence, confirm_fence, fenced
-from wicbox_bridge.store.mails import MailStatus, mark_filed, mark_quarantined, pending_acks
+from wicbox_bridge.store.mails import (
+    MailStatus,
+    mark_filed,
+    mark_quarantined,
+    normalized_mailbox,
+    pending_acks,
+)
 
 log = logging.getLogger("wicbox.run")
 mail_log = logging.getLogger("wicbox.mail")
@@ -56,6 +62,9 @@ class PassContext:
     projects: Sequence[RoutableProject]
     stop: threading.Event
     progress: Callable[[int], None] | None = None
+    # the mailboxes (normalized) with unconfirmed server actions, asked once for the whole run
+    # (store.mails.mailboxes_with_pending_acks); None: each pass asks for its own mailbox
+    unconfirmed: frozenset[str] | None = None
 
     @functools.cached_property
     def project_codes(self) -> Mapping[int, str]:
@@ -214,6 +223,8 @@ def _record(results: list[MailResult], report: MailboxReport, context: PassConte
 def _reconcile(context: PassContext, mailbox: OpenMailbox) -> None:
     """Finish the server actions a stopped run left unconfirmed (safe to repeat: no-ops then)."""
     account, session, store = mailbox.account, mailbox.session, mailbox.store
+    if context.unconfirmed is not None and normalized_mailbox(account.mailbox) not in context.unconfirmed:
+        return  # the run-wide query found nothing to confirm here (one query per run, not per mailbox)
     pending = pending_acks(store, account.mailbox, context.source_folder)
     if not pending:
         return

@@ -4,13 +4,18 @@ The order of every step is what makes a run safe to kill at any moment (see
 :mod:`wicbox_bridge.run.mailbox_pass`): earlier unconfirmed server actions are confirmed, the oldest
 pending mails are listed, fetched and filed (committed), and only then acknowledged on the server.
 
-The per-run cap is shared in rounds (water-filling, :mod:`wicbox_bridge.run.fairshare`): the first
-round gives every mailbox an equal share; what quiet mailboxes leave goes, in the next round, to
-the mailboxes that still have mail. In each round the global mailbox is read first (in MIX: the
-SINGLE pass, then the MULTIPLE pass), then the project mailboxes concurrently by at most
-``workers`` threads, each with its own database connection and never two connections to one
-mailbox. Passes that run at once share the in-flight budget of one, and only one of them at a time
-holds a mail larger than its share (:mod:`wicbox_bridge.run.large_mails`).
+The per-run cap is handed out as the passes go (:mod:`wicbox_bridge.run.fairshare`): the first
+round opens every mailbox, least recently served first (the newest mail filed from each, one query
+per run), and each pass takes its quota when its listing shows what it has waiting: a mailbox with
+nothing new takes none of the cap, one with mail at most an equal share of what is left among the
+mailboxes not yet served (rounded up). What the first round leaves goes, in the next rounds, to
+the mailboxes that still have mail (water-filling over the counts they listed). Mailboxes that
+got nothing because the cap ran out were served least recently, so they start the next run: no
+mailbox starves, whatever the number of mailboxes and the cap. In each round the global mailbox
+is read first (in MIX: the SINGLE pass, then the MULTIPLE pass), then the project mailboxes
+concurrently by at most ``workers`` threads, each with its own database connection and never two
+connections to one mailbox. Passes that run at once share the in-flight budget of one, and only
+one of them at a time holds a mail larger than its share (:mod:`wicbox_bridge.run.large_mails`).
 
 A mailbox that cannot be opened (authentication, connection, a missing folder) is reported and
 the run goes on with the others; a database that stops answering ends the run, because nothing
@@ -37,6 +42,7 @@ at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -45,12 +51,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from wicbox_bridge.adapters.base import MailboxSession
+from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailboxSession, MailRef
 from wicbox_bridge.auth.accounts import MailboxAccount, MailboxOpener
 from wicbox_bridge.errors import AuthenticationError, BridgeError, DatabaseError
 from wicbox_bridge.logs.redact import mask_tokens
 from wicbox_bridge.logs.setup import FILE_ONLY
-from wicbox_bridge.run.fairshare import share_cap
+from wicbox_bridge.run.fairshare import OpeningShares, share_cap
 from wicbox_bridge.run.large_mails import LargeMailGate
 from wicbox_bridge.run.mailbox_pass import OpenMailbox, PassContext, run_pass
 from wicbox_bridge.run.results import MailboxReport, RunReport
@@ -66,7 +72,7 @@ from wicbox_bridge.store.mailbox_state import (
     error_kind,
     record_passes,
 )
-from wicbox_bridge.store.mails import mailboxes_with_pending_acks, normalized_mailbox
+from wicbox_bridge.store.mails import last_served, mailboxes_with_pending_acks, normalized_mailbox
 from wicbox_bridge.store.times import utc_now
 
 log = logging.getLogger("wicbox.run")
@@ -141,11 +147,54 @@ def _batch_bytes(settings: RunSettings, accounts: int) -> int:
     return max(min(_LEAST_BATCH_BYTES, settings.fetch_batch_bytes), shared)
 
 
+# How far back a run looks for the mailboxes it served (their order, least recently served first);
+# a mailbox with nothing filed in this time is among the first.
+_SERVED_WINDOW = dt.timedelta(days=7)
+
+
 @dataclass
 class _Pass:
     index: int
     quota: int
+    shares: OpeningShares | None = None  # the first round: the quota is claimed while listing
     more_waiting: bool = False
+    waiting: int = 0  # mails listed and not taken (at least what is left of the cap, when truncated)
+
+
+class _ClaimingSession:
+    """A pass's session whose listing takes the pass's quota: from the run's opening shares in the
+    first round, its fixed quota in later rounds. Remembers whether more mail waits."""
+
+    def __init__(self, session: MailboxSession, step: _Pass) -> None:
+        self._session = session
+        self._step = step
+        self.claimed = False
+        self.validity = session.validity
+
+    def list_pending(self, limit: int) -> list[MailRef]:
+        refs = self._session.list_pending(limit)
+        step = self._step
+        shares = step.shares
+        step.quota = shares.claim(len(refs)) if shares is not None else min(len(refs), step.quota)
+        self.claimed = True
+        step.more_waiting = len(refs) > step.quota
+        step.waiting = len(refs) - step.quota
+        return refs[: step.quota]
+
+    def fetch(self, refs: list[MailRef]) -> list[FetchedMail]:
+        return self._session.fetch(refs)
+
+    def acknowledge(self, refs: list[MailRef]) -> None:
+        self._session.acknowledge(refs)
+
+    def quarantine(self, refs: list[MailRef]) -> None:
+        self._session.quarantine(refs)
+
+    def backlog(self) -> MailboxBacklog:
+        return self._session.backlog()
+
+    def close(self) -> None:
+        self._session.close()
 
 
 class _Run:
@@ -203,21 +252,23 @@ class _Run:
         account = self.job.accounts[step.index]
         report = self.reports[step.index]
         if self.stop.is_set() or not self._leased(account, report):
+            if step.shares is not None:
+                step.shares.withdraw()
             return step
         attempted_at = utc_now()
         failure: BridgeError | None = None
         backlog: Backlog | None = None
+        claiming: _ClaimingSession | None = None
         try:
             store = self.store()
             fence = None if self.keeper is None else self.keeper.fence(account.mailbox)
-            session = self.large_mails.session(self.job.open_mailbox(account))
+            claiming = _ClaimingSession(self.large_mails.session(self.job.open_mailbox(account)), step)
             try:
-                step.more_waiting = run_pass(
-                    self.context, OpenMailbox(account, session, store, report, fence), step.quota
-                )
-                backlog = self._measure_backlog(account, session, step.more_waiting)
+                limit = step.quota if step.shares is None else step.shares.left
+                run_pass(self.context, OpenMailbox(account, claiming, store, report, fence), limit)
+                backlog = self._measure_backlog(account, claiming, step.more_waiting)
             finally:
-                session.close()
+                claiming.close()
         except DatabaseError as error:
             report.error = failure = error
             with self._lock:
@@ -228,6 +279,9 @@ class _Run:
             report.error = failure = error
             # the terminal gets the error and its fix once, from the run's report (run_report.failure_lines)
             log.error("%s (%s): %s", account.label, account.mailbox, error, extra=FILE_ONLY)
+        finally:
+            if step.shares is not None and (claiming is None or not claiming.claimed):
+                step.shares.withdraw()
         self._record_state(account, attempted_at, failure, backlog)
         return step
 
@@ -275,15 +329,40 @@ class _Run:
         received = None if oldest is None else dt.datetime.fromtimestamp(oldest, dt.timezone.utc)
         return Backlog(measured.count, received, dt.datetime.now(dt.timezone.utc))
 
-    def idle_mailboxes(self) -> set[int]:
+    def ask_unconfirmed(self) -> frozenset[str] | None:
+        """The mailboxes with unconfirmed server actions, one query for the run (None: each pass
+        asks for its own mailbox, as when the query failed)."""
+        if self.job.settings.dry_run:
+            return None
+        try:
+            found = mailboxes_with_pending_acks(self.store(), self.job.settings.source_folder)
+        except BridgeError as error:
+            log.warning("Asking for unconfirmed server actions failed; each mailbox asks its own: %s", error)
+            return None
+        return frozenset(found)
+
+    def served_order(self, candidates: list[int]) -> list[int]:
+        """The candidates, least recently served first (never served first; otherwise in order)."""
+        if len(candidates) < 2:
+            return candidates
+        try:
+            served = last_served(self.store(), utc_now() - _SERVED_WINDOW)
+        except BridgeError as error:
+            log.warning("Asking which mailboxes were served last failed; they are read in order: %s", error)
+            return candidates
+        accounts = self.job.accounts
+        return sorted(
+            candidates, key=lambda index: served.get(normalized_mailbox(accounts[index].mailbox), 0)
+        )
+
+    def idle_mailboxes(self, unconfirmed: frozenset[str] | None) -> set[int]:
         """The accounts the survey found without mail and with no unconfirmed action; not opened."""
         survey = self.job.survey
-        if survey is None or self.job.settings.dry_run or len(self.job.accounts) < 2:
+        if survey is None or self.job.settings.dry_run or len(self.job.accounts) < 2 or unconfirmed is None:
             return set()
         accounts = self.job.accounts
         try:
             answers = survey(accounts)
-            unconfirmed = mailboxes_with_pending_acks(self.store(), self.job.settings.source_folder)
         except BridgeError as error:  # every mailbox is opened instead, and reports its own error
             log.warning("Asking which mailboxes have mail failed; every mailbox is opened: %s", error)
             return set()
@@ -407,25 +486,34 @@ def _take_leases(state: _Run) -> None:
 
 
 def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
+    """The first round over every mailbox (the cap handed out as they list their mail), then
+    rounds over the mailboxes that still have mail until the cap is reached."""
     job = state.job
     remaining = job.settings.max_mails
+    if remaining <= 0:
+        return
+    unconfirmed = state.ask_unconfirmed()
+    state.context = dataclasses.replace(state.context, unconfirmed=unconfirmed)
     held = {index for index, report in enumerate(state.reports) if report.held_by is not None}
-    idle = state.idle_mailboxes() - held if remaining > 0 else set()
+    idle = state.idle_mailboxes(unconfirmed) - held
     state.record_idle(idle)
-    candidates = [index for index in range(len(job.accounts)) if index not in idle | held]
+    candidates = state.served_order([index for index in range(len(job.accounts)) if index not in idle | held])
+    shares = OpeningShares(remaining, len(candidates))
+    steps = [_Pass(index, 0, shares) for index in candidates]
     round_number = 0
-    while remaining > 0 and candidates and not state.stop.is_set():
-        quotas = share_cap(
-            remaining, [remaining] * len(candidates), rotation=job.settings.rotation + round_number
-        )
-        steps = [_Pass(index, quota) for index, quota in zip(candidates, quotas, strict=True) if quota > 0]
+    while steps and not state.stop.is_set():
         before = sum(state.reports[step.index].fetched for step in steps)
         done = _run_round(pool, state, steps)
         state.write_states()
         remaining -= sum(state.reports[step.index].fetched for step in steps) - before
-        candidates = [
-            step.index for step in done if step.more_waiting and state.reports[step.index].error is None
-        ]
         round_number += 1
-        if job.settings.dry_run:
+        if job.settings.dry_run or remaining <= 0:
             break  # a dry run changes nothing, so a second round would list the same mails again
+        steps = _next_round(state, done, remaining, job.settings.rotation + round_number)
+
+
+def _next_round(state: _Run, done: list[_Pass], remaining: int, rotation: int) -> list[_Pass]:
+    """The mailboxes that still have mail, the rest of the cap water-filled over what they listed."""
+    hungry = [step for step in done if step.more_waiting and state.reports[step.index].error is None]
+    quotas = share_cap(remaining, [min(step.waiting, remaining) for step in hungry], rotation=rotation)
+    return [_Pass(step.index, quota) for step, quota in zip(hungry, quotas, strict=True) if quota > 0]

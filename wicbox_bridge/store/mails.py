@@ -192,3 +192,14 @@ def pending_acks(store: Store, mailbox: str, folder: str) -> list[PendingAck]:
         )
         for row in rows
     ]
+
+
+def last_served(store: Store, since: dt.datetime) -> dict[str, int]:
+    """The newest MAIL_ID per mailbox (normalized) among the mails filed since ``since``: the
+    order in which a run opens its mailboxes (least recently served first). One query per run,
+    bounded by the FILED_AT index."""
+    rows = store.query(
+        "SELECT MAILBOX, MAX(MAIL_ID) FROM WICBOX_MAIL WHERE FILED_AT >= ? GROUP BY MAILBOX",
+        (naive_utc(since),),
+    )
+    return {str(row[0]): int(row[1]) for row in rows}
