@@ -141,7 +141,7 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
     with contextlib.ExitStack() as stack:
         # shared, as for `wicbox run`: the mailbox leases keep serve and runs apart; the lock tells
         # `wicbox schedule stop` that serve is busy
-        stack.enter_context(RunLock(runtime.machine_state_dir, shared=True, command="serve"))
+        stack.enter_context(RunLock(runtime.machine_state_dir, shared=True))
         if (notice := paused_notice(runtime.machine_state_dir)) is not None:  # `wicbox schedule stop`
             click.echo(notice, err=True)
             return 0

@@ -76,14 +76,12 @@ class RunLock:
     """Context manager: ``with RunLock(state_dir):`` or AlreadyRunning (exit code 5).
 
     ``shared``: any number of shared holders at once (``wicbox run``, ``wicbox serve`` for its whole
-    life: the mailbox leases keep them apart), none beside an exclusive one. ``command``: who holds
-    it, for the message another command gets.
+    life: the mailbox leases keep them apart), none beside an exclusive one.
     """
 
-    def __init__(self, state_dir: Path, *, shared: bool = False, command: str = "run") -> None:
+    def __init__(self, state_dir: Path, *, shared: bool = False) -> None:
         self.path = state_dir / LOCK_FILE_NAME
         self.holder_path = state_dir / HOLDER_FILE_NAME
-        self.command = command
         self._lock: portalocker.Lock | None = None
         self._flags = (
             portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
@@ -134,21 +132,16 @@ class RunLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": self.command,
         }
         with contextlib.suppress(OSError):  # only used for the message of a second run
             write_private_text(self.holder_path, json.dumps(holder))
 
-    def _holder_document(self) -> dict[str, Any]:
-        try:
-            holder = json.loads(self.holder_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return holder if isinstance(holder, dict) else {}
-
     def _holder(self) -> str:
-        holder = self._holder_document()
-        if not holder:
+        try:
+            holder: Any = json.loads(self.holder_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "holder unknown"
+        if not isinstance(holder, dict) or not holder:
             return "holder unknown"
         return f"process {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
 
