@@ -21,7 +21,7 @@ from wicbox_bridge.config.params import (
     unset_command,
     validate_value,
 )
-from wicbox_bridge.errors import ConfigurationError
+from wicbox_bridge.errors import ConfigurationError, warning_line
 from wicbox_bridge.helpformat import WholeSummaryGroup
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import mask
@@ -196,7 +196,7 @@ def params_set(
     if value is not None:
         value = _checked_value(runtime, name, value)
     if warning is not None:
-        click.echo(f"wicbox: warning: {warning}", err=True)
+        click.echo(warning_line(warning), err=True)
     store = runtime.open_store()
     try:
         require_schema(store)

@@ -25,7 +25,7 @@ from wicbox_bridge.commands._build import (
 )
 from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
 from wicbox_bridge.config.params import AuthMethod, Parameters
-from wicbox_bridge.errors import AlreadyRunning, BridgeError, DatabaseError, ExitCode, with_fix
+from wicbox_bridge.errors import AlreadyRunning, BridgeError, DatabaseError, ExitCode, warning_line, with_fix
 from wicbox_bridge.logs.setup import FILE_ONLY
 from wicbox_bridge.run.allocator import limit_retained_memory
 from wicbox_bridge.run.report import dry_run_lines, failure_lines, report_json, summary_line
@@ -176,7 +176,7 @@ def _read_and_file_recorded(  # noqa: PLR0917 - one run's inputs and its record
         try:
             parsed = runtime.load_parameters(store)
             for warning in (*runtime.config.warnings, *parsed.warnings):
-                click.echo(f"wicbox: warning: {warning}", err=True)
+                click.echo(warning_line(warning), err=True)
             params = parsed.parameters
             plan = plan_accounts(params, store)
             register_account_secrets(runtime, plan)
@@ -215,8 +215,9 @@ def _effective_cap(configured: int, requested: int | None) -> int:
         return configured
     if requested > configured:
         click.echo(
-            f"wicbox: warning: --max-mails {requested} is above WicBoxMaxMailsPerRun ({configured}); "
-            f"using {configured}",
+            warning_line(
+                f"--max-mails {requested} is above WicBoxMaxMailsPerRun ({configured}); using {configured}"
+            ),
             err=True,
         )
         return configured
@@ -365,8 +366,10 @@ def _record_end(store: Store, run_id: int, report: RunReport) -> None:
         if not isinstance(report.fatal, DatabaseError):
             raise
         click.echo(
-            f"wicbox: warning: the end of run {run_id} could not be recorded in WICBOX_RUN "
-            "(the database failed); the next run marks it INTERRUPTED",
+            warning_line(
+                f"the end of run {run_id} could not be recorded in WICBOX_RUN "
+                "(the database failed); the next run marks it INTERRUPTED"
+            ),
             err=True,
         )
 

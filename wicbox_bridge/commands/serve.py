@@ -33,7 +33,7 @@ from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
 from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
-from wicbox_bridge.errors import AlreadyRunning
+from wicbox_bridge.errors import AlreadyRunning, warning_line
 from wicbox_bridge.run.allocator import limit_retained_memory
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings, RunLock
@@ -149,7 +149,7 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
         with runtime.open_store() as store:
             parsed = runtime.load_parameters(store)
         for warning in (*runtime.config.warnings, *parsed.warnings):
-            click.echo(f"wicbox: warning: {warning}", err=True)
+            click.echo(warning_line(warning), err=True)
         params = parsed.parameters
         tokens = stack.enter_context(contextlib.closing(TokenLayer(runtime)))
         tokens.current(params)  # a wrong certificate stops the command before any mailbox
