@@ -60,9 +60,14 @@ def file_mails(
     """File one batch of ``mailbox`` in one transaction; one answer per mail, in order."""
     sha256s = [mail.record.sha256 for mail in mails]
     if files_many_rows(store) and not store.in_transaction:
+        known = dict(find_mails(store, mailbox, sha256s))
+        if all(sha256 in known for sha256 in sha256s):  # writes nothing: needs no transaction, no fence
+            return [_known(known[sha256]) for sha256 in sha256s]
+        # Checked before the transaction: only the lease holder files this mailbox, and the fence
+        # (checked first in the transaction) refuses a process that lost the lease since.
         try:
             with fenced(store, fence):
-                return _file_together(store, run_id, mails, dict(find_mails(store, mailbox, sha256s)))
+                return _file_together(store, run_id, mails, known)
         except DataRejected as refused:
             log.info(
                 "mailbox %s: the database refused a mail of a batch of %d (%s); filing them one by one",
