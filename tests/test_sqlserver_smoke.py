@@ -24,6 +24,7 @@ STEPS = (
     "filing 20 mails",
     "filing a batch behind a trigger",
     "outbox",
+    "leases of several hosts",
     "schema lock: two processes",
     "drop the scratch database",
 )

@@ -10,9 +10,12 @@ server's answer: create a scratch database, `db init`, `db upgrade` (again: noth
 parameter round-trip (Unicode, a long value, NULL), filing 20 mails (with attachments, one of
 9 MB, byte-identical when read back), filing a batch of 120 mails on a table with a trigger (the
 batch insert hands back each mail's key through OUTPUT ... INTO, in statements of at most 2100
-parameters; each key must lead to its own mail), an outbox round-trip (claim, sent), two processes racing
-`db init` on a fresh database (the schema lock: every version applied once), and dropping the
-scratch database (also after a failure). Exit code 0 when every step passed.
+parameters; each key must lead to its own mail), an outbox round-trip (claim, sent), the leases of
+several hosts (taken, refused to another owner, renewed, a fenced filing, a take-over after expiry
+with a new fencing token, the old owner's filing refused, a presence row, and two connections
+taking one mailbox's lease at once, new or released: exactly one gets it), two processes racing `db init` on a
+fresh database (the schema lock: every version applied once), and dropping the scratch database
+(also after a failure). Exit code 0 when every step passed.
 
 The test suite runs it against PostgreSQL over ODBC, the nearest thing to SQL Server on its test
 bed, so the script itself is known to work; the T-SQL it sends is what is new on a real server.
@@ -28,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -38,12 +42,25 @@ import pyodbc
 
 from wicbox_bridge.config.connstr import ODBC_QUOTES, Pair, odbc_join, parse_connection_string, tokenize
 from wicbox_bridge.config.dbtarget import OdbcTarget
-from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.errors import BridgeError, LeaseLost
 from wicbox_bridge.mail.parse import parse_mail
 from wicbox_bridge.secret import Secret, mask_values
 from wicbox_bridge.store import LATEST_VERSION, open_store
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.filing import Filed, file_mails
+from wicbox_bridge.store.leases import (
+    DatabaseClock,
+    Fence,
+    Lease,
+    LeaseOwner,
+    Refused,
+    acquire,
+    announce,
+    live_owners,
+    release,
+    renew,
+    withdraw,
+)
 from wicbox_bridge.store.mail_insert import NewMail, files_many_rows
 from wicbox_bridge.store.mails import MailOrigin
 from wicbox_bridge.store.outbox import OutboxStatus, claim_for_sending, enqueue, get_row, mark_sent
@@ -268,6 +285,108 @@ def step_outbox(store: Store) -> str:
     return f"outbox mail {outbox_id}: PENDING -> SENDING -> SENT"
 
 
+@dataclass(frozen=True)
+class ShiftedClock:
+    """The database server's clock moved ahead: a lease "expires" without waiting for it."""
+
+    shift: dt.timedelta
+
+    def now(self, store: Store) -> dt.datetime:
+        return DatabaseClock().now(store) + self.shift
+
+
+def _one_mail(mailbox: str, number: int) -> NewMail:
+    raw = (
+        f"From: klant@elders.example\r\nSubject: Lease {number}\r\nMessage-ID: <lease-{number}-"
+        f"{uuid.uuid4().hex}@elders.example>\r\n\r\nBericht\r\n"
+    ).encode()
+    origin = MailOrigin(mailbox, "INBOX", "imap", f"lease:{number}", 1, number, None)
+    return NewMail(origin, raw, parse_mail(raw), None, "")
+
+
+def step_leases(store: Store, target: OdbcTarget) -> str:
+    """The lease statements of several hosts, judged by the server's clock."""
+    clock, later = DatabaseClock(), ShiftedClock(dt.timedelta(seconds=120))
+    mailbox = "lease@klant.example"
+    first, second = LeaseOwner.this_process(), LeaseOwner.this_process()
+    held = acquire(store, mailbox, first, 60, clock)
+    assert isinstance(held, Lease), f"first owner: {held}"
+    assert isinstance(acquire(store, mailbox, second, 60, clock), Refused), (
+        "a live lease was taken by another"
+    )
+    renewed = renew(store, held, 60, clock)
+    assert renewed is not None and renewed.token == held.token, "renewal"
+    answers = file_mails(
+        store, mailbox=mailbox, run_id=None, mails=[_one_mail(mailbox, 1)], fence=Fence(renewed, clock)
+    )
+    assert [answer.filed for answer in answers] == [Filed.NEW], answers
+    taken = acquire(store, mailbox, second, 60, later)  # two minutes on: the first owner's lease expired
+    assert isinstance(taken, Lease) and taken.token == held.token + 1, f"take-over: {taken}"
+    try:
+        file_mails(
+            store, mailbox=mailbox, run_id=None, mails=[_one_mail(mailbox, 2)], fence=Fence(renewed, clock)
+        )
+    except LeaseLost:
+        pass
+    else:
+        raise AssertionError("the first owner filed after it lost its lease")
+    counted = store.query_one("SELECT COUNT(*) FROM WICBOX_MAIL WHERE MAILBOX = ?", (mailbox,))
+    assert counted is not None and int(counted[0]) == 1, f"{counted} mails filed, 1 expected"
+    announce(store, first, 60, clock)
+    assert first.key in {owner.key for owner in live_owners(store, clock)}, "presence row"
+    withdraw(store, first)
+    assert first.key not in {owner.key for owner in live_owners(store, clock)}, "presence row withdrawn"
+    assert release(store, taken, later), "release"
+    winners = _race_for_a_lease(target)
+    return (
+        f"token {held.token} taken, refused to another owner, renewed, filed under its fence; taken over "
+        f"after expiry with token {taken.token}, the old owner's filing refused; presence row; "
+        f"two connections at once on one mailbox (new or released), {winners} times: one lease each time"
+    )
+
+
+def _race_for_a_lease(target: OdbcTarget, rounds: int = 10) -> int:
+    """Two connections take one mailbox's lease at the same moment, a new mailbox (its row is
+    inserted) or a released one (its row is updated): exactly one gets it, every time."""
+    stores = [open_store(target) for _ in range(2)]
+    try:
+        for round_number in range(rounds):
+            mailbox = f"race-{round_number}@klant.example"
+            if round_number % 2:  # the row exists, free
+                first = acquire(stores[0], mailbox, LeaseOwner.this_process(), 60, DatabaseClock())
+                assert isinstance(first, Lease) and release(stores[0], first, DatabaseClock()), "release"
+            outcomes = _take_at_once(stores, mailbox)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
+            kinds = sorted(type(outcome).__name__ for outcome in outcomes)
+            assert kinds == ["Lease", "Refused"], f"round {round_number}: {kinds}"
+    finally:
+        for each in stores:
+            each.close()
+    return rounds
+
+
+def _take_at_once(stores: list[Store], mailbox: str) -> list[object]:
+    """Each store's connection asks for ``mailbox``'s lease at the same moment; what each got."""
+    start = threading.Barrier(len(stores))
+    outcomes: list[object] = [None] * len(stores)
+
+    def take(index: int) -> None:
+        start.wait(timeout=60)
+        try:
+            outcomes[index] = acquire(stores[index], mailbox, LeaseOwner.this_process(), 60, DatabaseClock())
+        except Exception as exc:  # reported by the caller: a deadlock victim, a lock timeout
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=take, args=(index,)) for index in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
 RACER = """
 import json, os, sys
 from wicbox_bridge.config.dbtarget import OdbcTarget
@@ -332,6 +451,7 @@ def run(connection_string: str) -> int:
                 report.step("filing 20 mails", lambda: step_filing(store))
                 report.step("filing a batch behind a trigger", lambda: step_batch(store))
                 report.step("outbox", lambda: step_outbox(store))
+                report.step("leases of several hosts", lambda: step_leases(store, scratch))
     report.step("schema lock: two processes", lambda: step_race(target, report))
     failed = [name for name, passed, _ in report.lines if not passed]
     print(
