@@ -35,7 +35,7 @@ from wicbox_bridge.commands.send import deliver_if_due
 from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, ParameterError
 from wicbox_bridge.helpformat import WholeSummaryGroup
-from wicbox_bridge.run.allocator import limit_retained_memory
+from wicbox_bridge.run.allocator import freeze_startup_objects, limit_retained_memory
 from wicbox_bridge.runtime import Runtime
 from wicbox_bridge.secret import Secret
 from wicbox_bridge.send.outbox import OutboxReport, OutboxSettings
@@ -205,6 +205,7 @@ def relay_group(  # noqa: PLR0917 - click hands every option over as an argument
 def serve(runtime: Runtime, settings: RelayServerSettings) -> int:
     """Check the setup, then relay until a stop signal; 0 after a clean stop."""
     limit_retained_memory()  # before the first message: glibc keeps freed message buffers otherwise
+    freeze_startup_objects()  # the collector leaves start-up's objects alone from here on
     with runtime.open_store() as store:
         runtime.load_parameters(store)  # a broken configuration fails now, not at the first message
     stop = threading.Event()

@@ -27,7 +27,7 @@ from wicbox_bridge.commands.send import deliver_if_due, print_outbox_report
 from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.errors import AlreadyRunning, BridgeError, DatabaseError, ExitCode, warning_line, with_fix
 from wicbox_bridge.logs.setup import FILE_ONLY
-from wicbox_bridge.run.allocator import limit_retained_memory
+from wicbox_bridge.run.allocator import freeze_startup_objects, limit_retained_memory
 from wicbox_bridge.run.report import dry_run_lines, failure_lines, report_json, summary_line
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import RunLock
@@ -110,6 +110,7 @@ def run_command(  # noqa: PLR0917 - click passes one argument per option
     to it).
     """
     limit_retained_memory()  # before the first mail: glibc keeps freed mail buffers otherwise
+    freeze_startup_objects()  # the collector leaves start-up's objects alone from here on
     code = _read_and_file(runtime, max_mails, dry_run, as_json, lease_seconds)
     if not send or dry_run or code == ExitCode.ALREADY_RUNNING or _paused(runtime):
         return code

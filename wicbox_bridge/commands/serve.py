@@ -34,7 +34,7 @@ from wicbox_bridge.config.listen import DEFAULT_LISTEN, parse_listen
 from wicbox_bridge.config.params import AuthMethod, Parameters
 from wicbox_bridge.diagnostics.accounts import ProviderFactory
 from wicbox_bridge.errors import AlreadyRunning, warning_line
-from wicbox_bridge.run.allocator import limit_retained_memory
+from wicbox_bridge.run.allocator import freeze_startup_objects, limit_retained_memory
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings, RunLock
 from wicbox_bridge.run.runner import RunSettings
@@ -129,6 +129,7 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
     --relay the SMTP relay of `wicbox relay` runs in the same process.
     """
     limit_retained_memory()  # before the first mail: glibc keeps freed mail buffers otherwise
+    freeze_startup_objects()  # the collector leaves start-up's objects alone from here on
     stop = threading.Event()
     relay_options = relay_tls_cert or relay_tls_key or relay_allow_remote or relay_listen != DEFAULT_LISTEN
     if relay_options and not relay:
