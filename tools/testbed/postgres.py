@@ -207,6 +207,11 @@ def _write_settings(data_dir: Path, port: int) -> None:
         "max_connections": "60",
         "shared_buffers": "32MB",
         "logging_collector": "off",
+        # An autovacuum worker (a superuser's process) in a database about to be dropped made
+        # DROP DATABASE ... WITH (FORCE) fail for the test role ("must be a member of the role
+        # whose process is being terminated or member of pg_signal_backend"); the test bed's
+        # databases live for minutes and need no vacuuming, and benchmarks run without its CPU.
+        "autovacuum": "off",
     }
     text = "".join(f"{key} = {value}\n" for key, value in settings.items())
     (data_dir / "postgresql.auto.conf").write_text(text, encoding="utf-8")
