@@ -6,15 +6,19 @@ record their command line); the unit files are written into the test's folder.""
 from __future__ import annotations
 
 import json
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from tests.clihelp import WicboxCli, write_config
+from tests.test_schedule_cli import LockHolder
 from tests.test_schedule_relay import Tools, _linux_spec, _said, _temporary, _win_spec, _win_target, tools
 from wicbox_bridge.schedule import actions
 from wicbox_bridge.schedule.actions import Target
+from wicbox_bridge.schedule.lockwait import RunStillBusy
+from wicbox_bridge.schedule.pause import pause_file
 from wicbox_bridge.schedule.plan import plan_text, systemd_plan, windows_plan
 from wicbox_bridge.schedule.relay import RelaySpec
 from wicbox_bridge.schedule.serve import ServeSpec, is_serve_command
@@ -122,7 +126,9 @@ def test_windows_serve_task_starts_at_boot_restarts_and_is_started_at_once(
     tools.answer("schtasks /Query /TN WICBOX-Relay", 1, "ERROR: The system cannot find the file specified.")
     said, say = _said()
     actions.stop(target, timeout=5, env={}, say=say)
-    assert tools.calls()[2:4] == ["schtasks /Change /TN WICBOX /DISABLE", "schtasks /End /TN WICBOX"]
+    calls = tools.calls()
+    assert calls[2] == "schtasks /Change /TN WICBOX /DISABLE"
+    assert "schtasks /End /TN WICBOX" not in calls  # no serve busy: the pause marker is enough
     actions.start(target, say=say)
     assert tools.calls()[2:4] == ["schtasks /Change /TN WICBOX /ENABLE", "schtasks /Run /TN WICBOX"]
 
@@ -151,3 +157,35 @@ def test_cli_show_serve_with_the_relay_inside_and_cron_refuses_it(tmp_path: Path
     refused = wicbox("schedule", "show", "--platform", "cron", "--serve", config=config)
     assert refused.exit_code == 2, refused.output
     assert "--serve: cron cannot keep a service running" in refused.output
+
+
+def test_windows_stop_lets_a_paused_serve_end_and_ends_its_task_only_after_the_grace(
+    tools: Tools, tmp_path: Path
+) -> None:
+    """Task Scheduler's End terminates the process: stop first pauses (serve sees the marker with its
+    next heartbeat and ends cleanly), and ends the task only when serve still holds the run lock
+    after the grace period. A serve that ends in time is never ended."""
+    target = _win_target(tmp_path)
+    plan = windows_plan(_win_spec(), target.state_dir, serve=ServeSpec())
+    tools.answer("schtasks /Query /TN WICBOX", 0)
+    tools.answer("schtasks /Query /TN WICBOX /XML", 0, plan.files[0].text)
+    tools.answer("schtasks /Query /TN WICBOX-Relay", 1, "ERROR: The system cannot find the file specified.")
+    holder = LockHolder(target.state_dir)  # a serve that does not end by itself
+    try:
+        _said_lines, say = _said()
+        warned: list[str] = []
+        with pytest.raises(RunStillBusy):  # and afterwards the lock is still held: stop says so
+            actions.stop(target, timeout=1, env={}, say=say, warn=warned.append, serve_grace=0.5)
+        calls = tools.calls()
+        assert calls.index("schtasks /Change /TN WICBOX /DISABLE") < calls.index("schtasks /End /TN WICBOX")
+        assert pause_file(target.state_dir).exists()  # paused before the grace began
+        assert any("did not end within 0.5 s of the pause: its task was ended" in line for line in warned)
+    finally:
+        holder.release()
+    timer = threading.Timer(0.5, LockHolder(target.state_dir).release)
+    timer.start()  # this serve ends within the grace, as a paused serve does
+    try:
+        actions.stop(target, timeout=5, env={}, say=say, warn=warned.append, serve_grace=30)
+    finally:
+        timer.join()
+    assert "schtasks /End /TN WICBOX" not in tools.calls()

@@ -7,6 +7,7 @@ Nothing here is timed: the tests wait on the database and on the process's outpu
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 from collections.abc import Iterator
@@ -25,7 +26,9 @@ from tests.test_send_test import RECIPIENT, SENDER, Sendroom
 from tools.testbed.imap_faults import ImapFaultProxy, running_fault_proxy
 from tools.testbed.pki import LoopbackPki
 from tools.testbed.ports import free_port
+from wicbox_bridge.schedule.pause import pause_runs
 from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME
+from wicbox_bridge.serve.service import ServeSettings
 from wicbox_bridge.store.outbox import OutboxStatus
 
 pytestmark = pytest.mark.testbed
@@ -33,6 +36,7 @@ __all__ = ["sendroom"]  # the fixture, with a relay account for SENDER
 
 ALPHA = "project-alpha@klant.example"
 STOP_WITHIN_S = 10.0
+HEARTBEAT_S = ServeSettings().heartbeat_s  # serve looks at the pause marker with every heartbeat
 FILED_WITHIN_S = 60.0  # only ends a hanging test; nothing is asserted about the time
 
 
@@ -106,6 +110,19 @@ def test_mail_appended_while_serve_runs_is_filed_and_sigterm_ends_it(
     assert "Serve: running" in text, text
     assert "IDLE; last pass" in text, text
     stop(process)
+
+
+def test_serve_ends_cleanly_once_runs_are_paused(mailroom: Mailroom, serving: list[WicboxProcess]) -> None:
+    """`wicbox schedule stop` pauses the configuration: serve notices the marker with its next
+    heartbeat and stops as on SIGTERM (on Windows there is no SIGTERM: this is how it ends)."""
+    process = start_serve(mailroom, serving)
+    wait_until(lambda: heartbeat(mailroom) is not None, "the first heartbeat")
+    [beat_file] = sorted(Path(mailroom.wic.cli_runner.home).rglob(HEARTBEAT_FILE_NAME))
+    pause_runs(beat_file.parent, at=dt.datetime.now().astimezone(), by="the test")
+    assert process.wait(HEARTBEAT_S + STOP_WITHIN_S) == 0, process.output()
+    output = process.output()
+    assert "paused by `wicbox schedule stop`" in output and "wicbox serve stops" in output, output
+    assert "wicbox serve: stopped" in output
 
 
 def served(room: Mailroom | GraphRoom) -> dict[str, Any]:

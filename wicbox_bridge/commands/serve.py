@@ -163,7 +163,7 @@ def serve_command(  # noqa: PLR0917 - click hands every option over as an argume
             open_store=runtime.open_store,
             load_plan=_plan_loader(runtime, tokens, stop, poll_seconds),
             deliver_outbox=lambda: _deliver(runtime),
-            heartbeat=lambda beat: _beat(runtime, beat),
+            heartbeat=_beat_until_paused(runtime, stop),
             stop=stop,
             refresh_tokens=tokens.refresh,
             settings=ServeSettings(reload_s=reload_seconds),
@@ -295,8 +295,19 @@ def _deliver(runtime: Runtime) -> None:
         print_outbox_report(report, err=True)
 
 
-def _beat(runtime: Runtime, beat: Heartbeat) -> None:
-    write_heartbeat(runtime.machine_state_dir / HEARTBEAT_FILE_NAME, beat)
+def _beat_until_paused(runtime: Runtime, stop: threading.Event) -> Callable[[Heartbeat], None]:
+    """Writes each heartbeat, then stops the service cleanly once `wicbox schedule stop` paused
+    this configuration: on Windows that is how the service learns it must end (Task Scheduler's
+    "End" would terminate the process outright; the stop only ends the task when serve has not
+    ended on its own within a grace period)."""
+
+    def beat(heartbeat: Heartbeat) -> None:
+        write_heartbeat(runtime.machine_state_dir / HEARTBEAT_FILE_NAME, heartbeat)
+        if not stop.is_set() and (notice := paused_notice(runtime.machine_state_dir)) is not None:
+            click.echo(f"{notice}: wicbox serve stops", err=True)
+            stop.set()
+
+    return beat
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from wicbox_bridge.schedule.commandline import (
 )
 from wicbox_bridge.schedule.files import remove_files, write_then_run
 from wicbox_bridge.schedule.host import who_and_where
-from wicbox_bridge.schedule.lockwait import wait_until_idle
+from wicbox_bridge.schedule.lockwait import RunStillBusy, wait_until_idle
 from wicbox_bridge.schedule.pause import pause_runs, read_pause, resume_runs
 from wicbox_bridge.schedule.plan import SchedulePlan
 from wicbox_bridge.schedule.relay import relay_task_name
@@ -324,13 +324,26 @@ def _exec_start(unit: Path) -> str | None:
 # --------------------------------------------------------------------------- stop / start
 
 
+# How long `wicbox schedule stop` gives a serve task on Windows to end by itself once paused (it
+# looks at the pause marker with every heartbeat, 5 s, and ends within 10 s), before ending the task.
+SERVE_GRACE_SECONDS = 30.0
+
+
 def stop(
-    target: Target, *, timeout: float, env: Mapping[str, str], say: Say, warn: Say | None = None
+    target: Target,
+    *,
+    timeout: float,
+    env: Mapping[str, str],
+    say: Say,
+    warn: Say | None = None,
+    serve_grace: float = SERVE_GRACE_SECONDS,
 ) -> None:
     """Disables the entry, stops the relay, pauses runs, then waits for a busy run (RunStillBusy
-    after ``timeout``)."""
+    after ``timeout``). A serve task on Windows is not ended at once: the pause marker stops it
+    cleanly, and only one still busy after ``serve_grace`` seconds is ended (as systemd's stop
+    sends serve SIGTERM, which stops it cleanly too)."""
     warn = warn or warn_through(say)
-    _disable_entry(target, say, warn)
+    serves = _disable_entry(target, say, warn)
     _stop_relay(target, say, warn)
     marker = pause_runs(
         target.state_dir, at=dt.datetime.now().astimezone(), by=who_and_where(env, target.platform)
@@ -339,11 +352,26 @@ def stop(
         f"paused: until `wicbox schedule start`, each `wicbox run` of this configuration ends at once "
         f"({marker})"
     )
+    if target.platform is Platform.WINDOWS and serves:
+        _let_serve_end(target, grace=min(timeout, serve_grace), say=say, warn=warn)
     waited = wait_until_idle(target.state_dir, timeout=timeout, on_wait=say, end_hint=_end_hint(target))
     say(
         ("the busy run has finished; " if waited else "no run is busy; ")
         + "wicbox is stopped and may be upgraded. `wicbox schedule start` resumes"
     )
+
+
+def _let_serve_end(target: Target, *, grace: float, say: Say, warn: Say) -> None:
+    """Waits up to ``grace`` seconds for the paused serve to end by itself, then ends its task."""
+    try:
+        wait_until_idle(target.state_dir, timeout=grace, on_wait=say, end_hint=_end_hint(target))
+    except RunStillBusy:
+        tool_succeeds(schtasks_end(target.name))  # fails when it ended meanwhile: nothing to end
+        warn(
+            f"wicbox serve did not end within {grace:g} s of the pause: its task was ended "
+            "(no mail is lost: a mail it was filing stays on the server and is filed after "
+            "`wicbox schedule start`)"
+        )
 
 
 def start(target: Target, *, say: Say) -> None:
@@ -388,22 +416,24 @@ def _relay_installed(target: Target) -> bool:
     return target.relay_unit.exists()
 
 
-def _disable_entry(target: Target, say: Say, warn: Say) -> None:
+def _disable_entry(target: Target, say: Say, warn: Say) -> bool:
+    """Disables the entry; whether it is a serve entry (False when there is none to disable)."""
     if target.platform is Platform.CRON:
         say("cron: comment out the wicbox line with `crontab -e`; until then each run ends at once (paused)")
-        return
+        return False
     if not _entry_exists(target):
         say(f"{target.describe()} is not installed: nothing to disable")
-        return
+        return False
     try:
-        _run_entry_command(target, enable=False)
+        serves = _run_entry_command(target, enable=False)
     except SchedulerError as error:
         warn(
             f"could not disable {target.describe()}: {error.message}; runs are held off by the pause "
             "marker all the same"
         )
-        return
+        return False
     say(f"disabled {target.describe()}")
+    return serves
 
 
 def _enable_entry(target: Target, say: Say) -> None:
@@ -423,20 +453,20 @@ def _entry_exists(target: Target) -> bool:
     return all(path.exists() for path in target.unit_files) or target.serves()
 
 
-def _run_entry_command(target: Target, *, enable: bool) -> None:
-    """Enables or disables the entry; serve is also started or ended (stop then waits for its lock)."""
+def _run_entry_command(target: Target, *, enable: bool) -> bool:
+    """Enables or disables the entry; serve is also started, or on systemd stopped (on Windows the
+    pause marker stops it: :func:`_let_serve_end`). Whether the entry is a serve entry."""
     serves = target.serves()
     if target.platform is Platform.WINDOWS:
         command = schtasks_enable(target.name) if enable else schtasks_disable(target.name)
         run_tool(command, fix=_SCHTASKS_FIX)
         if serves and enable:
             run_tool(schtasks_run(target.name), fix=_SCHTASKS_FIX)
-        elif serves:
-            tool_succeeds(schtasks_end(target.name))  # fails when it is not running
-        return
+        return serves
     toggles = {(True, True): start_serve, (True, False): stop_serve, (False, True): enable_timer}
     toggle = toggles.get((serves, enable), disable_timer)
     run_tool(toggle(target.name, user_units=target.user_units), fix=_SYSTEMCTL_FIX)
+    return serves
 
 
 def _end_hint(target: Target) -> str:
