@@ -157,7 +157,8 @@ def test_the_command_reference_still_sees_every_command() -> None:
 
 def test_the_run_command_loads_neither_graph_nor_smtp_until_it_needs_them() -> None:
     """An IMAP run with an empty outbox (every scheduled run of most customers) does not pay for
-    Graph's adapters or aiosmtplib: they load where a Graph mailbox is opened or a mail is sent."""
+    Graph's adapters or aiosmtplib: they load where a Graph mailbox is opened or a mail is sent;
+    nor for cryptography's X.509 support, which loads where a certificate is read or made."""
     probe = "import json, sys, wicbox_bridge.commands.run; print(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
@@ -165,4 +166,5 @@ def test_the_run_command_loads_neither_graph_nor_smtp_until_it_needs_them() -> N
     modules = json.loads(done.stdout)
     assert "aiosmtplib" not in modules and "wicbox_bridge.adapters.smtp" not in modules
     assert not [name for name in modules if name.startswith("wicbox_bridge.adapters.graph")]
+    assert "cryptography.x509" not in modules and "wicbox_bridge.auth.certificate_files" not in modules
     assert "wicbox_bridge.adapters.imap" in modules  # the probe sees the run's own adapters
