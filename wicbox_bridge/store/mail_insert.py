@@ -6,7 +6,11 @@ Two ways, with the same rows as result:
   generated MAIL_IDs read back with RETURNING, or on SQL Server with ``OUTPUT INSERTED ... INTO``
   a table variable selected in the same T-SQL batch (:func:`files_many_rows`). Each statement is
   a round trip the database server works through while the client waits, so their number, not
-  the bytes, decided the time of filing.
+  the bytes, decided the time of filing. On PostgreSQL and SQL Server a chunk of whole mails goes
+  in ONE statement together with all their attachments (:func:`insert_chunk_sql`: a data-modifying
+  CTE, or one T-SQL batch through the table variable), the attachments joined to their mail's new
+  MAIL_ID by SHA-256 on the server; SQLite, in-process, sends the mails and the attachments as two
+  statements.
 * :func:`insert_mail` files one mail (SQLite before 3.35, a mail whose values go in parts, and a
   batch the database refused part of).
 
@@ -51,9 +55,11 @@ __all__ = [
     "NewMail",
     "files_many_rows",
     "insert_attachments_sql",
+    "insert_chunk_sql",
     "insert_mail",
     "insert_mails",
     "insert_mails_sql",
+    "mail_chunks",
     "row_chunks",
 ]
 
@@ -73,6 +79,26 @@ _ATTACHMENT_COLUMNS: Final = (
     "INSERT INTO WICBOX_ATTACHMENT (MAIL_ID, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
 )
 _ATTACHMENT_ROW: Final = "(?, ?, ?, ?, ?, ?)"
+# An attachment of a chunk, keyed by its mail's SHA256 instead of the MAIL_ID the server makes in the
+# same statement. PostgreSQL types the columns of a VALUES list from its parameters, which psqlODBC
+# may send untyped (text): each is cast to its column's type; T-SQL converts implicitly.
+_KEYED_ROW: Final[dict[Dialect, str]] = {
+    "postgresql": "(CAST(? AS CHAR(64)), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), "
+    "CAST(? AS BIGINT), CAST(? AS BYTEA))",
+    "mssql": _ATTACHMENT_ROW,
+}
+# PostgreSQL: a data-modifying CTE; its INSERTs run as one statement (all or nothing), the
+# attachments' foreign key checked at its end, when the mails are there.
+_POSTGRESQL_CHUNK: Final[dict[Dialect, tuple[str, str]]] = {
+    "postgresql": (
+        "WITH k AS ({mails} RETURNING MAIL_ID, SHA256) SELECT MAIL_ID, SHA256, 0 FROM k",
+        "WITH k AS ({mails} RETURNING MAIL_ID, SHA256), "
+        "a AS ({attachments} JOIN k ON k.SHA256 = v.SHA256 RETURNING 1) "
+        "SELECT MAIL_ID, SHA256, (SELECT COUNT(*) FROM a) FROM k",
+    )
+}
+_KEYED_COLUMNS: Final = "v (SHA256, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
+_KEYED_PICKED: Final = "k.MAIL_ID, v.POSITION, v.FILENAME, v.CONTENT_TYPE, v.SIZE_BYTES, v.CONTENT"
 # Several rows per INSERT: at most store.base.most_parameters in one statement, and about this
 # many bytes of mail and attachment content (the driver copies a statement's parameters before
 # sending them).
@@ -121,6 +147,8 @@ def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) 
     """
     if not files_many_rows(store):
         raise ValueError(f"the {store.dialect} store files one mail at a time (insert_mail)")
+    if store.dialect != "sqlite":
+        return _insert_chunks(store, run_id, mails)
     mail_ids: dict[str, int] = {}
     with atomic(store):
         small = [mail for mail in mails if not _in_parts(store, mail.raw)]
@@ -147,6 +175,115 @@ def insert_mails_sql(dialect: Dialect, rows: int) -> str:
     (MAIL_ID, SHA256) of each."""
     insert = f"{INSERT_MAIL_COLUMNS} VALUES {', '.join([MAIL_ROW] * rows)}"
     return returning_sql(dialect, insert, _MAIL_KEYS)
+
+
+def _insert_chunks(store: Store, run_id: int | None, mails: Sequence[NewMail]) -> dict[str, int]:
+    """PostgreSQL and SQL Server: each chunk of whole mails with their attachments in one statement;
+    a mail that fits no statement (values in parts, too many attachments) as :func:`insert_mail`."""
+    mail_ids: dict[str, int] = {}
+    rows = [_chunk_rows(run_id, mail) for mail in mails if not _in_parts(store, mail.raw)]
+    with atomic(store):
+        for chunk in mail_chunks(rows, store.dialect):
+            sql = insert_chunk_sql(store.dialect, len(chunk), sum(len(attached) for _, attached in chunk))
+            params = [value for row, _ in chunk for value in row]
+            params += [value for _, attached in chunk for row in attached for value in row]
+            answered = store.query(sql, params)
+            _check_chunk(chunk, answered)
+            for mail_id, sha256, _ in answered:
+                mail_ids[str(sha256).strip()] = int(mail_id)
+        for mail in mails:
+            if mail.record.sha256 not in mail_ids:
+                mail_ids[mail.record.sha256] = insert_mail(store, run_id=run_id, mail=mail)
+    return mail_ids
+
+
+_ChunkRow = tuple[tuple[object, ...], list[tuple[object, ...]]]
+
+
+def _chunk_rows(run_id: int | None, mail: NewMail) -> _ChunkRow:
+    """The mail's row and its attachments' rows keyed by the mail's SHA-256."""
+    sha256 = mail.record.sha256
+    attached = [
+        (sha256, *_attachment_values(0, position, attachment)[1:])
+        for position, attachment in enumerate(mail.record.attachments, start=1)
+    ]
+    return _mail_values(run_id, mail, mail.raw), attached
+
+
+def _check_chunk(chunk: Sequence[_ChunkRow], answered: Sequence[tuple[object, ...]]) -> None:
+    """Every mail of the chunk got its key and every attachment its row: a statement of a T-SQL
+    batch that failed without its error reaching the client must not pass as filed."""
+    mails = len(chunk)
+    attachments = sum(len(attached) for _, attached in chunk)
+    counted = {int(str(row[2])) for row in answered}
+    if len(answered) != mails or counted != {attachments}:
+        raise RuntimeError(
+            f"a chunk of {mails} mails and {attachments} attachments came back as {len(answered)} "
+            f"keys and {sorted(counted)} attachment rows"
+        )
+
+
+def mail_chunks(rows: Sequence[_ChunkRow], dialect: Dialect) -> Iterable[list[_ChunkRow]]:
+    """Whole mails with all their attachments in groups small enough for one statement (the
+    parameters and bytes of :func:`row_chunks`). A mail over the byte budget is a chunk of its own;
+    one whose parameters alone are over the limit is left out (filed by :func:`insert_mail`)."""
+    most = most_parameters(dialect)
+    mail_marks, keyed_marks = MAIL_ROW.count("?"), _ATTACHMENT_ROW.count("?")
+    chunk: list[_ChunkRow] = []
+    marks = size = 0
+    for row in rows:
+        row_marks = mail_marks + keyed_marks * len(row[1])
+        if row_marks > most:
+            continue
+        row_size = sum(_bytes_of(values) for values in (row[0], *row[1]))
+        if chunk and (marks + row_marks > most or size + row_size > _MOST_STATEMENT_BYTES):
+            yield chunk
+            chunk, marks, size = [], 0, 0
+        chunk.append(row)
+        marks += row_marks
+        size += row_size
+    if chunk:
+        yield chunk
+
+
+def _bytes_of(row: tuple[object, ...]) -> int:
+    return sum(len(value) for value in row if isinstance(value, (bytes, str)))
+
+
+def insert_chunk_sql(dialect: Dialect, mails: int, attachments: int) -> str:
+    """The one statement (on SQL Server one T-SQL batch) that inserts ``mails`` mails and
+    ``attachments`` attachments of theirs, and hands back (MAIL_ID, SHA256, attachment rows made)
+    of each mail. The attachments' parameters follow the mails', each row keyed by its mail's
+    SHA256 (:data:`_KEYED_ROW`)."""
+    if dialect == "sqlite":
+        raise ValueError("SQLite has no data-modifying CTE: mails and attachments go separately")
+    values = ", ".join([MAIL_ROW] * mails)
+    keyed = ", ".join([_KEYED_ROW[dialect]] * attachments)
+    if dialect == "postgresql":
+        return _postgresql_chunk(values, keyed)
+    insert = returning_sql(dialect, f"{INSERT_MAIL_COLUMNS} VALUES {values}", _MAIL_KEYS)
+    head, marker, _ = insert.rpartition("; SELECT ")
+    assert marker, insert
+    attach = (
+        f"{_keyed_insert(keyed)} JOIN @keys AS k ON k.SHA256 = v.SHA256; SET @attached = @@ROWCOUNT; "
+        if attachments
+        else ""
+    )
+    done = "SELECT MAIL_ID, SHA256, @attached FROM @keys"
+    return f"{head}; DECLARE @attached INT; SET @attached = 0; {attach}{done}"
+
+
+def _keyed_insert(keyed: str) -> str:
+    """The attachments' INSERT from their VALUES list ``v`` (to be joined to the mails' keys ``k``)."""
+    return f"{_ATTACHMENT_COLUMNS} SELECT {_KEYED_PICKED} FROM (VALUES {keyed}) AS {_KEYED_COLUMNS}"  # noqa: S608 - code's names and ? marks
+
+
+def _postgresql_chunk(values: str, keyed: str) -> str:
+    mails, attachments = _POSTGRESQL_CHUNK["postgresql"]
+    mails_sql = f"{INSERT_MAIL_COLUMNS} VALUES {values}"
+    if not keyed:
+        return mails.format(mails=mails_sql)
+    return attachments.format(mails=mails_sql, attachments=_keyed_insert(keyed))
 
 
 def insert_attachments_sql(rows: int) -> str:
