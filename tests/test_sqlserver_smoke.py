@@ -23,6 +23,7 @@ STEPS = (
     "parameters",
     "filing 20 mails",
     "filing a batch behind a trigger",
+    "filing mails with attachments together",
     "outbox",
     "schema lock: two processes",
     "drop the scratch database",
