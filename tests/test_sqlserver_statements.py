@@ -207,8 +207,8 @@ def test_mails_and_their_attachments_are_one_t_sql_batch(mails: int, attachments
     kinds = [type(expression).__name__ for expression in parsed]
 
     attach = ["Insert", "Set"] if attachments else []
-    assert kinds == ["Set", "Declare", "Insert", "Declare", "Set", *attach, "Select"], kinds
-    insert = parsed[2]
+    assert kinds == ["Set", "Declare", "Declare", "Insert", "Set", *attach, "Select"], kinds
+    insert = parsed[3]
     assert isinstance(insert, exp.Insert) and len(insert.expression.expressions) == mails
     output = insert.find(exp.Returning)
     assert output is not None and output.sql("tsql").upper().startswith(
@@ -250,3 +250,37 @@ def test_chunks_of_mails_with_attachments_stay_within_2100_parameters() -> None:
         statement = insert_chunk_sql("mssql", len(chunk), sum(len(attached) for _, attached in chunk))
         assert statement.count("?") <= 2100
     parsed_as_tsql(insert_chunk_sql("mssql", len(chunks[0]), sum(len(a) for _, a in chunks[0])))
+
+
+def test_the_fence_folded_into_the_batch_locks_the_lease_row_first() -> None:
+    """With the fence folded in, the batch first reads the lease row under UPDLOCK, HOLDLOCK (as
+    check_fence does) into @fence, and inserts the mails (and so their attachments) only WHERE
+    @fence = 1: a lost lease files nothing and hands back no key."""
+    held = "MAILBOX = ? AND OWNER_KEY = ? AND TOKEN = ? AND EXPIRES_AT > SYSUTCDATETIME()"
+    statement = insert_chunk_sql("mssql", 3, 2, held)
+    parsed = parsed_as_tsql(statement)
+    kinds = [type(expression).__name__ for expression in parsed]
+
+    assert kinds == [
+        "Set",
+        "Declare",
+        "Declare",
+        "Declare",
+        "Select",
+        "Insert",
+        "Set",
+        "Insert",
+        "Set",
+        "Select",
+    ]
+    lock = parsed[4].sql("tsql")
+    assert lock.startswith(
+        "SELECT @fence = COUNT(*) FROM WICBOX_LEASE WITH (UPDLOCK, HOLDLOCK) WHERE MAILBOX = ?"
+    )
+    insert = parsed[5]
+    assert isinstance(insert, exp.Insert)
+    rows = insert.find(exp.Select)
+    assert rows is not None and rows.args["where"].sql("tsql") == "WHERE @fence = 1"
+    values = insert.find(exp.Values)
+    assert values is not None and len(values.expressions) == 3
+    assert statement.count("?") == 3 + 3 * MAIL_ROW.count("?") + 2 * 6

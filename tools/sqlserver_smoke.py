@@ -11,8 +11,9 @@ parameter round-trip (Unicode, a long value, NULL), filing 20 mails (with attach
 9 MB, byte-identical when read back), filing a batch of 120 mails on a table with a trigger (the
 batch insert hands back each mail's key through OUTPUT ... INTO, in statements of at most 2100
 parameters; each key must lead to its own mail), a batch of mails with 0, 1 and many attachments
-filed together in one statement per chunk (each attachment on its own mail, in order; a mail whose
-attachment the database refuses quarantined alone), an outbox round-trip (claim, sent), two processes racing
+filed together in one statement per chunk behind a lease (each attachment on its own mail, in order;
+a mail whose attachment the database refuses quarantined alone; the fence folded into the batch,
+so a batch of a lost lease files nothing), an outbox round-trip (claim, sent), two processes racing
 `db init` on a fresh database (the schema lock: every version applied once), and dropping the
 scratch database (also after a failure). Exit code 0 when every step passed.
 
@@ -40,15 +41,16 @@ import pyodbc
 
 from wicbox_bridge.config.connstr import ODBC_QUOTES, Pair, odbc_join, parse_connection_string, tokenize
 from wicbox_bridge.config.dbtarget import OdbcTarget
-from wicbox_bridge.errors import BridgeError
+from wicbox_bridge.errors import BridgeError, LeaseLost
 from wicbox_bridge.mail.parse import parse_mail
 from wicbox_bridge.mail.record import Attachment
 from wicbox_bridge.secret import Secret, mask_values
 from wicbox_bridge.store import LATEST_VERSION, open_store
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.filing import Filed, file_mails
+from wicbox_bridge.store.leases import DatabaseClock, Fence, Lease, LeaseOwner, acquire, release
 from wicbox_bridge.store.mail_insert import NewMail, files_many_rows
-from wicbox_bridge.store.mails import MailOrigin
+from wicbox_bridge.store.mails import MailOrigin, find_mails
 from wicbox_bridge.store.outbox import OutboxStatus, claim_for_sending, enqueue, get_row, mark_sent
 from wicbox_bridge.store.parameters import read_parameters, set_parameter
 from wicbox_bridge.store.schema import init_schema, schema_version, upgrade_schema
@@ -286,10 +288,14 @@ def step_attachments(store: Store) -> str:
     refused = attached_mail(len(counts), 2, refused=True)
     batch = [*mails, mails[2], refused, mails[0]]
     store.execute(REFUSE_ATTACHMENT)
-    answers = file_mails(store, mailbox="bijlagen@klant.example", run_id=None, mails=batch)
+    clock = DatabaseClock()
+    lease = acquire(store, "bijlagen@klant.example", LeaseOwner.this_process(), 600, clock)
+    assert isinstance(lease, Lease), lease
+    fence = Fence(lease, clock)  # folded into the batch's first statement
+    answers = file_mails(store, mailbox="bijlagen@klant.example", run_id=None, mails=batch, fence=fence)
     filed = [answer.filed for answer in answers]
     assert filed == [Filed.NEW] * len(mails) + [Filed.KNOWN, Filed.REFUSED, Filed.KNOWN], filed
-    for mail, answer in zip(mails, answers, strict=True):
+    for mail, answer in zip(mails, answers[: len(mails)], strict=True):
         rows = store.query(
             "SELECT POSITION, FILENAME, CONTENT FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ? ORDER BY POSITION",
             (answer.mail_id,),
@@ -301,8 +307,20 @@ def step_attachments(store: Store) -> str:
         "SELECT COUNT(*) FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ?", (answers[len(mails) + 1].mail_id,)
     )
     assert quarantined is not None and int(quarantined[0]) == 0, "the refused mail's attachments"
+    assert release(store, lease, clock)
+    assert isinstance(acquire(store, "bijlagen@klant.example", LeaseOwner.this_process(), 600, clock), Lease)
+    late = [attached_mail(number, 2) for number in range(100, 103)]
+    try:
+        file_mails(store, mailbox="bijlagen@klant.example", run_id=None, mails=late, fence=fence)
+    except LeaseLost:
+        pass
+    else:
+        raise AssertionError("a batch of a lost lease was filed")
+    known = find_mails(store, "bijlagen@klant.example", [mail.record.sha256 for mail in late])
+    assert not known, "a batch of a lost lease left rows"
     return (
-        f"{len(mails)} mails with {sum(counts)} attachments filed together, the refused one quarantined alone"
+        f"{len(mails)} mails with {sum(counts)} attachments filed together behind the lease, the refused "
+        "one quarantined alone; a lost lease filed nothing"
     )
 
 

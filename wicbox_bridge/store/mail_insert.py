@@ -39,6 +39,7 @@ from wicbox_bridge.store.base import (
     returning_sql,
     returns_many_keys,
 )
+from wicbox_bridge.store.leases import Fence, check_fence, held_condition, lease_lost
 from wicbox_bridge.store.mails import (
     COLUMN_LIMITS,
     INSERT_MAIL_COLUMNS,
@@ -80,25 +81,33 @@ _ATTACHMENT_COLUMNS: Final = (
 )
 _ATTACHMENT_ROW: Final = "(?, ?, ?, ?, ?, ?)"
 # An attachment of a chunk, keyed by its mail's SHA256 instead of the MAIL_ID the server makes in the
-# same statement. PostgreSQL types the columns of a VALUES list from its parameters, which psqlODBC
-# may send untyped (text): each is cast to its column's type; T-SQL converts implicitly.
+# same statement. PostgreSQL types the columns of a VALUES list that is not an INSERT's own from its
+# parameters, which psqlODBC may send untyped (text): each is cast to its column's type; T-SQL
+# converts the attachments' values implicitly.
 _KEYED_ROW: Final[dict[Dialect, str]] = {
     "postgresql": "(CAST(? AS CHAR(64)), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), "
     "CAST(? AS BIGINT), CAST(? AS BYTEA))",
     "mssql": _ATTACHMENT_ROW,
 }
-# PostgreSQL: a data-modifying CTE; its INSERTs run as one statement (all or nothing), the
-# attachments' foreign key checked at its end, when the mails are there.
-_POSTGRESQL_CHUNK: Final[dict[Dialect, tuple[str, str]]] = {
-    "postgresql": (
-        "WITH k AS ({mails} RETURNING MAIL_ID, SHA256) SELECT MAIL_ID, SHA256, 0 FROM k",
-        "WITH k AS ({mails} RETURNING MAIL_ID, SHA256), "
-        "a AS ({attachments} JOIN k ON k.SHA256 = v.SHA256 RETURNING 1) "
-        "SELECT MAIL_ID, SHA256, (SELECT COUNT(*) FROM a) FROM k",
-    )
-}
 _KEYED_COLUMNS: Final = "v (SHA256, POSITION, FILENAME, CONTENT_TYPE, SIZE_BYTES, CONTENT)"
 _KEYED_PICKED: Final = "k.MAIL_ID, v.POSITION, v.FILENAME, v.CONTENT_TYPE, v.SIZE_BYTES, v.CONTENT"
+# With the fence folded in, the mails come from a VALUES list of their own, filtered by the fence:
+# typed explicitly in both dialects (a column of NULLs would have no type of its own), in the order
+# of INSERT_MAIL_COLUMNS.
+_MAIL_TYPES: Final[dict[Dialect, tuple[str, ...]]] = {
+    "postgresql": (
+        "INTEGER", "INTEGER", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT",
+        "TEXT", "TEXT", "TEXT", "TIMESTAMP", "TIMESTAMP", "BIGINT", "TEXT", "TEXT", "BYTEA", "TEXT",
+        "TEXT", "TEXT", "TEXT", "TIMESTAMP",
+    ),
+    "mssql": (
+        "INT", "INT", "NVARCHAR(320)", "NVARCHAR(400)", "NVARCHAR(10)", "BIGINT", "BIGINT", "NVARCHAR(512)",
+        "NVARCHAR(998)", "CHAR(64)", "NVARCHAR(MAX)", "NVARCHAR(MAX)", "NVARCHAR(MAX)", "NVARCHAR(MAX)",
+        "DATETIME2", "DATETIME2", "BIGINT", "NVARCHAR(MAX)", "NVARCHAR(MAX)", "VARBINARY(MAX)",
+        "NVARCHAR(20)", "NVARCHAR(400)", "NVARCHAR(MAX)", "NVARCHAR(MAX)", "DATETIME2",
+    ),
+}  # fmt: skip
+_MAIL_NAMES: Final = INSERT_MAIL_COLUMNS.partition("(")[2].rstrip(")")
 # Several rows per INSERT: at most store.base.most_parameters in one statement, and about this
 # many bytes of mail and attachment content (the driver copies a statement's parameters before
 # sending them).
@@ -139,16 +148,24 @@ def insert_mail(store: Store, *, run_id: int | None, mail: NewMail) -> int:
     return mail_id
 
 
-def insert_mails(store: Store, *, run_id: int | None, mails: Sequence[NewMail]) -> dict[str, int]:
+def insert_mails(
+    store: Store, *, run_id: int | None, mails: Sequence[NewMail], fence: Fence | None = None
+) -> dict[str, int]:
     """File many mails with their attachments in one transaction; MAIL_ID by SHA-256.
 
     The mails must differ by SHA-256. A row the database refuses fails its whole statement (and so
-    the transaction): the caller then files the mails one by one to find it.
+    the transaction): the caller then files the mails one by one to find it. ``fence``: checked
+    first in the transaction, folded into its first statement where the store can
+    (:func:`~wicbox_bridge.store.leases.folds_fence`); LeaseLost when the lease is lost.
     """
     if not files_many_rows(store):
         raise ValueError(f"the {store.dialect} store files one mail at a time (insert_mail)")
     if store.dialect != "sqlite":
-        return _insert_chunks(store, run_id, mails)
+        return _insert_chunks(store, run_id, mails, fence)
+    if fence is not None:
+        with atomic(store):
+            check_fence(store, fence)
+            return insert_mails(store, run_id=run_id, mails=mails)
     mail_ids: dict[str, int] = {}
     with atomic(store):
         small = [mail for mail in mails if not _in_parts(store, mail.raw)]
@@ -177,20 +194,30 @@ def insert_mails_sql(dialect: Dialect, rows: int) -> str:
     return returning_sql(dialect, insert, _MAIL_KEYS)
 
 
-def _insert_chunks(store: Store, run_id: int | None, mails: Sequence[NewMail]) -> dict[str, int]:
-    """PostgreSQL and SQL Server: each chunk of whole mails with their attachments in one statement;
-    a mail that fits no statement (values in parts, too many attachments) as :func:`insert_mail`."""
+def _insert_chunks(
+    store: Store, run_id: int | None, mails: Sequence[NewMail], fence: Fence | None
+) -> dict[str, int]:
+    """PostgreSQL and SQL Server: each chunk of whole mails with their attachments in one statement,
+    the first with the fence folded in; a mail that fits no statement (values in parts, too many
+    attachments) as :func:`insert_mail`."""
     mail_ids: dict[str, int] = {}
     rows = [_chunk_rows(run_id, mail) for mail in mails if not _in_parts(store, mail.raw)]
     with atomic(store):
         for chunk in mail_chunks(rows, store.dialect):
-            sql = insert_chunk_sql(store.dialect, len(chunk), sum(len(attached) for _, attached in chunk))
-            params = [value for row, _ in chunk for value in row]
-            params += [value for _, attached in chunk for row in attached for value in row]
+            held, params = held_condition(store, fence) if fence is not None else (None, ())
+            attachments = sum(len(attached) for _, attached in chunk)
+            sql = insert_chunk_sql(store.dialect, len(chunk), attachments, held)
+            params += tuple(value for row, _ in chunk for value in row)
+            params += tuple(value for _, attached in chunk for row in attached for value in row)
             answered = store.query(sql, params)
+            if fence is not None and not answered:  # the lease row was not this lease's: nothing filed
+                raise lease_lost(fence.lease)
+            fence = None  # the lease row is locked until the transaction ends
             _check_chunk(chunk, answered)
             for mail_id, sha256, _ in answered:
                 mail_ids[str(sha256).strip()] = int(mail_id)
+        if fence is not None:  # no chunk: every mail goes alone
+            check_fence(store, fence)
         for mail in mails:
             if mail.record.sha256 not in mail_ids:
                 mail_ids[mail.record.sha256] = insert_mail(store, run_id=run_id, mail=mail)
@@ -250,27 +277,27 @@ def _bytes_of(row: tuple[object, ...]) -> int:
     return sum(len(value) for value in row if isinstance(value, (bytes, str)))
 
 
-def insert_chunk_sql(dialect: Dialect, mails: int, attachments: int) -> str:
+def insert_chunk_sql(dialect: Dialect, mails: int, attachments: int, held: str | None = None) -> str:
     """The one statement (on SQL Server one T-SQL batch) that inserts ``mails`` mails and
     ``attachments`` attachments of theirs, and hands back (MAIL_ID, SHA256, attachment rows made)
     of each mail. The attachments' parameters follow the mails', each row keyed by its mail's
-    SHA256 (:data:`_KEYED_ROW`)."""
+    SHA256 (:data:`_KEYED_ROW`).
+
+    ``held`` (:func:`~wicbox_bridge.store.leases.held_condition`) folds the fence in: the statement
+    first locks the mailbox's lease row as :func:`~wicbox_bridge.store.leases.check_fence` does, and
+    inserts nothing, handing back no row, unless the lease still holds it. Its parameters come first.
+    """
     if dialect == "sqlite":
         raise ValueError("SQLite has no data-modifying CTE: mails and attachments go separately")
-    values = ", ".join([MAIL_ROW] * mails)
     keyed = ", ".join([_KEYED_ROW[dialect]] * attachments)
+    if held is None:
+        rows = f"VALUES {', '.join([MAIL_ROW] * mails)}"
+    else:
+        typed = "(" + ", ".join(f"CAST(? AS {kind})" for kind in _MAIL_TYPES[dialect]) + ")"
+        rows = ", ".join([typed] * mails)
     if dialect == "postgresql":
-        return _postgresql_chunk(values, keyed)
-    insert = returning_sql(dialect, f"{INSERT_MAIL_COLUMNS} VALUES {values}", _MAIL_KEYS)
-    head, marker, _ = insert.rpartition("; SELECT ")
-    assert marker, insert
-    attach = (
-        f"{_keyed_insert(keyed)} JOIN @keys AS k ON k.SHA256 = v.SHA256; SET @attached = @@ROWCOUNT; "
-        if attachments
-        else ""
-    )
-    done = "SELECT MAIL_ID, SHA256, @attached FROM @keys"
-    return f"{head}; DECLARE @attached INT; SET @attached = 0; {attach}{done}"
+        return _postgresql_chunk(rows, keyed, held)
+    return _mssql_chunk(rows, keyed, held)
 
 
 def _keyed_insert(keyed: str) -> str:
@@ -278,12 +305,52 @@ def _keyed_insert(keyed: str) -> str:
     return f"{_ATTACHMENT_COLUMNS} SELECT {_KEYED_PICKED} FROM (VALUES {keyed}) AS {_KEYED_COLUMNS}"  # noqa: S608 - code's names and ? marks
 
 
-def _postgresql_chunk(values: str, keyed: str) -> str:
-    mails, attachments = _POSTGRESQL_CHUNK["postgresql"]
-    mails_sql = f"{INSERT_MAIL_COLUMNS} VALUES {values}"
+# PostgreSQL: a data-modifying CTE, its INSERTs one statement (all or nothing), the attachments'
+# foreign key checked at its end, when the mails are there. The fence's lock (f) is taken before the
+# first mail row (an uncorrelated EXISTS is evaluated once, before the rows), so the locks are taken
+# in the order of check_fence: the lease row first, then the mails' keys.
+_POSTGRESQL_CHUNK: Final[dict[Dialect, dict[str, str]]] = {
+    "postgresql": {
+        "fence": "f AS (SELECT 1 FROM WICBOX_LEASE WHERE {held} FOR UPDATE), ",
+        "fenced": "SELECT * FROM (VALUES {rows}) AS r WHERE EXISTS (SELECT 1 FROM f)",
+        "mails": "WITH {fence}k AS ({insert} {rows} RETURNING MAIL_ID, SHA256) "
+        "SELECT MAIL_ID, SHA256, 0 FROM k",
+        "both": "WITH {fence}k AS ({insert} {rows} RETURNING MAIL_ID, SHA256), "
+        "a AS ({attachments} JOIN k ON k.SHA256 = v.SHA256 RETURNING 1) "
+        "SELECT MAIL_ID, SHA256, (SELECT COUNT(*) FROM a) FROM k",
+    }
+}
+
+
+def _postgresql_chunk(rows: str, keyed: str, held: str | None) -> str:
+    parts = _POSTGRESQL_CHUNK["postgresql"]
+    fence = "" if held is None else parts["fence"].format(held=held)
+    if held is not None:
+        rows = parts["fenced"].format(rows=rows)
     if not keyed:
-        return mails.format(mails=mails_sql)
-    return attachments.format(mails=mails_sql, attachments=_keyed_insert(keyed))
+        return parts["mails"].format(fence=fence, insert=INSERT_MAIL_COLUMNS, rows=rows)
+    return parts["both"].format(
+        fence=fence, insert=INSERT_MAIL_COLUMNS, rows=rows, attachments=_keyed_insert(keyed)
+    )
+
+
+def _mssql_chunk(rows: str, keyed: str, held: str | None) -> str:
+    """One T-SQL batch: the fence's lock first (UPDLOCK, HOLDLOCK as check_fence), the mails with
+    their keys through OUTPUT ... INTO @keys (a bare OUTPUT is refused on a table with triggers),
+    the attachments joined to @keys, the keys selected."""
+    head = "SET NOCOUNT ON; DECLARE @keys TABLE (MAIL_ID INT, SHA256 CHAR(64)); DECLARE @attached INT; "
+    if held is not None:
+        lock = f"SELECT @fence = COUNT(*) FROM WICBOX_LEASE WITH (UPDLOCK, HOLDLOCK) WHERE {held}"  # noqa: S608 - code's names and ? marks
+        head += f"DECLARE @fence INT; {lock}; "
+        rows = f"SELECT * FROM (VALUES {rows}) AS r ({_MAIL_NAMES}) WHERE @fence = 1"  # noqa: S608 - code's names
+    output = "OUTPUT INSERTED.MAIL_ID, INSERTED.SHA256 INTO @keys"
+    mails = f"{INSERT_MAIL_COLUMNS} {output} {rows}; SET @attached = 0; "
+    attach = (
+        f"{_keyed_insert(keyed)} JOIN @keys AS k ON k.SHA256 = v.SHA256; SET @attached = @@ROWCOUNT; "
+        if keyed
+        else ""
+    )
+    return f"{head}{mails}{attach}SELECT MAIL_ID, SHA256, @attached FROM @keys"  # noqa: S608 - code's names and ? marks
 
 
 def insert_attachments_sql(rows: int) -> str:
