@@ -306,16 +306,16 @@ def _keyed_insert(keyed: str) -> str:
 
 
 # PostgreSQL: a data-modifying CTE, its INSERTs one statement (all or nothing), the attachments'
-# foreign key checked at its end, when the mails are there. The fence's lock (f) is taken before the
-# first mail row (an uncorrelated EXISTS is evaluated once, before the rows), so the locks are taken
-# in the order of check_fence: the lease row first, then the mails' keys.
+# foreign key checked at its end, when the mails are there. With the fence, each mail row is joined
+# to the lease row, locked (FOR UPDATE) and only while the lease holds it: the lock is taken before
+# the first mail row is inserted, in the order of check_fence (the lease row first, then the mails'
+# keys), and a lost lease inserts nothing. The fence's parameters come first, as on SQL Server.
 _POSTGRESQL_CHUNK: Final[dict[Dialect, dict[str, str]]] = {
     "postgresql": {
-        "fence": "f AS (SELECT 1 FROM WICBOX_LEASE WHERE {held} FOR UPDATE), ",
-        "fenced": "SELECT * FROM (VALUES {rows}) AS r WHERE EXISTS (SELECT 1 FROM f)",
-        "mails": "WITH {fence}k AS ({insert} {rows} RETURNING MAIL_ID, SHA256) "
-        "SELECT MAIL_ID, SHA256, 0 FROM k",
-        "both": "WITH {fence}k AS ({insert} {rows} RETURNING MAIL_ID, SHA256), "
+        "fenced": "SELECT r.* FROM (SELECT 1 AS HELD FROM WICBOX_LEASE WHERE {held} FOR UPDATE) AS f "
+        "CROSS JOIN (VALUES {rows}) AS r",
+        "mails": "WITH k AS ({insert} {rows} RETURNING MAIL_ID, SHA256) SELECT MAIL_ID, SHA256, 0 FROM k",
+        "both": "WITH k AS ({insert} {rows} RETURNING MAIL_ID, SHA256), "
         "a AS ({attachments} JOIN k ON k.SHA256 = v.SHA256 RETURNING 1) "
         "SELECT MAIL_ID, SHA256, (SELECT COUNT(*) FROM a) FROM k",
     }
@@ -324,14 +324,11 @@ _POSTGRESQL_CHUNK: Final[dict[Dialect, dict[str, str]]] = {
 
 def _postgresql_chunk(rows: str, keyed: str, held: str | None) -> str:
     parts = _POSTGRESQL_CHUNK["postgresql"]
-    fence = "" if held is None else parts["fence"].format(held=held)
     if held is not None:
-        rows = parts["fenced"].format(rows=rows)
+        rows = parts["fenced"].format(rows=rows, held=held)
     if not keyed:
-        return parts["mails"].format(fence=fence, insert=INSERT_MAIL_COLUMNS, rows=rows)
-    return parts["both"].format(
-        fence=fence, insert=INSERT_MAIL_COLUMNS, rows=rows, attachments=_keyed_insert(keyed)
-    )
+        return parts["mails"].format(insert=INSERT_MAIL_COLUMNS, rows=rows)
+    return parts["both"].format(insert=INSERT_MAIL_COLUMNS, rows=rows, attachments=_keyed_insert(keyed))
 
 
 def _mssql_chunk(rows: str, keyed: str, held: str | None) -> str:
