@@ -80,7 +80,6 @@ __all__ = [
     "check_fence",
     "confirm_fence",
     "fenced",
-    "folds_fence",
     "held_condition",
     "lease_lost",
     "list_leases",
@@ -425,18 +424,14 @@ def lease_lost(lease: Lease) -> LeaseLost:
     )
 
 
-def folds_fence(store: Store) -> bool:
-    """Whether :func:`held_condition` works on this store (PostgreSQL, SQL Server; SQLite's
-    transaction already holds its one write lock, and its statements make no round trip)."""
-    return store.dialect in _NOW_IN_STATEMENT
-
-
 def held_condition(store: Store, fence: Fence) -> tuple[str, tuple[object, ...]]:
     """:func:`check_fence` as a condition on WICBOX_LEASE, with its parameters: true for the lease's
     row only while ``fence``'s lease holds it (its owner, its token, not expired). The statement
     that folds it in locks the row it selects (FOR UPDATE; UPDLOCK, HOLDLOCK) and writes nothing
     unless the row was found, so the caller raises :func:`lease_lost` and rolls back. By the
-    database's clock in the statement itself; an injected clock's time is a parameter."""
+    database's clock in the statement itself; an injected clock's time is a parameter.
+    PostgreSQL and SQL Server only (SQLite's transaction holds its one write lock from its start, and
+    its statements make no round trip: it keeps :func:`check_fence`)."""
     lease = fence.lease
     in_statement, as_parameter = _NOW_IN_STATEMENT[store.dialect]
     now, moment = (

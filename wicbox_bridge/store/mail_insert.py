@@ -155,8 +155,8 @@ def insert_mails(
 
     The mails must differ by SHA-256. A row the database refuses fails its whole statement (and so
     the transaction): the caller then files the mails one by one to find it. ``fence``: checked
-    first in the transaction, folded into its first statement where the store can
-    (:func:`~wicbox_bridge.store.leases.folds_fence`); LeaseLost when the lease is lost.
+    first in the transaction, on PostgreSQL and SQL Server folded into its first statement
+    (:func:`~wicbox_bridge.store.leases.held_condition`); LeaseLost when the lease is lost.
     """
     if not files_many_rows(store):
         raise ValueError(f"the {store.dialect} store files one mail at a time (insert_mail)")
