@@ -23,6 +23,7 @@ STEPS = (
     "parameters",
     "filing 20 mails",
     "filing a batch behind a trigger",
+    "filing mails with attachments together",
     "outbox",
     "leases of several hosts",
     "schema lock: two processes",

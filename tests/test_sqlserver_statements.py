@@ -20,7 +20,13 @@ import pytest
 import sqlglot
 import sqlglot.expressions as exp
 
-from wicbox_bridge.store.mail_insert import insert_attachments_sql, insert_mails_sql, row_chunks
+from wicbox_bridge.store.mail_insert import (
+    insert_attachments_sql,
+    insert_chunk_sql,
+    insert_mails_sql,
+    mail_chunks,
+    row_chunks,
+)
 from wicbox_bridge.store.mails import MAIL_ROW
 from wicbox_bridge.store.scripts import parameter_scripts, schema_scripts
 from wicbox_bridge.store.sqlscript import split_statements
@@ -189,3 +195,92 @@ def test_sql_server_batches_stay_within_its_parameter_and_row_limits() -> None:
             assert len(chunk) <= 1000
         parsed_as_tsql(sql_of(len(chunks[0])))
     assert len(list(row_chunks(_mail_rows(50), MAIL_ROW, "mssql"))) == 1  # a batch of 50: one statement
+
+
+@pytest.mark.parametrize(("mails", "attachments"), [(1, 0), (1, 1), (2, 5), (40, 60)])
+def test_mails_and_their_attachments_are_one_t_sql_batch(mails: int, attachments: int) -> None:
+    """A chunk of mails and their attachments in one T-SQL batch: the mails' keys through OUTPUT ...
+    INTO @keys, the attachments inserted from a VALUES list joined to @keys by SHA256, the number of
+    attachment rows made kept in @attached, and one SELECT of the keys at the end."""
+    statement = insert_chunk_sql("mssql", mails, attachments)
+    parsed = parsed_as_tsql(statement)
+    kinds = [type(expression).__name__ for expression in parsed]
+
+    attach = ["Insert", "Set"] if attachments else []
+    assert kinds == ["Set", "Declare", "Declare", "Insert", "Set", *attach, "Select"], kinds
+    insert = parsed[3]
+    assert isinstance(insert, exp.Insert) and len(insert.expression.expressions) == mails
+    output = insert.find(exp.Returning)
+    assert output is not None and output.sql("tsql").upper().startswith(
+        "OUTPUT INSERTED.MAIL_ID, INSERTED.SHA256 INTO @KEYS"
+    )
+    if attachments:
+        attach_insert = parsed[5]
+        assert isinstance(attach_insert, exp.Insert)
+        assert attach_insert.this.sql("tsql").startswith("WICBOX_ATTACHMENT")
+        values = attach_insert.find(exp.Values)
+        assert values is not None and len(values.expressions) == attachments
+        join = attach_insert.find(exp.Join)
+        assert join is not None and join.sql("tsql") == "JOIN @keys AS k ON k.SHA256 = v.SHA256"
+        assert parsed[6].sql("tsql") == "SET @attached = @@ROWCOUNT"
+    assert parsed[-1].sql("tsql") == "SELECT MAIL_ID, SHA256, @attached FROM @keys"
+    assert statement.count("?") == mails * MAIL_ROW.count("?") + attachments * 6
+
+
+def test_chunks_of_mails_with_attachments_stay_within_2100_parameters() -> None:
+    """Whole mails with all their attachments per chunk, each chunk's batch within SQL Server's 2100
+    parameters; a mail whose parameters alone are over the limit is left for one-by-one filing."""
+    width = MAIL_ROW.count("?")
+    rows = [
+        (
+            (f"mail {number}", *([b"x"] * (width - 1))),
+            [(f"mail {number}", n, "a", "b", 1, b"y") for n in range(number % 7)],
+        )
+        for number in range(400)
+    ]
+    too_many = (
+        ("mail 400", *([None] * (width - 1))),
+        [("mail 400", n, "a", "b", 1, b"y") for n in range(400)],
+    )
+    chunks = list(mail_chunks([*rows, too_many], "mssql"))
+
+    assert [row for chunk in chunks for row in chunk] == rows
+    assert len(chunks) > 1
+    for chunk in chunks:
+        statement = insert_chunk_sql("mssql", len(chunk), sum(len(attached) for _, attached in chunk))
+        assert statement.count("?") <= 2100
+    parsed_as_tsql(insert_chunk_sql("mssql", len(chunks[0]), sum(len(a) for _, a in chunks[0])))
+
+
+def test_the_fence_folded_into_the_batch_locks_the_lease_row_first() -> None:
+    """With the fence folded in, the batch first reads the lease row under UPDLOCK, HOLDLOCK (as
+    check_fence does) into @fence, and inserts the mails (and so their attachments) only WHERE
+    @fence = 1: a lost lease files nothing and hands back no key."""
+    held = "MAILBOX = ? AND OWNER_KEY = ? AND TOKEN = ? AND EXPIRES_AT > SYSUTCDATETIME()"
+    statement = insert_chunk_sql("mssql", 3, 2, held)
+    parsed = parsed_as_tsql(statement)
+    kinds = [type(expression).__name__ for expression in parsed]
+
+    assert kinds == [
+        "Set",
+        "Declare",
+        "Declare",
+        "Declare",
+        "Select",
+        "Insert",
+        "Set",
+        "Insert",
+        "Set",
+        "Select",
+    ]
+    lock = parsed[4].sql("tsql")
+    assert lock.startswith(
+        "SELECT @fence = COUNT(*) FROM WICBOX_LEASE WITH (UPDLOCK, HOLDLOCK) WHERE MAILBOX = ?"
+    )
+    insert = parsed[5]
+    assert isinstance(insert, exp.Insert)
+    rows = insert.find(exp.Select)
+    assert rows is not None and rows.args["where"].sql("tsql") == "WHERE @fence = 1"
+    values = insert.find(exp.Values)
+    assert values is not None and len(values.expressions) == 3
+    assert statement.count("?") == 3 + 3 * MAIL_ROW.count("?") + 2 * 6

@@ -8,10 +8,13 @@ import threading
 
 import pytest
 
+from tests.helpers.mailgen import make_mail
 from wicbox_bridge.config.dbtarget import DatabaseTarget
 from wicbox_bridge.errors import LeaseLost
+from wicbox_bridge.mail.parse import parse_mail
 from wicbox_bridge.store import DbApiStore, open_store
 from wicbox_bridge.store.base import Store
+from wicbox_bridge.store.filing import Filed, file_mails
 from wicbox_bridge.store.leases import (
     DatabaseClock,
     Fence,
@@ -25,6 +28,8 @@ from wicbox_bridge.store.leases import (
     release,
     renew,
 )
+from wicbox_bridge.store.mail_insert import NewMail, insert_mails
+from wicbox_bridge.store.mails import MailOrigin
 
 START = dt.datetime(2026, 3, 1, 8, 0, 0)
 HOST_A = LeaseOwner("a" * 36, "host-a", 101)
@@ -168,3 +173,101 @@ def test_the_database_clock(wic_store: DbApiStore) -> None:
     moment = DatabaseClock().now(wic_store)
     after = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     assert before - dt.timedelta(seconds=2) <= moment <= after + dt.timedelta(seconds=2)
+
+
+def _new_mails(first: int, count: int) -> list[NewMail]:
+    mails = []
+    for number in range(first, first + count):
+        raw = make_mail(number)
+        origin = MailOrigin("info@example.be", "INBOX", "imap", str(number), 1, number, None)
+        mails.append(NewMail(origin, raw, parse_mail(raw), None, ""))
+    return mails
+
+
+def _filed(store: Store) -> int:
+    [(count,)] = store.query("SELECT COUNT(*) FROM WICBOX_MAIL")
+    return int(count)
+
+
+def test_a_batch_of_a_lost_lease_files_nothing_by_an_injected_clock(
+    wic_store: DbApiStore, clock: SteppedClock
+) -> None:
+    """The batch's fence (on PostgreSQL folded into its first statement, the time a parameter):
+    filed while the lease holds, LeaseLost with nothing filed once it expired or was taken over."""
+    stale = _lease(acquire(wic_store, "info@example.be", HOST_A, 10, clock))
+    answers = file_mails(
+        wic_store, mailbox="info@example.be", run_id=None, mails=_new_mails(1, 3), fence=Fence(stale, clock)
+    )
+    assert [answer.filed for answer in answers] == [Filed.NEW] * 3
+    clock.advance(11)
+    with pytest.raises(LeaseLost, match="lost its lease"):
+        file_mails(
+            wic_store,
+            mailbox="info@example.be",
+            run_id=None,
+            mails=_new_mails(4, 3),
+            fence=Fence(stale, clock),
+        )
+    _lease(acquire(wic_store, "info@example.be", HOST_B, 10, clock))
+    clock.moment = START  # even by a clock that lags: the token is no longer the row's
+    with pytest.raises(LeaseLost, match="lost its lease"):
+        file_mails(
+            wic_store,
+            mailbox="info@example.be",
+            run_id=None,
+            mails=_new_mails(4, 3),
+            fence=Fence(stale, clock),
+        )
+    assert _filed(wic_store) == 3
+
+
+def test_a_batch_of_a_lost_lease_files_nothing_by_the_database_clock(wic_store: DbApiStore) -> None:
+    """The same by the database's clock (on PostgreSQL read in the batch's first statement itself)."""
+    database = DatabaseClock()
+    lease = _lease(acquire(wic_store, "info@example.be", HOST_A, 60, database))
+    answers = file_mails(
+        wic_store,
+        mailbox="info@example.be",
+        run_id=None,
+        mails=_new_mails(1, 2),
+        fence=Fence(lease, database),
+    )
+    assert [answer.filed for answer in answers] == [Filed.NEW] * 2
+    assert release(wic_store, lease, database)
+    _lease(acquire(wic_store, "info@example.be", HOST_B, 60, database))
+    with pytest.raises(LeaseLost, match=f"lost its lease \\(token {lease.token}\\)"):
+        file_mails(
+            wic_store,
+            mailbox="info@example.be",
+            run_id=None,
+            mails=_new_mails(3, 2),
+            fence=Fence(lease, database),
+        )
+    assert _filed(wic_store) == 2
+
+
+def test_a_take_over_waits_for_a_batch_whose_first_statement_checked_the_fence(
+    wic_store: DbApiStore, database_target: DatabaseTarget, clock: SteppedClock
+) -> None:
+    """The fence folded into the batch's first statement locks the lease row as check_fence does:
+    a take-over waits until the batch's transaction committed."""
+    lease = _lease(acquire(wic_store, "info@example.be", HOST_A, 10, clock))
+    taken: list[Lease | Refused] = []
+    started = threading.Event()
+
+    def take_over() -> None:
+        with open_store(database_target, timeout_s=10) as other:
+            started.set()
+            taken.append(acquire(other, "info@example.be", HOST_B, 10, clock))
+
+    thread = threading.Thread(target=take_over)
+    with wic_store.transaction():
+        insert_mails(wic_store, run_id=None, mails=_new_mails(1, 3), fence=Fence(lease, clock))
+        clock.advance(11)
+        thread.start()
+        assert started.wait(10)
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the row lock
+    thread.join(10)
+    assert _lease(taken[0]).token == lease.token + 1
+    assert _filed(wic_store) == 3

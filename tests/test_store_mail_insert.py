@@ -10,6 +10,7 @@ import pytest
 
 from wicbox_bridge.mail.record import Attachment, MailRecord
 from wicbox_bridge.store import DbApiStore
+from wicbox_bridge.store.filing import Filed, file_mails
 from wicbox_bridge.store.mail_insert import NewMail, files_many_rows, insert_mail, insert_mails
 from wicbox_bridge.store.mails import MailOrigin
 
@@ -120,3 +121,79 @@ def test_both_test_backends_file_many_rows_at_once(wic_store: DbApiStore) -> Non
     # PostgreSQL and SQLite from 3.35 (RETURNING); SQL Server too (OUTPUT ... INTO, see
     # test_sqlserver_statements).
     assert files_many_rows(wic_store)
+
+
+def test_attachments_land_on_their_own_mail_in_order_also_for_repeated_bytes(wic_store: DbApiStore) -> None:
+    """A batch of mails with 0, 1 and many attachments, some bytes twice: each attachment row has its
+    own mail's MAIL_ID and its POSITION, the repeated mail is filed (and its attachments) once."""
+    seed = random.randrange(2**32)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    counts = [0, 1, 7, 0, 3, 1, 12]
+    distinct = [
+        new_mail(
+            number,
+            b"Subject: %d\r\n\r\n" % number + rng.randbytes(rng.randrange(10, 40_000)),
+            tuple(
+                Attachment(
+                    f"b-{number}-{index}.bin",
+                    "application/octet-stream",
+                    rng.randbytes(rng.randrange(0, 9000)),
+                )
+                for index in range(count)
+            ),
+        )
+        for number, count in enumerate(counts, start=1)
+    ]
+    batch = [*distinct, distinct[2], distinct[0], distinct[6]]
+    rng.shuffle(batch)
+
+    answers = file_mails(wic_store, mailbox="wicbox@wic.example", run_id=None, mails=batch)
+
+    by_sha: dict[str, int] = {}
+    for mail, answer in zip(batch, answers, strict=True):
+        assert answer.mail_id is not None
+        if mail.record.sha256 in by_sha:  # the same bytes earlier in the batch
+            assert (answer.filed, answer.mail_id) == (Filed.KNOWN, by_sha[mail.record.sha256])
+        else:
+            assert answer.filed is Filed.NEW
+            by_sha[mail.record.sha256] = answer.mail_id
+    assert sum(answer.filed is Filed.NEW for answer in answers) == len(distinct)
+    for mail in distinct:
+        assert stored(wic_store, by_sha[mail.record.sha256]) == expected(mail)
+    [(rows,)] = wic_store.query("SELECT COUNT(*) FROM WICBOX_ATTACHMENT")
+    assert rows == sum(counts)
+
+
+def test_a_refused_attachment_quarantines_only_its_mail(wic_store: DbApiStore) -> None:
+    """An attachment row the database refuses fails the batch's statement (on PostgreSQL the one
+    statement with every mail of the chunk): the batch is filed again one by one and only the mail of
+    that attachment is quarantined; the others land with their attachments."""
+    if wic_store.dialect == "sqlite":
+        wic_store.execute(
+            "CREATE TRIGGER TEST_REFUSE BEFORE INSERT ON WICBOX_ATTACHMENT "
+            "WHEN NEW.FILENAME LIKE '%WEIGEREN%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    else:
+        wic_store.execute(
+            "ALTER TABLE WICBOX_ATTACHMENT ADD CONSTRAINT TEST_REFUSE CHECK (FILENAME NOT LIKE '%WEIGEREN%')"
+        )
+    mails = some_mails(6, random.Random(11))
+    refused = new_mail(
+        99, b"Subject: 99\r\n\r\nweigeren", (Attachment("ok.pdf", "application/pdf", b"%PDF"),
+                                           Attachment("WEIGEREN.pdf", "application/pdf", b"%PDF"))
+    )  # fmt: skip
+    batch = [*mails[:3], refused, *mails[3:]]
+
+    answers = file_mails(wic_store, mailbox="wicbox@wic.example", run_id=None, mails=batch)
+
+    assert [answer.filed for answer in answers] == [Filed.NEW] * 3 + [Filed.REFUSED] + [Filed.NEW] * 3
+    assert answers[3].quarantined
+    for mail, answer in zip(batch, answers, strict=True):
+        assert answer.mail_id is not None
+        if mail is not refused:
+            assert stored(wic_store, answer.mail_id) == expected(mail)
+    [(rows,)] = wic_store.query(
+        "SELECT COUNT(*) FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ?", (answers[3].mail_id,)
+    )
+    assert rows == 0

@@ -10,12 +10,15 @@ server's answer: create a scratch database, `db init`, `db upgrade` (again: noth
 parameter round-trip (Unicode, a long value, NULL), filing 20 mails (with attachments, one of
 9 MB, byte-identical when read back), filing a batch of 120 mails on a table with a trigger (the
 batch insert hands back each mail's key through OUTPUT ... INTO, in statements of at most 2100
-parameters; each key must lead to its own mail), an outbox round-trip (claim, sent), the leases of
+parameters; each key must lead to its own mail), a batch of mails with 0, 1 and many attachments
+filed together in one statement per chunk behind a lease (each attachment on its own mail, in order;
+a mail whose attachment the database refuses quarantined alone; the fence folded into the batch,
+so a batch of a lost lease files nothing), an outbox round-trip (claim, sent), the leases of
 several hosts (taken, refused to another owner, renewed, a fenced filing, a take-over after expiry
 with a new fencing token, the old owner's filing refused, a presence row, and two connections
-taking one mailbox's lease at once, new or released: exactly one gets it), two processes racing `db init` on a
-fresh database (the schema lock: every version applied once), and dropping the scratch database
-(also after a failure). Exit code 0 when every step passed.
+taking one mailbox's lease at once, new or released: exactly one gets it), two processes racing
+`db init` on a fresh database (the schema lock: every version applied once), and dropping the
+scratch database (also after a failure). Exit code 0 when every step passed.
 
 The test suite runs it against PostgreSQL over ODBC, the nearest thing to SQL Server on its test
 bed, so the script itself is known to work; the T-SQL it sends is what is new on a real server.
@@ -44,6 +47,7 @@ from wicbox_bridge.config.connstr import ODBC_QUOTES, Pair, odbc_join, parse_con
 from wicbox_bridge.config.dbtarget import OdbcTarget
 from wicbox_bridge.errors import BridgeError, LeaseLost
 from wicbox_bridge.mail.parse import parse_mail
+from wicbox_bridge.mail.record import Attachment
 from wicbox_bridge.secret import Secret, mask_values
 from wicbox_bridge.store import LATEST_VERSION, open_store
 from wicbox_bridge.store.base import Store
@@ -62,7 +66,7 @@ from wicbox_bridge.store.leases import (
     withdraw,
 )
 from wicbox_bridge.store.mail_insert import NewMail, files_many_rows
-from wicbox_bridge.store.mails import MailOrigin
+from wicbox_bridge.store.mails import MailOrigin, find_mails
 from wicbox_bridge.store.outbox import OutboxStatus, claim_for_sending, enqueue, get_row, mark_sent
 from wicbox_bridge.store.parameters import read_parameters, set_parameter
 from wicbox_bridge.store.schema import init_schema, schema_version, upgrade_schema
@@ -268,6 +272,74 @@ def step_batch(store: Store) -> str:
     return f"{BATCH} mails filed in multi-row statements behind a trigger, each key its own mail"
 
 
+REFUSED_NAME = "WEIGEREN"
+# A CHECK the test adds: the database refuses the attachment row of one mail of the batch.
+REFUSE_ATTACHMENT = (
+    "ALTER TABLE WICBOX_ATTACHMENT ADD CONSTRAINT CK_WICBOX_SMOKE_REFUSE "
+    f"CHECK (FILENAME NOT LIKE '%{REFUSED_NAME}%')"
+)
+
+
+def attached_mail(number: int, count: int, refused: bool = False) -> NewMail:
+    head = f"From: klant{number}@elders.example\r\nSubject: Bijlagen {number}\r\n\r\n"
+    raw = f"{head}{uuid.uuid4().hex}\r\n".encode()
+    attachments = tuple(
+        Attachment(
+            f"{REFUSED_NAME if refused and index == count - 1 else 'bijlage'}-{number}-{index}.bin",
+            "application/octet-stream",
+            bytes([number % 256, index % 256]) * (50 * index + 1),
+        )
+        for index in range(count)
+    )
+    record = replace(parse_mail(raw), attachments=attachments)
+    origin = MailOrigin("bijlagen@klant.example", "INBOX", "imap", f"att:{number}", 1, number + 1, None)
+    return NewMail(origin, raw, record, None, "")
+
+
+def step_attachments(store: Store) -> str:
+    """Mails and their attachments in one statement (T-SQL batch) per chunk: each attachment on its
+    own mail in order, the same bytes twice filed once, a refused attachment quarantines its mail."""
+    counts = [0, 1, 12, 3, 0, 40, 1]
+    mails = [attached_mail(number, count) for number, count in enumerate(counts)]
+    refused = attached_mail(len(counts), 2, refused=True)
+    batch = [*mails, mails[2], refused, mails[0]]
+    store.execute(REFUSE_ATTACHMENT)
+    clock = DatabaseClock()
+    lease = acquire(store, "bijlagen@klant.example", LeaseOwner.this_process(), 600, clock)
+    assert isinstance(lease, Lease), lease
+    fence = Fence(lease, clock)  # folded into the batch's first statement
+    answers = file_mails(store, mailbox="bijlagen@klant.example", run_id=None, mails=batch, fence=fence)
+    filed = [answer.filed for answer in answers]
+    assert filed == [Filed.NEW] * len(mails) + [Filed.KNOWN, Filed.REFUSED, Filed.KNOWN], filed
+    for mail, answer in zip(mails, answers[: len(mails)], strict=True):
+        rows = store.query(
+            "SELECT POSITION, FILENAME, CONTENT FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ? ORDER BY POSITION",
+            (answer.mail_id,),
+        )
+        found = [(int(position), str(name), bytes(content)) for position, name, content in rows]
+        wanted = [(n, a.filename, a.content) for n, a in enumerate(mail.record.attachments, start=1)]
+        assert found == wanted, f"MAIL_ID {answer.mail_id}: attachments {[row[:2] for row in found]}"
+    quarantined = store.query_one(
+        "SELECT COUNT(*) FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ?", (answers[len(mails) + 1].mail_id,)
+    )
+    assert quarantined is not None and int(quarantined[0]) == 0, "the refused mail's attachments"
+    assert release(store, lease, clock)
+    assert isinstance(acquire(store, "bijlagen@klant.example", LeaseOwner.this_process(), 600, clock), Lease)
+    late = [attached_mail(number, 2) for number in range(100, 103)]
+    try:
+        file_mails(store, mailbox="bijlagen@klant.example", run_id=None, mails=late, fence=fence)
+    except LeaseLost:
+        pass
+    else:
+        raise AssertionError("a batch of a lost lease was filed")
+    known = find_mails(store, "bijlagen@klant.example", [mail.record.sha256 for mail in late])
+    assert not known, "a batch of a lost lease left rows"
+    return (
+        f"{len(mails)} mails with {sum(counts)} attachments filed together behind the lease, the refused "
+        "one quarantined alone; a lost lease filed nothing"
+    )
+
+
 def step_outbox(store: Store) -> str:
     outbox_id = enqueue(
         store,
@@ -450,6 +522,7 @@ def run(connection_string: str) -> int:
                 report.step("parameters", lambda: step_parameters(store))
                 report.step("filing 20 mails", lambda: step_filing(store))
                 report.step("filing a batch behind a trigger", lambda: step_batch(store))
+                report.step("filing mails with attachments together", lambda: step_attachments(store))
                 report.step("outbox", lambda: step_outbox(store))
                 report.step("leases of several hosts", lambda: step_leases(store, scratch))
     report.step("schema lock: two processes", lambda: step_race(target, report))

@@ -14,7 +14,9 @@ error propagates and rolls the whole batch back, so nothing of it is acknowledge
 
 With a ``fence`` (the mailbox's lease, :mod:`wicbox_bridge.store.leases`), the batch's transaction
 first checks that the lease is still this process's: a process that lost it files nothing
-(:class:`~wicbox_bridge.errors.LeaseLost`, the transaction rolled back).
+(:class:`~wicbox_bridge.errors.LeaseLost`, the transaction rolled back). On PostgreSQL and SQL
+Server the check is folded into the transaction's first statement (it locks the lease row before
+the first mail row, and inserts nothing unless the lease holds it): no round trip of its own.
 """
 
 from __future__ import annotations
@@ -64,10 +66,11 @@ def file_mails(
         if all(sha256 in known for sha256 in sha256s):  # writes nothing: needs no transaction, no fence
             return [_known(known[sha256]) for sha256 in sha256s]
         # Checked before the transaction: only the lease holder files this mailbox, and the fence
-        # (checked first in the transaction) refuses a process that lost the lease since.
+        # (checked first in the transaction, in its first statement where the store folds it in)
+        # refuses a process that lost the lease since.
         try:
-            with fenced(store, fence):
-                return _file_together(store, run_id, mails, known)
+            with store.transaction():
+                return _file_together(store, run_id, mails, known, fence)
         except DataRejected as refused:
             log.info(
                 "mailbox %s: the database refused a mail of a batch of %d (%s); filing them one by one",
@@ -85,15 +88,20 @@ def _known(found: KnownMail) -> FilingAnswer:
 
 
 def _file_together(
-    store: Store, run_id: int | None, mails: Sequence[NewMail], known: dict[str, KnownMail]
+    store: Store,
+    run_id: int | None,
+    mails: Sequence[NewMail],
+    known: dict[str, KnownMail],
+    fence: Fence | None,
 ) -> list[FilingAnswer]:
-    """The new mails of the batch in one transaction of a few statements (the same bytes once)."""
+    """The new mails of the batch in one transaction of a few statements (the same bytes once),
+    ``fence`` checked first (by :func:`insert_mails`, folded into its first statement where it can)."""
     new: dict[str, NewMail] = {}
     for mail in mails:
         sha256 = mail.record.sha256
         if sha256 not in known and sha256 not in new:
             new[sha256] = mail
-    mail_ids = insert_mails(store, run_id=run_id, mails=list(new.values())) if new else {}
+    mail_ids = insert_mails(store, run_id=run_id, mails=list(new.values()), fence=fence)
     answers = []
     for mail in mails:
         sha256 = mail.record.sha256

@@ -12,6 +12,9 @@ owner. A process works a mailbox only while it holds the lease:
   :class:`~wicbox_bridge.errors.LeaseLost` when the lease's token is no longer the row's, or the
   lease expired: every filing and every marking of an acknowledgement runs it first, in its own
   transaction (:func:`fenced`), so a host that stalled past its lease files and marks nothing after;
+* :func:`held_condition` is the same check as a condition another statement folds in (PostgreSQL
+  and SQL Server: the batch's first statement locks the lease row and files nothing unless the
+  lease holds it, without a round trip of its own);
 * :func:`confirm_fence` checks the lease before a server action (moving a chunk of filed mails),
   in a short transaction of its own: no write lock is held across the network round trip.
 
@@ -77,6 +80,8 @@ __all__ = [
     "check_fence",
     "confirm_fence",
     "fenced",
+    "held_condition",
+    "lease_lost",
     "list_leases",
     "live_owners",
     "machine_host",
@@ -104,6 +109,14 @@ _DB_NOW: Final[dict[Dialect, str]] = {
     "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
     "postgresql": "SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP)",
     "mssql": "SELECT SYSUTCDATETIME()",
+}
+
+
+# The database's clock inside a statement, and the time of an injected clock as a parameter, for a
+# fence folded into another statement (held_condition).
+_NOW_IN_STATEMENT: Final[dict[Dialect, tuple[str, str]]] = {
+    "postgresql": ("CAST(clock_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP)", "CAST(? AS TIMESTAMP)"),
+    "mssql": ("SYSUTCDATETIME()", "CAST(? AS DATETIME2)"),
 }
 
 
@@ -397,13 +410,37 @@ def check_fence(store: Store, fence: Fence) -> None:
     now = fence.clock.now(store)
     row = _locked_row(store, lease.mailbox)
     if row is None or not row.held_by(lease, now):
-        raise LeaseLost(
-            f"mailbox {lease.mailbox}: this run ({lease.owner.describe()}) lost its lease "
-            f"(token {lease.token}); nothing more is filed or acknowledged by it",
-            fix="none needed: the mailbox's new owner continues (the mail stays on the server until "
-            "it is filed); if this happens often, the host stalls for longer than --lease-seconds: "
-            "raise it, or find what stalls the host",
-        )
+        raise lease_lost(lease)
+
+
+def lease_lost(lease: Lease) -> LeaseLost:
+    """What a process that lost ``lease`` is told when it would file or acknowledge."""
+    return LeaseLost(
+        f"mailbox {lease.mailbox}: this run ({lease.owner.describe()}) lost its lease "
+        f"(token {lease.token}); nothing more is filed or acknowledged by it",
+        fix="none needed: the mailbox's new owner continues (the mail stays on the server until "
+        "it is filed); if this happens often, the host stalls for longer than --lease-seconds: "
+        "raise it, or find what stalls the host",
+    )
+
+
+def held_condition(store: Store, fence: Fence) -> tuple[str, tuple[object, ...]]:
+    """:func:`check_fence` as a condition on WICBOX_LEASE, with its parameters: true for the lease's
+    row only while ``fence``'s lease holds it (its owner, its token, not expired). The statement
+    that folds it in locks the row it selects (FOR UPDATE; UPDLOCK, HOLDLOCK) and writes nothing
+    unless the row was found, so the caller raises :func:`lease_lost` and rolls back. By the
+    database's clock in the statement itself; an injected clock's time is a parameter.
+    PostgreSQL and SQL Server only (SQLite's transaction holds its one write lock from its start, and
+    its statements make no round trip: it keeps :func:`check_fence`)."""
+    lease = fence.lease
+    in_statement, as_parameter = _NOW_IN_STATEMENT[store.dialect]
+    now, moment = (
+        (in_statement, ())
+        if isinstance(fence.clock, DatabaseClock)
+        else (as_parameter, (fence.clock.now(store),))
+    )
+    condition = f"MAILBOX = ? AND OWNER_KEY = ? AND TOKEN = ? AND EXPIRES_AT > {now}"
+    return condition, (lease.mailbox, lease.owner.key, lease.token, *moment)
 
 
 def confirm_fence(store: Store, fence: Fence | None) -> None:
