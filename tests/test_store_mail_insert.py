@@ -8,10 +8,11 @@ import random
 
 import pytest
 
+from wicbox_bridge.errors import DataRejected
 from wicbox_bridge.mail.record import Attachment, MailRecord
 from wicbox_bridge.store import DbApiStore
 from wicbox_bridge.store.filing import Filed, file_mails
-from wicbox_bridge.store.mail_insert import NewMail, files_many_rows, insert_mail, insert_mails
+from wicbox_bridge.store.mail_insert import NewMail, _check_chunk, files_many_rows, insert_mail, insert_mails
 from wicbox_bridge.store.mails import MailOrigin
 
 MAIL_COLUMNS = (
@@ -197,3 +198,15 @@ def test_a_refused_attachment_quarantines_only_its_mail(wic_store: DbApiStore) -
         "SELECT COUNT(*) FROM WICBOX_ATTACHMENT WHERE MAIL_ID = ?", (answers[3].mail_id,)
     )
     assert rows == 0
+
+
+def test_a_chunk_whose_answer_misses_a_key_or_an_attachment_row_is_refused_as_data() -> None:
+    """A statement of a T-SQL batch that failed without its error reaching the client: the keys or
+    the attachment count that come back do not match the chunk. Refused as data (DataRejected), so
+    filing rolls the batch back and files its mails one at a time, quarantining the refused one."""
+    chunk: list[tuple[tuple[object, ...], list[tuple[object, ...]]]] = [((), [(), ()]), ((), [])]
+    _check_chunk(chunk, [(1, "a", 2), (2, "b", 2)])  # two keys, two attachment rows: filed
+    with pytest.raises(DataRejected, match="came back as 1 keys"):
+        _check_chunk(chunk, [(1, "a", 2)])
+    with pytest.raises(DataRejected, match=r"\[1\] attachment rows"):
+        _check_chunk(chunk, [(1, "a", 1), (2, "b", 1)])

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from wicbox_bridge.errors import DataRejected
 from wicbox_bridge.mail.record import Attachment, MailRecord
 from wicbox_bridge.store.base import (
     Dialect,
@@ -239,12 +240,14 @@ def _chunk_rows(run_id: int | None, mail: NewMail) -> _ChunkRow:
 
 def _check_chunk(chunk: Sequence[_ChunkRow], answered: Sequence[tuple[object, ...]]) -> None:
     """Every mail of the chunk got its key and every attachment its row: a statement of a T-SQL
-    batch that failed without its error reaching the client must not pass as filed."""
+    batch that failed without its error reaching the client must not pass as filed. Refused as
+    data, so the batch is rolled back and filed again one mail at a time, where the mail the
+    database refuses is quarantined alone (:mod:`wicbox_bridge.store.filing`)."""
     mails = len(chunk)
     attachments = sum(len(attached) for _, attached in chunk)
     counted = {int(str(row[2])) for row in answered}
     if len(answered) != mails or counted != {attachments}:
-        raise RuntimeError(
+        raise DataRejected(
             f"a chunk of {mails} mails and {attachments} attachments came back as {len(answered)} "
             f"keys and {sorted(counted)} attachment rows"
         )
