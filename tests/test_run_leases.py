@@ -245,7 +245,10 @@ def test_a_run_stalled_past_its_lease_files_nothing_after_the_take_over(
         os.kill(pid, signal.SIGCONT)
     assert other.wait() == 0, f"{other.output()}\n{context}"
     assert stalled.wait() in (0, 1), f"{stalled.output()}\n{context}"
-    assert _taken_over(mailroom, held), f"nothing was taken over {context}"
+    assert _taken_over(mailroom, held), (
+        f"nothing was taken over {context}: held {held} at SIGSTOP, tokens now {_tokens(mailroom)}\n"
+        f"--- the other run:\n{other.output()}\n--- the stalled run:\n{stalled.output()}"
+    )
     late = _filed_after_take_over(mailroom, pid, held)
     assert sum(late.values()) == 0, f"filed after the take-over: {late} {context}"
     if took_over_while_stalled and "lost its lease" not in stalled.output():
