@@ -58,14 +58,13 @@ from wicbox_bridge.logs.redact import mask_tokens
 from wicbox_bridge.logs.setup import FILE_ONLY
 from wicbox_bridge.run.fairshare import OpeningShares, share_cap
 from wicbox_bridge.run.large_mails import LargeMailGate
-from wicbox_bridge.run.lookahead import Workers as _Workers
 from wicbox_bridge.run.mailbox_pass import OpenMailbox, PassContext, run_pass
 from wicbox_bridge.run.results import MailboxReport, RunReport
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings
 from wicbox_bridge.secret import mask_values
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.leases import Fence, Refused
+from wicbox_bridge.store.leases import Refused
 from wicbox_bridge.store.mailbox_state import (
     Backlog,
     PassFailure,
@@ -151,19 +150,6 @@ def _batch_bytes(settings: RunSettings, accounts: int) -> int:
 # How far back a run looks for the mailboxes it served (their order, least recently served first);
 # a mailbox with nothing filed in this time is among the first.
 _SERVED_WINDOW = dt.timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class _Opened:
-    """A mailbox opened for its pass (by its worker or ahead of time by the worker's look-ahead):
-    its session, or the error that kept it closed, or skipped (stopping, or its lease held elsewhere)."""
-
-    step: _Pass
-    attempted_at: dt.datetime
-    session: MailboxSession | None = None
-    fence: Fence | None = None
-    error: BridgeError | None = None
-    skipped: bool = False
 
 
 @dataclass
@@ -262,48 +248,24 @@ class _Run:
             store.close()
 
     def run_pass(self, step: _Pass) -> _Pass:
-        """One mailbox's pass, opened and worked by this thread (see :meth:`open` and :meth:`work`)."""
-        return self.work(self.open(step))
-
-    def open(self, step: _Pass) -> _Opened:
-        """The mailbox's lease, then its session (or why not): the first half of a pass, which a
-        worker's look-ahead does for its next mailbox while the worker still works the current one."""
-        account = self.job.accounts[step.index]
-        if self.stop.is_set() or not self._leased(account, self.reports[step.index]):
-            return _Opened(step, utc_now(), skipped=True)
-        attempted_at = utc_now()
-        fence = None if self.keeper is None else self.keeper.fence(account.mailbox)
-        try:
-            session = self.job.open_mailbox(account)
-        except BridgeError as error:
-            return _Opened(step, attempted_at, fence=fence, error=error)
-        return _Opened(step, attempted_at, session, fence)
-
-    def work(self, opened: _Opened) -> _Pass:
-        """The rest of the pass on an opened mailbox, then its session closed; errors end up in
-        its report (a database error also stops the run)."""
-        step = opened.step
+        """One mailbox's pass; errors end up in its report (a database error also stops the run)."""
         account = self.job.accounts[step.index]
         report = self.reports[step.index]
-        if opened.skipped or (self.stop.is_set() and opened.session is not None):
-            if opened.session is not None:
-                opened.session.close()
+        if self.stop.is_set() or not self._leased(account, report):
             if step.shares is not None:
                 step.shares.withdraw()
             return step
-        attempted_at = opened.attempted_at
+        attempted_at = utc_now()
         failure: BridgeError | None = None
         backlog: Backlog | None = None
         claiming: _ClaimingSession | None = None
         try:
-            if opened.error is not None:
-                raise opened.error
-            assert opened.session is not None
-            claiming = _ClaimingSession(self.large_mails.session(opened.session), step)
+            store = self.store()
+            fence = None if self.keeper is None else self.keeper.fence(account.mailbox)
+            claiming = _ClaimingSession(self.large_mails.session(self.job.open_mailbox(account)), step)
             try:
-                store = self.store()
                 limit = step.quota if step.shares is None else step.shares.left
-                run_pass(self.context, OpenMailbox(account, claiming, store, report, opened.fence), limit)
+                run_pass(self.context, OpenMailbox(account, claiming, store, report, fence), limit)
                 backlog = self._measure_backlog(account, claiming, step.more_waiting)
             finally:
                 claiming.close()
@@ -322,11 +284,6 @@ class _Run:
                 step.shares.withdraw()
         self._record_state(account, attempted_at, failure, backlog)
         return step
-
-    def discard(self, opened: _Opened) -> None:
-        """A mailbox opened ahead that its worker will not work (the worker failed)."""
-        if opened.session is not None:
-            opened.session.close()
 
     def _leased(self, account: MailboxAccount, report: MailboxReport) -> bool:
         """Whether this run holds (or just took) the mailbox's lease; if not, why, in its report."""
@@ -481,29 +438,24 @@ class _Run:
         )
 
 
-def _run_round(workers: _Workers, state: _Run, steps: list[_Pass]) -> list[_Pass]:
+def _run_round(pool: ThreadPoolExecutor, state: _Run, steps: list[_Pass]) -> list[_Pass]:
     """The global mailbox's pass first (MIX: the SINGLE pass, then the MULTIPLE pass), then the
     project mailboxes' passes concurrently."""
     accounts = state.job.accounts
     first = [step for step in steps if accounts[step.index].project is None]
     rest = [step for step in steps if accounts[step.index].project is not None]
-    return list(workers.pool.map(state.run_pass, first)) + workers.run(
-        state, rest, lambda step: normalized_mailbox(accounts[step.index].mailbox)
-    )
+    return list(pool.map(state.run_pass, first)) + list(pool.map(state.run_pass, rest))
 
 
 def run_mailboxes(job: RunJob) -> RunReport:
     """Process the accounts in fair rounds with bounded concurrency; see the module docstring."""
     started = time.monotonic()
     state = _Run(job)
-    count = max(1, min(job.settings.workers, len(job.accounts) or 1))
+    workers = max(1, min(job.settings.workers, len(job.accounts) or 1))
     try:
         _take_leases(state)
-        with (
-            ThreadPoolExecutor(max_workers=count, thread_name_prefix="wicbox-mailbox") as pool,
-            ThreadPoolExecutor(max_workers=count, thread_name_prefix="wicbox-open") as ahead,
-        ):
-            _run_rounds(_Workers(pool, ahead, count), state)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wicbox-mailbox") as pool:
+            _run_rounds(pool, state)
     finally:
         if state.keeper is not None and job.keeper is None:
             state.keeper.close()
@@ -533,7 +485,7 @@ def _take_leases(state: _Run) -> None:
     state.keeper.start()
 
 
-def _run_rounds(workers: _Workers, state: _Run) -> None:
+def _run_rounds(pool: ThreadPoolExecutor, state: _Run) -> None:
     """The first round over every mailbox (the cap handed out as they list their mail), then
     rounds over the mailboxes that still have mail until the cap is reached."""
     job = state.job
@@ -551,7 +503,7 @@ def _run_rounds(workers: _Workers, state: _Run) -> None:
     round_number = 0
     while steps and not state.stop.is_set():
         before = sum(state.reports[step.index].fetched for step in steps)
-        done = _run_round(workers, state, steps)
+        done = _run_round(pool, state, steps)
         state.write_states()
         remaining -= sum(state.reports[step.index].fetched for step in steps) - before
         round_number += 1
