@@ -22,6 +22,8 @@ from wicbox_bridge.store.leases import (
     check_fence,
     fenced,
     list_leases,
+    read_owners,
+    read_table,
     release,
     renew,
 )
@@ -168,3 +170,19 @@ def test_the_database_clock(wic_store: DbApiStore) -> None:
     moment = DatabaseClock().now(wic_store)
     after = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     assert before - dt.timedelta(seconds=2) <= moment <= after + dt.timedelta(seconds=2)
+
+
+def test_the_live_owners_alone_are_those_of_the_whole_table(
+    wic_store: DbApiStore, clock: SteppedClock
+) -> None:
+    """What a fair share is counted by: one row per live owner, not one per held mailbox."""
+    host_c = LeaseOwner("c" * 36, "host-c", 303)
+    _lease(acquire(wic_store, "gone@example.be", host_c, 10, clock))
+    for number in range(6):
+        _lease(acquire(wic_store, f"a{number}@example.be", HOST_A, 60, clock))
+    _lease(acquire(wic_store, "b@example.be", HOST_B, 60, clock))
+    clock.advance(30)  # host-c's only lease has expired: it is no live owner any more
+    owners = read_owners(wic_store, clock)
+    assert owners.owners == {HOST_A.key: "host-a", HOST_B.key: "host-b"}
+    assert owners.owners == read_table(wic_store, clock).owners
+    assert owners.leases == {}
