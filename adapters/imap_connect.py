@@ -330,10 +330,10 @@ def leave(client: IMAPClient) -> None:
 
     For a session whose last command was answered (the pass's MOVE or STORE came back OK): the
     answer to LOGOUT (``* BYE`` and ``OK``) says nothing the client still needs, and waiting for
-    it costs a network round trip per mailbox (towards Exchange Online 10-30 ms; a MULTIPLE run
-    closes one session per mailbox). The server sees LOGOUT, then the end of the connection. Not
-    for a session in IDLE, which must end IDLE first (:func:`close` is for those and for errors).
+    it costs a network round trip per mailbox (a MULTIPLE run closes one session per mailbox).
+    The server sees LOGOUT, then the end of the connection. Not for a session in IDLE, which must
+    end IDLE first (:func:`close` is for those and for errors).
     """
-    with contextlib.suppress(OSError):  # imapclient has no LOGOUT without the wait: imaplib's send
+    with contextlib.suppress(OSError, ValueError):  # no LOGOUT without the wait in imapclient: imaplib's send
         client._imap.send(LEAVE_COMMAND)
     _drop(client)
