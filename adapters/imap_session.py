@@ -30,7 +30,7 @@ from imapclient import IMAPClient
 
 from wicbox_bridge.adapters import imap_errors as errors
 from wicbox_bridge.adapters.base import FetchedMail, MailboxBacklog, MailRef
-from wicbox_bridge.adapters.imap_connect import Connected, SignIn, TlsReuse, close, connect
+from wicbox_bridge.adapters.imap_connect import Connected, SignIn, TlsReuse, close, connect, leave
 from wicbox_bridge.adapters.imap_settings import ImapSettings
 from wicbox_bridge.adapters.settings_checks import FOLDER_SEPARATOR
 from wicbox_bridge.config import params as names
@@ -219,9 +219,10 @@ class ImapSession:
         return MailboxBacklog(len(uids), _received_at(answer.get(oldest, {}).get(b"INTERNALDATE")))
 
     def close(self) -> None:
+        """LOGOUT without waiting for its answer (:func:`~wicbox_bridge.adapters.imap_connect.leave`)."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            close(connection.client)
+            leave(connection.client)
 
     # ---- selection ---------------------------------------------------------------------------
     @property

@@ -51,6 +51,7 @@ class RecordedConnection:
     opened: float
     closed: float
     resumed: bool = False  # the client resumed an earlier TLS session (ssl's session_reused)
+    logged_out: bool = False  # the client sent LOGOUT (else it just went away)
 
 
 def xoauth2_user(line: bytes) -> str | None:
@@ -147,12 +148,12 @@ class ImapConnectionRecorder:
             self._sockets += [client, upstream]
         self._spawn(_pump, upstream, client)
         resumed = isinstance(client, ssl.SSLSocket) and client.session_reused
-        user, closed = self._client_to_server(client, upstream)
+        user, closed, logged_out = self._client_to_server(client, upstream)
         with self._lock:
-            self._records.append(RecordedConnection(user, opened, closed, resumed))
+            self._records.append(RecordedConnection(user, opened, closed, resumed, logged_out))
 
     @staticmethod
-    def _client_to_server(client: socket.socket, upstream: socket.socket) -> tuple[str | None, float]:
+    def _client_to_server(client: socket.socket, upstream: socket.socket) -> tuple[str | None, float, bool]:
         user: str | None = None
         logout: float | None = None
         reader = client.makefile("rb")
@@ -167,7 +168,7 @@ class ImapConnectionRecorder:
             pass
         finally:
             _shutdown(upstream)
-        return user, logout if logout is not None else time.monotonic()
+        return user, logout if logout is not None else time.monotonic(), logout is not None
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:

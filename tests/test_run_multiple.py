@@ -153,6 +153,8 @@ def test_imap_many_mailboxes_within_the_bound_resuming_one_tls_session(mailroom:
     assert overlapping_per_mailbox(connections) == [], "two connections to one mailbox at once"
     most = most_open_together(connections)
     assert most <= WORKERS, f"{most} connections open together, WICBOX_MAILCLIENT_WORKERS allows {WORKERS}"
+    went_away = [c.user for c in connections if not c.logged_out]
+    assert went_away == [], f"connections closed without LOGOUT: {went_away}"
     full = [c for c in connections if not c.resumed]
     assert len(full) <= WORKERS, (
         f"{len(full)} full TLS handshakes: only the first of each worker may need one"

@@ -25,6 +25,8 @@ from wicbox_bridge.store.leases import (
     check_fence,
     fenced,
     list_leases,
+    read_owners,
+    read_table,
     release,
     renew,
 )
@@ -271,3 +273,19 @@ def test_a_take_over_waits_for_a_batch_whose_first_statement_checked_the_fence(
     thread.join(10)
     assert _lease(taken[0]).token == lease.token + 1
     assert _filed(wic_store) == 3
+
+
+def test_the_live_owners_alone_are_those_of_the_whole_table(
+    wic_store: DbApiStore, clock: SteppedClock
+) -> None:
+    """What a fair share is counted by: one row per live owner, not one per held mailbox."""
+    host_c = LeaseOwner("c" * 36, "host-c", 303)
+    _lease(acquire(wic_store, "gone@example.be", host_c, 10, clock))
+    for number in range(6):
+        _lease(acquire(wic_store, f"a{number}@example.be", HOST_A, 60, clock))
+    _lease(acquire(wic_store, "b@example.be", HOST_B, 60, clock))
+    clock.advance(30)  # host-c's only lease has expired: it is no live owner any more
+    owners = read_owners(wic_store, clock)
+    assert owners.owners == {HOST_A.key: "host-a", HOST_B.key: "host-b"}
+    assert owners.owners == read_table(wic_store, clock).owners
+    assert owners.leases == {}

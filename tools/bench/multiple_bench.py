@@ -82,6 +82,57 @@ class Tree:
 
 
 @dataclass(frozen=True)
+class Cpu:
+    """CPU seconds one run took, by who: ``wicbox run`` itself, the test bed's Dovecot (every
+    process of it), PostgreSQL (every backend) and this process (the login check Dovecot asks,
+    the identity-platform emulator). On 2 cores a run whose CPU adds up to about twice its wall
+    time waits for a core, not for a server."""
+
+    product: float
+    dovecot: float
+    postgres: float
+    bed: float
+
+    @staticmethod
+    def median(runs: Sequence[Cpu]) -> Cpu:
+        return Cpu(*(statistics.median(getattr(run, name) for run in runs) for name in _CPU_FIELDS))
+
+
+_CPU_FIELDS = ("product", "dovecot", "postgres", "bed")
+
+
+def tree_cpu_seconds(root: int | None) -> float:
+    """User and system CPU of process ``root`` and its live descendants, with what their reaped
+    children took (Linux /proc; 0 elsewhere or when the process is gone). A process that ends
+    between two readings moves into its parent's reaped-children time, so differences stay right."""
+    if root is None:
+        return 0.0
+    children: dict[int, list[int]] = {}
+    times: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_now(bed: BenchBed) -> tuple[float, float, float]:
+    own = os.times()
+    return tree_cpu_seconds(bed.dovecot.pid), tree_cpu_seconds(bed.postgres.pid), own.user + own.system
+
+
+@dataclass(frozen=True)
 class Row:
     backend: str
     tree: str
@@ -89,6 +140,7 @@ class Row:
     mailboxes: int
     mails: int
     warm: tuple[float, ...]
+    cpu: tuple[Cpu, ...] = ()
 
     @property
     def measured(self) -> float:
@@ -246,12 +298,14 @@ def timed_run(
     case: ModeCase,
     options: Options,
     profile_to: Path | None = None,
-) -> float:
-    """One checked ``wicbox run`` of the case into a fresh database; its wall time."""
+) -> tuple[float, Cpu]:
+    """One checked ``wicbox run`` of the case into a fresh database; its wall time and CPU."""
     with fresh_database(bed, install, backend, case, options.workers) as target:
         _expect(restore_inboxes(bed, case) if case.mail_count else 0, case.mail_count, "the mailboxes hold")
         what = f"wicbox run ({tree.label}, {backend}, {case.mode})"
+        before = _cpu_now(bed)
         child = run_wicbox(install, tree, _cap(case), profile_to).require_success(what)
+        after = _cpu_now(bed)
         report = json.loads(child.stdout)
         _expect(report["counts"]["failed_mailboxes"], 0, f"{what} failed in")
         _expect(report["counts"]["mailboxes"], len(case.mailboxes), f"{what} read")
@@ -259,7 +313,9 @@ def timed_run(
         _expect(_filed(target), case.mail_count, "the database holds")
         if case.mail_count:
             _expect(mails_left(bed, case), 0, "the INBOXes still hold")
-    return child.seconds
+    return child.seconds, Cpu(
+        child.cpu_seconds, *(end - start for start, end in zip(before, after, strict=True))
+    )
 
 
 def _expect(actual: int, expected: int, what: str) -> None:
@@ -273,11 +329,14 @@ def measure(
     install = new_install(bed)
     progress(f"{tree.label} {backend} {case.mode}: cold run")
     timed_run(bed, install, tree, backend, case, options)
-    warm = []
+    warm: list[float] = []
+    cpu: list[Cpu] = []
     for number in range(1, options.repeats + 1):
         progress(f"{tree.label} {backend} {case.mode}: warm run {number} of {options.repeats}")
-        warm.append(timed_run(bed, install, tree, backend, case, options))
-    return Row(backend, tree.label, case.mode, len(case.mailboxes), case.mail_count, tuple(warm))
+        seconds, used = timed_run(bed, install, tree, backend, case, options)
+        warm.append(seconds)
+        cpu.append(used)
+    return Row(backend, tree.label, case.mode, len(case.mailboxes), case.mail_count, tuple(warm), tuple(cpu))
 
 
 # ---- report -------------------------------------------------------------------------------------
@@ -287,7 +346,8 @@ def report_lines(rows: Sequence[Row], options: Options) -> list[str]:
         f"== MULTIPLE per-mailbox cost: application permissions, WICBOX_MAILCLIENT_WORKERS {workers}, "
         f"median of {options.repeats} warm run(s)",
         f"{'tree':12} {'backend':10} {'case':9} {'mailboxes':>9} {'mails':>6} "
-        f"{'warm s (range)':>20} {'vs SINGLE':>9}",
+        f"{'warm s (range)':>20} {'vs SINGLE':>9}   "
+        f"CPU s: {'wicbox':>6} {'Dovecot':>7} {'PgSQL':>6} {'bed':>5}",
     ]
     verdicts: list[str] = []
     for (tree, backend), group in sorted(
@@ -299,9 +359,17 @@ def report_lines(rows: Sequence[Row], options: Options) -> list[str]:
             ratio = "" if single is None or row.case == "EMPTY" else f"{row.measured / single.measured:8.2f}x"
             lines.append(
                 f"{tree:12} {backend:10} {row.case:9} {row.mailboxes:9} {row.mails:6} {spread:>20} {ratio:>9}"
+                + _cpu_columns(row)
             )
         verdicts += _verdicts(tree, backend, group, single)
     return [*lines, "targets:", *verdicts]
+
+
+def _cpu_columns(row: Row) -> str:
+    if not row.cpu:
+        return ""
+    cpu = Cpu.median(row.cpu)
+    return f"          {cpu.product:6.2f} {cpu.dovecot:7.2f} {cpu.postgres:6.2f} {cpu.bed:5.2f}"
 
 
 def _groups(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:

@@ -119,6 +119,24 @@ def _folder_block(name: str, special_use: str) -> str:
     return f'  mailbox "{name}" {{\n    auto = subscribe\n    special_use = {special_use}\n  }}\n'
 
 
+# Exchange Online starts no operating-system process per IMAP sign-in, and nothing of its sign-in
+# runs on the client's machine. Dovecot's default (``service_count = 1``) forks and executes a new
+# ``imap`` process for every login: about 5 ms of the test machine's CPU per login, half of what
+# AUTHENTICATE took on the bed (docs/performance.md, "Part 3, second round"), in a MULTIPLE run
+# over hundreds of mailboxes competing with wicbox for the same cores. The imap processes are kept
+# and reused instead (one client at a time each, as before; every mailbox has the same uid here,
+# so a reused process has nothing of another user's it should not have). Reused imap processes
+# count against the auth service's client limit, hence its larger limit.
+IMAP_SERVICE = """service imap {
+  service_count = 0
+  process_min_avail = 4
+}
+service auth {
+  client_limit = 2000
+}
+"""
+
+
 def render_config(layout: DovecotLayout, host: str, ports: DovecotPorts, pki: LoopbackPki) -> str:
     """dovecot.conf for one instance."""
     folders = "".join(_folder_block(name, use) for name, use in EXCHANGE_FOLDERS)
@@ -174,7 +192,7 @@ service imap-login {{
   service_count = 0
   process_min_avail = 1
 }}
-service lmtp {{
+{IMAP_SERVICE}service lmtp {{
   inet_listener lmtp {{
     address = {host}
     port = {ports.lmtp}
@@ -252,6 +270,11 @@ class DovecotServer:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The master process's id (its children are the login, auth and imap processes)."""
+        return self._process.pid if self.running and self._process is not None else None
 
     def start(self) -> None:
         if self.running:

@@ -56,6 +56,7 @@ from wicbox_bridge.store.leases import (
     Refused,
     acquire,
     announce,
+    read_owners,
     read_table,
     release,
     renew,
@@ -403,7 +404,7 @@ class LeaseKeeper:
 
     def _take(self, name: str, mailboxes: int, taken: int, table: LeaseTable | None = None) -> Refused | None:
         """Under ``self._db``: acquire ``name``'s lease unless ``taken`` already fills the share."""
-        share, others = self.fair_share(mailboxes, table or read_table(self._store, self._settings.clock))
+        share, others = self.fair_share(mailboxes, table or read_owners(self._store, self._settings.clock))
         if taken >= share:
             log.info("%s: left for the other live runs (fair share %d)", name, share)
             return Refused(
