@@ -107,7 +107,7 @@ def test_two_serves_settle_at_half_each_after_two_renewal_rounds_and_stay_there(
     assert _held(first) == len(MAILBOXES)  # one round above the share: nothing moves yet
     with ExitStack() as passes:  # 11 passes in progress: the 9 idle go at once, one more after its pass
         for account in ACCOUNTS[:11]:
-            passes.enter_context(first.working(account))
+            assert passes.enter_context(first.claim(account))
         first.rebalance()
         assert _held(first) == len(MAILBOXES) // 2 + 1
         assert first.holds(ACCOUNTS[0])

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from wicbox_bridge.adapters.base import MailboxWatch
@@ -76,11 +76,16 @@ class ServeJob:
     clock: Callable[[], float] = time.monotonic
     leases: LeaseGate | None = None  # the mailbox leases (then ``may_work`` is theirs)
 
-    def allowed(self, account: MailboxAccount) -> bool:
-        """Whether ``account``'s mailbox may be worked now: its lease (with leases), and ``may_work``."""
-        if self.leases is not None and not self.leases.may_work(account):
-            return False
-        return self.may_work(account)
+    @contextlib.contextmanager
+    def claim(self, account: MailboxAccount) -> Iterator[bool]:
+        """Around the decision to work ``account``'s mailbox and its passes: whether it may be
+        worked now (its lease, with leases, and ``may_work``); with leases, the lease is not given
+        back before the block ends (:meth:`LeaseGate.claim`)."""
+        if self.leases is None:
+            yield self.may_work(account)
+            return
+        with self.leases.claim(account) as leased:
+            yield leased and self.may_work(account)
 
 
 def _key(account: MailboxAccount) -> str:
@@ -121,9 +126,10 @@ class _Worker:
                     else:
                         fired = watch.wait(self.job.settings.wait_s)
                     due = due or fired
-                    if due and not self._stopping() and self.job.allowed(self.account):
-                        with self._working():
-                            due = self._work()
+                    if due and not self._stopping():
+                        with self.job.claim(self.account) as allowed:
+                            if allowed:
+                                due = self._work()
                     self._show_lease()
                 except BridgeError as error:
                     log.error(
@@ -145,11 +151,6 @@ class _Worker:
     def _stopping(self) -> bool:
         return self.stop.is_set() or self.job.stop.is_set()
 
-    def _working(self) -> contextlib.AbstractContextManager[None]:
-        """Around the passes: with leases, the mailbox is not given back before they end."""
-        leases = self.job.leases
-        return contextlib.nullcontext() if leases is None else leases.working(self.account)
-
     def _show_lease(self) -> None:
         leases = self.job.leases
         held = None if leases is None else leases.holds(self.account)
@@ -163,6 +164,11 @@ class _Worker:
         while not self._stopping():
             report = self._one_pass()
             mailbox = report.mailboxes[0]
+            if mailbox.held_by is not None:  # the lease left this process since the decision: by design
+                log.info(
+                    "%s (%s): not worked here, %s", self.account.label, self.account.mailbox, mailbox.held_by
+                )
+                return True
             now = utc_text(dt.datetime.now(dt.timezone.utc))
             latency = mailbox.last_latency_s
             self.beat = replace(
