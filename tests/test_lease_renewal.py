@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import pytest
 
+from tests.helpers.statements import counted_statements
 from tests.plugins.postgres import BACKENDS, PgDatabase
 from wicbox_bridge.auth.aadsts import CredentialNames
 from wicbox_bridge.auth.accounts import MailboxAccount
@@ -24,9 +25,17 @@ from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.errors import FIX_SEPARATOR, LeaseLost
 from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings
 from wicbox_bridge.serve.leases import LeaseGate
-from wicbox_bridge.store import init_schema, open_store
+from wicbox_bridge.store import DbApiStore, init_schema, open_store
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.leases import Lease, LeaseOwner, acquire, fenced
+from wicbox_bridge.store.leases import (
+    DatabaseClock,
+    Lease,
+    LeaseOwner,
+    acquire,
+    announce,
+    fenced,
+    renew,
+)
 
 START = dt.datetime(2026, 3, 1, 8, 0, 0)
 LEASE_S = 0.6  # renewal rounds every 0.2 s of real time; expiry is judged by the stepped clock
@@ -206,3 +215,32 @@ def test_a_failing_step_after_the_renewal_does_not_end_the_renewals(
         rounds.wait(lambda done: len(done) >= 2, "two renewal rounds")
         assert all(rounds.outcomes)
     assert "RuntimeError: a holder's step broke" in caplog.text
+
+
+def test_a_renewal_round_costs_the_same_few_statements_for_100_leases(
+    wic_store: DbApiStore, database_target: DatabaseTarget
+) -> None:
+    """One UPDATE for every held lease and the presence row, instead of a transaction per lease
+    (the per-lease renewal of before is counted on the same leases for comparison)."""
+    mailboxes = [f"project{number:03d}@example.be" for number in range(100)]
+    store = open_store(database_target, timeout_s=10)
+    keeper = LeaseKeeper(lambda: store, LeaseSettings(seconds=60.0, owner=OWNER, clock=DatabaseClock()))
+    try:
+        keeper.announce_presence()
+        assert all(keeper.hold(name, len(mailboxes)) is None for name in mailboxes)  # as serve does
+        leases = [fence.lease for fence in map(keeper.fence, mailboxes) if fence is not None]
+        with counted_statements(store) as before:
+            for lease in leases:
+                assert renew(store, lease, 60.0, DatabaseClock()) is not None
+            announce(store, OWNER, 60.0, DatabaseClock())
+        with counted_statements(store) as after:
+            assert keeper.renew_round()
+        assert keeper.held() == sorted(mailboxes)
+    finally:
+        keeper.close()
+    rounds = 3  # a round every third of the default 60 s lease
+    print(
+        f"renewal, 100 leases and the presence row: {len(before)} statements a round before "
+        f"({rounds * len(before)}/min), {len(after)} after ({rounds * len(after)}/min): {after}"
+    )
+    assert len(after) <= 5 < 100 < len(before)
