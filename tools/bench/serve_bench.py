@@ -11,9 +11,7 @@ WICBOX_MAIL (the database is polled every 5 ms); p50/p95/max are printed.
 Idle cost: `wicbox serve` with M project mailboxes (default 100, MULTIPLE, application permissions)
 and no mail: once every mailbox is watched (the heartbeat says IDLE for all), the process's CPU time
 (user + system, /proc) and RSS are read over S seconds (default 60). Targets: under 2% of a core and
-under 300 MB. Idle runs on each ``--backend`` (default both); on PostgreSQL the transactions the
-serve's database committed meanwhile are counted too (``pg_stat_database``, the probe's own
-subtracted), per minute.
+under 300 MB. Idle runs on each ``--backend`` (default both).
 
 ``--baseline REV`` measures the source tree of git revision REV too, in the same run, each case
 before and after back to back; ``--repeats K`` repeats every measurement (medians and ranges).
@@ -66,7 +64,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 BACKENDS = ("sqlite", "postgresql")
 CURRENT = Tree("working tree")
-_XACTS = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = ?"
 _INSERT_PROJECT = (
     "INSERT INTO WIC_PROJECT (PROJECT_ID, CODE, NAME, ACTIVE, WICBOX_MAILBOX) VALUES (?, ?, ?, 1, ?)"
 )
@@ -213,15 +210,6 @@ def _database_name(target: DatabaseTarget) -> str:
     return target.describe().rpartition(" ")[2]
 
 
-def _transactions(bed: BenchBed, target: DatabaseTarget) -> int | None:
-    """The transactions the database committed or rolled back so far (PostgreSQL; None: SQLite)."""
-    if isinstance(target, SqliteTarget):
-        return None
-    with open_store(odbc_target(bed.postgres, "postgres")) as store:
-        row = store.query_one(_XACTS, (_database_name(target),))
-    return None if row is None else int(row[0])
-
-
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
@@ -239,7 +227,6 @@ class IdleCost:
     rss_mb_mean: float
     rss_mb_peak: float
     threads: int
-    transactions_per_minute: float | None = None  # PostgreSQL only
     backend: str = "postgresql"
     tree: str = CURRENT.label
 
@@ -261,7 +248,6 @@ def measure_idle(
         progress(f"idle: every mailbox watched; measuring for {seconds:.0f} s")
         pid = serve.process.pid
         time.sleep(5.0)  # the first passes' allocations settle
-        xacts_before = _transactions(bed, target)
         cpu_before, started = _cpu_seconds(pid), time.monotonic()
         samples = []
         while time.monotonic() - started < seconds:
@@ -269,14 +255,10 @@ def measure_idle(
             time.sleep(1.0)
         cpu = _cpu_seconds(pid) - cpu_before
         elapsed = time.monotonic() - started
-        xacts_after = _transactions(bed, target)
         threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
     finally:
         serve.stop()
         _drop(bed, target)
-    per_minute = None
-    if xacts_before is not None and xacts_after is not None:
-        per_minute = 60.0 * (xacts_after - xacts_before) / elapsed  # the probes ran on another database
     return IdleCost(
         mailboxes,
         elapsed,
@@ -284,7 +266,6 @@ def measure_idle(
         statistics.fmean(samples),
         max(samples),
         threads,
-        per_minute,
         backend,
         tree.label,
     )
@@ -331,9 +312,6 @@ def idle_lines(runs: Sequence[IdleCost]) -> list[str]:
         f"(MULTIPLE, IDLE each), no mail, {first.seconds:.0f} s, {len(runs)} run(s)",
         f"CPU {_spread(cpu, '%', 2)} of a core; RSS peak {_spread(peak, ' MB', 0)}; {first.threads} threads",
     ]
-    xacts = [run.transactions_per_minute for run in runs if run.transactions_per_minute is not None]
-    if xacts:
-        lines.append(f"database transactions per minute: {_spread(xacts, '', 0)}")
     cpu_ok = "PASS" if statistics.median(cpu) < MAX_CPU_PERCENT else "MISS"
     rss_ok = "PASS" if max(peak) < MAX_RSS_MB else "MISS"
     lines += [
