@@ -122,7 +122,7 @@ class ImapConnectionRecorder:
                 continue
             except OSError:
                 return
-            self._spawn(self._serve, client, time.monotonic())
+            self._spawn(self._serve, client)
 
     def _spawn(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -130,7 +130,7 @@ class ImapConnectionRecorder:
             self._threads.append(thread)
         thread.start()
 
-    def _serve(self, raw_client: socket.socket, opened: float) -> None:
+    def _serve(self, raw_client: socket.socket) -> None:
         try:
             raw_client.settimeout(HANDSHAKE_TIMEOUT_S)
             client = self._server_context.wrap_socket(raw_client, server_side=True)
@@ -141,6 +141,11 @@ class ImapConnectionRecorder:
         except (OSError, ssl.SSLError):
             raw_client.close()
             return
+        # Open from the end of the client's TLS handshake: the client sends LOGOUT and goes on
+        # without waiting for the answer, so the thread that reads the previous connection's
+        # LOGOUT may run after this one's accept; the handshake needs the client's answers, which
+        # it sends only after that LOGOUT.
+        opened = time.monotonic()
         for sock in (client, upstream):
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -8,6 +8,7 @@ are all held elsewhere reads the lease table once per tick instead of one transa
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -21,7 +22,14 @@ from wicbox_bridge.run.runlock import LeaseKeeper, LeaseSettings
 from wicbox_bridge.serve.leases import LeaseGate
 from wicbox_bridge.store import DbApiStore, open_store
 from wicbox_bridge.store.base import Store
-from wicbox_bridge.store.leases import DatabaseClock, LeaseClock, LeaseOwner, list_leases, live_owners
+from wicbox_bridge.store.leases import (
+    DatabaseClock,
+    LeaseClock,
+    LeaseOwner,
+    fenced,
+    list_leases,
+    live_owners,
+)
 
 START = dt.datetime(2026, 3, 1, 8, 0, 0)
 MAILBOXES = [f"project{n:02d}@example.be" for n in range(1, 21)]
@@ -107,7 +115,7 @@ def test_two_serves_settle_at_half_each_after_two_renewal_rounds_and_stay_there(
     assert _held(first) == len(MAILBOXES)  # one round above the share: nothing moves yet
     with ExitStack() as passes:  # 11 passes in progress: the 9 idle go at once, one more after its pass
         for account in ACCOUNTS[:11]:
-            passes.enter_context(first.working(account))
+            assert passes.enter_context(first.claim(account))
         first.rebalance()
         assert _held(first) == len(MAILBOXES) // 2 + 1
         assert first.holds(ACCOUNTS[0])
@@ -150,3 +158,43 @@ def test_an_idle_serve_reads_the_lease_table_once_per_tick(
             assert _tick(idle) == 0
     print(f"idle serve, 20 mailboxes held elsewhere: {len(before)} statements/min before, {len(after)} after")
     assert len(after) <= 2 * TICKS_PER_MINUTE < len(before)  # the clock's SELECT and the table's
+
+
+def test_a_lease_is_not_given_back_between_the_decision_to_work_a_mailbox_and_the_end_of_its_pass(
+    wic_store: DbApiStore, database_target: DatabaseTarget, clock: SteppedClock, stack: ExitStack
+) -> None:
+    first, _ = _gate(database_target, OWNER_A, clock, stack)
+    assert _tick(first) == len(MAILBOXES)
+    _gate(database_target, OWNER_B, clock, stack)  # a second serve: the first holds twice its share
+    claimed = ACCOUNTS[0]  # the first one the rebalancing would choose
+    with first.claim(claimed) as allowed:  # the worker's decision, then its pass
+        assert allowed
+        first.rebalance()
+        first.rebalance()  # two rounds above the share: the excess goes, but not this mailbox
+        assert first.holds(claimed)  # unclaimed, it would have gone first (the first in order)
+        assert _held(first) == len(MAILBOXES) // 2
+        assert first.keeper.take_one(claimed.mailbox, 1) is None  # the pass's own ask
+        with fenced(wic_store, first.keeper.fence(claimed.mailbox)):  # and its filing passes the fence
+            pass
+    assert first.holds(claimed)  # within the share: kept
+    assert _held(first) == len(MAILBOXES) // 2
+
+
+def test_a_lease_lost_after_the_decision_is_refused_to_the_pass_as_an_info_not_a_failure(
+    wic_store: DbApiStore,
+    database_target: DatabaseTarget,
+    clock: SteppedClock,
+    stack: ExitStack,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, _ = _gate(database_target, OWNER_A, clock, stack)
+    mailbox = ACCOUNTS[0].mailbox
+    assert first.may_work(ACCOUNTS[0])  # the decision: this serve holds the lease
+    clock.advance(LEASE_S + 1)  # then it stalls past its lease, and another serve takes it over
+    second, _ = _gate(database_target, OWNER_B, clock, stack)
+    assert second.may_work(ACCOUNTS[0])
+    caplog.set_level(logging.INFO, logger="wicbox")
+    assert first.keeper.renew_round()  # the first serve's renewal finds the lease lost
+    refused = first.keeper.take_one(mailbox, 1)  # its pass asks: refused, not run under a dead fence
+    assert refused is not None and refused.left, refused
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]

@@ -1,6 +1,7 @@
 """`wicbox serve` benchmark (not a test; prints a table): arrival-to-filed latency and idle cost.
 
     python -m tools.bench.serve_bench [--mails N] [--mailboxes M] [--idle-seconds S] [--corpus DIR]
+        [--backend sqlite|postgresql|both] [--baseline REV] [--repeats K] [--skip-latency]
 
 Latency: `wicbox serve` runs against Dovecot (SINGLE mode, IMAP IDLE, PostgreSQL over ODBC); N mails
 (default 200, the benchmark's mixed set) are appended to INBOX one by one, each once the one before
@@ -10,7 +11,10 @@ WICBOX_MAIL (the database is polled every 5 ms); p50/p95/max are printed.
 Idle cost: `wicbox serve` with M project mailboxes (default 100, MULTIPLE, application permissions)
 and no mail: once every mailbox is watched (the heartbeat says IDLE for all), the process's CPU time
 (user + system, /proc) and RSS are read over S seconds (default 60). Targets: under 2% of a core and
-under 300 MB.
+under 300 MB. Idle runs on each ``--backend`` (default both).
+
+``--baseline REV`` measures the source tree of git revision REV too, in the same run, each case
+before and after back to back; ``--repeats K`` repeats every measurement (medians and ranges).
 """
 
 from __future__ import annotations
@@ -30,12 +34,22 @@ from pathlib import Path
 from types import FrameType
 
 from tools.bench.bench_bed import BenchBed, running_bed
-from tools.bench.bench_mails import benchmark_mails, corpus_root
-from tools.bench.contenders import WicboxInstall, filed_count, new_install, odbc_target, prepare_database
+from tools.bench.bench_mails import REPO_ROOT, benchmark_mails, corpus_root
+from tools.bench.contenders import (
+    WicboxInstall,
+    filed_count,
+    new_install,
+    odbc_target,
+    prepare_database,
+    wicman_parameters,
+    write_config,
+)
+from tools.bench.multiple_bench import Tree, export_tree
 from tools.testbed.dovecot import append_message
+from wicbox_bridge.config.dbtarget import DatabaseTarget, SqliteTarget
 from wicbox_bridge.config.paths import machine_state_dir_for
 from wicbox_bridge.serve.heartbeat import HEARTBEAT_FILE_NAME
-from wicbox_bridge.store import open_store
+from wicbox_bridge.store import init_schema, open_store
 from wicbox_bridge.store.parameters import set_parameter
 
 DEFAULT_MAILS = 200
@@ -48,6 +62,8 @@ START_TIMEOUT_S = 300.0
 FILED_TIMEOUT_S = 60.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+BACKENDS = ("sqlite", "postgresql")
+CURRENT = Tree("working tree")
 _INSERT_PROJECT = (
     "INSERT INTO WIC_PROJECT (PROJECT_ID, CODE, NAME, ACTIVE, WICBOX_MAILBOX) VALUES (?, ?, ?, 1, ?)"
 )
@@ -87,9 +103,11 @@ class ServeProcess:
             self.process.wait(30)
 
 
-def start_serve(install: WicboxInstall) -> ServeProcess:
+def start_serve(install: WicboxInstall, tree: Tree = CURRENT) -> ServeProcess:
     env = {**os.environ, "WICBOX_HOME": str(install.home)}
     env.pop("WICBOX_CONFIG", None)
+    first = [] if tree.path is None else [str(tree.path)]
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(REPO_ROOT)])
     log = install.root / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -114,10 +132,12 @@ def wait_for(condition: Callable[[], bool], what: str, serve: ServeProcess, time
 
 
 # ---- latency --------------------------------------------------------------------------------------
-def measure_latency(bed: BenchBed, mails: Sequence[bytes], progress: Progress) -> list[float]:
+def measure_latency(
+    bed: BenchBed, mails: Sequence[bytes], progress: Progress, tree: Tree = CURRENT
+) -> list[float]:
     install = new_install(bed)
     database = prepare_database(bed, install, len(mails))
-    serve = start_serve(install)
+    serve = start_serve(install, tree)
     try:
         wait_for(lambda: serve.watched() == 1, "the IDLE watch", serve, START_TIMEOUT_S)
         latencies = []
@@ -129,7 +149,7 @@ def measure_latency(bed: BenchBed, mails: Sequence[bytes], progress: Progress) -
                 wait_for(filed, f"mail {number} filed", serve, FILED_TIMEOUT_S)
                 latencies.append(time.perf_counter() - appended)
                 if number % 50 == 0:
-                    progress(f"latency: {number} of {len(mails)} mails filed")
+                    progress(f"latency ({tree.label}): {number} of {len(mails)} mails filed")
         _expect(filed_count(bed, database), len(mails), "the database holds")
     finally:
         serve.stop()
@@ -146,8 +166,19 @@ def project_mailbox(project_id: int) -> str:
     return f"idle-{project_id:03d}@klant.example"
 
 
-def configure_multiple(bed: BenchBed, install: WicboxInstall, mailboxes: int) -> str:
-    database = prepare_database(bed, install, 100)
+def configure_multiple(bed: BenchBed, install: WicboxInstall, mailboxes: int, backend: str) -> DatabaseTarget:
+    """A new database of ``backend`` in MULTIPLE mode with ``mailboxes`` project mailboxes (each a
+    Dovecot user the app may read); the install's config points at it."""
+    if backend == "postgresql":
+        name = prepare_database(bed, install, 100)
+        target: DatabaseTarget = odbc_target(bed.postgres, name)
+    else:
+        target = SqliteTarget(bed.root / f"wicbox-idle-{install.root.name}.db")
+        with open_store(target) as store:
+            init_schema(store)
+            for parameter, value in wicman_parameters(bed).items():
+                set_parameter(store, parameter, value)
+        write_config(install.config, f"sqlite:///{target.path}", 100, bed)
     directory = bed.directory
     parameters: dict[str, str | None] = {
         "WICBOXACCOUNTMODE": "MULTIPLE",
@@ -156,7 +187,7 @@ def configure_multiple(bed: BenchBed, install: WicboxInstall, mailboxes: int) ->
         "WICBOX_MAILCLIENT_PASSWORD": None,
         "WICBOX_MAILCLIENT_SCOPE": "https://outlook.office365.com/.default",
     }
-    with open_store(odbc_target(bed.postgres, database)) as store:
+    with open_store(target) as store:
         for name, value in parameters.items():
             set_parameter(store, name, value)
         for project in range(1, mailboxes + 1):
@@ -164,7 +195,19 @@ def configure_multiple(bed: BenchBed, install: WicboxInstall, mailboxes: int) ->
             bed.dovecot.add_mailbox(mailbox)
             bed.dovecot.grant_app_access(directory.confidential_client_sp_id, mailbox)
             store.execute(_INSERT_PROJECT, (project, f"I{project:03d}", f"Idle {project:03d}", mailbox))
-    return database
+    return target
+
+
+def _drop(bed: BenchBed, target: DatabaseTarget) -> None:
+    if isinstance(target, SqliteTarget):
+        for leftover in target.path.parent.glob(target.path.name + "*"):
+            leftover.unlink()
+    else:
+        bed.postgres.drop_database(_database_name(target))
+
+
+def _database_name(target: DatabaseTarget) -> str:
+    return target.describe().rpartition(" ")[2]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -184,13 +227,22 @@ class IdleCost:
     rss_mb_mean: float
     rss_mb_peak: float
     threads: int
+    backend: str = "postgresql"
+    tree: str = CURRENT.label
 
 
-def measure_idle(bed: BenchBed, mailboxes: int, seconds: float, progress: Progress) -> IdleCost:
+def measure_idle(
+    bed: BenchBed,
+    mailboxes: int,
+    seconds: float,
+    progress: Progress,
+    backend: str = "postgresql",
+    tree: Tree = CURRENT,
+) -> IdleCost:
     install = new_install(bed)
-    progress(f"idle: {mailboxes} project mailboxes")
-    database = configure_multiple(bed, install, mailboxes)
-    serve = start_serve(install)
+    progress(f"idle ({tree.label}, {backend}): {mailboxes} project mailboxes")
+    target = configure_multiple(bed, install, mailboxes, backend)
+    serve = start_serve(install, tree)
     try:
         wait_for(lambda: serve.watched() == mailboxes, f"{mailboxes} IDLE watches", serve, START_TIMEOUT_S)
         progress(f"idle: every mailbox watched; measuring for {seconds:.0f} s")
@@ -206,9 +258,16 @@ def measure_idle(bed: BenchBed, mailboxes: int, seconds: float, progress: Progre
         threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
     finally:
         serve.stop()
-        bed.postgres.drop_database(database)
+        _drop(bed, target)
     return IdleCost(
-        mailboxes, elapsed, 100.0 * cpu / elapsed, statistics.fmean(samples), max(samples), threads
+        mailboxes,
+        elapsed,
+        100.0 * cpu / elapsed,
+        statistics.fmean(samples),
+        max(samples),
+        threads,
+        backend,
+        tree.label,
     )
 
 
@@ -223,21 +282,47 @@ def _percentile(values: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def report_lines(latencies: Sequence[float], idle: IdleCost) -> list[str]:
-    p50, p95 = _percentile(latencies, 0.5), _percentile(latencies, 0.95)
-    cpu_ok = "PASS" if idle.cpu_percent < MAX_CPU_PERCENT else "MISS"
-    rss_ok = "PASS" if idle.rss_mb_peak < MAX_RSS_MB else "MISS"
+def _spread(values: Sequence[float], unit: str, digits: int) -> str:
+    """The median and, for several values, their range."""
+    median = f"{statistics.median(values):.{digits}f}{unit}"
+    if len(values) < 2:
+        return median
+    return f"{median} (range {min(values):.{digits}f}-{max(values):.{digits}f}{unit})"
+
+
+def latency_lines(tree: str, runs: Sequence[Sequence[float]]) -> list[str]:
+    p50 = [_percentile(latencies, 0.5) for latencies in runs]
+    p95 = [_percentile(latencies, 0.95) for latencies in runs]
+    worst = max(max(latencies) for latencies in runs)
+    mean = statistics.fmean([value for latencies in runs for value in latencies])
     return [
-        f"== wicbox serve: {len(latencies)} mails appended one by one (IMAP IDLE, Dovecot, PostgreSQL/ODBC)",
-        f"arrival-to-filed: p50 {p50:.3f} s, p95 {p95:.3f} s, max {max(latencies):.3f} s, "
-        f"mean {statistics.fmean(latencies):.3f} s",
-        f"== idle: {idle.mailboxes} project mailboxes (MULTIPLE, IDLE each), no mail, {idle.seconds:.0f} s",
-        f"CPU {idle.cpu_percent:.2f}% of a core; RSS mean {idle.rss_mb_mean:.0f} MB, "
-        f"peak {idle.rss_mb_peak:.0f} MB; {idle.threads} threads",
-        "targets:",
+        f"== wicbox serve ({tree}): {len(runs[0])} mails appended one by one, {len(runs)} run(s) "
+        "(IMAP IDLE, Dovecot, PostgreSQL/ODBC)",
+        f"arrival-to-filed: p50 {_spread(p50, ' s', 3)}, p95 {_spread(p95, ' s', 3)}, max {worst:.3f} s, "
+        f"mean {mean:.3f} s",
+    ]
+
+
+def idle_lines(runs: Sequence[IdleCost]) -> list[str]:
+    first = runs[0]
+    cpu = [run.cpu_percent for run in runs]
+    peak = [run.rss_mb_peak for run in runs]
+    lines = [
+        f"== idle ({first.tree}, {first.backend}): {first.mailboxes} project mailboxes "
+        f"(MULTIPLE, IDLE each), no mail, {first.seconds:.0f} s, {len(runs)} run(s)",
+        f"CPU {_spread(cpu, '%', 2)} of a core; RSS peak {_spread(peak, ' MB', 0)}; {first.threads} threads",
+    ]
+    cpu_ok = "PASS" if statistics.median(cpu) < MAX_CPU_PERCENT else "MISS"
+    rss_ok = "PASS" if max(peak) < MAX_RSS_MB else "MISS"
+    lines += [
         f"  {cpu_ok}  idle CPU under {MAX_CPU_PERCENT:g}% of a core",
         f"  {rss_ok}  idle RSS under {MAX_RSS_MB:g} MB",
     ]
+    return lines
+
+
+def report_lines(latencies: Sequence[float], idle: IdleCost) -> list[str]:
+    return latency_lines(CURRENT.label, [latencies]) + idle_lines([idle])
 
 
 @dataclass(frozen=True)
@@ -246,17 +331,35 @@ class ServeOptions:
     mailboxes: int = DEFAULT_MAILBOXES
     idle_seconds: float = DEFAULT_IDLE_SECONDS
     corpus: Path | None = None
+    backends: tuple[str, ...] = BACKENDS
+    baseline: str | None = None
+    repeats: int = 1
+    latency: bool = True
 
 
 def run_serve_bench(options: ServeOptions, progress: Progress) -> list[str]:
     progress("generating mails")
     mails = benchmark_mails(options.mails, corpus_root(options.corpus))
     progress("starting the test bed (identity platform, Dovecot, PostgreSQL)")
+    lines = [f"load average at the start: {' '.join(f'{load:.2f}' for load in os.getloadavg())}"]
     with running_bed() as bed:
-        latencies = measure_latency(bed, mails, progress)
-        idle = measure_idle(bed, options.mailboxes, options.idle_seconds, progress)
+        trees = [CURRENT] if options.baseline is None else [export_tree(bed, options.baseline), CURRENT]
+        latencies: dict[str, list[list[float]]] = {tree.label: [] for tree in trees}
+        idle: dict[tuple[str, str], list[IdleCost]] = {}
+        for _ in range(options.repeats):  # before and after back to back: the same load
+            for tree in trees if options.latency else []:
+                latencies[tree.label].append(measure_latency(bed, mails, progress, tree))
+            for backend in options.backends:
+                for tree in trees:
+                    cost = measure_idle(bed, options.mailboxes, options.idle_seconds, progress, backend, tree)
+                    idle.setdefault((tree.label, backend), []).append(cost)
         progress("stopping the test bed")
-    return report_lines(latencies, idle)
+    for label, runs in latencies.items():
+        lines += latency_lines(label, runs) if runs else []
+    for costs in idle.values():
+        lines += idle_lines(costs)
+    lines.append(f"load average at the end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    return lines
 
 
 def progress_to_stderr(message: str) -> None:
@@ -273,10 +376,24 @@ def parse_options(argv: list[str] | None) -> ServeOptions:
     arguments.add_argument("--mailboxes", type=int, default=DEFAULT_MAILBOXES)
     arguments.add_argument("--idle-seconds", type=float, default=DEFAULT_IDLE_SECONDS)
     arguments.add_argument("--corpus", type=Path, help="the test corpus (default: WICBOX_MAIL_CORPUS)")
+    arguments.add_argument("--backend", choices=(*BACKENDS, "both"), default="both", help="for the idle case")
+    arguments.add_argument("--baseline", help="a git revision measured too, in the same run (before/after)")
+    arguments.add_argument("--repeats", type=int, default=1)
+    arguments.add_argument("--skip-latency", action="store_true")
     parsed = arguments.parse_args(argv)
-    if parsed.mails < 1 or parsed.mailboxes < 1 or parsed.idle_seconds <= 0:
-        arguments.error("--mails and --mailboxes at least 1, --idle-seconds above 0")
-    return ServeOptions(parsed.mails, parsed.mailboxes, parsed.idle_seconds, parsed.corpus)
+    if parsed.mails < 1 or parsed.mailboxes < 1 or parsed.idle_seconds <= 0 or parsed.repeats < 1:
+        arguments.error("--mails, --mailboxes and --repeats at least 1, --idle-seconds above 0")
+    backends = BACKENDS if parsed.backend == "both" else (parsed.backend,)
+    return ServeOptions(
+        parsed.mails,
+        parsed.mailboxes,
+        parsed.idle_seconds,
+        parsed.corpus,
+        backends,
+        parsed.baseline,
+        parsed.repeats,
+        not parsed.skip_latency,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,8 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +44,7 @@ from wicbox_bridge.config.footprint import (
     touch_private,
     write_private_text,
 )
-from wicbox_bridge.errors import AlreadyRunning, ConfigurationError, DatabaseError
+from wicbox_bridge.errors import AlreadyRunning, BridgeError, ConfigurationError, DatabaseError, with_fix
 from wicbox_bridge.store.base import Store
 from wicbox_bridge.store.leases import (
     DatabaseClock,
@@ -59,7 +60,7 @@ from wicbox_bridge.store.leases import (
     read_owners,
     read_table,
     release,
-    renew,
+    renew_owned,
     withdraw,
 )
 from wicbox_bridge.store.mails import normalized_mailbox
@@ -263,8 +264,15 @@ class LeaseKeeper:
     Uses a database connection of its own (``open_store``, shared by the worker threads and the
     renewal under a lock), so a renewal never waits for a mailbox's filing. A renewal that finds
     the lease lost (the host stalled past it and another run took it over) drops it; the fence then
-    refuses that mailbox's next filing or acknowledgement. A database error during renewal is
-    logged and retried at the next turn.
+    refuses that mailbox's next filing or acknowledgement.
+
+    A renewal round is one transaction for every lease held (:func:`renew_owned`). A round that
+    fails, whatever the failure (the database restarting, a locked SQLite file, a driver error of
+    a kind nobody expected), is logged once per outage (the error and its fix), the keeper's
+    connection is opened anew, and the next round follows on schedule; meanwhile
+    :meth:`renewal_failing` tells the holder its leases are at risk (serve starts no pass then).
+    Leases that expired during the outage are dropped at the first round that gets through; their
+    fences refuse filing, as for a stalled host.
 
     Fair share: before each new lease the keeper counts the live owners in the lease table (those
     holding an unexpired lease, less provably dead processes of this machine) and takes at most
@@ -292,7 +300,8 @@ class LeaseKeeper:
                 self._gone = self._owner_lock.gone
             except (OSError, portalocker.exceptions.LockException) as error:
                 log.warning("dead runs' leases wait for their expiry (no owner lock here: %s)", error)
-        self._store = open_store()
+        self._open_store = open_store
+        self._store: Store | None = open_store()
         self._db = threading.Lock()  # one statement at a time on the keeper's connection
         self._held: dict[str, Lease] = {}  # still held, as last renewed
         self._fences: dict[str, Fence] = {}  # every lease taken, also when lost since
@@ -301,11 +310,27 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._present = False
         self._after_renewal: list[Callable[[], None]] = []
+        self._outage: _Outage | None = None  # renewal failing since (under self._guard)
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[Store]:
+        """The keeper's connection, under its lock; opened anew after a failure (a connection a
+        statement failed on may be dead: the database restarted, the network was cut)."""
+        with self._db:
+            if self._store is None:
+                self._store = self._open_store()
+            try:
+                yield self._store
+            except Exception:
+                store, self._store = self._store, None
+                with contextlib.suppress(Exception):
+                    store.close()
+                raise
 
     def announce_presence(self) -> None:
         """Count as a live owner from now on, holding a lease or not (renewed, removed at close)."""
-        with self._db:
-            announce(self._store, self._settings.owner, self._settings.seconds, self._settings.clock)
+        with self._using() as store:
+            announce(store, self._settings.owner, self._settings.seconds, self._settings.clock)
         self._present = True
 
     def after_renewal(self, step: Callable[[], None]) -> None:
@@ -314,8 +339,8 @@ class LeaseKeeper:
 
     def survey(self) -> LeaseTable:
         """The live leases and owners now: one read of the lease table."""
-        with self._db:
-            return read_table(self._store, self._settings.clock)
+        with self._using() as store:
+            return read_table(store, self._settings.clock)
 
     def held(self) -> list[str]:
         """The mailboxes whose leases this keeper holds, as of its last renewal."""
@@ -337,14 +362,14 @@ class LeaseKeeper:
         """Release ``mailbox``'s lease for another owner (only between passes: a pass still running
         would be refused by its fence); False when it was not held or the release failed."""
         name = normalized_mailbox(mailbox)
-        with self._guard:
-            lease = self._held.pop(name, None)
-            self._fences.pop(name, None)
-        if lease is None:
-            return False
         try:
-            with self._db:
-                return release(self._store, lease, self._settings.clock)
+            with self._using() as store:  # no take_one nor renewal between forgetting and releasing
+                with self._guard:
+                    lease = self._held.pop(name, None)
+                    self._fences.pop(name, None)
+                if lease is None:
+                    return False
+                return release(store, lease, self._settings.clock)
         except DatabaseError as error:
             log.warning("%s: the lease could not be given back (it expires by itself): %s", name, error)
             return False
@@ -362,14 +387,25 @@ class LeaseKeeper:
     def take_one(self, mailbox: str, mailboxes: int) -> Refused | None:
         """Take ``mailbox``'s lease (None) when it is free, expired or held by a dead process of
         this machine and this run has not yet its fair share of ``mailboxes``; else why not.
-        A mailbox whose lease this run took before is not taken again (the renewal keeps it)."""
+        A mailbox whose lease this run took before is not taken again (the renewal keeps it).
+
+        A long-running owner (presence announced: ``wicbox serve``) takes its leases only through
+        :meth:`hold`, when it decides to work a mailbox; its pass then asks here again, and a lease
+        lost since that decision (given back, or taken over by another live owner) is refused
+        (``left``) instead of being taken anew or run with a fence that would refuse the pass: the
+        mailbox is its new holder's, and nothing went wrong."""
         name = normalized_mailbox(mailbox)
-        with self._db:
+        if self._present:
+            with self._guard:
+                if name in self._held:
+                    return None
+            return Refused(name, "its lease went to another live owner before the pass", 0.0, left=True)
+        with self._using() as store:
             with self._guard:
                 if name in self._fences:
                     return None
                 taken = len(self._fences)
-            return self._take(name, mailboxes, taken)
+            return self._take(store, name, mailboxes, taken)
 
     def hold(self, mailbox: str, mailboxes: int, table: LeaseTable | None = None) -> Refused | None:
         """For a long-running owner (``wicbox serve``): None while this keeper holds ``mailbox``'s
@@ -380,7 +416,7 @@ class LeaseKeeper:
         ``table``: the lease table as last read (:meth:`survey`); the fair share is counted by it
         and a mailbox it shows held by another live owner is refused without a transaction."""
         name = normalized_mailbox(mailbox)
-        with self._db:
+        with self._using() as store:
             with self._guard:
                 if name in self._held:
                     return None
@@ -390,7 +426,7 @@ class LeaseKeeper:
                 other = table.held_by_other(name, self._settings.owner)
                 if other is not None and not self._dead_here(other.owner_key, table):
                     return Refused(name, other.holder, other.expires_in_s)
-            return self._take(name, mailboxes, taken, table)
+            return self._take(store, name, mailboxes, taken, table)
 
     def _dead_here(self, key: str, table: LeaseTable) -> bool:
         me = self._settings.owner
@@ -402,9 +438,11 @@ class LeaseKeeper:
         with self._guard:
             return normalized_mailbox(mailbox) in self._held
 
-    def _take(self, name: str, mailboxes: int, taken: int, table: LeaseTable | None = None) -> Refused | None:
+    def _take(
+        self, store: Store, name: str, mailboxes: int, taken: int, table: LeaseTable | None = None
+    ) -> Refused | None:
         """Under ``self._db``: acquire ``name``'s lease unless ``taken`` already fills the share."""
-        share, others = self.fair_share(mailboxes, table or read_owners(self._store, self._settings.clock))
+        share, others = self.fair_share(mailboxes, table or read_owners(store, self._settings.clock))
         if taken >= share:
             log.info("%s: left for the other live runs (fair share %d)", name, share)
             return Refused(
@@ -415,7 +453,7 @@ class LeaseKeeper:
                 left=True,
             )
         settings = self._settings
-        result = acquire(self._store, name, settings.owner, settings.seconds, settings.clock, gone=self._gone)
+        result = acquire(store, name, settings.owner, settings.seconds, settings.clock, gone=self._gone)
         if isinstance(result, Refused):
             log.info("%s: skipped, %s holds its lease", name, result.holder)
             return result
@@ -434,6 +472,12 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._renew_loop, name="wicbox-lease", daemon=True)
         self._thread.start()
 
+    def renewal_failing(self) -> bool:
+        """Whether the last renewal round failed: the leases held may expire before the next one
+        gets through (their fences then refuse filing)."""
+        with self._guard:
+            return self._outage is not None
+
     def close(self) -> None:
         """Stop renewing and release every lease still held (a failure only logged: they expire)."""
         self._stopped.set()
@@ -443,44 +487,115 @@ class LeaseKeeper:
             held, self._held = list(self._held.values()), {}
         released = False
         try:
-            with self._db:
+            with self._using() as store:
                 for lease in held:
-                    release(self._store, lease, self._settings.clock)
+                    release(store, lease, self._settings.clock)
                 if self._present:
-                    withdraw(self._store, self._settings.owner)
+                    withdraw(store, self._settings.owner)
             released = True
         except DatabaseError as error:
             log.warning("the mailbox leases could not be released (they expire by themselves): %s", error)
         finally:
-            self._store.close()
+            with self._db:
+                if self._store is not None:
+                    self._store.close()
+                    self._store = None
             if self._owner_lock is not None:
                 self._owner_lock.release(keep=not released)
 
     def _renew_loop(self) -> None:
         while not self._stopped.wait(self._settings.renew_every_s):
+            self.renew_round()
+
+    def renew_round(self) -> bool:
+        """One round: every lease and the presence row renewed, then the steps of
+        :meth:`after_renewal`; True when the renewal got through. Never raises: the renewal thread
+        must outlive any failure (the next round follows on schedule)."""
+        try:
             self._renew_all()
-            for step in self._after_renewal:
+        except Exception as error:  # whatever failed, the next round retries
+            self._renewal_failed(error)
+            renewed = False
+        else:
+            self._renewal_worked()
+            renewed = True
+        for step in self._after_renewal:
+            try:
                 step()
+            except Exception as error:  # a holder's step must not end the renewals
+                log.error(
+                    "after the lease renewal: %s: %s (retried at the next round)", type(error).__name__, error
+                )
+        return renewed
 
     def _renew_all(self) -> None:
-        if self._present:
-            try:
-                with self._db:
-                    announce(self._store, self._settings.owner, self._settings.seconds, self._settings.clock)
-            except DatabaseError as error:
-                log.warning("the presence row could not be renewed (retried): %s", error)
-        with self._guard:
-            held = list(self._held.values())
-        for lease in held:
-            try:
-                with self._db:
-                    renewed = renew(self._store, lease, self._settings.seconds, self._settings.clock)
-            except DatabaseError as error:
-                log.warning("%s: the lease could not be renewed (retried): %s", lease.mailbox, error)
-                continue
+        settings = self._settings
+        with self._using() as store:
             with self._guard:
-                if renewed is None:
-                    log.warning("%s: the lease was lost (another run took it over)", lease.mailbox)
-                    self._held.pop(lease.mailbox, None)
-                else:
-                    self._held[lease.mailbox] = renewed
+                held = dict(self._held)
+            renewed = renew_owned(store, settings.owner, held.values(), settings.seconds, settings.clock)
+            if self._present and not renewed.present:  # expired during an outage, or never there
+                announce(store, settings.owner, settings.seconds, settings.clock)
+            with self._guard:
+                self._held.update(renewed.leases)
+                lost = sorted(name for name in held if name not in renewed.leases)
+                for name in lost:
+                    self._held.pop(name, None)
+                after_outage = self._outage is not None
+        if not lost:
+            return
+        if after_outage:
+            log.warning(
+                "%d mailbox lease(s) expired while they could not be renewed (%s); their fences refuse "
+                "filing, and each is taken anew once it is free",
+                len(lost),
+                ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else ""),
+            )
+            return
+        for name in lost:
+            log.warning("%s: the lease was lost (another run took it over)", name)
+
+    def _renewal_failed(self, error: Exception) -> None:
+        with self._guard:
+            outage = self._outage
+            if outage is None:
+                outage = self._outage = _Outage(time.monotonic(), len(self._held))
+            outage.rounds += 1
+            first = outage.rounds == 1
+        if not first:
+            log.debug("the mailbox leases could not be renewed again (round %d): %s", outage.rounds, error)
+            return
+        if isinstance(error, BridgeError):
+            cause, fix = error.message, error.fix
+        else:
+            cause, fix = f"{type(error).__name__}: {error}", None
+        log.error(
+            "%s",
+            with_fix(
+                f"the mailbox leases ({outage.held} held) could not be renewed: {cause}; renewal is "
+                f"retried every {self._settings.renew_every_s:g} s, and a lease not renewed within "
+                f"{self._settings.seconds:g} s expires (its mailbox is then refused filing here)",
+                fix
+                or "make the WIC database reachable again for this host; nothing else is needed: "
+                "the renewal resumes by itself and expired leases are taken anew",
+            ),
+        )
+
+    def _renewal_worked(self) -> None:
+        with self._guard:
+            outage, self._outage = self._outage, None
+        if outage is not None:
+            log.info(
+                "the mailbox leases are renewed again, after %d failed round(s) over %.0f s",
+                outage.rounds,
+                time.monotonic() - outage.since,
+            )
+
+
+@dataclass
+class _Outage:
+    """Renewal failing: since when (monotonic), how many leases were held then, rounds failed."""
+
+    since: float
+    held: int
+    rounds: int = 0

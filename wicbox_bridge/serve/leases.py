@@ -14,6 +14,17 @@ Cost: the lease table is read once per tick (:attr:`LeaseGate.tick_s`, one SELEC
 worker together); a mailbox it shows held by another live owner is refused without a transaction,
 and only a free or expired one within the fair share is tried (one transaction).
 
+The decision and the pass: :meth:`LeaseGate.claim` marks the mailbox busy *before* it asks
+:meth:`~LeaseGate.may_work`, and the rebalancing gives back only mailboxes that are not busy,
+checked and marked in one step under the gate's lock. So a lease is never given back between the
+decision to work a mailbox and the end of its pass. A lease lost in that window all the same (the
+renewal found it taken over after it expired) is refused by the keeper when the pass asks for it
+(:meth:`~wicbox_bridge.run.runlock.LeaseKeeper.take_one`): an info line, no failed pass. Only a
+fence that refuses in the middle of a pass (the host stalled past its lease) is a warning.
+
+While the keeper's renewal fails (the database is down or locked), no new pass starts: the leases
+may be expiring, and the pass would fail on the database anyway.
+
 Rebalancing: serve keeps a presence row, so it counts as a live owner while it holds no lease. After
 each round of renewals the gate counts its share, ``ceil(mailboxes / live owners)``; when it holds
 more than that at two rounds in a row (hysteresis: a short scheduled run, or a serve that just
@@ -57,6 +68,8 @@ class LeaseGate:
         self._refused: set[str] = set()
         self._busy: set[str] = set()
         self._leaving: set[str] = set()  # given back when their pass ends
+        self._giving: set[str] = set()  # being given back now: not claimed meanwhile
+        self._at_risk = False  # said once per renewal outage
         self._over = 0
         self._table: tuple[float, LeaseTable] | None = None
         self._lock = threading.Lock()
@@ -75,9 +88,11 @@ class LeaseGate:
         name = normalized_mailbox(account.mailbox)
         with self._lock:
             mailboxes = self._mailboxes
-            leaving = name in self._leaving
+            leaving = name in self._leaving and name not in self._busy
         if leaving:
             self._give_back([name])
+            return False
+        if not self._renewing():
             return False
         if self.keeper.holds(name):
             return True
@@ -94,14 +109,28 @@ class LeaseGate:
                 log.info("%s: not worked here while %s", name, refused.holder)
         return False
 
+    def _renewing(self) -> bool:
+        """False while the keeper's renewal fails (said once per outage)."""
+        failing = self.keeper.renewal_failing()
+        with self._lock:
+            said, self._at_risk = self._at_risk, failing
+        if failing and not said:
+            log.info("no pass starts while the mailbox leases cannot be renewed (they may be expiring)")
+        elif said and not failing:
+            log.info("the mailbox leases are renewed again: passes start again")
+        return not failing
+
     @contextmanager
-    def working(self, account: MailboxAccount) -> Iterator[None]:
-        """Around a worker's passes: the mailbox is not given back meanwhile (only after)."""
+    def claim(self, account: MailboxAccount) -> Iterator[bool]:
+        """Around the decision to work ``account``'s mailbox and its passes: yields
+        :meth:`may_work`, asked once the mailbox is marked busy, so the rebalancing cannot give its
+        lease back between the decision and the end of the passes (only after)."""
         name = normalized_mailbox(account.mailbox)
         with self._lock:
+            blocked = name in self._giving or name in self._leaving  # leaving: given back below
             self._busy.add(name)
         try:
-            yield
+            yield not blocked and self.may_work(account)
         finally:
             with self._lock:
                 self._busy.discard(name)
@@ -113,7 +142,10 @@ class LeaseGate:
         return self.keeper.holds(account.mailbox)
 
     def rebalance(self) -> None:
-        """After a round of renewals: give back what lies above the fair share two rounds in a row."""
+        """After a round of renewals: give back what lies above the fair share two rounds in a row
+        (nothing while the renewal fails: the keeper has said so, and the table cannot be read)."""
+        if self.keeper.renewal_failing():
+            return
         try:
             table = self.keeper.survey()
         except BridgeError as error:
@@ -133,6 +165,7 @@ class LeaseGate:
             chosen = (idle + busy)[:excess]
             now = [name for name in chosen if name not in self._busy]
             self._leaving.update(name for name in chosen if name in self._busy)
+            self._giving.update(now)  # claimed by no worker until given back
         log.info(
             "holding %d of %d mailboxes with %d other live owner(s): giving back %d (fair share %d)",
             len(held),
@@ -147,8 +180,13 @@ class LeaseGate:
         for name in names:
             with self._lock:
                 self._leaving.discard(name)
-            if self.keeper.give_back(name):
-                log.info("%s: lease given back for another live owner", name)
+                self._giving.add(name)
+            try:
+                if self.keeper.give_back(name):
+                    log.info("%s: lease given back for another live owner", name)
+            finally:
+                with self._lock:
+                    self._giving.discard(name)
 
     def _survey(self) -> LeaseTable:
         """The lease table, read at most once per tick for all the workers."""

@@ -14,15 +14,16 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from wicbox_bridge.adapters.base import MailboxWatch
+from wicbox_bridge.adapters.base import MailboxSession, MailboxWatch
 from wicbox_bridge.auth.accounts import MailboxAccount, MailboxOpener
 from wicbox_bridge.errors import BridgeError, LeaseLost
 from wicbox_bridge.run.routing import RoutableProject
 from wicbox_bridge.run.runner import RunJob, RunReport, RunSettings, StoreOpener, run_mailboxes
 from wicbox_bridge.serve.heartbeat import Heartbeat, MailboxBeat, utc_text
+from wicbox_bridge.serve.kept import KEEP_S, KeptSession
 from wicbox_bridge.serve.leases import LeaseGate
 
 log = logging.getLogger("wicbox.serve")
@@ -58,6 +59,7 @@ class ServeSettings:
     retry_s: float = 30.0  # a mailbox that cannot be watched is tried again after this
     join_s: float = 8.0  # the longest the stop waits for the workers (SIGTERM: out within 10 s)
     max_watches: int = 500
+    keep_session_s: float = KEEP_S  # a pass's session kept for the next wake-up (0: a new one each pass)
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,16 @@ class ServeJob:
     clock: Callable[[], float] = time.monotonic
     leases: LeaseGate | None = None  # the mailbox leases (then ``may_work`` is theirs)
 
-    def allowed(self, account: MailboxAccount) -> bool:
-        """Whether ``account``'s mailbox may be worked now: its lease (with leases), and ``may_work``."""
-        if self.leases is not None and not self.leases.may_work(account):
-            return False
-        return self.may_work(account)
+    @contextlib.contextmanager
+    def claim(self, account: MailboxAccount) -> Iterator[bool]:
+        """Around the decision to work ``account``'s mailbox and its passes: whether it may be
+        worked now (its lease, with leases, and ``may_work``); with leases, the lease is not given
+        back before the block ends (:meth:`LeaseGate.claim`)."""
+        if self.leases is None:
+            yield self.may_work(account)
+            return
+        with self.leases.claim(account) as leased:
+            yield leased and self.may_work(account)
 
 
 def _key(account: MailboxAccount) -> str:
@@ -100,6 +107,7 @@ class _Worker:
         self.beat = MailboxBeat(account.label, account.mailbox, "starting")
         self._mailbox_lock = mailbox_lock  # MIX: the global mailbox has two accounts, one pass at a time
         self._pass_stop: threading.Event | None = None
+        self._kept = KeptSession(self._open_mailbox, keep_s=job.settings.keep_session_s, clock=job.clock)
         self.thread = threading.Thread(target=self._run, name=f"wicbox-watch-{account.label}", daemon=True)
 
     def halt(self) -> None:
@@ -121,9 +129,10 @@ class _Worker:
                     else:
                         fired = watch.wait(self.job.settings.wait_s)
                     due = due or fired
-                    if due and not self._stopping() and self.job.allowed(self.account):
-                        with self._working():
-                            due = self._work()
+                    if due and not self._stopping():
+                        with self.job.claim(self.account) as allowed:
+                            if allowed:
+                                due = self._work()
                     self._show_lease()
                 except BridgeError as error:
                     log.error(
@@ -139,16 +148,15 @@ class _Worker:
                         watch = None
                     self.stop.wait(self.job.settings.retry_s)
         finally:
+            self._kept.drop()
             if watch is not None:
                 _close_quietly(watch)
 
+    def _open_mailbox(self, account: MailboxAccount) -> MailboxSession:
+        return self.plan.open_mailbox(account)  # the plan read last (a reload replaces it)
+
     def _stopping(self) -> bool:
         return self.stop.is_set() or self.job.stop.is_set()
-
-    def _working(self) -> contextlib.AbstractContextManager[None]:
-        """Around the passes: with leases, the mailbox is not given back before they end."""
-        leases = self.job.leases
-        return contextlib.nullcontext() if leases is None else leases.working(self.account)
 
     def _show_lease(self) -> None:
         leases = self.job.leases
@@ -163,6 +171,11 @@ class _Worker:
         while not self._stopping():
             report = self._one_pass()
             mailbox = report.mailboxes[0]
+            if mailbox.held_by is not None:  # the lease left this process since the decision: by design
+                log.info(
+                    "%s (%s): not worked here, %s", self.account.label, self.account.mailbox, mailbox.held_by
+                )
+                return True
             now = utc_text(dt.datetime.now(dt.timezone.utc))
             latency = mailbox.last_latency_s
             self.beat = replace(
@@ -192,17 +205,24 @@ class _Worker:
         job = RunJob(
             open_store=self.job.open_store,
             accounts=[self.account],
-            open_mailbox=self.plan.open_mailbox,
+            open_mailbox=self._kept.open,
             projects=self.plan.projects,
             settings=self.plan.run_settings,
             stop=pass_stop,
             keeper=None if self.job.leases is None else self.job.leases.keeper,
         )
+        report: RunReport | None = None
         try:
             with self._mailbox_lock, _bounded(self.job.passes):
                 report = run_mailboxes(job)
         finally:
             self._pass_stop = None
+            mailbox = None if report is None else report.mailboxes[0]
+            if mailbox is None or self.job.settings.keep_session_s <= 0:
+                self._kept.pass_ended(fetched=0, failed=True)
+            else:
+                failed = mailbox.error is not None or mailbox.held_by is not None
+                self._kept.pass_ended(fetched=mailbox.fetched, failed=failed)
         filed = report.mailboxes[0].filed
         if filed:
             log.info("%s (%s): %d mail(s) filed", self.account.label, self.account.mailbox, filed)
