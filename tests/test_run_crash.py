@@ -198,7 +198,8 @@ class CrashPlan:
     cap: int
 
 
-CRASH_PLANS = {"sqlite": CrashPlan(mails=300, kills=32, cap=12), "postgresql-odbc": CrashPlan(300, 16, 20)}
+# SQLite 24 kills (47 s of the suite with 32); the deeper runs are tools.crash_matrix's.
+CRASH_PLANS = {"sqlite": CrashPlan(mails=300, kills=24, cap=12), "postgresql-odbc": CrashPlan(300, 16, 20)}
 
 
 def _kill_one_run(
